@@ -1,0 +1,75 @@
+"""The ``hnm-db`` command: a thin click layer over the library.
+
+Each stage keeps its commands in its own module here (``hnm_db.cli.<stage>``, a ``COMMANDS`` list);
+a command parses options, opens the database, calls one library function and formats the result.
+"""
+
+from __future__ import annotations
+
+import click
+
+import hnm_db
+from hnm_db.cli import _common
+from hnm_db.cli._common import Ctx, HnmGroup, emit_frame, format_option, pass_ctx
+from hnm_db.db import DEFAULT_PATH
+
+
+@click.group(cls=HnmGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--db",
+    "db_path",
+    envvar="HNM_DB",
+    default=DEFAULT_PATH,
+    show_default=True,
+    help="The DuckDB file (env HNM_DB).",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars or notes on stderr.")
+@click.version_option(hnm_db.__version__, prog_name="hnm-db")
+@click.pass_context
+def main(ctx: click.Context, db_path: str, quiet: bool) -> None:
+    """Build hard-negative training data for re-rankers inside one DuckDB file."""
+    ctx.obj = Ctx(db_path, quiet)
+
+
+@main.command()
+@pass_ctx
+def init(ctx: Ctx) -> None:
+    """Create the database (or migrate it to the current schema) and list its tables."""
+    with ctx.open() as db:
+        version = db.schema_version()
+        tables = db.tables()
+    _common.info(ctx, f"{ctx.db_path}: schema version {version}, {len(tables)} tables")
+    click.echo("\n".join(tables))
+
+
+@main.command("sql")
+@click.argument("query")
+@format_option
+@click.option("--write", is_flag=True, help="Allow statements that change the database.")
+@pass_ctx
+def sql_cmd(ctx: Ctx, query: str, fmt: str, write: bool) -> None:
+    """Run a SQL query against the database and print the rows.
+
+    The database is opened read-only unless --write is given.
+    """
+    import duckdb
+
+    with ctx.open(read_only=not write) as db:
+        try:
+            df = db.sql(query)
+        except duckdb.Error as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise click.ClickException(f"SQL error: {first}") from None
+    if df.width:
+        emit_frame(df, fmt)
+
+
+def _register() -> None:
+    from hnm_db.cli import audit, chunk, embed, ingest, mine, train
+
+    for module in (ingest, chunk, embed, mine, audit, train):
+        for command in module.COMMANDS:
+            main.add_command(command)
+
+
+_register()
