@@ -1,0 +1,111 @@
+"""Moving vectors between DuckDB ``FLOAT[]`` columns and numpy in bounded batches.
+
+Vectors never travel as Python lists of floats: reads go through Arrow (a list column's flat values
+reshaped to ``(n, dim)``), writes register an Arrow table built from the numpy buffer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from hnm_db.db import Database
+
+
+def to_arrow_list(matrix: np.ndarray) -> pa.ListArray:
+    """A float32 (n, dim) matrix as an Arrow list<float> array without per-row Python objects."""
+    matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+    n, dim = matrix.shape
+    offsets = pa.array(np.arange(0, (n + 1) * dim, dim, dtype=np.int32))
+    return pa.ListArray.from_arrays(offsets, pa.array(matrix.reshape(-1)))
+
+
+def from_arrow_list(column: pa.ChunkedArray | pa.ListArray) -> np.ndarray:
+    """An Arrow list<float> column of equal-length rows as a float32 (n, dim) matrix."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks() if column.num_chunks else pa.array([], type=column.type)
+    n = len(column)
+    if n == 0:
+        return np.zeros((0, 0), dtype=np.float32)
+    if column.null_count:
+        raise ValueError("vector column has NULL rows")
+    flat = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    if flat.size % n:
+        raise ValueError("vectors of unequal length in one column")
+    return flat.reshape(n, flat.size // n)
+
+
+def write_vectors(
+    db: Database,
+    table: str,
+    key_columns: dict[str, Sequence[Any] | Any],
+    matrix: np.ndarray,
+    *,
+    vec_column: str = "vec",
+) -> int:
+    """Insert rows (keys..., vec) into ``table``; scalar keys are broadcast to every row.
+
+    ``table`` and column names come from code, never from users. Returns the number of rows written.
+    """
+    n = matrix.shape[0]
+    if n == 0:
+        return 0
+    cols = {}
+    for name, value in key_columns.items():
+        if isinstance(value, (str, int, float)) or value is None:
+            cols[name] = pa.array([value] * n)
+        else:
+            if len(value) != n:
+                raise ValueError(f"column {name} has {len(value)} values for {n} vectors")
+            cols[name] = pa.array(value)
+    cols[vec_column] = to_arrow_list(matrix)
+    batch = pa.table(cols)
+    names = ", ".join(cols)
+    db.con.register("_hnm_vec_batch", batch)
+    try:
+        db.con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM _hnm_vec_batch")
+    finally:
+        db.con.unregister("_hnm_vec_batch")
+    return n
+
+
+def read_vectors(
+    db: Database,
+    sql: str,
+    params: Sequence[Any] | None = None,
+    *,
+    vec_column: str = "vec",
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Run ``sql`` (selecting ``vec_column`` and any key columns) and return (keys, matrix).
+
+    keys maps each other column to a numpy array aligned with the matrix rows.
+    """
+    table = db.con.execute(sql, params or []).fetch_arrow_table()
+    keys = {
+        name: table.column(name).to_numpy(zero_copy_only=False)
+        for name in table.column_names
+        if name != vec_column
+    }
+    return keys, from_arrow_list(table.column(vec_column))
+
+
+def iter_vectors(
+    db: Database,
+    sql: str,
+    params: Sequence[Any] | None = None,
+    *,
+    batch_rows: int = 50_000,
+    vec_column: str = "vec",
+) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
+    """Like :func:`read_vectors` but yields bounded batches, for corpora that do not fit at once."""
+    reader = db.con.execute(sql, params or []).fetch_record_batch(batch_rows)
+    for batch in reader:
+        keys = {
+            name: batch.column(name).to_numpy(zero_copy_only=False)
+            for name in batch.schema.names
+            if name != vec_column
+        }
+        yield keys, from_arrow_list(batch.column(vec_column))
