@@ -164,9 +164,156 @@ class Database:
 
     # Stage methods (the Python API mirroring the CLI) are added below by each stage.
     # -- ingest / chunk / split (issue 2) -------------------------------------------------------
+    def ingest_beir(self, folder: str | os.PathLike[str], *, on_duplicate: str = "error") -> Any:
+        """``hnm-db ingest beir``: corpus.jsonl, queries.jsonl, qrels/<split>.tsv -> IngestSummary."""
+        from hnm_db import ingest
+
+        return ingest.ingest_beir(self, folder, on_duplicate=on_duplicate)
+
+    def ingest_table(self, path: str | os.PathLike[str], kind: str = "documents", *, fmt: str | None = None,
+                     **columns: Any) -> Any:
+        """``hnm-db ingest jsonl|csv|parquet``; ``columns`` are TableSpec fields (id_column=..., ...)."""
+        from hnm_db import ingest
+
+        return ingest.ingest_table(self, path, ingest.TableSpec(kind=kind, **columns), fmt=fmt)
+
+    def ingest_files(self, folder: str | os.PathLike[str], *, on_duplicate: str = "error",
+                     progress: bool = False) -> Any:
+        """``hnm-db ingest files``: .txt/.md/.html/.pdf under a folder -> documents."""
+        from hnm_db import ingest
+
+        return ingest.ingest_files(self, folder, on_duplicate=on_duplicate, progress=progress)
+
+    def ingest_urls(self, path: str | os.PathLike[str], *, timeout: float = 10.0, strict: bool = False,
+                    workers: int = 8, on_duplicate: str = "error", progress: bool = False) -> Any:
+        """``hnm-db ingest urls``: fetch each listed URL and store its clean text."""
+        from hnm_db import ingest
+
+        return ingest.ingest_urls(self, path, timeout=timeout, strict=strict, workers=workers,
+                                  on_duplicate=on_duplicate, progress=progress)
+
     # -- models / embed / ensemble (issue 3) ----------------------------------------------------
+    def resolve_model_path(self, name_or_path: str) -> str:
+        """Local folder of a registered model name, a built-in alias or a model folder."""
+        from hnm_db.models import resolve_model_path
+
+        return resolve_model_path(self, name_or_path)
+
+    def add_model(self, name: str, source: str, *, query_prompt: str | None = None,
+                  doc_prompt: str | None = None, max_seq_length: int | None = None,
+                  normalize: bool = True) -> Any:
+        """Register a model (``hnm-db models add``); returns a ``models.Registration``."""
+        from hnm_db.models import add_model
+
+        return add_model(self, name, source, query_prompt=query_prompt, doc_prompt=doc_prompt,
+                         max_seq_length=max_seq_length, normalize=normalize)
+
+    def list_models(self) -> pl.DataFrame:
+        """Registered models with vector counts (``hnm-db models list``)."""
+        from hnm_db.models import models_frame
+
+        return models_frame(self)
+
+    def embed(self, models: Sequence[str] | str, *, what: str = "all", batch_size: int = 64,
+              threads: int | None = None, progress: bool = True) -> Any:
+        """Embed texts lacking vectors (``hnm-db embed``); returns an ``embed.EmbedSummary``."""
+        from hnm_db.embed import EmbedParams, embed
+
+        names = (models,) if isinstance(models, str) else tuple(models)
+        params = EmbedParams(names, what=what, batch_size=batch_size, threads=threads)
+        return embed(self, params, progress=progress)
+
+    def create_ensemble(self, name: str, members: Sequence[str | tuple[str, float | None]], *,
+                        replace: bool = False, progress: bool = True) -> Any:
+        """Build ensemble vectors (``hnm-db ensemble create``); members are "MODEL[:WEIGHT]" or tuples."""
+        from hnm_db.ensemble import EnsembleParams, create_ensemble, parse_member
+
+        parsed = tuple(parse_member(m) if isinstance(m, str) else (m[0], m[1]) for m in members)
+        return create_ensemble(self, EnsembleParams(name, parsed, replace=replace), progress=progress)
+
+    def update_ensemble(self, name: str, *, progress: bool = True) -> Any:
+        """Add vectors for newly embedded texts (``hnm-db ensemble update``)."""
+        from hnm_db.ensemble import update_ensemble
+
+        return update_ensemble(self, name, progress=progress)
+
+    def list_ensembles(self) -> pl.DataFrame:
+        """Ensembles with members and vector counts (``hnm-db ensemble list``)."""
+        from hnm_db.ensemble import list_ensembles
+
+        return list_ensembles(self)
+
+    def ensemble_vectors(self, name: str, role: str = "doc", *, batch_rows: int = 50_000) -> Iterator[Any]:
+        """Batches of (content_hashes, float32 matrix) of an ensemble's vectors for one role."""
+        from hnm_db.ensemble import read_ensemble_vectors
+
+        return read_ensemble_vectors(self, name, role, batch_rows=batch_rows)
+
     # -- cluster / mine / runs (issue 4) --------------------------------------------------------
+    def cluster(self, ensemble: str, *, k: int | str = "auto", seed: int = 0, algorithm: str = "auto",
+                progress: bool = False) -> Any:
+        """``hnm-db cluster``: K-means over the ensemble's chunk vectors (:func:`hnm_db.cluster.cluster`)."""
+        from hnm_db.cluster import ClusterParams, cluster
+
+        return cluster(self, ClusterParams(ensemble=ensemble, k=k, seed=seed, algorithm=algorithm),
+                       progress=progress)
+
+    def mine(self, method: str = "ensemble", *, replace: bool = False, progress: bool = False,
+             **params: Any) -> Any:
+        """``hnm-db mine``: one mining run; ``params`` are :class:`hnm_db.mine.MiningParams` fields."""
+        from hnm_db.mine import MiningParams, mine
+
+        return mine(self, MiningParams(method=method, **params), replace=replace, progress=progress)
+
+    def runs(self) -> pl.DataFrame:
+        """``hnm-db runs``: one row per mining run."""
+        from hnm_db.mine import list_runs
+
+        return list_runs(self)
+
+    def run(self, name: str) -> dict[str, Any]:
+        """``hnm-db runs show NAME``: a run's record with params, stats and models decoded."""
+        from hnm_db.mine import show_run
+
+        return show_run(self, name)
+
     # -- export / audit (issue 5) ---------------------------------------------------------------
+    def export(
+        self, runs: str | Sequence[str], to: str | os.PathLike[str], *, format: str = "triplet",  # noqa: A002
+        progress: bool = False, **options: Any,
+    ) -> Any:  # fmt: skip
+        """``hnm-db export``: write runs as a HuggingFace dataset folder -> ExportSummary.
+
+        ``options`` are the other ExportParams fields: split, parquet, keep_ids, overwrite,
+        num_negatives, drop_short, license, batch_size.
+        """
+        from hnm_db.export import ExportParams, export
+
+        names = (runs,) if isinstance(runs, str) else tuple(runs)
+        params = ExportParams(runs=names, to=Path(to), format=format, **options)
+        return export(self, params, progress=progress)
+
+    def audit(
+        self, runs: str | Sequence[str] = (), *, plot_dir: str | os.PathLike[str] | None = None
+    ) -> Any:
+        """``hnm-db audit``: per-run summary, overlap, changed sources (and charts) -> AuditReport."""
+        from hnm_db.audit import AuditParams, audit
+
+        names = (runs,) if isinstance(runs, str) else tuple(runs)
+        return audit(self, AuditParams(runs=names, plot_dir=None if plot_dir is None else Path(plot_dir)))
+
+    def check(self) -> list[Any]:
+        """``hnm-db audit --check``: run sql/checks; raise ChecksFailed naming broken rules and rows."""
+        from hnm_db.audit import check
+
+        return check(self)
+
+    def record_run_sources(self, run_id: str) -> int:
+        """Snapshot the text hashes a mining run used (the mining stage calls this when writing)."""
+        from hnm_db.audit import record_run_sources
+
+        return record_run_sources(self, run_id)
+
     # -- train / eval (issue 6) -----------------------------------------------------------------
 
 

@@ -82,3 +82,15 @@ class MissingEmbeddings(HnmError):
 
 class EmptySelection(HnmError):
     """An operation found nothing to work on (a split without qrels, a run without triplets)."""
+
+
+class ChecksFailed(HnmError):
+    """One or more invariant queries of sql/checks returned rows; the message names them and the rows."""
+
+    def __init__(self, message: str, checks: list[str]) -> None:
+        super().__init__(message)
+        self.checks = checks
+
+
+class TooFewNegatives(HnmError):
+    """An export format needs more negatives per query than a run has for some queries."""

@@ -1,7 +1,134 @@
-"""hnm-db commands of one stage (filled by that stage)."""
+"""hnm-db commands of the export / audit stage: ``export`` and ``audit``."""
 
 from __future__ import annotations
 
-import click
+import json
+from pathlib import Path
 
-COMMANDS: list[click.Command] = []
+import click
+import polars as pl
+
+from hnm_db.cli._common import Ctx, _json_default, emit_frame, emit_mapping, format_option, info, pass_ctx
+
+
+@click.command("export")
+@click.option("--run", "runs", multiple=True, required=True, help="Mining run name (repeat for several).")
+@click.option(
+    "--format", "fmt", type=click.Choice(["triplet", "n-tuple", "labeled-pair"]), default="triplet",
+    show_default=True, help="sentence-transformers column layout.",
+)  # fmt: skip
+@click.option("--to", "to", type=click.Path(path_type=Path), required=True, help="Output folder.")
+@click.option("--parquet", is_flag=True, help="Also write data/<split>-00000-of-00001.parquet (Hub layout).")
+@click.option("--keep-ids", is_flag=True, help="Add ids, ranks and scores as extra columns.")
+@click.option("--split", default="train", show_default=True, help="Triplet split to export (and split name).")
+@click.option("--overwrite", is_flag=True, help="Replace an earlier export in the folder.")
+@click.option("--num-negatives", type=int, default=None, help="n-tuple: negatives per row (default: the most).")
+@click.option("--drop-short", is_flag=True, help="n-tuple: skip query-positive pairs with fewer negatives.")
+@click.option("--license", "license_", default=None, help="Card license (default: from the corpus metadata).")
+@click.option("--batch-size", type=int, default=10_000, show_default=True, help="Rows per Arrow batch.")
+@pass_ctx
+def export_cmd(
+    ctx: Ctx, runs: tuple[str, ...], fmt: str, to: Path, parquet: bool, keep_ids: bool, split: str,
+    overwrite: bool, num_negatives: int | None, drop_short: bool, license_: str | None, batch_size: int,
+) -> None:  # fmt: skip
+    """Export mining runs as a HuggingFace dataset folder with a dataset card (README.md).
+
+    Loads with datasets.load_from_disk(DIR); with --parquet also with load_dataset(DIR).
+    """
+    from hnm_db.export import ExportParams, export
+
+    if fmt != "n-tuple" and (num_negatives is not None or drop_short):
+        raise click.UsageError("--num-negatives and --drop-short apply only to --format n-tuple")
+    params = ExportParams(
+        runs=runs, to=to, format=fmt, split=split, parquet=parquet, keep_ids=keep_ids, overwrite=overwrite,
+        num_negatives=num_negatives, drop_short=drop_short, license=license_, batch_size=batch_size,
+    )  # fmt: skip
+    with ctx.open() as db:
+        summary = export(db, params, progress=not ctx.quiet)
+    if summary.dropped_pairs:
+        info(ctx, f"dropped {summary.dropped_pairs} query-positive pairs with fewer than "
+                  f"{summary.num_negatives} negatives")  # fmt: skip
+    emit_mapping(
+        {
+            "path": str(summary.path),
+            "format": summary.format,
+            "split": summary.split,
+            "runs": ", ".join(summary.runs),
+            "rows": summary.rows,
+            "columns": ", ".join(summary.columns),
+            **({"parquet": ", ".join(map(str, summary.parquet_files))} if summary.parquet_files else {}),
+        },
+        "table",
+    )
+
+
+@click.command("audit")
+@click.option("--run", "runs", multiple=True, help="Audit only these runs (repeatable; default all).")
+@format_option
+@click.option("--plot", "plot_dir", type=click.Path(path_type=Path), default=None, help="Write PNG charts here.")
+@click.option("--check", "check_", is_flag=True, help="Run the invariant checks of sql/checks; fail if any breaks.")
+@pass_ctx
+def audit_cmd(ctx: Ctx, runs: tuple[str, ...], fmt: str, plot_dir: Path | None, check_: bool) -> None:
+    """Summarise mining runs (coverage, scores, false-negative guard, clusters, overlap) or check rules.
+
+    The same facts are SQL views: run_summary, run_overlap, negative_provenance, suspect_negatives.
+    With --check, every query in sql/checks runs on the whole database; any offending row is an error.
+    """
+    from hnm_db.audit import AuditParams, audit, check
+
+    if check_ and (runs or plot_dir is not None):
+        raise click.UsageError("--check covers the whole database; use it without --run and --plot")
+    with ctx.open() as db:
+        if check_:
+            results = check(db)
+            click.echo(f"all checks passed ({len(results)} checks)")
+            return
+        report = audit(db, AuditParams(runs=runs, plot_dir=plot_dir))
+    _emit_report(report, fmt)
+    for path in report.plots:
+        info(ctx, f"wrote {path}")
+    if report.changed_sources.height:
+        info(ctx, f"warning: {report.changed_sources.height} source chunks changed since mining "
+                  "(see hnm-db audit --check)")  # fmt: skip
+
+
+def _emit_report(report, fmt: str) -> None:  # noqa: ANN001 (AuditReport, imported lazily)
+    if fmt == "json":
+        out = {
+            "runs": report.runs.to_dicts(),
+            "overlap": report.overlap.to_dicts(),
+            "changed_sources": report.changed_sources.to_dicts(),
+        }
+        click.echo(json.dumps(out, default=_json_default, indent=1))
+        return
+    if fmt == "csv":
+        emit_frame(report.runs, "csv")
+        return
+    emit_frame(_transpose(report.runs), "table")
+    if report.overlap.height:
+        click.echo("\noverlap of negative sets (mean Jaccard over shared queries)")
+        emit_frame(report.overlap, "table")
+    if report.changed_sources.height:
+        click.echo("\nsources changed since mining")
+        emit_frame(report.changed_sources, "table")
+
+
+def _transpose(runs: pl.DataFrame) -> pl.DataFrame:
+    """One column per run, one row per measure: readable on a terminal however many measures there are."""
+    if runs.height == 0:
+        return pl.DataFrame({"measure": ["runs"], "value": ["none"]})
+    cells = {"measure": runs.columns[1:]}
+    for row in runs.iter_rows(named=True):
+        cells[row["run"]] = [_fmt(row[c]) for c in runs.columns[1:]]
+    return pl.DataFrame(cells)
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+COMMANDS: list[click.Command] = [export_cmd, audit_cmd]

@@ -1,7 +1,94 @@
-"""hnm-db commands of one stage (filled by that stage)."""
+"""``hnm-db chunk`` and ``hnm-db split``: cut documents into chunks, assign unsplit queries to splits."""
 
 from __future__ import annotations
 
 import click
 
-COMMANDS: list[click.Command] = []
+from hnm_db.cli._common import Ctx, emit_mapping, format_option, pass_ctx
+
+
+@click.command("chunk")
+@click.option(
+    "--strategy",
+    type=click.Choice(["whole", "tokens", "sentences"]),
+    default="whole",
+    show_default=True,
+    help="whole: one chunk per document; tokens: token windows of --model's tokenizer; "
+    "sentences: whole sentences packed up to --size.",
+)
+@click.option(
+    "--size",
+    type=int,
+    default=None,
+    help="Chunk size: tokens of the chunk text (title included, special tokens not) for --strategy tokens "
+    "and for sentences with --model; characters for sentences without --model. "
+    "Default: the model's max_seq_length minus its special tokens; 1000 characters.",
+)
+@click.option(
+    "--overlap",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Tokens shared by consecutive windows (tokens), or sentences carried over (sentences).",
+)
+@click.option(
+    "--model",
+    default=None,
+    help="Model name, built-in alias or folder whose tokenizer counts tokens (required by tokens; with "
+    "sentences it makes --size count tokens and splits an overlong sentence into token windows).",
+)
+@click.option(
+    "--title/--no-title",
+    default=True,
+    show_default=True,
+    help="Prepend the document title and a newline to each chunk (when it takes at most half of --size).",
+)
+@click.option("--doc-id", "doc_ids", multiple=True, help="Chunk only these documents (repeatable).")
+@format_option
+@pass_ctx
+def chunk_cmd(
+    ctx: Ctx,
+    strategy: str,
+    size: int | None,
+    overlap: int,
+    model: str | None,
+    title: bool,
+    doc_ids: tuple[str, ...],
+    fmt: str,
+) -> None:
+    """Cut documents into chunks, the units that are embedded and mined.
+
+    Only documents without chunks, whose text changed, or chunked with other parameters are (re)chunked;
+    their old chunks are replaced in one transaction. A document too short to split is one chunk.
+    With sentences, a sentence longer than --size is a chunk of its own (characters) or is split into
+    token windows (with --model, so every chunk fits the model).
+    """
+    from hnm_db.chunk import ChunkParams, chunk
+
+    params = ChunkParams(strategy=strategy, size=size, overlap=overlap, model=model, title=title)
+    with ctx.open() as db:
+        summary = chunk(db, params, list(doc_ids) or None, progress=not ctx.quiet)
+    emit_mapping(summary.as_dict(), fmt)
+
+
+@click.command("split")
+@click.option("--test-ratio", type=float, required=True, help="Fraction of unsplit queries for test.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the id hash.")
+@click.option("--dev-ratio", type=float, default=0.0, show_default=True, help="Fraction for dev.")
+@format_option
+@pass_ctx
+def split_cmd(ctx: Ctx, test_ratio: float, seed: int, dev_ratio: float, fmt: str) -> None:
+    """Assign queries whose qrels came without a split to test/dev/train (hash of id and seed).
+
+    Qrels keep the split they came with; the view query_splits shows each query's effective split.
+    Re-running replaces the previous assignment.
+    """
+    from hnm_db.split import SplitParams, split
+
+    params = SplitParams(test_ratio=test_ratio, seed=seed, dev_ratio=dev_ratio)
+    with ctx.open() as db:
+        summary = split(db, params)
+    emit_mapping(summary.as_dict(), fmt)
+
+
+COMMANDS: list[click.Command] = [chunk_cmd, split_cmd]

@@ -1,7 +1,147 @@
-"""hnm-db commands of one stage (filled by that stage)."""
+"""``hnm-db ingest {beir,jsonl,csv,parquet,files,urls}``: load sources into documents, queries, qrels.
+
+Each subcommand reads its options, calls one function of :mod:`hnm_db.ingest` and prints the summary
+(one row per table: new, unchanged, replaced, skipped, failed); notes go to stderr.
+"""
 
 from __future__ import annotations
 
-import click
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-COMMANDS: list[click.Command] = []
+import click
+import polars as pl
+
+from hnm_db import ingest as ingest_lib
+from hnm_db.cli._common import Ctx, emit_frame, format_option, info, pass_ctx
+from hnm_db.errors import InvalidParams
+
+#: Notes about skipped empty texts printed at most (the counts are always complete).
+MAX_NOTES = 10
+
+
+def on_duplicate_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--on-duplicate",
+        type=click.Choice(ingest_lib.POLICIES),
+        default="error",
+        show_default=True,
+        help="What a known id with different content does: fail, keep the stored row, or replace it.",
+    )(fn)
+
+
+def report(ctx: Ctx, summary: ingest_lib.IngestSummary, fmt: str) -> None:
+    """Counts to stdout in the chosen format; failures, skipped rows and a one-line total to stderr."""
+    columns = ["table", *ingest_lib.KindCounts.__dataclass_fields__]
+    schema = {c: (pl.String if c == "table" else pl.Int64) for c in columns}
+    emit_frame(pl.DataFrame(summary.rows(), schema=schema), fmt)
+    for failure in summary.failures:
+        info(ctx, f"failed: {failure.source}: {failure.reason}")
+    for note in summary.skipped[:MAX_NOTES]:
+        info(ctx, f"skipped: {note}")
+    if len(summary.skipped) > MAX_NOTES:
+        info(ctx, f"skipped: ... and {len(summary.skipped) - MAX_NOTES} more empty texts")
+    info(ctx, summary.describe())
+
+
+@click.group("ingest")
+def ingest() -> None:
+    """Load documents, queries and qrels (BEIR folders, tables, files, URLs).
+
+    Re-ingesting the same data changes nothing; a known id whose content changed follows
+    --on-duplicate. Every command is one transaction: on any error the database is unchanged.
+    """
+
+
+@ingest.command("beir")
+@click.argument("folder", type=click.Path(path_type=Path))
+@on_duplicate_option
+@format_option
+@pass_ctx
+def beir_cmd(ctx: Ctx, folder: Path, on_duplicate: str, fmt: str) -> None:
+    """Ingest a BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv (split = file name)."""
+    with ctx.open() as db:
+        summary = ingest_lib.ingest_beir(db, folder, on_duplicate=on_duplicate)
+    report(ctx, summary, fmt)
+
+
+def _table_command(fmt_name: str) -> click.Command:
+    """One command per table format; they share every option."""
+
+    @click.command(fmt_name, help=f"Ingest documents, queries or qrels from a {fmt_name.upper()} file.\n\n"
+                   "Columns not named by an option are ignored unless --meta-column or --all-meta "
+                   "puts them into meta (JSON).")
+    @click.argument("file", type=click.Path(path_type=Path))
+    @click.option("--kind", type=click.Choice(ingest_lib.KINDS), default="documents", show_default=True,
+                  help="Which table the rows go to.")
+    @click.option("--id-column", help="Id column (documents/queries; default _id, id, doc_id / query_id).")
+    @click.option("--text-column", help="Text column (default text).")
+    @click.option("--title-column", help="Title column (documents; default title if present).")
+    @click.option("--query-id-column", help="Query id column (qrels; default query-id or query_id).")
+    @click.option("--doc-id-column", help="Document id column (qrels; default corpus-id or doc_id).")
+    @click.option("--score-column", help="Relevance score column (qrels; default score, else 1).")
+    @click.option("--split", help="Split of these qrels (default: a split column, else train).")
+    @click.option("--meta-column", "meta_columns", multiple=True, help="Column to keep in meta (repeatable).")
+    @click.option("--all-meta", is_flag=True, help="Keep every other column in meta.")
+    @on_duplicate_option
+    @format_option
+    @pass_ctx
+    def command(ctx: Ctx, file: Path, kind: str, meta_columns: tuple[str, ...], on_duplicate: str, fmt: str,
+                **columns: str | bool | None) -> None:
+        try:
+            spec = ingest_lib.TableSpec(kind=kind, meta_columns=meta_columns, on_duplicate=on_duplicate,
+                                        **columns)  # type: ignore[arg-type]
+        except InvalidParams as exc:
+            raise click.UsageError(str(exc).replace("_column", "-column").replace("all_meta", "--all-meta")
+                                   ) from None
+        with ctx.open() as db:
+            summary = ingest_lib.ingest_table(db, file, spec, fmt=fmt_name)
+        report(ctx, summary, fmt)
+
+    return command
+
+
+@ingest.command("files")
+@click.argument("folder", type=click.Path(path_type=Path))
+@on_duplicate_option
+@format_option
+@pass_ctx
+def files_cmd(ctx: Ctx, folder: Path, on_duplicate: str, fmt: str) -> None:
+    """Ingest every .txt, .md, .html, .htm and .pdf file under FOLDER (recursively).
+
+    HTML boilerplate (scripts, navigation, footers) is removed; the title comes from <title>, the
+    first heading or the file name; doc_id is the path relative to FOLDER.
+    """
+    with ctx.open() as db:
+        summary = ingest_lib.ingest_files(db, folder, on_duplicate=on_duplicate, progress=not ctx.quiet)
+    report(ctx, summary, fmt)
+
+
+@ingest.command("urls")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
+              help="Seconds to wait for each URL.")
+@click.option("--workers", type=click.IntRange(min=1), default=8, show_default=True,
+              help="URLs fetched at the same time.")
+@click.option("--strict", is_flag=True, help="Fail (and write nothing) if any URL fails.")
+@on_duplicate_option
+@format_option
+@pass_ctx
+def urls_cmd(ctx: Ctx, file: Path, timeout: float, workers: int, strict: bool, on_duplicate: str,
+             fmt: str) -> None:
+    """Fetch every URL listed in FILE (one per line, # comments) and ingest its main text.
+
+    Failed URLs (timeouts, HTTP errors, non-HTML pages) are reported and the others ingested; the
+    command fails only if all failed, or with --strict if any failed.
+    """
+    with ctx.open() as db:
+        summary = ingest_lib.ingest_urls(db, file, timeout=timeout, workers=workers, strict=strict,
+                                         on_duplicate=on_duplicate, progress=not ctx.quiet)
+    report(ctx, summary, fmt)
+
+
+for _name in ("jsonl", "csv", "parquet"):
+    ingest.add_command(_table_command(_name))
+
+COMMANDS: list[click.Command] = [ingest]

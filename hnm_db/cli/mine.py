@@ -1,7 +1,144 @@
-"""hnm-db commands of one stage (filled by that stage)."""
+"""hnm-db commands of the clustering and mining stages: ``cluster``, ``mine``, ``runs``."""
 
 from __future__ import annotations
 
-import click
+import json
 
-COMMANDS: list[click.Command] = []
+import click
+import polars as pl
+
+from hnm_db.cli._common import Ctx, emit_frame, emit_mapping, format_option, info, pass_ctx
+
+
+def _k_value(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise click.BadParameter(f"must be a positive integer or 'auto', got {value!r}") from None
+
+
+def _ratio_value(value: str) -> float | None:
+    if value.lower() == "none":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise click.BadParameter(f"must be a number in (0, 1] or 'none', got {value!r}") from None
+
+
+@click.command("cluster")
+@click.option("--ensemble", required=True, help="Ensemble whose chunk vectors are clustered.")
+@click.option("--k", "k", default="auto", show_default=True, help="Number of clusters, or 'auto' (silhouette).")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of K-means (same seed, same clusters).")
+@click.option("--algorithm", type=click.Choice(["auto", "kmeans", "minibatch"]), default="auto", show_default=True,
+              help="K-means variant; auto uses MiniBatchKMeans above 50,000 chunk texts.")
+@format_option
+@pass_ctx
+def cluster_cmd(ctx: Ctx, ensemble: str, k: str, seed: int, algorithm: str, fmt: str) -> None:
+    """Cluster an ensemble's chunk vectors with K-means and assign queries; print cluster sizes."""
+    from hnm_db.cluster import ClusterParams, cluster, cluster_sizes
+
+    params = ClusterParams(ensemble=ensemble, k=_k_value(k), seed=seed, algorithm=algorithm)
+    with ctx.open() as db:
+        summary = cluster(db, params, progress=not ctx.quiet)
+        sizes = cluster_sizes(db, summary.cluster_run_id)
+    info(ctx, f"cluster run {summary.cluster_run_id}: k={summary.k} ({summary.algorithm}), "
+              f"{summary.chunks} chunk texts, {summary.queries} queries, inertia {summary.inertia:.4f}, "
+              f"{summary.seconds:.1f}s")
+    emit_frame(sizes, fmt)
+
+
+@click.command("mine")
+@click.option("--method", type=click.Choice(["ensemble", "bm25", "random"]), default="ensemble", show_default=True,
+              help="How candidates are ranked.")
+@click.option("--ensemble", default=None, help="Ensemble to score with (required for --method ensemble; "
+              "optional for baselines, where it adds ensemble and per-model scores).")
+@click.option("--split", default="train", show_default=True, help="Split whose queries and qrels are read.")
+@click.option("--num-negatives", default=5, show_default=True, type=int, help="Negatives per query.")
+@click.option("--range-min", default=0, show_default=True, type=int, help="First rank kept (0 = hardest).")
+@click.option("--range-max", default=50, show_default=True, type=int, help="Ranks kept are < this.")
+@click.option("--cluster-filter", type=click.Choice(["none", "query", "positive", "either"]), default="none",
+              show_default=True, help="Keep only negatives in the query's / a positive's K-means cluster.")
+@click.option("--cluster-run", default=None, help="Cluster run id (default: the ensemble's latest).")
+@click.option("--max-score-ratio", default="0.95", show_default=True,
+              help="Drop candidates above this fraction of the lowest positive score ('none': keep all).")
+@click.option("--sampling", type=click.Choice(["top", "random"]), default="top", show_default=True,
+              help="Take the best ranks, or a seeded random draw from the window.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of every random choice.")
+@click.option("--name", default=None, help="Run name (default: method-ensemble-split-seedN).")
+@click.option("--replace", is_flag=True, help="Replace an existing run of the same name.")
+@format_option
+@pass_ctx
+def mine_cmd(ctx: Ctx, method: str, ensemble: str | None, split: str, num_negatives: int, range_min: int,
+             range_max: int, cluster_filter: str, cluster_run: str | None, max_score_ratio: str, sampling: str,
+             seed: int, name: str | None, replace: bool, fmt: str) -> None:
+    """Mine hard negatives (or a baseline) for one split into the triplets table."""
+    from hnm_db.mine import MiningParams, mine
+
+    if method == "ensemble" and not ensemble:
+        raise click.UsageError("--method ensemble needs --ensemble NAME")
+    params = MiningParams(
+        method=method, ensemble=ensemble, split=split, num_negatives=num_negatives, range_min=range_min,
+        range_max=range_max, cluster_filter=cluster_filter, cluster_run=cluster_run,
+        max_score_ratio=_ratio_value(max_score_ratio), sampling=sampling, seed=seed, name=name,
+    )
+    with ctx.open() as db:
+        summary = mine(db, params, replace=replace, progress=not ctx.quiet)
+    if summary.short_queries:
+        ids = ", ".join(summary.stats["short_query_ids"])
+        info(ctx, f"{summary.short_queries} queries got fewer than {num_negatives} negatives "
+                  f"(not padded): {ids}{' ...' if summary.short_queries > 20 else ''}")
+    emit_mapping({
+        "run": summary.name, "run_id": summary.run_id, "method": summary.method, "split": summary.split,
+        "triplets": summary.triplets, "queries": summary.queries, "queries_covered": summary.queries_covered,
+        "short_queries": summary.short_queries, "dropped_false_negatives": summary.dropped_false_negatives,
+        "seconds": round(summary.seconds, 3),
+    }, fmt)
+
+
+@click.group("runs", invoke_without_command=True)
+@format_option
+@click.pass_context
+def runs_group(click_ctx: click.Context, fmt: str) -> None:
+    """List mining runs (default) or show one."""
+    if click_ctx.invoked_subcommand is None:
+        click_ctx.invoke(runs_list, fmt=fmt)
+
+
+@runs_group.command("list")
+@format_option
+@pass_ctx
+def runs_list(ctx: Ctx, fmt: str) -> None:
+    """List mining runs: name, method, split, triplets, queries, created_at."""
+    from hnm_db.mine import list_runs
+
+    with ctx.open(read_only=True) as db:
+        emit_frame(list_runs(db), fmt)
+
+
+@runs_group.command("show")
+@click.argument("name")
+@format_option
+@pass_ctx
+def runs_show(ctx: Ctx, name: str, fmt: str) -> None:
+    """Show one mining run: parameters, stats, models, counts."""
+    from hnm_db.mine import show_run
+
+    with ctx.open(read_only=True) as db:
+        row = show_run(db, name)
+    if fmt == "json":
+        click.echo(json.dumps(row, default=str, indent=1, sort_keys=True))
+        return
+    flat = {k: v for k, v in row.items() if k not in ("params", "stats", "models")}
+    flat.update({f"params.{k}": v for k, v in sorted(row["params"].items())})
+    flat.update({f"stats.{k}": v for k, v in sorted((row["stats"] or {}).items())})
+    flat["models"] = row["models"]
+    if fmt == "csv":
+        emit_frame(pl.DataFrame({"key": list(flat), "value": [str(v) for v in flat.values()]}), fmt)
+    else:
+        emit_mapping(flat, fmt)
+
+
+COMMANDS: list[click.Command] = [cluster_cmd, mine_cmd, runs_group]

@@ -1,0 +1,289 @@
+"""K-means clusters of an ensemble's chunk vectors, with queries assigned to the nearest centroid.
+
+Clusters serve the mining stage's cluster filter (keep only negatives from the query's or a positive's
+cluster, as in the paper) and the audit's "cluster agreement". They are computed on the ensemble
+vectors, whose dot product is the weighted mean of the members' cosines, so one clustering reflects
+every member model at once. Each distinct chunk text (content hash) is one point, so a text repeated
+in many documents does not pull a centroid towards itself.
+
+``k="auto"`` picks k by silhouette: on a seeded sample of at most ``sample_size`` chunk vectors, every
+candidate k in ``auto_candidates`` (only those with 2 <= k < sample size) is fitted with the same
+algorithm and seed; the k with the highest Euclidean silhouette wins, ties going to the smaller k.
+Silhouette needs k >= 2, so a corpus of fewer than three texts gets k = 1.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from hnm_db.db import Database
+from hnm_db.errors import EmptySelection, InvalidParams, MissingEmbeddings, NotFound
+from hnm_db.vectors import read_vectors, write_vectors
+
+ALGORITHMS = ("auto", "kmeans", "minibatch")
+#: Above this many distinct chunk texts ``algorithm="auto"`` switches to MiniBatchKMeans.
+MINIBATCH_ABOVE = 50_000
+
+
+# -- ensemble access (shared with hnm_db.mine) -------------------------------------------------------
+@dataclass(frozen=True)
+class EnsembleInfo:
+    ensemble_id: str
+    name: str
+    members: list[dict]  # [{"model_id", "weight", "name", "fingerprint"}]
+    dim: int
+
+
+def get_ensemble(db: Database, name: str) -> EnsembleInfo:
+    """The ensemble called ``name`` with its members' model names and fingerprints."""
+    row = db.execute("SELECT ensemble_id, name, members, dim FROM ensembles WHERE name = ?", [name]).fetchone()
+    if row is None:
+        known = [r[0] for r in db.execute("SELECT name FROM ensembles ORDER BY name").fetchall()]
+        raise NotFound(f"no ensemble named {name!r} (known: {', '.join(known) or 'none'})")
+    members = json.loads(row[2]) if isinstance(row[2], str) else list(row[2])
+    out = []
+    for m in members:
+        found = db.execute("SELECT name, fingerprint FROM models WHERE model_id = ?", [m["model_id"]]).fetchone()
+        out.append({
+            "model_id": m["model_id"],
+            "weight": float(m["weight"]),
+            "name": found[0] if found else m["model_id"],
+            "fingerprint": found[1] if found else None,
+        })
+    return EnsembleInfo(row[0], row[1], out, int(row[3]))
+
+
+def check_chunk_vectors(db: Database, ens: EnsembleInfo) -> int:
+    """Raise MissingEmbeddings unless every distinct chunk text has a doc vector; return how many texts.
+
+    The message names the ensemble, the count, and for each member model how many of those texts it
+    has not embedded, which is what the user has to fix.
+    """
+    total, missing = db.execute(
+        """
+        WITH texts AS (SELECT DISTINCT content_hash FROM chunks)
+        SELECT count(*), count(*) FILTER (WHERE ev.content_hash IS NULL)
+        FROM texts LEFT JOIN ensemble_vectors ev
+          ON ev.ensemble_id = ? AND ev.role = 'doc' AND ev.content_hash = texts.content_hash
+        """,
+        [ens.ensemble_id],
+    ).fetchone()
+    if missing:
+        per_model = []
+        for m in ens.members:
+            n = db.scalar(
+                """
+                SELECT count(*) FROM (SELECT DISTINCT content_hash FROM chunks) t
+                WHERE t.content_hash NOT IN
+                      (SELECT content_hash FROM embeddings WHERE model_id = ? AND role = 'doc')
+                """,
+                [m["model_id"]],
+            )
+            per_model.append(f"model {m['name']!r} lacks {n}")
+        raise MissingEmbeddings(
+            f"ensemble {ens.name!r} has no vectors for {missing} of {total} chunk texts "
+            f"({'; '.join(per_model)}): run `hnm-db embed` for its models and re-create the ensemble"
+        )
+    return int(total)
+
+
+def nearest_centroid(vectors: np.ndarray, centroids: np.ndarray, block: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
+    """(cluster, Euclidean distance) of each row to its nearest centroid, in bounded blocks."""
+    c2 = (centroids.astype(np.float64) ** 2).sum(1)
+    labels = np.empty(len(vectors), dtype=np.int32)
+    dist = np.empty(len(vectors), dtype=np.float64)
+    for s in range(0, len(vectors), block):
+        x = vectors[s : s + block]
+        d2 = (x.astype(np.float64) ** 2).sum(1)[:, None] - 2 * (x @ centroids.T) + c2[None, :]
+        lab = np.argmin(d2, axis=1)
+        labels[s : s + block] = lab
+        dist[s : s + block] = np.sqrt(np.maximum(d2[np.arange(len(x)), lab], 0.0))
+    return labels, dist
+
+
+# -- the stage -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ClusterParams:
+    """What ``hnm-db cluster`` asks for; stored verbatim (sorted-key JSON) in ``cluster_runs.params``."""
+
+    ensemble: str
+    k: int | str = "auto"
+    seed: int = 0
+    algorithm: str = "auto"
+    auto_candidates: tuple[int, ...] = (2, 4, 8, 16, 32, 64)
+    sample_size: int = 5000
+
+    def __post_init__(self) -> None:
+        if not self.ensemble:
+            raise InvalidParams("ensemble: a name is required")
+        if isinstance(self.k, str):
+            if self.k != "auto":
+                raise InvalidParams(f"k: must be a positive integer or 'auto', got {self.k!r}")
+        elif isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
+            raise InvalidParams(f"k: must be a positive integer or 'auto', got {self.k!r}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise InvalidParams(f"seed: must be a non-negative integer, got {self.seed!r}")
+        if self.algorithm not in ALGORITHMS:
+            raise InvalidParams(f"algorithm: must be one of {', '.join(ALGORITHMS)}, got {self.algorithm!r}")
+        if not self.auto_candidates or any(c < 2 for c in self.auto_candidates):
+            raise InvalidParams("auto_candidates: need at least one k, each >= 2")
+        if self.sample_size < 3:
+            raise InvalidParams(f"sample_size: must be >= 3, got {self.sample_size}")
+
+
+@dataclass
+class ClusterSummary:
+    cluster_run_id: str
+    ensemble: str
+    k: int
+    algorithm: str
+    inertia: float
+    chunks: int
+    queries: int
+    sizes: list[int] = field(default_factory=list)
+    silhouette: dict[int, float] | None = None
+    seconds: float = 0.0
+
+
+def _make_model(algorithm: str, k: int, seed: int):
+    from sklearn.cluster import KMeans, MiniBatchKMeans
+
+    if algorithm == "minibatch":
+        return MiniBatchKMeans(n_clusters=k, random_state=seed, batch_size=4096, n_init=3)
+    return KMeans(n_clusters=k, random_state=seed, n_init=1)
+
+
+def choose_k(vectors: np.ndarray, params: ClusterParams, algorithm: str) -> tuple[int, dict[int, float]]:
+    """The auto rule of the module docstring: best silhouette on a seeded sample, ties to smaller k."""
+    from sklearn.metrics import silhouette_score
+
+    rng = np.random.default_rng(params.seed)
+    n = len(vectors)
+    sample = vectors[np.sort(rng.choice(n, size=min(n, params.sample_size), replace=False))]
+    scores: dict[int, float] = {}
+    for k in sorted(set(params.auto_candidates)):
+        if k >= len(sample):
+            continue
+        labels = _make_model(algorithm, k, params.seed).fit_predict(sample)
+        if len(np.unique(labels)) < 2:
+            continue
+        scores[k] = float(silhouette_score(sample, labels, metric="euclidean"))
+    if not scores:
+        return 1, scores
+    best = max(scores.values())
+    return min(k for k, s in scores.items() if s == best), scores
+
+
+def fit_centroids(vectors: np.ndarray, k: int, algorithm: str, seed: int) -> np.ndarray:
+    """Centroids (k, dim) float32 of a seeded K-means fit; same inputs and seed give the same centroids."""
+    model = _make_model(algorithm, k, seed).fit(vectors)
+    return np.asarray(model.cluster_centers_, dtype=np.float32)
+
+
+def _read(db: Database, ens: EnsembleInfo, role: str) -> tuple[np.ndarray, np.ndarray]:
+    if role == "doc":
+        sql = """SELECT content_hash, vec FROM ensemble_vectors
+                 WHERE ensemble_id = ? AND role = 'doc'
+                   AND content_hash IN (SELECT content_hash FROM chunks) ORDER BY content_hash"""
+    else:
+        sql = """SELECT content_hash, vec FROM ensemble_vectors
+                 WHERE ensemble_id = ? AND role = 'query'
+                   AND content_hash IN (SELECT content_hash FROM queries) ORDER BY content_hash"""
+    keys, mat = read_vectors(db, sql, [ens.ensemble_id])
+    return keys.get("content_hash", np.array([], dtype=object)), mat
+
+
+def cluster(db: Database, params: ClusterParams, *, progress: bool = False) -> ClusterSummary:
+    """Cluster the ensemble's chunk vectors, assign queries, and store the run (one transaction)."""
+    started = time.perf_counter()
+    ens = get_ensemble(db, params.ensemble)
+    n_texts = check_chunk_vectors(db, ens)
+    if n_texts == 0:
+        raise EmptySelection("there are no chunks to cluster: run `hnm-db chunk` first")
+    if params.k != "auto" and params.k > n_texts:
+        raise InvalidParams(f"k: {params.k} clusters asked for but there are only {n_texts} distinct chunk texts")
+    doc_hashes, docs = _read(db, ens, "doc")
+    algorithm = params.algorithm
+    if algorithm == "auto":
+        algorithm = "minibatch" if len(docs) > MINIBATCH_ABOVE else "kmeans"
+    silhouette = None
+    k = params.k
+    if k == "auto":
+        k, silhouette = choose_k(docs, params, algorithm)
+    centroids = fit_centroids(docs, k, algorithm, params.seed)
+    labels, dist = nearest_centroid(docs, centroids)
+    q_hashes, qvecs = _read(db, ens, "query")
+    q_labels, q_dist = nearest_centroid(qvecs, centroids) if len(qvecs) else (np.array([], np.int32), np.array([]))
+    sizes = np.bincount(labels, minlength=k).astype(int).tolist()
+    inertia = float((dist**2).sum())
+    stored = asdict(params)
+    stored["auto_candidates"] = list(params.auto_candidates)
+    if silhouette is not None:
+        stored["auto_silhouette"] = {str(kk): v for kk, v in silhouette.items()}
+    run_id = uuid.uuid4().hex
+    with db.transaction():
+        db.execute(
+            "INSERT INTO cluster_runs (cluster_run_id, ensemble_id, k, seed, algorithm, inertia, params) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [run_id, ens.ensemble_id, k, params.seed, algorithm, inertia, json.dumps(stored, sort_keys=True)],
+        )
+        write_vectors(
+            db, "cluster_centroids",
+            {"cluster_run_id": run_id, "cluster": list(range(k)), "size": sizes}, centroids,
+        )
+        _write_assignments(db, run_id, "doc", doc_hashes, labels, dist)
+        _write_assignments(db, run_id, "query", q_hashes, q_labels, q_dist)
+    return ClusterSummary(
+        cluster_run_id=run_id, ensemble=ens.name, k=k, algorithm=algorithm, inertia=inertia,
+        chunks=len(docs), queries=len(qvecs), sizes=sizes, silhouette=silhouette,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _write_assignments(db: Database, run_id: str, role: str, hashes: np.ndarray,
+                       labels: np.ndarray, dist: np.ndarray) -> None:
+    import pyarrow as pa
+
+    if len(hashes) == 0:
+        return
+    table = pa.table({
+        "cluster_run_id": pa.array([run_id] * len(hashes)),
+        "role": pa.array([role] * len(hashes)),
+        "content_hash": pa.array(hashes.astype(str)),
+        "cluster": pa.array(labels.astype(np.int32)),
+        "distance": pa.array(dist.astype(np.float64)),
+    })
+    db.con.register("_hnm_assign", table)
+    try:
+        db.execute("INSERT INTO cluster_assignments SELECT * FROM _hnm_assign")
+    finally:
+        db.con.unregister("_hnm_assign")
+
+
+def latest_cluster_run(db: Database, ensemble_id: str) -> str | None:
+    """The newest cluster run of an ensemble (mining's default for the cluster filter), or None."""
+    return db.scalar(
+        "SELECT cluster_run_id FROM cluster_runs WHERE ensemble_id = ? ORDER BY created_at DESC, cluster_run_id "
+        "LIMIT 1",
+        [ensemble_id],
+    )
+
+
+def cluster_sizes(db: Database, cluster_run_id: str):
+    """Cluster sizes of a run as a polars frame (cluster, size, queries)."""
+    return db.sql(
+        """
+        SELECT c.cluster, c.size, count(a.content_hash) AS queries
+        FROM cluster_centroids c
+        LEFT JOIN cluster_assignments a
+          ON a.cluster_run_id = c.cluster_run_id AND a.cluster = c.cluster AND a.role = 'query'
+        WHERE c.cluster_run_id = ?
+        GROUP BY c.cluster, c.size ORDER BY c.cluster
+        """,
+        [cluster_run_id],
+    )

@@ -1,0 +1,495 @@
+"""Evaluate re-rankers: re-rank a first stage's top-k chunks for every query of a split.
+
+First stages: ``bm25`` (hnm_db.bm25 over chunk texts) and ``ensemble:NAME`` (exact dot-product top-k
+over the ensemble's chunk vectors, read in bounded batches). Retrieval is over chunks; metrics are per
+document, a document's score being its best retrieved chunk's (see hnm_db.metrics). The first stage
+alone is always a result row (``first-stage:<name>``).
+
+Cross-encoder scores are raw logits cached in ``eval_scores`` by (model fingerprint, query hash, passage
+hash, max length), so evaluating the same model again scores only pairs it has not seen, and a repeat
+run does not even load the model. Missing scores are committed in batches: an interrupted evaluation
+resumes where it stopped. ``eval_results`` rows have a deterministic id over (split, first stage, k,
+model fingerprint, settings), so re-running an evaluation replaces its row instead of adding another.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from hnm_db import metrics
+from hnm_db.bm25 import BM25Index
+from hnm_db.db import Database
+from hnm_db.errors import EmptySelection, InvalidParams, MissingEmbeddings, NotFound
+from hnm_db.train import load_cross_encoder, model_fingerprint, pick_device, resolve_base, score_pairs
+from hnm_db.vectors import iter_vectors, read_vectors
+
+BASE_PREFIX = "base:"
+
+
+@dataclass(frozen=True)
+class EvalParams:
+    """What an evaluation re-ranks and how; ``model`` None evaluates the first stage alone."""
+
+    model: str | None
+    first_stage: str = "bm25"
+    k: int = 30
+    split: str = "test"
+    max_length: int = 256
+    batch_size: int = 32
+    interpolate: tuple[float, ...] = ()
+    head_seed: int = 0
+    device: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.k < 10:
+            raise InvalidParams(
+                f"k={self.k} is smaller than 10, but nDCG@10 and MRR@10 need the top 10 documents"
+            )
+        if self.first_stage != "bm25" and not (
+            self.first_stage.startswith("ensemble:") and len(self.first_stage) > len("ensemble:")
+        ):
+            raise InvalidParams(f"first_stage must be bm25 or ensemble:NAME, not {self.first_stage!r}")
+        if self.max_length < 8 or self.batch_size < 1:
+            raise InvalidParams("max_length must be >= 8 and batch_size >= 1")
+        for alpha in self.interpolate:
+            if not 0 <= alpha <= 1:
+                raise InvalidParams(f"interpolate weights must be in [0, 1], got {alpha}")
+        if self.interpolate and self.model is None:
+            raise InvalidParams("interpolate needs a model to mix with the first stage")
+
+
+@dataclass
+class EvalSummary:
+    rows: list[dict[str, Any]]
+    scored_pairs: int
+    cached_pairs: int
+    queries: int
+    candidates: pl.DataFrame = field(repr=False, default_factory=pl.DataFrame)
+
+
+# -- inputs ------------------------------------------------------------------------------------------
+def load_qrels(db: Database, split: str) -> dict[str, dict[str, int]]:
+    """query -> {doc: graded score} for the split; a split without relevant judgements is an error."""
+    rows = db.execute(
+        "SELECT query_id, doc_id, score FROM qrels WHERE split = ? ORDER BY query_id, doc_id", [split]
+    ).fetchall()
+    qrels: dict[str, dict[str, int]] = {}
+    for qid, doc, score in rows:
+        qrels.setdefault(qid, {})[doc] = int(score)
+    if not any(s > 0 for judged in qrels.values() for s in judged.values()):
+        splits = [r[0] for r in db.execute("SELECT DISTINCT split FROM qrels ORDER BY 1").fetchall()]
+        raise EmptySelection(
+            f"split {split!r} has no qrels to evaluate against (splits with qrels: {splits or 'none'})"
+        )
+    return qrels
+
+
+def _queries(db: Database, query_ids: list[str]) -> pl.DataFrame:
+    db.con.register("_hnm_eval_q", pa.table({"query_id": query_ids}))
+    try:
+        return db.sql(
+            "SELECT q.query_id, q.text, q.content_hash FROM queries q JOIN _hnm_eval_q USING (query_id) "
+            "ORDER BY q.query_id"
+        )
+    finally:
+        db.con.unregister("_hnm_eval_q")
+
+
+# -- first stages ------------------------------------------------------------------------------------
+def bm25_top_k(db: Database, query_texts: list[str], k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(chunk ids, per-query chunk indices, scores) of BM25 over all chunk texts (ordered by chunk_id)."""
+    chunks = db.sql("SELECT chunk_id, text FROM chunks ORDER BY chunk_id")
+    if chunks.height == 0:
+        raise EmptySelection("there are no chunks to retrieve from (run hnm-db chunk)")
+    index = BM25Index.build(chunks["text"].to_list())
+    idx, scores = index.top_k(query_texts, k)
+    return chunks["chunk_id"].to_numpy(), idx, scores
+
+
+def _merge_top_k(best_i: np.ndarray, best_s: np.ndarray, idx: np.ndarray, sc: np.ndarray, k: int) -> tuple:
+    """Keep the k best of two candidate sets per row; ties go to the lower chunk index."""
+    i = np.concatenate([best_i, idx], axis=1)
+    s = np.concatenate([best_s, sc], axis=1)
+    order = np.lexsort((i, -s), axis=1)[:, :k]
+    return np.take_along_axis(i, order, axis=1), np.take_along_axis(s, order, axis=1)
+
+
+def ensemble_top_k(
+    db: Database, name: str, query_hashes: list[str], k: int, *, batch_rows: int = 50_000
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact top-k by dot product of ensemble vectors, chunk vectors streamed in bounded batches."""
+    ensemble_id = db.scalar("SELECT ensemble_id FROM ensembles WHERE name = ?", [name])
+    if ensemble_id is None:
+        raise NotFound(f"no ensemble named {name!r} (hnm-db ensemble list)")
+    keys, qmat = read_vectors(
+        db,
+        "SELECT content_hash, vec FROM ensemble_vectors WHERE ensemble_id = ? AND role = 'query'",
+        [ensemble_id],
+    )
+    row_of = {h: i for i, h in enumerate(keys.get("content_hash", []))}
+    lacking = sum(1 for h in query_hashes if h not in row_of)
+    if lacking:
+        raise MissingEmbeddings(
+            f"ensemble {name!r} has no query vector for {lacking} evaluation queries; embed them"
+        )
+    q = qmat[[row_of[h] for h in query_hashes]]
+    missing = db.scalar(
+        "SELECT count(*) FROM chunks c ANTI JOIN ensemble_vectors v ON v.content_hash = c.content_hash "
+        "AND v.ensemble_id = ? AND v.role = 'doc'",
+        [ensemble_id],
+    )
+    if missing:
+        raise MissingEmbeddings(f"ensemble {name!r} has no vector for {missing} chunks; embed them first")
+    ids: list[np.ndarray] = []
+    best_i = np.zeros((len(q), 0), dtype=np.int64)
+    best_s = np.zeros((len(q), 0), dtype=np.float32)
+    sql = (
+        "SELECT c.chunk_id, v.vec FROM chunks c JOIN ensemble_vectors v ON v.content_hash = c.content_hash "
+        "AND v.ensemble_id = ? AND v.role = 'doc' ORDER BY c.chunk_id"
+    )
+    offset = 0
+    for batch_keys, mat in iter_vectors(db, sql, [ensemble_id], batch_rows=batch_rows):
+        scores = q @ mat.T
+        local = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        best_i, best_s = _merge_top_k(
+            best_i, best_s, local + offset, np.take_along_axis(scores, local, axis=1), k
+        )
+        ids.append(batch_keys["chunk_id"])
+        offset += len(mat)
+    if offset == 0:
+        raise EmptySelection("there are no chunks to retrieve from (run hnm-db chunk)")
+    return np.concatenate(ids), best_i, best_s
+
+
+def first_stage_candidates(db: Database, params: EvalParams, queries: pl.DataFrame) -> pl.DataFrame:
+    """(query_id, query_hash, chunk_id, doc_id, passage_hash, rank, first_score) for every query's top k."""
+    if params.first_stage == "bm25":
+        chunk_ids, idx, scores = bm25_top_k(db, queries["text"].to_list(), params.k)
+    else:
+        name = params.first_stage.split(":", 1)[1]
+        chunk_ids, idx, scores = ensemble_top_k(db, name, queries["content_hash"].to_list(), params.k)
+    n, width = idx.shape
+    frame = pl.DataFrame(
+        {
+            "query_id": np.repeat(queries["query_id"].to_numpy(), width),
+            "query_hash": np.repeat(queries["content_hash"].to_numpy(), width),
+            "chunk_id": chunk_ids[idx.reshape(-1)],
+            "rank": np.tile(np.arange(1, width + 1, dtype=np.int32), n),
+            "first_score": scores.reshape(-1).astype(np.float64),
+        }
+    )
+    db.con.register("_hnm_eval_c", frame.to_arrow())
+    try:
+        return db.sql(
+            "SELECT c.query_id, c.query_hash, c.chunk_id, ch.doc_id, ch.content_hash AS passage_hash, "
+            "ch.text AS passage, c.rank, c.first_score FROM _hnm_eval_c c JOIN chunks ch USING (chunk_id) "
+            "ORDER BY c.query_id, c.rank"
+        )
+    finally:
+        db.con.unregister("_hnm_eval_c")
+
+
+# -- models and the score cache ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class ModelSpec:
+    """A re-ranker to evaluate: its label in tables, the fingerprint its scores are cached under."""
+
+    label: str
+    fingerprint: str
+    path: Path
+    training_run_id: str | None = None
+    head_seed: int | None = None
+
+
+def resolve_model(db: Database, spec: str, head_seed: int = 0) -> ModelSpec:
+    """``base:ALIAS|PATH`` (untuned base, fresh head seeded by ``head_seed``), a model folder, or the name
+    of a finished training run. A folder produced by a training run is labelled with the run's name."""
+    if spec.startswith(BASE_PREFIX):
+        path = resolve_base(db, spec[len(BASE_PREFIX) :])
+        fp = hashlib.sha256(f"base:{model_fingerprint(path)}:head-seed={head_seed}".encode()).hexdigest()
+        return ModelSpec(spec, fp, path, None, head_seed)
+    path = Path(spec)
+    if not path.exists():
+        row = db.execute(
+            "SELECT output_path FROM training_runs WHERE name = ? AND status = 'finished'", [spec]
+        ).fetchone()
+        if row is not None:
+            path = Path(row[0])
+    resolve_base(None, str(path))  # the same checks as a base: an existing transformer folder
+    fp = model_fingerprint(path)
+    run = db.execute(
+        "SELECT training_run_id, name FROM training_runs WHERE fingerprint = ? AND status = 'finished' "
+        "ORDER BY finished_at DESC LIMIT 1",
+        [fp],
+    ).fetchone()
+    if run is not None:
+        return ModelSpec(run[1], fp, path, run[0])
+    return ModelSpec(str(path), fp, path)
+
+
+def _pairs_frame(cands: pl.DataFrame) -> pl.DataFrame:
+    return cands.select("query_hash", "passage_hash", "query", "passage").unique(
+        ["query_hash", "passage_hash"], keep="first", maintain_order=True
+    )
+
+
+def missing_pairs(db: Database, fingerprint: str, max_length: int, cands: pl.DataFrame) -> pl.DataFrame:
+    """Distinct (query, passage) pairs of the candidates that have no cached score yet."""
+    db.con.register("_hnm_eval_p", _pairs_frame(cands).to_arrow())
+    try:
+        return db.sql(
+            "SELECT p.* FROM _hnm_eval_p p ANTI JOIN eval_scores s ON s.model_fingerprint = ? "
+            "AND s.max_length = ? AND s.query_hash = p.query_hash AND s.passage_hash = p.passage_hash "
+            "ORDER BY p.query_hash, p.passage_hash",
+            [fingerprint, max_length],
+        )
+    finally:
+        db.con.unregister("_hnm_eval_p")
+
+
+def score_missing(
+    db: Database,
+    spec: ModelSpec,
+    params: EvalParams,
+    todo: pl.DataFrame,
+    *,
+    progress: bool,
+    commit_every: int = 2048,
+) -> int:
+    """Score the pairs with the cross-encoder and store them, one transaction per ``commit_every`` pairs."""
+    if todo.height == 0:
+        return 0
+    device = pick_device(params.device)
+    ce = load_cross_encoder(spec.path, max_length=params.max_length, device=device, seed=spec.head_seed)
+    for start in range(0, todo.height, commit_every):
+        part = todo.slice(start, commit_every)
+        scores = score_pairs(
+            ce,
+            part["query"].to_list(),
+            part["passage"].to_list(),
+            batch_size=params.batch_size,
+            max_length=params.max_length,
+            device=device,
+            progress=progress,
+        )
+        rows = pa.table(
+            {
+                "model_fingerprint": [spec.fingerprint] * part.height,
+                "query_hash": part["query_hash"].to_arrow(),
+                "passage_hash": part["passage_hash"].to_arrow(),
+                "max_length": pa.array([params.max_length] * part.height, pa.int32()),
+                "score": pa.array(scores, pa.float64()),
+            }
+        )
+        with db.transaction():
+            db.con.register("_hnm_eval_s", rows)
+            try:
+                db.execute("INSERT INTO eval_scores SELECT * FROM _hnm_eval_s ON CONFLICT DO NOTHING")
+            finally:
+                db.con.unregister("_hnm_eval_s")
+    return todo.height
+
+
+def attach_scores(db: Database, fingerprint: str, max_length: int, cands: pl.DataFrame) -> pl.DataFrame:
+    """The candidates with a ``model_score`` column read back from the cache."""
+    db.con.register("_hnm_eval_c", cands.drop("query", "passage").to_arrow())
+    try:
+        return db.sql(
+            "SELECT c.*, s.score AS model_score FROM _hnm_eval_c c JOIN eval_scores s "
+            "ON s.model_fingerprint = ? AND s.max_length = ? AND s.query_hash = c.query_hash "
+            "AND s.passage_hash = c.passage_hash ORDER BY c.query_id, c.rank",
+            [fingerprint, max_length],
+        )
+    finally:
+        db.con.unregister("_hnm_eval_c")
+
+
+# -- metrics and result rows -------------------------------------------------------------------------
+def rankings(cands: pl.DataFrame, scores: np.ndarray) -> dict[str, list[str]]:
+    """query -> documents ranked by their best chunk under ``scores`` (aligned with ``cands`` rows)."""
+    out: dict[str, list[str]] = {}
+    qids = cands["query_id"].to_numpy()
+    docs = cands["doc_id"].to_numpy()
+    bounds = np.flatnonzero(np.r_[True, qids[1:] != qids[:-1], True])
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        out[str(qids[a])] = metrics.doc_ranking(docs[a:b], scores[a:b])
+    return out
+
+
+def interpolated(cands: pl.DataFrame, alpha: float) -> np.ndarray:
+    """Per-query z-score mix of first-stage and model scores (aligned with ``cands`` rows)."""
+    qids = cands["query_id"].to_numpy()
+    first, model = cands["first_score"].to_numpy(), cands["model_score"].to_numpy()
+    out = np.zeros(len(qids))
+    bounds = np.flatnonzero(np.r_[True, qids[1:] != qids[:-1], True])
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        out[a:b] = metrics.interpolate(first[a:b], model[a:b], alpha)
+    return out
+
+
+def write_result(
+    db: Database,
+    params: EvalParams,
+    model: str,
+    fingerprint: str | None,
+    training_run_id: str | None,
+    values: dict[str, float],
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    """Insert (or replace) one eval_results row; its id is a hash of what makes the result."""
+    settings = {"max_length": params.max_length if fingerprint else None, **extra}
+    key = json.dumps(
+        [params.split, params.first_stage, params.k, model, fingerprint, settings], sort_keys=True
+    )
+    eval_id = hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
+    with db.transaction():
+        db.execute("DELETE FROM eval_results WHERE eval_id = ?", [eval_id])
+        db.execute(
+            "INSERT INTO eval_results (eval_id, split, first_stage, k, model, model_fingerprint, training_run_id, "
+            "metrics, params) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                eval_id,
+                params.split,
+                params.first_stage,
+                params.k,
+                model,
+                fingerprint,
+                training_run_id,
+                json.dumps(values, sort_keys=True),
+                json.dumps(settings, sort_keys=True),
+            ],
+        )
+    return {"model": model, "first_stage": params.first_stage, "k": params.k, **values}
+
+
+def evaluate(db: Database, params: EvalParams, *, progress: bool = True) -> EvalSummary:
+    """Evaluate the first stage alone and, if ``params.model`` is given, the re-ranked (and interpolated)
+    rankings; every result is stored in eval_results and returned as a row."""
+    qrels = load_qrels(db, params.split)
+    spec = resolve_model(db, params.model, params.head_seed) if params.model else None
+    queries = _queries(db, sorted(qrels))
+    if queries.height == 0:
+        raise EmptySelection(f"no query of split {params.split!r} is in the queries table")
+    cands = first_stage_candidates(db, params, queries)
+    cands = cands.join(queries.select("query_id", pl.col("text").alias("query")), on="query_id", how="left")
+    rows = [
+        write_result(
+            db,
+            params,
+            f"first-stage:{params.first_stage}",
+            None,
+            None,
+            metrics.mean_metrics(rankings(cands, cands["first_score"].to_numpy()), qrels, params.k),
+            {},
+        )
+    ]
+    scored = cached = 0
+    if spec is not None:
+        todo = missing_pairs(db, spec.fingerprint, params.max_length, cands)
+        scored = score_missing(db, spec, params, todo, progress=progress)
+        cached = _pairs_frame(cands).height - scored
+        scored_cands = attach_scores(db, spec.fingerprint, params.max_length, cands)
+        extra = {"head_seed": spec.head_seed} if spec.head_seed is not None else {}
+        values = metrics.mean_metrics(
+            rankings(scored_cands, scored_cands["model_score"].to_numpy()), qrels, params.k
+        )
+        rows.append(
+            write_result(db, params, spec.label, spec.fingerprint, spec.training_run_id, values, extra)
+        )
+        for alpha in params.interpolate:
+            mixed = interpolated(scored_cands, alpha)
+            values = metrics.mean_metrics(rankings(scored_cands, mixed), qrels, params.k)
+            rows.append(
+                write_result(
+                    db,
+                    params,
+                    f"{spec.label} + {params.first_stage} (alpha={alpha:g})",
+                    spec.fingerprint,
+                    spec.training_run_id,
+                    values,
+                    {**extra, "interpolate": alpha},
+                )
+            )
+    return EvalSummary(rows, scored, cached, queries.height, cands.drop("query", "passage"))
+
+
+# -- comparing stored results ------------------------------------------------------------------------
+METRIC_COLUMNS = ["mrr@10", "ndcg@10", "p@1", "p@5", "recall@k"]
+
+
+def stored_results(db: Database, split: str = "test") -> pl.DataFrame:
+    """Every stored result of the split (the eval_summary view), best nDCG@10 first per first stage."""
+    return db.sql(
+        'SELECT * FROM eval_summary WHERE split = ? ORDER BY first_stage, k, "ndcg@10" DESC, model',
+        [split],
+    )
+
+
+def _system(row: dict[str, Any]) -> str:
+    """Seed-independent name of what produced a result: the mining run and loss of a trained model."""
+    if row["mining_run"] is None:
+        return row["model"].split(" + ")[0]
+    return f"ce[{row['mining_run']}, {row['loss']}]"
+
+
+def _settings(row: dict[str, Any]) -> str:
+    if row["training_params"] is None:
+        return ""
+    params = json.loads(row["training_params"])
+    for key in ("seed", "name", "out", "device"):
+        params.pop(key, None)
+    return hashlib.blake2b(json.dumps(params, sort_keys=True).encode(), digest_size=3).hexdigest()
+
+
+def summarize(results: pl.DataFrame) -> pl.DataFrame:
+    """Mean, sample standard deviation and count over seeds of each (first stage, k, system,
+    interpolation); two trainings differ only by seed when all their other parameters are equal."""
+    if results.height == 0:
+        return pl.DataFrame()
+    rows = results.to_dicts()
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in rows:
+        key = (r["first_stage"], r["k"], _system(r), _settings(r), r["interpolate"], r["method"], r["loss"])
+        groups.setdefault(key, []).append(r)
+    labels = [k[2] for k in groups]
+    out = []
+    for (first_stage, k, system, settings, alpha, method, loss), members in groups.items():
+        label = system if labels.count(system) == 1 or not settings else f"{system}#{settings}"
+        if alpha is not None:
+            label += f" + {first_stage} (alpha={alpha:g})"
+        row: dict[str, Any] = {
+            "first_stage": first_stage,
+            "k": k,
+            "system": label,
+            "method": method,
+            "loss": loss,
+            "seeds": len(members),
+        }
+        for m in METRIC_COLUMNS:
+            vals = np.array([x[m] for x in members], dtype=np.float64)
+            row[m] = float(vals.mean())
+            row[f"{m} sd"] = float(vals.std(ddof=1)) if len(vals) > 1 else None
+        out.append(row)
+    frame = pl.DataFrame(out)
+    return frame.sort(["first_stage", "k", "ndcg@10"], descending=[False, False, True])
+
+
+def markdown_table(summary: pl.DataFrame, *, digits: int = 3) -> str:
+    """A summary as a markdown table, each metric ``mean ± sd`` (sd only when there are several seeds)."""
+    head = ["first stage", "k", "system", "seeds", *METRIC_COLUMNS]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in summary.to_dicts():
+        cells = [r["first_stage"], str(r["k"]), r["system"], str(r["seeds"])]
+        for m in METRIC_COLUMNS:
+            sd = r.get(f"{m} sd")
+            cells.append(f"{r[m]:.{digits}f}" + (f" ± {sd:.{digits}f}" if sd is not None else ""))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

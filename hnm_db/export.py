@@ -1,0 +1,535 @@
+"""Export mining runs as HuggingFace ``datasets`` in sentence-transformers' column conventions.
+
+Rows stream from DuckDB as Arrow record batches into an Arrow file (and a Parquet file) on disk, so a
+large run never becomes one Python object per row; ``datasets`` then memory-maps that file and
+``save_to_disk`` writes the dataset. Everything is written into a temporary folder beside the target
+and moved into place at the end, so a failed export leaves no half-written folder behind and
+``--overwrite`` replaces an old export in one rename.
+
+Formats (https://sbert.net/docs/sentence_transformer/training_overview.html#dataset-format):
+
+* ``triplet``: ``anchor, positive, negative``, one row per triplet;
+* ``n-tuple``: ``anchor, positive, negative_1 .. negative_n``, one row per query-positive pair,
+  negatives in rank order;
+* ``labeled-pair``: ``query, passage, label``, per query-positive pair first the positive (1.0), then
+  its negatives (0.0) in rank order.
+
+Rows are ordered by query_id, positive_chunk_id, rank, negative_chunk_id. When several runs are
+exported together, a (query, positive, negative) triple found by more than one run is written once,
+attributed to the first run given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from hnm_db.audit import resolve_runs
+from hnm_db.db import Database
+from hnm_db.errors import AlreadyExists, EmptySelection, InvalidParams, NotFound, TooFewNegatives
+
+FORMATS = ("triplet", "n-tuple", "labeled-pair")
+
+#: Files ``save_to_disk`` writes; a folder holding one of them may be replaced by ``overwrite``.
+_EXPORT_MARKERS = ("state.json", "dataset_info.json")
+
+_SPLIT_NAME = re.compile(r"^\w+$")
+
+
+@dataclass(frozen=True)
+class ExportParams:
+    """What to export and where; validated here so the CLI and the Python API fail the same way."""
+
+    runs: tuple[str, ...]
+    to: Path
+    format: str = "triplet"
+    split: str = "train"
+    parquet: bool = False
+    keep_ids: bool = False
+    overwrite: bool = False
+    num_negatives: int | None = None
+    drop_short: bool = False
+    license: str | None = None
+    batch_size: int = 10_000
+
+    def __post_init__(self) -> None:
+        if isinstance(self.runs, str) or not self.runs:
+            raise InvalidParams("runs: name at least one mining run (a tuple of names)")
+        if len(set(self.runs)) != len(self.runs):
+            raise InvalidParams(f"runs: a run is named twice: {list(self.runs)}")
+        if self.format not in FORMATS:
+            raise InvalidParams(f"format: must be one of {', '.join(FORMATS)}, not {self.format!r}")
+        if not _SPLIT_NAME.match(self.split):
+            raise InvalidParams(f"split: must be letters, digits or '_', not {self.split!r}")
+        if self.num_negatives is not None and self.format != "n-tuple":
+            raise InvalidParams("num_negatives: only the n-tuple format takes a number of negatives")
+        if self.num_negatives is not None and self.num_negatives < 1:
+            raise InvalidParams(f"num_negatives: must be >= 1, not {self.num_negatives}")
+        if self.drop_short and self.format != "n-tuple":
+            raise InvalidParams("drop_short: only the n-tuple format drops short query-positive pairs")
+        if self.batch_size < 1:
+            raise InvalidParams(f"batch_size: must be >= 1, not {self.batch_size}")
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    """What was written: folder, rows, columns, and for n-tuple the size and dropped pairs."""
+
+    path: Path
+    format: str
+    split: str
+    runs: list[str]
+    rows: int
+    columns: list[str]
+    parquet_files: list[Path]
+    num_negatives: int | None = None
+    dropped_pairs: int = 0
+
+
+def export(db: Database, params: ExportParams, *, progress: bool = False) -> ExportSummary:
+    """Write the runs' triplets as a dataset folder with a dataset card. Reads the database only."""
+    target = Path(params.to)
+    _check_target(target, params.overwrite)
+    runs = resolve_runs(db, params.runs)
+    args: dict[str, Any] = {"runs": [rid for rid, _ in runs], "split": params.split}
+    _check_selection(db, params, runs, args)
+    n, dropped = _negatives_per_row(db, params, runs, args) if params.format == "n-tuple" else (None, 0)
+    sql = build_query(params.format, params.keep_ids, n, params.drop_short)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        out = staging / "dataset"
+        rows, schema = _write_dataset(db, sql, args, out, params, progress)
+        card = dataset_card(db, params, runs, rows, list(schema.names), n)
+        (out / "README.md").write_text(card, encoding="utf-8")
+        _publish(out, target, params.overwrite)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    parquet = [target / "data" / _parquet_name(params.split)] if params.parquet else []
+    return ExportSummary(
+        target, params.format, params.split, [name for _, name in runs], rows, list(schema.names),
+        parquet, n, dropped,
+    )  # fmt: skip
+
+
+# -- the queries ---------------------------------------------------------------------------------------
+# $runs is the list of run ids in the order given; a triple found by several runs keeps the first.
+_SELECTED = """
+WITH picked AS (
+    SELECT t.*, r.name AS run, list_position($runs, t.run_id) AS run_ord
+    FROM triplets t
+    JOIN mining_runs r ON r.run_id = t.run_id
+    WHERE list_contains($runs, t.run_id) AND t.split = $split
+),
+selected AS (
+    SELECT * FROM picked
+    QUALIFY row_number() OVER (
+        PARTITION BY query_id, positive_chunk_id, negative_chunk_id ORDER BY run_ord) = 1
+)"""
+
+_NEGATIVE_ORDER = "rank, negative_chunk_id, run_ord"
+
+
+def build_query(fmt: str, keep_ids: bool, n: int | None = None, drop_short: bool = False) -> str:
+    """The SELECT that yields the export's rows, in order, for one format."""
+    if fmt == "triplet":
+        ids = (
+            ", s.query_id, s.positive_doc_id, s.positive_chunk_id, s.negative_doc_id, s.negative_chunk_id,"
+            " s.rank, s.score, s.positive_score, s.run"
+        )
+        return f"""{_SELECTED}
+SELECT q.text AS anchor, pc.text AS positive, nc.text AS negative{ids if keep_ids else ""}
+FROM selected s
+JOIN queries q ON q.query_id = s.query_id
+JOIN chunks pc ON pc.chunk_id = s.positive_chunk_id
+JOIN chunks nc ON nc.chunk_id = s.negative_chunk_id
+ORDER BY s.query_id, s.positive_chunk_id, s.rank, s.negative_chunk_id, s.run_ord"""
+    if fmt == "n-tuple":
+        return _ntuple_query(keep_ids, int(n or 1), drop_short)
+    return _labeled_pair_query(keep_ids)
+
+
+def _ntuple_query(keep_ids: bool, n: int, drop_short: bool) -> str:
+    negatives = ", ".join(f"g.texts[{i}] AS negative_{i}" for i in range(1, n + 1))
+    ids = (
+        f", g.query_id, g.positive_doc_id, g.positive_chunk_id, g.chunk_ids[1:{n}] AS negative_chunk_ids,"
+        f" g.doc_ids[1:{n}] AS negative_doc_ids, g.ranks[1:{n}] AS ranks, g.scores[1:{n}] AS scores,"
+        f" g.positive_score, g.runs[1:{n}] AS runs"
+    )
+    having = f"HAVING count(*) >= {n}" if drop_short else ""
+    return f"""{_SELECTED},
+groups AS (
+    SELECT s.query_id, s.positive_doc_id, s.positive_chunk_id,
+           arg_min(s.positive_score, s.run_ord) AS positive_score,
+           list(nc.text ORDER BY {_NEGATIVE_ORDER}) AS texts,
+           list(s.negative_chunk_id ORDER BY {_NEGATIVE_ORDER}) AS chunk_ids,
+           list(s.negative_doc_id ORDER BY {_NEGATIVE_ORDER}) AS doc_ids,
+           list(s.rank ORDER BY {_NEGATIVE_ORDER}) AS ranks,
+           list(s.score ORDER BY {_NEGATIVE_ORDER}) AS scores,
+           list(s.run ORDER BY {_NEGATIVE_ORDER}) AS runs
+    FROM selected s
+    JOIN chunks nc ON nc.chunk_id = s.negative_chunk_id
+    GROUP BY s.query_id, s.positive_doc_id, s.positive_chunk_id
+    {having}
+)
+SELECT q.text AS anchor, pc.text AS positive, {negatives}{ids if keep_ids else ""}
+FROM groups g
+JOIN queries q ON q.query_id = g.query_id
+JOIN chunks pc ON pc.chunk_id = g.positive_chunk_id
+ORDER BY g.query_id, g.positive_chunk_id"""
+
+
+def _labeled_pair_query(keep_ids: bool) -> str:
+    ids = ", p.query_id, p.positive_chunk_id, p.passage_doc_id, p.passage_chunk_id, p.rank, p.score, p.run"
+    return f"""{_SELECTED},
+pairs AS (
+    SELECT query_id, positive_chunk_id, 0 AS kind, CAST(NULL AS INTEGER) AS rank,
+           positive_doc_id AS passage_doc_id, positive_chunk_id AS passage_chunk_id,
+           CAST(1.0 AS DOUBLE) AS label, arg_min(positive_score, run_ord) AS score,
+           arg_min(run, run_ord) AS run, min(run_ord) AS run_ord
+    FROM selected
+    GROUP BY query_id, positive_doc_id, positive_chunk_id
+    UNION ALL
+    SELECT query_id, positive_chunk_id, 1, rank, negative_doc_id, negative_chunk_id,
+           CAST(0.0 AS DOUBLE), score, run, run_ord
+    FROM selected
+)
+SELECT q.text AS query, c.text AS passage, p.label{ids if keep_ids else ""}
+FROM pairs p
+JOIN queries q ON q.query_id = p.query_id
+JOIN chunks c ON c.chunk_id = p.passage_chunk_id
+ORDER BY p.query_id, p.positive_chunk_id, p.kind, p.rank, p.passage_chunk_id, p.run_ord"""
+
+
+# -- checks before writing -----------------------------------------------------------------------------
+def _check_target(target: Path, overwrite: bool) -> None:
+    """A present target is an error unless overwrite; even then only an old export or an empty folder."""
+    if not target.exists():
+        return
+    if not overwrite:
+        raise AlreadyExists(f"export folder exists: {target} (pass --overwrite to replace it)")
+    is_export = target.is_dir() and (
+        not any(target.iterdir()) or any((target / m).exists() for m in _EXPORT_MARKERS)
+    )
+    if not is_export:
+        raise AlreadyExists(f"{target} exists and is not an earlier export; refusing to replace it")
+
+
+def _check_selection(db: Database, params: ExportParams, runs: list[tuple[str, str]], args: dict) -> None:
+    """The runs have rows in the split, and every row's query and chunks still exist."""
+    total, broken = db.execute(
+        f"""{_SELECTED}
+        SELECT count(*), count(*) FILTER (
+            WHERE q.query_id IS NULL OR pc.chunk_id IS NULL OR nc.chunk_id IS NULL)
+        FROM selected s
+        LEFT JOIN queries q ON q.query_id = s.query_id
+        LEFT JOIN chunks pc ON pc.chunk_id = s.positive_chunk_id
+        LEFT JOIN chunks nc ON nc.chunk_id = s.negative_chunk_id""",
+        args,
+    ).fetchone()
+    names = ", ".join(name for _, name in runs)
+    if total == 0:
+        splits = db.execute(
+            "SELECT DISTINCT split FROM triplets WHERE list_contains($runs, run_id) ORDER BY 1",
+            {"runs": args["runs"]},
+        ).fetchall()
+        found = ", ".join(s for (s,) in splits) or "none"
+        raise EmptySelection(f"run(s) {names} have no triplets in split {params.split!r} (splits: {found})")
+    if broken:
+        raise NotFound(
+            f"{broken} triplets of run(s) {names} point at queries or chunks that no longer exist; "
+            "see hnm-db audit --check"
+        )
+
+
+def _negatives_per_row(
+    db: Database, params: ExportParams, runs: list[tuple[str, str]], args: dict
+) -> tuple[int, int]:
+    """n for n-tuple (given, or the most any pair has) and how many pairs fall short of it."""
+    counts = f"{_SELECTED} SELECT query_id, count(*) AS n FROM selected GROUP BY query_id, positive_chunk_id"
+    most, fewest = db.execute(f"SELECT max(n), min(n) FROM ({counts})", args).fetchone()
+    n = params.num_negatives or int(most)
+    short_pairs, short_queries, queries = db.execute(
+        f"SELECT count(*) FILTER (WHERE n < $n), count(DISTINCT query_id) FILTER (WHERE n < $n), "
+        f"count(DISTINCT query_id) FROM ({counts})",
+        {**args, "n": n},
+    ).fetchone()
+    if short_pairs and not params.drop_short:
+        names = ", ".join(name for _, name in runs)
+        raise TooFewNegatives(
+            f"n-tuple with {n} negatives: {short_queries} of {queries} queries ({short_pairs} query-positive "
+            f"pairs) have fewer in run(s) {names} (fewest: {fewest}); lower --num-negatives or pass --drop-short"
+        )
+    if short_pairs == int(db.scalar(f"SELECT count(*) FROM ({counts})", args)):
+        raise EmptySelection(f"no query-positive pair has {n} negatives; nothing left after --drop-short")
+    return n, int(short_pairs)
+
+
+# -- writing -------------------------------------------------------------------------------------------
+def _parquet_name(split: str) -> str:
+    return f"{split}-00000-of-00001.parquet"
+
+
+def _plain_schema(schema: pa.Schema) -> pa.Schema:
+    """DuckDB names list children 'l'; use pyarrow's default so ``datasets`` sees plain sequences."""
+    fields = []
+    for f in schema:
+        t = f.type
+        if pa.types.is_list(t) or pa.types.is_large_list(t):
+            t = pa.list_(t.value_type)
+        fields.append(pa.field(f.name, t))
+    return pa.schema(fields)
+
+
+def _write_dataset(
+    db: Database, sql: str, args: dict, out: Path, params: ExportParams, progress: bool
+) -> tuple[int, pa.Schema]:
+    """Stream the rows into an Arrow file (and Parquet), then ``save_to_disk`` from the memory map."""
+    import datasets
+    import pyarrow.parquet as pq
+    from tqdm import tqdm
+
+    total = int(db.scalar(f"SELECT count(*) FROM ({sql})", args))
+    arrow_path = out.parent / "rows.arrow"
+    reader = db.execute(sql, args).to_arrow_reader(params.batch_size)
+    schema = _plain_schema(reader.schema)
+    parquet_path = out / "data" / _parquet_name(params.split)
+    rows = 0
+    with contextlib.ExitStack() as stack:
+        sink = stack.enter_context(pa.OSFile(str(arrow_path), "wb"))
+        writer = stack.enter_context(pa.ipc.new_stream(sink, schema))
+        pq_writer = None
+        if params.parquet:
+            parquet_path.parent.mkdir(parents=True)
+            pq_writer = stack.enter_context(pq.ParquetWriter(str(parquet_path), schema))
+        bar = stack.enter_context(tqdm(total=total, disable=not progress, unit="rows", desc="export"))
+        for batch in reader:
+            batch = batch.cast(schema)
+            writer.write_batch(batch)
+            if pq_writer is not None:
+                pq_writer.write_batch(batch)
+            rows += batch.num_rows
+            bar.update(batch.num_rows)
+    with _progress_bars(progress):
+        dataset = datasets.Dataset.from_file(str(arrow_path), split=datasets.NamedSplit(params.split))
+        dataset.save_to_disk(str(out))
+    del dataset
+    return rows, schema
+
+
+@contextlib.contextmanager
+def _progress_bars(enabled: bool) -> Iterator[None]:
+    """``datasets`` keeps its progress-bar switch globally; set it for this call and restore it."""
+    import datasets
+
+    was_disabled = datasets.are_progress_bars_disabled()
+    (datasets.enable_progress_bars if enabled else datasets.disable_progress_bars)()
+    try:
+        yield
+    finally:
+        (datasets.disable_progress_bars if was_disabled else datasets.enable_progress_bars)()
+
+
+def _publish(staged: Path, target: Path, overwrite: bool) -> None:
+    """Move the finished folder into place; an old export is swapped out first and removed after."""
+    if not target.exists():
+        staged.rename(target)
+        return
+    if not overwrite:  # appeared while we were writing
+        raise AlreadyExists(f"export folder exists: {target} (pass --overwrite to replace it)")
+    old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+    target.rename(old)
+    try:
+        staged.rename(target)
+    except BaseException:
+        old.rename(target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+# -- the dataset card ----------------------------------------------------------------------------------
+_SIZE_CATEGORIES = [
+    (1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
+    (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B"),
+]  # fmt: skip
+
+_COLUMNS = {
+    "triplet": "`anchor` (query text), `positive` (a judged-relevant passage), `negative` (a mined hard negative)",
+    "n-tuple": "`anchor`, `positive`, `negative_1` .. `negative_n` (hard negatives, hardest first)",
+    "labeled-pair": "`query`, `passage`, `label` (1.0 for the judged-relevant passage, 0.0 for a negative)",
+}
+
+
+def size_category(rows: int) -> str:
+    """The Hub's size_categories bucket for a row count."""
+    for limit, name in _SIZE_CATEGORIES:
+        if rows < limit:
+            return name
+    return "n>1B"
+
+
+def _corpus_facts(db: Database, run_ids: list[str], split: str) -> tuple[list[str], list[str]]:
+    """Distinct licenses (documents.meta ->> 'license') and sources of the documents the rows use."""
+    rows = db.execute(
+        """
+        WITH docs AS (
+            SELECT positive_doc_id AS doc_id FROM triplets WHERE list_contains($runs, run_id) AND split = $split
+            UNION
+            SELECT negative_doc_id FROM triplets WHERE list_contains($runs, run_id) AND split = $split
+        )
+        SELECT list(DISTINCT lower(trim(d.meta ->> 'license'))) FILTER (WHERE d.meta ->> 'license' <> ''),
+               list(DISTINCT d.source) FILTER (WHERE d.source IS NOT NULL)
+        FROM docs JOIN documents d USING (doc_id)
+        """,
+        {"runs": run_ids, "split": split},
+    ).fetchone()
+    return sorted(rows[0] or []), sorted(rows[1] or [])
+
+
+def dataset_card(
+    db: Database, params: ExportParams, runs: list[tuple[str, str]], rows: int, columns: list[str],
+    n: int | None,
+) -> str:  # fmt: skip
+    """README.md: YAML front matter for the Hub, then how to load it and where every row came from."""
+    import yaml
+
+    run_ids = [rid for rid, _ in runs]
+    licenses, sources = _corpus_facts(db, run_ids, params.split)
+    license_ = params.license or (licenses[0] if len(licenses) == 1 else "other" if licenses else "unknown")
+    meta: dict[str, Any] = {
+        "license": license_,
+        "task_categories": ["sentence-similarity", "text-ranking"],
+        "tags": ["sentence-transformers", "hard-negatives", "hnm-db", params.format],
+        "size_categories": [size_category(rows)],
+    }
+    if sources:
+        meta["source_datasets"] = sources
+    if params.parquet:
+        meta["configs"] = [{
+            "config_name": "default",
+            "data_files": [{"split": params.split, "path": f"data/{params.split}-*.parquet"}],
+        }]  # fmt: skip
+    names = ", ".join(f"`{name}`" for _, name in runs)
+    parts = [
+        "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n",
+        f"# Hard negatives from {names}\n",
+        f"{rows} rows in the `{params.split}` split, format `{params.format}`"
+        + (f" with {n} negatives per row" if n else "")
+        + f", exported by hnm-db. Columns: {_COLUMNS[params.format]}.",
+        "All columns: " + ", ".join(f"`{c}`" for c in columns) + ".\n",
+        _usage(Path(params.to).name, params.split, params.parquet),
+        f"Corpus license: {', '.join(licenses) if licenses else 'not recorded in the corpus metadata'}"
+        + (f" (card license set to `{params.license}`)" if params.license else "") + ".",
+        "Rows are ordered by query id, positive chunk id, rank, negative chunk id."
+        + (" A triple mined by several runs appears once, attributed to the first run listed." if len(runs) > 1 else ""),
+        "\n## Provenance\n",
+    ]  # fmt: skip
+    parts += [_run_section(db, rid, params.split, run_ids) for rid in run_ids]
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def _usage(folder: str, split: str, parquet: bool) -> str:
+    lines = ["```python", "from datasets import load_from_disk", "", f'ds = load_from_disk("{folder}")']
+    if parquet:
+        lines += [
+            "# or, from the Parquet files (also what the Hub reads, see `configs` above):",
+            "from datasets import load_dataset",
+            "",
+            f'ds = load_dataset("parquet", data_files="{folder}/data/{split}-*.parquet", split="{split}")',
+        ]
+    return "\n".join(lines) + "\n```\n"
+
+
+def _run_section(db: Database, run_id: str, split: str, run_ids: list[str]) -> str:
+    """One mining run: method, models with fingerprints, parameters, seed, counts, date, code version."""
+    row = db.execute(
+        """
+        SELECT name, method, split, seed, ensemble_id, cluster_run_id, models, params, stats,
+               code_version, created_at,
+               (SELECT count(*) FROM triplets t WHERE t.run_id = r.run_id),
+               (SELECT count(DISTINCT query_id) FROM triplets t WHERE t.run_id = r.run_id)
+        FROM mining_runs r WHERE run_id = ?
+        """,
+        [run_id],
+    ).fetchone()
+    name, method, run_split, seed, ens, cl, models, params, stats, version, created, triplets, queries = row
+    exported = db.scalar(
+        f"{_SELECTED} SELECT count(*) FROM selected WHERE run_id = $run",
+        {"runs": run_ids, "split": split, "run": run_id},
+    )
+    lines = [
+        f"### Run `{name}`\n",
+        f"- method: `{method}`; mined on split `{run_split}`; seed {seed}",
+        f"- created {created} with hnm-db {version}; run id `{run_id}`",
+        f"- {triplets} triplets over {queries} queries; {exported} of them in this export",
+    ]
+    if ens:
+        lines.append(f"- ensemble `{ens}`" + (f", cluster run `{cl}`" if cl else ""))
+    model_rows = run_models(db, models, ens)
+    if model_rows:
+        lines += ["", "| model_id | name | fingerprint | weight |", "|---|---|---|---|"]
+        lines += [f"| {m['model_id']} | {m['name']} | `{m['fingerprint']}` | {m['weight']} |" for m in model_rows]
+    lines += ["", "Parameters:", "", "```json", _pretty(params), "```"]
+    if stats:
+        lines += ["", "Statistics recorded by the mining stage:", "", "```json", _pretty(stats), "```"]
+    return "\n".join(lines) + "\n"
+
+
+def _pretty(value: Any) -> str:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return value
+    return json.dumps(value, indent=2, sort_keys=True, default=str)
+
+
+def run_models(db: Database, models_json: Any, ensemble_id: str | None) -> list[dict[str, Any]]:
+    """The models behind a run, joined to the models table for name and fingerprint.
+
+    ``mining_runs.models`` may hold model ids, objects with a ``model_id`` (and maybe ``weight`` or
+    ``fingerprint``), or an id -> weight map; without it the ensemble's members are used.
+    """
+    entries = _model_entries(models_json)
+    if not entries and ensemble_id:
+        members = db.scalar("SELECT members FROM ensembles WHERE ensemble_id = ?", [ensemble_id])
+        entries = _model_entries(members)
+    known = {
+        r[0]: (r[1], r[2])
+        for r in db.execute("SELECT model_id, name, fingerprint FROM models").fetchall()
+    }
+    out = []
+    for e in entries:
+        name, fingerprint = known.get(e["model_id"], (e.get("name", "?"), e.get("fingerprint", "?")))
+        out.append({"model_id": e["model_id"], "name": name, "fingerprint": fingerprint,
+                    "weight": e.get("weight", "")})  # fmt: skip
+    return out
+
+
+def _model_entries(value: Any) -> list[dict[str, Any]]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return []
+    if isinstance(value, dict):
+        return [{"model_id": str(k), "weight": v} for k, v in value.items() if not isinstance(v, (dict, list))]
+    if not isinstance(value, list):
+        return []
+    out = []
+    for item in value:
+        if isinstance(item, str):
+            out.append({"model_id": item})
+        elif isinstance(item, dict) and (item.get("model_id") or item.get("id")):
+            out.append({**item, "model_id": str(item.get("model_id") or item.get("id"))})
+    return out

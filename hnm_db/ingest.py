@@ -1,0 +1,683 @@
+"""Ingest: sources (BEIR folders, JSONL/CSV/Parquet tables, files, URLs) -> documents, queries, qrels.
+
+Every command works in two phases so that bad input never leaves a half-written database:
+
+1. *read and validate* without touching the database: parse each file, name the file and line of any
+   malformed record, reject duplicate ids inside the input, skip (and count) empty texts;
+2. *one transaction*: compare with what is stored (by ``content_hash`` for texts, ``score`` for qrels),
+   check that qrels name known queries and documents, apply the ``on_duplicate`` policy, then bulk
+   insert/update through Arrow (never a Python loop of ``INSERT`` statements).
+
+Stored text is NFC-normalised and stripped but keeps its line breaks (chunkers split on them); the
+hash is :func:`hnm_db.text.content_hash` of the text (for documents: of title and text together, so a
+changed title counts as a change). Re-ingesting the same data therefore changes nothing.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import polars as pl
+
+from hnm_db.errors import DuplicateId, InputError, InvalidParams, SourceUnavailable, UnknownIds
+from hnm_db.extract import (
+    SUFFIXES,
+    Extracted,
+    check_readable,
+    clean_text,
+    decode_utf8,
+    extract_file,
+    extract_html,
+    one_line,
+    read_bytes,
+)
+from hnm_db.text import content_hash
+
+if TYPE_CHECKING:  # hnm_db.db imports this module lazily; typing only
+    from hnm_db.db import Database
+
+KINDS = ("documents", "queries", "qrels")
+POLICIES = ("error", "skip", "replace")
+
+_KEYS = {"documents": ("doc_id",), "queries": ("query_id",), "qrels": ("query_id", "doc_id", "split")}
+_VERSION = {"documents": "content_hash", "queries": "content_hash", "qrels": "score"}
+_COLUMNS = {
+    "documents": ("doc_id", "title", "text", "source", "content_hash", "meta"),
+    "queries": ("query_id", "text", "content_hash", "meta"),
+    "qrels": ("query_id", "doc_id", "score", "split"),
+}
+_LOC_SCHEMA = {"_file": pl.String, "_unit": pl.String, "_line": pl.Int64}
+_SCHEMAS = {
+    "documents": {c: pl.String for c in _COLUMNS["documents"]} | _LOC_SCHEMA,
+    "queries": {c: pl.String for c in _COLUMNS["queries"]} | _LOC_SCHEMA,
+    "qrels": {"query_id": pl.String, "doc_id": pl.String, "score": pl.Int64, "split": pl.String} | _LOC_SCHEMA,
+}
+#: Column names tried, in order, when an option does not name one.
+_CANDIDATES = {
+    "documents.id": ("_id", "id", "doc_id", "docid", "corpus-id", "corpus_id"),
+    "queries.id": ("_id", "id", "query_id", "qid", "query-id"),
+    "text": ("text",),
+    "title": ("title",),
+    "qrels.query_id": ("query-id", "query_id", "qid"),
+    "qrels.doc_id": ("corpus-id", "corpus_id", "doc_id", "docid"),
+    "score": ("score",),
+    "split": ("split",),
+}
+#: At most this many ids or places are named in one error message.
+EXAMPLES = 5
+DEFAULT_SPLIT = "train"
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+MAX_PAGE_BYTES = 50 * 1024 * 1024
+
+
+# -- results ----------------------------------------------------------------------------------------
+@dataclass
+class KindCounts:
+    """What one command did to one table."""
+
+    new: int = 0
+    unchanged: int = 0
+    replaced: int = 0
+    skipped_empty: int = 0
+    skipped_duplicate: int = 0
+    failed: int = 0
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A source (URL) that could not be ingested, and why."""
+
+    source: str
+    reason: str
+
+
+@dataclass
+class IngestSummary:
+    """Counts per table, plus the failures (URLs) and the places where empty texts were skipped."""
+
+    counts: dict[str, KindCounts] = field(default_factory=dict)
+    failures: list[Failure] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def kind(self, kind: str) -> KindCounts:
+        return self.counts.setdefault(kind, KindCounts())
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per table touched, in pipeline order (what the CLI prints)."""
+        return [{"table": k} | asdict(self.counts[k]) for k in KINDS if k in self.counts]
+
+    def describe(self) -> str:
+        """One line for humans: 'documents: 3 new, 37 unchanged; qrels: ...'."""
+        parts = []
+        for row in self.rows():
+            nums = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in row.items() if k != "table" and
+                             (v or k in ("new", "unchanged")))
+            parts.append(f"{row['table']}: {nums}")
+        return "; ".join(parts) or "nothing to ingest"
+
+
+# -- parameters -------------------------------------------------------------------------------------
+def check_policy(on_duplicate: str) -> str:
+    if on_duplicate not in POLICIES:
+        raise InvalidParams(f"on_duplicate must be one of {', '.join(POLICIES)}, not {on_duplicate!r}")
+    return on_duplicate
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """Which columns of a JSONL/CSV/Parquet table hold what; unset names fall back to the usual ones.
+
+    Documents and queries need an id and a text (title optional); qrels need a query id and a doc id,
+    the score defaults to 1 and the split to ``split`` (or a ``split`` column, else 'train').
+    Extra columns go to ``meta`` only when named (``meta_columns``) or with ``all_meta``.
+    """
+
+    kind: str = "documents"
+    id_column: str | None = None
+    text_column: str | None = None
+    title_column: str | None = None
+    query_id_column: str | None = None
+    doc_id_column: str | None = None
+    score_column: str | None = None
+    split: str | None = None
+    meta_columns: tuple[str, ...] = ()
+    all_meta: bool = False
+    on_duplicate: str = "error"
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise InvalidParams(f"kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
+        check_policy(self.on_duplicate)
+        if self.meta_columns and self.all_meta:
+            raise InvalidParams("meta_columns and all_meta exclude each other")
+        if self.split is not None and not self.split.strip():
+            raise InvalidParams("split must not be empty")
+        only = {
+            "qrels": ("query_id_column", "doc_id_column", "score_column", "split"),
+            "text": ("id_column", "text_column"),
+            "documents": ("title_column",),
+        }
+        for owner, names in only.items():
+            allowed = self.kind == owner or (owner == "text" and self.kind != "qrels")
+            for name in names:
+                if getattr(self, name) is not None and not allowed:
+                    raise InvalidParams(f"{name} does not apply to kind {self.kind!r}")
+
+
+# -- reading ----------------------------------------------------------------------------------------
+class Loc(NamedTuple):
+    """Where a record came from: file, 'line' or 'row' (or '' for a whole file), 1-based number."""
+
+    file: str
+    unit: str = ""
+    n: int = 0
+
+    def error(self, cls: type[InputError], message: str) -> InputError:
+        if self.unit == "line":
+            return cls(message, path=self.file, line=self.n)
+        return cls(message, path=str(self))
+
+    def __str__(self) -> str:
+        return f"{self.file} {self.unit} {self.n}" if self.unit else self.file
+
+
+Record = tuple[Loc, dict[str, Any]]
+
+
+def _lines(path: Path) -> list[str]:
+    return decode_utf8(read_bytes(path), str(path)).split("\n")
+
+
+def read_jsonl(path: Path) -> list[Record]:
+    """One JSON object per line; blank lines are ignored; errors name the file and line."""
+    records = []
+    for i, line in enumerate(_lines(path), start=1):
+        if not line.strip():
+            continue
+        loc = Loc(str(path), "line", i)
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise loc.error(InputError, f"malformed JSON: {exc.msg} (column {exc.colno})") from None
+        if not isinstance(obj, dict):
+            raise loc.error(InputError, f"expected a JSON object, found {type(obj).__name__}")
+        records.append((loc, obj))
+    return records
+
+
+def read_csv(path: Path) -> list[Record]:
+    """A CSV (or .tsv) file with a header; every value is read as text, empty cells as missing."""
+    text = decode_utf8(read_bytes(path), str(path))
+    sep = "\t" if path.suffix.lower() == ".tsv" else ","
+    try:
+        frame = pl.read_csv(io.StringIO(text), separator=sep, infer_schema=False)
+    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError) as exc:
+        raise InputError(f"malformed CSV: {str(exc).splitlines()[0]}", path=str(path)) from None
+    # Line numbers assume no quoted newlines inside cells (the header is line 1).
+    return [(Loc(str(path), "line", i + 2), row) for i, row in enumerate(frame.iter_rows(named=True))]
+
+
+def read_parquet(path: Path) -> list[Record]:
+    """A Parquet table; errors name the row (1-based)."""
+    check_readable(path)  # the same missing/unreadable messages as the other formats
+    try:
+        frame = pl.read_parquet(path)
+    except (pl.exceptions.ComputeError, OSError) as exc:
+        raise InputError(f"not a readable Parquet file: {str(exc).splitlines()[0]}", path=str(path)) from None
+    return [(Loc(str(path), "row", i + 1), row) for i, row in enumerate(frame.iter_rows(named=True))]
+
+
+def read_beir_qrels(path: Path) -> list[Record]:
+    """BEIR qrels: tab-separated query-id, corpus-id, score, with a header line; split = file stem."""
+    records = []
+    for i, line in enumerate(_lines(path), start=1):
+        if not line.strip():
+            continue
+        loc = Loc(str(path), "line", i)
+        fields = line.rstrip("\r").split("\t")
+        if i == 1 and fields[0].strip().lower() in ("query-id", "query_id", "qid"):
+            continue
+        if len(fields) != 3:
+            raise loc.error(InputError, f"expected 3 tab-separated fields (query-id, corpus-id, score), "
+                                        f"found {len(fields)}")
+        records.append((loc, {"query-id": fields[0], "corpus-id": fields[1], "score": fields[2]}))
+    return records
+
+
+READERS: dict[str, Callable[[Path], list[Record]]] = {
+    "jsonl": read_jsonl,
+    "csv": read_csv,
+    "parquet": read_parquet,
+}
+
+
+# -- records -> validated frames --------------------------------------------------------------------
+def _column(records: Sequence[Record], explicit: str | None, candidates: Iterable[str], label: str,
+            required: bool) -> str | None:
+    """The column to read: the named one, else the first usual name present in the input."""
+    seen: set[str] = set()
+    for _, rec in records:
+        seen.update(rec)
+    if explicit is not None:
+        if records and explicit not in seen:
+            raise records[0][0].error(InputError, f"missing required field {explicit!r} (no such column)")
+        return explicit
+    for name in candidates:
+        if name in seen:
+            return name
+    if required and records:
+        first = next(iter(candidates))
+        raise records[0][0].error(InputError, f"missing required field {first!r} ({label})")
+    return None
+
+
+def _value(loc: Loc, rec: dict[str, Any], name: str, *, what: str) -> str:
+    """A required id or text value as a string; numbers are accepted and written as text."""
+    value = rec.get(name)
+    if value is None:
+        raise loc.error(InputError, f"missing required field {name!r}")
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise loc.error(InputError, f"field {name!r} must be a string, found {type(value).__name__}")
+    text = str(value)
+    if what == "id":
+        text = text.strip()
+        if not text:
+            raise loc.error(InputError, f"field {name!r} is an empty id")
+    return text
+
+
+def _meta(rec: dict[str, Any], used: set[str], spec: TableSpec) -> str | None:
+    names = [k for k in rec if k not in used] if spec.all_meta else list(spec.meta_columns)
+    meta = {k: rec[k] for k in names if rec.get(k) is not None}
+    return json.dumps(meta, sort_keys=True, ensure_ascii=False, default=str) if meta else None
+
+
+def _check_meta_columns(records: Sequence[Record], spec: TableSpec) -> None:
+    seen: set[str] = set()
+    for _, rec in records:
+        seen.update(rec)
+    for name in spec.meta_columns:
+        if records and name not in seen:
+            raise records[0][0].error(InputError, f"meta column {name!r} is not in the input")
+
+
+def document_hash(title: str | None, text: str) -> str:
+    """Documents hash title and text together, so a changed title is a change."""
+    return content_hash(f"{title}\n\n{text}" if title else text)
+
+
+def text_rows(records: Sequence[Record], spec: TableSpec, source: str | None,
+              summary: IngestSummary) -> pl.DataFrame:
+    """Documents or queries from records; empty texts are skipped and counted, not errors."""
+    kind = spec.kind
+    id_col = _column(records, spec.id_column, _CANDIDATES[f"{kind}.id"], "the id", True)
+    text_col = _column(records, spec.text_column, _CANDIDATES["text"], "the text", True)
+    title_col = (_column(records, spec.title_column, _CANDIDATES["title"], "the title", False)
+                 if kind == "documents" else None)
+    _check_meta_columns(records, spec)
+    used = {c for c in (id_col, text_col, title_col) if c}
+    rows = []
+    for loc, rec in records:
+        rid = _value(loc, rec, id_col, what="id")
+        text = clean_text(_value(loc, rec, text_col, what="text"))
+        row = {_KEYS[kind][0]: rid, "text": text, "meta": _meta(rec, used, spec), "_file": loc.file,
+               "_unit": loc.unit, "_line": loc.n}
+        if kind == "documents":
+            raw_title = rec.get(title_col) if title_col else None
+            title = one_line(None if raw_title is None else str(raw_title))
+            row |= {"title": title, "source": source or loc.file, "content_hash": document_hash(title, text)}
+        else:
+            row["content_hash"] = content_hash(text)
+        rows.append(row)
+    return _finish(kind, rows, summary)
+
+
+def _score(loc: Loc, value: Any, name: str) -> int:
+    if isinstance(value, bool):
+        raise loc.error(InputError, f"field {name!r} must be an integer, found {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise loc.error(InputError, f"field {name!r} must be an integer, found {value!r}") from None
+    if not number.is_integer():
+        raise loc.error(InputError, f"field {name!r} must be an integer, found {value!r}")
+    return int(number)
+
+
+def qrel_rows(records: Sequence[Record], spec: TableSpec, summary: IngestSummary,
+              split: str | None = None) -> pl.DataFrame:
+    """Qrels from records: query id, doc id, integer score (default 1), split (option, column, 'train')."""
+    q_col = _column(records, spec.query_id_column, _CANDIDATES["qrels.query_id"], "the query id", True)
+    d_col = _column(records, spec.doc_id_column, _CANDIDATES["qrels.doc_id"], "the document id", True)
+    s_col = _column(records, spec.score_column, _CANDIDATES["score"], "the score", False)
+    split = split or spec.split
+    split_col = None if split else _column(records, None, _CANDIDATES["split"], "the split", False)
+    rows = []
+    for loc, rec in records:
+        row_split = _value(loc, rec, split_col, what="id") if split_col else (split or DEFAULT_SPLIT)
+        score = _score(loc, rec.get(s_col), s_col) if s_col and rec.get(s_col) is not None else 1
+        rows.append({"query_id": _value(loc, rec, q_col, what="id"), "doc_id": _value(loc, rec, d_col, what="id"),
+                     "score": score, "split": row_split, "_file": loc.file, "_unit": loc.unit, "_line": loc.n})
+    return _finish("qrels", rows, summary)
+
+
+def _finish(kind: str, rows: list[dict[str, Any]], summary: IngestSummary) -> pl.DataFrame:
+    """Frame of validated rows: duplicates inside the input are errors, empty texts are skipped."""
+    frame = pl.DataFrame(rows, schema=_SCHEMAS[kind], orient="row") if rows else pl.DataFrame(
+        schema=_SCHEMAS[kind])
+    _reject_duplicates(kind, frame)
+    counts = summary.kind(kind)
+    if kind == "qrels":
+        return frame
+    empty = frame.filter(pl.col("text") == "")  # texts are stripped: empty means whitespace-only
+    counts.skipped_empty += empty.height
+    key = _KEYS[kind][0]
+    summary.skipped += [f"{Loc(r['_file'], r['_unit'], r['_line'])}: empty text, id {r[key]!r} skipped"
+                        for r in empty.iter_rows(named=True)]
+    return frame.join(empty.select(key), on=key, how="anti", maintain_order="left")
+
+
+def _reject_duplicates(kind: str, frame: pl.DataFrame) -> None:
+    keys = list(_KEYS[kind])
+    dups = frame.filter(pl.struct(keys).is_duplicated())
+    if not dups.height:
+        return
+    groups = dups.group_by(keys, maintain_order=True).agg(pl.col("_line"), pl.col("_file"), pl.col("_unit"))
+    first = groups.row(0, named=True)
+    where = Loc(first["_file"][1], first["_unit"][1], first["_line"][1])
+    earlier = Loc(first["_file"][0], first["_unit"][0], first["_line"][0])
+    earlier_txt = f"{earlier.unit} {earlier.n}" if earlier.file == where.file else str(earlier)
+    what = ", ".join(f"{k} {first[k]!r}" for k in keys) if kind == "qrels" else f"id {first[keys[0]]!r}"
+    more = f" (and {groups.height - 1} more duplicated)" if groups.height > 1 else ""
+    raise where.error(DuplicateId, f"duplicate {what}, first at {earlier_txt}{more}")
+
+
+# -- the database phase -----------------------------------------------------------------------------
+class _Registered:
+    """Expose a polars frame to DuckDB under a temporary name for one statement block (zero-copy Arrow)."""
+
+    def __init__(self, db: Database, name: str, frame: pl.DataFrame) -> None:
+        self.con, self.name, self.frame = db.con, name, frame
+
+    def __enter__(self) -> str:
+        self.con.register(self.name, self.frame.to_arrow())
+        return self.name
+
+    def __exit__(self, *exc: object) -> None:
+        self.con.unregister(self.name)
+
+
+def _classify(db: Database, kind: str, frame: pl.DataFrame) -> pl.DataFrame:
+    """Add ``_old``: the stored version (hash or score) of each incoming key, null when the key is new."""
+    keys, version = _KEYS[kind], _VERSION[kind]
+    on = " AND ".join(f"t.{k} = i.{k}" for k in keys)
+    with _Registered(db, "_hnm_incoming_keys", frame.select(keys)) as name:
+        old = db.con.execute(
+            f"SELECT {', '.join('t.' + k for k in keys)}, t.{version} AS _old FROM {kind} t JOIN {name} i ON {on}"
+        ).pl()
+    old = old.with_columns(pl.col("_old").cast(frame.schema[version]))
+    return frame.join(old, on=list(keys), how="left", maintain_order="left")
+
+
+def _check_references(db: Database, qrels: pl.DataFrame, incoming: dict[str, pl.DataFrame]) -> None:
+    """Qrels must name queries and documents in the database or in this same ingest."""
+    unknown = {}
+    for col, table in (("query_id", "queries"), ("doc_id", "documents")):
+        wanted = qrels.select(col).unique()
+        with _Registered(db, "_hnm_wanted", wanted) as name:
+            known = db.con.execute(f"SELECT t.{col} FROM {table} t JOIN {name} w ON t.{col} = w.{col}").pl()
+        if table in incoming:
+            known = pl.concat([known, incoming[table].select(col)])
+        unknown[col] = qrels.join(known, on=col, how="anti", maintain_order="left")
+    bad = pl.concat([unknown["query_id"], unknown["doc_id"]]).unique(maintain_order=True)
+    if not bad.height:
+        return
+    examples = []
+    for col, label in (("query_id", "query"), ("doc_id", "document")):
+        for r in unknown[col].head(EXAMPLES).iter_rows(named=True):
+            examples.append(f"{label} {r[col]!r} ({Loc(r['_file'], r['_unit'], r['_line'])})")
+    raise UnknownIds(
+        f"{bad.height} qrels name unknown ids ({unknown['query_id']['query_id'].n_unique()} unknown queries, "
+        f"{unknown['doc_id']['doc_id'].n_unique()} unknown documents), e.g. {'; '.join(examples[:EXAMPLES])}; "
+        "ingest the queries and documents first (or in the same command)"
+    )
+
+
+def _plan(kind: str, frame: pl.DataFrame, on_duplicate: str, counts: KindCounts) -> tuple[pl.DataFrame, ...]:
+    """Split classified rows into (new, changed-to-write); apply the policy to changed rows."""
+    version = _VERSION[kind]
+    new = frame.filter(pl.col("_old").is_null())
+    same = frame.filter(pl.col("_old").is_not_null() & (pl.col("_old") == pl.col(version)))
+    changed = frame.filter(pl.col("_old").is_not_null() & (pl.col("_old") != pl.col(version)))
+    counts.new += new.height
+    counts.unchanged += same.height
+    if changed.height and on_duplicate == "error":
+        first = changed.row(0, named=True)
+        ids = ", ".join(repr(v) for v in changed.select(_KEYS[kind][0]).to_series().head(EXAMPLES))
+        loc = Loc(first["_file"], first["_unit"], first["_line"])
+        raise loc.error(DuplicateId, f"{changed.height} known {kind} ids have different content ({ids}); "
+                                     "use --on-duplicate skip or replace")
+    if on_duplicate == "skip":
+        counts.skipped_duplicate += changed.height
+        changed = changed.clear()
+    counts.replaced += changed.height
+    return new, changed
+
+
+def _write(db: Database, kind: str, new: pl.DataFrame, changed: pl.DataFrame) -> None:
+    """Bulk insert new rows and update changed ones (ingested_at is refreshed on replace)."""
+    cols = _COLUMNS[kind]
+    select = ", ".join(f"{c}::JSON" if c == "meta" else c for c in cols)
+    if new.height:
+        with _Registered(db, "_hnm_new_rows", new.select(cols)) as name:
+            db.con.execute(f"INSERT INTO {kind} ({', '.join(cols)}) SELECT {select} FROM {name}")
+    if changed.height:
+        keys = _KEYS[kind]
+        sets = [f"{c} = r.{c}" + ("::JSON" if c == "meta" else "") for c in cols if c not in keys]
+        if kind != "qrels":
+            sets.append("ingested_at = current_timestamp::TIMESTAMP")
+        on = " AND ".join(f"{kind}.{k} = r.{k}" for k in keys)
+        with _Registered(db, "_hnm_changed_rows", changed.select(cols)) as name:
+            db.con.execute(f"UPDATE {kind} SET {', '.join(sets)} FROM {name} r WHERE {on}")
+
+
+def store(db: Database, frames: dict[str, pl.DataFrame], on_duplicate: str,
+          summary: IngestSummary) -> IngestSummary:
+    """Phase 2: classify against the database, check qrels, apply the policy, write; one transaction."""
+    check_policy(on_duplicate)
+    with db.transaction():
+        classified = {k: _classify(db, k, f) for k, f in frames.items()}
+        if "qrels" in frames and frames["qrels"].height:
+            _check_references(db, frames["qrels"], {k: f for k, f in frames.items() if k != "qrels"})
+        plans = {k: _plan(k, classified[k], on_duplicate, summary.kind(k)) for k in KINDS if k in classified}
+        for kind, (new, changed) in plans.items():
+            _write(db, kind, new, changed)
+    return summary
+
+
+# -- entry points -----------------------------------------------------------------------------------
+def _folder(path: str | Path) -> Path:
+    folder = Path(path)
+    if not folder.exists():
+        raise SourceUnavailable(f"{folder}: no such folder")
+    if not folder.is_dir():
+        raise SourceUnavailable(f"{folder}: not a folder")
+    return folder
+
+
+def ingest_beir(db: Database, folder: str | Path, *, on_duplicate: str = "error") -> IngestSummary:
+    """A BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv (split = file stem).
+
+    Keys other than _id/title/text go to ``meta``. queries.jsonl and qrels/ are optional (a corpus
+    alone is a valid source), corpus.jsonl is not.
+    """
+    check_policy(on_duplicate)
+    root = _folder(folder)
+    summary = IngestSummary()
+    corpus = root / "corpus.jsonl"
+    frames = {"documents": text_rows(read_jsonl(corpus), TableSpec("documents", id_column="_id",
+                                     text_column="text", all_meta=True), str(corpus.resolve()), summary)}
+    if (root / "queries.jsonl").exists():
+        spec = TableSpec("queries", id_column="_id", text_column="text", all_meta=True)
+        frames["queries"] = text_rows(read_jsonl(root / "queries.jsonl"), spec, None, summary)
+    qrel_files = sorted((root / "qrels").glob("*.tsv")) if (root / "qrels").is_dir() else []
+    if qrel_files:
+        spec = TableSpec("qrels")
+        parts = [qrel_rows(read_beir_qrels(p), spec, summary, split=p.stem) for p in qrel_files]
+        frames["qrels"] = pl.concat(parts)
+    return store(db, frames, on_duplicate, summary)
+
+
+def ingest_table(db: Database, path: str | Path, spec: TableSpec, fmt: str | None = None) -> IngestSummary:
+    """A JSONL, CSV or Parquet file of documents, queries or qrels (``spec`` names the columns)."""
+    path = Path(path)
+    fmt = fmt or {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "csv",
+                  ".parquet": "parquet"}.get(path.suffix.lower())
+    if fmt not in READERS:
+        raise InvalidParams(f"format must be one of {', '.join(READERS)} (cannot tell from {path.name!r})")
+    records = READERS[fmt](path)
+    summary = IngestSummary()
+    if spec.kind == "qrels":
+        frame = qrel_rows(records, spec, summary)
+    else:
+        frame = text_rows(records, spec, str(path.resolve()), summary)
+    return store(db, {spec.kind: frame}, spec.on_duplicate, summary)
+
+
+def _progress(items: Iterable[Any], progress: bool, desc: str, total: int | None = None) -> Iterable[Any]:
+    """tqdm on stderr when asked (the CLI asks unless --quiet) and stderr is a terminal."""
+    if not progress:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, total=total, unit="item", leave=False, disable=None)
+
+
+def _extracted_rows(items: Iterable[tuple[str, str, Loc, Extracted]], summary: IngestSummary) -> pl.DataFrame:
+    """Documents from (doc_id, source, where, extracted) tuples."""
+    rows = []
+    for doc_id, source, loc, found in items:
+        rows.append({"doc_id": doc_id, "title": found.title, "text": found.text, "source": source,
+                     "content_hash": document_hash(found.title, found.text), "meta": None,
+                     "_file": loc.file, "_unit": loc.unit, "_line": loc.n})
+    return _finish("documents", rows, summary)
+
+
+def list_files(folder: Path) -> list[Path]:
+    """Supported files under ``folder``, recursively, sorted; hidden files and folders are skipped."""
+    found = []
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if any(part.startswith(".") for part in rel.parts) or path.suffix.lower() not in SUFFIXES:
+            continue
+        if path.is_file():
+            found.append(path)
+    return found
+
+
+def ingest_files(db: Database, folder: str | Path, *, on_duplicate: str = "error",
+                 progress: bool = False) -> IngestSummary:
+    """Every .txt/.md/.html/.htm/.pdf under a folder; doc_id = relative path, source = absolute path."""
+    check_policy(on_duplicate)
+    root = _folder(folder)
+    summary = IngestSummary()
+    items = []
+    for path in _progress(list_files(root), progress, "extract"):
+        rel = path.relative_to(root).as_posix()
+        items.append((rel, str(path.resolve()), Loc(str(path)), extract_file(path)))
+    return store(db, {"documents": _extracted_rows(items, summary)}, on_duplicate, summary)
+
+
+# -- URLs -------------------------------------------------------------------------------------------
+class FetchError(Exception):
+    """One URL failed; the message is the reason shown to the user."""
+
+
+def read_url_list(path: Path) -> list[tuple[Loc, str]]:
+    """One URL per line; blank lines and lines starting with '#' are ignored; duplicates are errors."""
+    urls: list[tuple[Loc, str]] = []
+    seen: dict[str, int] = {}
+    for i, line in enumerate(_lines(path), start=1):
+        url = line.strip()
+        if not url or url.startswith("#"):
+            continue
+        loc = Loc(str(path), "line", i)
+        if url in seen:
+            raise loc.error(DuplicateId, f"duplicate URL {url!r}, first at line {seen[url]}")
+        seen[url] = i
+        urls.append((loc, url))
+    return urls
+
+
+def fetch_url(url: str, timeout: float) -> Extracted:
+    """GET one URL and extract its main text; anything but an HTML page is a FetchError."""
+    if not url.lower().startswith(("http://", "https://")):
+        raise FetchError("not an http(s) URL")
+    request = urllib.request.Request(url, headers={"User-Agent": "hnm-db (+https://github.com/hnm-db)"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (scheme checked)
+            ctype = response.headers.get_content_type()
+            if ctype not in HTML_TYPES:
+                raise FetchError(f"not HTML (content type {ctype})")
+            body = response.read(MAX_PAGE_BYTES)
+    except urllib.error.HTTPError as exc:
+        raise FetchError(f"HTTP {exc.code} {exc.reason}") from None
+    except urllib.error.URLError as exc:
+        raise FetchError(_reason(exc.reason, timeout)) from None
+    except (TimeoutError, OSError) as exc:
+        raise FetchError(_reason(exc, timeout)) from None
+    except ValueError as exc:
+        raise FetchError(f"invalid URL: {exc}") from None
+    return extract_html(body, url=url)
+
+
+def _reason(reason: object, timeout: float) -> str:
+    if isinstance(reason, TimeoutError) or "timed out" in str(reason):
+        return f"timed out after {timeout:g}s"
+    if isinstance(reason, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(reason, OSError) and reason.strerror:
+        return reason.strerror
+    return str(reason)
+
+
+def _try_fetch(url: str, timeout: float) -> Extracted | Failure:
+    try:
+        return fetch_url(url, timeout)
+    except FetchError as exc:
+        return Failure(url, str(exc))
+
+
+def ingest_urls(db: Database, path: str | Path, *, timeout: float = 10.0, strict: bool = False,
+                workers: int = 8, on_duplicate: str = "error", progress: bool = False) -> IngestSummary:
+    """Fetch each URL of a list and store its clean text (the paper's step 1); doc_id = source = URL.
+
+    A URL that fails (timeout, HTTP error, not HTML, refused) is reported in ``failures`` and the rest
+    are ingested; the command fails (writing nothing) only when every URL failed, or on any failure
+    with ``strict``.
+    """
+    check_policy(on_duplicate)
+    if timeout <= 0 or workers < 1:
+        raise InvalidParams("timeout must be > 0 and workers >= 1")
+    urls = read_url_list(Path(path))
+    with ThreadPoolExecutor(max_workers=min(workers, max(len(urls), 1))) as pool:
+        results = pool.map(lambda u: _try_fetch(u[1], timeout), urls)
+        fetched = list(_progress(results, progress, "fetch", total=len(urls)))
+    summary = IngestSummary()
+    summary.failures = [f for f in fetched if isinstance(f, Failure)]
+    summary.kind("documents").failed = len(summary.failures)
+    if summary.failures and (strict or len(summary.failures) == len(urls)):
+        head = "; ".join(f"{f.source} ({f.reason})" for f in summary.failures[:EXAMPLES])
+        label = "all" if len(summary.failures) == len(urls) else f"{len(summary.failures)} of"
+        raise SourceUnavailable(f"{label} {len(urls)} URLs failed: {head}")
+    items = [(url, url, loc, Extracted(found.title or url, found.text))
+             for (loc, url), found in zip(urls, fetched, strict=True) if isinstance(found, Extracted)]
+    return store(db, {"documents": _extracted_rows(items, summary)}, on_duplicate, summary)

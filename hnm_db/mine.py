@@ -1,0 +1,775 @@
+"""Hard-negative mining: ensemble similarity made safe, plus the BM25 and random baselines.
+
+The stage is ``score -> exclude -> filter -> sample -> write``; every step but the first and last is a
+pure function over numpy arrays, so each rule can be tested on a 5 x 5 score matrix.
+
+Rules, in the order they apply (all of them documented here because they are the contract):
+
+- **Candidates are distinct chunk texts** (content hashes, one vector each): a text repeated across
+  documents is one candidate, reported as its lowest ``chunk_id``; scoring a text twice would only
+  produce duplicate negatives.
+- **Scoring** (method ``ensemble``) is an exact top-k of query x chunk dot products of the ensemble
+  vectors (= the weighted mean of the members' cosines), computed over bounded blocks of queries and
+  of chunks streamed from the database, keeping a running top-(range_max + margin) per query; margin
+  is the largest number of positive texts of any query, so the window is still full after they go.
+  ``bm25`` and ``random`` produce their ranked hits in SQL (:mod:`hnm_db.baselines`).
+- **Positives are excluded by document**: every chunk of every judged-relevant document of the query
+  (qrels score > 0), and any candidate whose text equals one of those chunks. Positives come from the
+  requested split only: mining never reads another split's queries or qrels. That is the same as
+  excluding the query's judged documents "in any split" because a query has one split (see the
+  ``query_splits`` view: queries are split-disjoint, as in BEIR's SciFact), and
+  ``sql/checks/negative_is_judged_positive.sql`` checks the any-split rule on the written rows.
+- **Ranks** are 0-based positions among the query's non-positive candidates (as in
+  sentence-transformers, where positives are masked before ranking); ``[range_min, range_max)``
+  keeps a window of them.
+- **Cluster filter** (needs a cluster run of the ensemble; default the latest): ``query`` keeps
+  candidates in the query's K-means cluster, ``positive`` those in the cluster of any chunk of a
+  positive document, ``either`` the union, ``none`` keeps all (clusters are still recorded when the
+  ensemble has a cluster run).
+- **False-negative guard** (NV-Retriever's TopK-PercPos): with ``p`` the query's lowest positive score,
+  drop candidates scoring above ``p - (1 - max_score_ratio) * |p|``. For p > 0 that is
+  ``max_score_ratio * p``; for p < 0 plain multiplication would *raise* the bar (0.95 x -0.5 = -0.475
+  > -0.5), so the margin is taken from |p|, as sentence-transformers' ``relative_margin`` does
+  (ratio 0.95 == relative_margin 0.05). Skipped when the method has no score (random) or the ratio is
+  None. The guard runs after the range window, so ranks keep their meaning.
+- **Positive chunk and score**: of a multi-chunk positive document, the chunk the method scores highest
+  against the query (ties and unscored methods: lowest ``ord``) is ``positive_chunk_id`` and its score
+  is ``positive_score``. The query's lowest such score is ``p`` above.
+- **Sampling**: ``top`` takes the first num_negatives by rank; ``random`` draws num_negatives from the
+  surviving window with ``numpy.random.default_rng([seed, hash(query_id), 1])``: per query, so a draw
+  does not depend on which other queries exist. Queries left with fewer are counted as short and
+  reported, never padded.
+- **Rows**: one per (query, positive document, negative). ``score`` is the method's own score
+  (ensemble similarity, BM25 score, NULL for random), ``positive_score`` likewise; when an ensemble is
+  given (always for ``ensemble``, optionally for baselines) ``member_scores`` maps each member's
+  ``model_id`` to its cosine (from the ``embeddings`` table, normalised) plus ``"@ensemble"`` to the
+  ensemble similarity, so runs of different methods can be compared on one scale.
+- **One transaction**: the run record and all rows, or nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+import hnm_db
+from hnm_db import baselines
+from hnm_db.cluster import EnsembleInfo, check_chunk_vectors, get_ensemble, latest_cluster_run
+from hnm_db.db import Database
+from hnm_db.errors import AlreadyExists, EmptySelection, InvalidParams, MissingEmbeddings, NotFound
+from hnm_db.vectors import iter_vectors, read_vectors
+
+METHODS = ("ensemble", "bm25", "random")
+CLUSTER_FILTERS = ("none", "query", "positive", "either")
+SAMPLINGS = ("top", "random")
+ENSEMBLE_KEY = "@ensemble"
+
+
+@dataclass(frozen=True)
+class MiningParams:
+    """What one mining run asks for; stored verbatim (sorted-key JSON) in ``mining_runs.params``."""
+
+    method: str = "ensemble"
+    ensemble: str | None = None
+    split: str = "train"
+    num_negatives: int = 5
+    range_min: int = 0
+    range_max: int = 50
+    cluster_filter: str = "none"
+    cluster_run: str | None = None
+    max_score_ratio: float | None = 0.95
+    sampling: str = "top"
+    seed: int = 0
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise InvalidParams(f"method: must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.method == "ensemble" and not self.ensemble:
+            raise InvalidParams("ensemble: required for method 'ensemble'")
+        if not self.split:
+            raise InvalidParams("split: a split name is required")
+        _check_int("num_negatives", self.num_negatives, 1)
+        _check_int("range_min", self.range_min, 0)
+        _check_int("range_max", self.range_max, 1)
+        if self.range_min >= self.range_max:
+            raise InvalidParams(f"range_min: must be below range_max, got {self.range_min} >= {self.range_max}")
+        if self.num_negatives > self.range_max - self.range_min:
+            raise InvalidParams(
+                f"num_negatives: {self.num_negatives} cannot come from a window of "
+                f"{self.range_max - self.range_min} ranks [{self.range_min}, {self.range_max})"
+            )
+        if self.cluster_filter not in CLUSTER_FILTERS:
+            raise InvalidParams(f"cluster_filter: must be one of {', '.join(CLUSTER_FILTERS)}, got {self.cluster_filter!r}")
+        if (self.cluster_filter != "none" or self.cluster_run) and not self.ensemble:
+            raise InvalidParams("cluster_filter: clusters belong to an ensemble; give --ensemble")
+        if self.max_score_ratio is not None and not (0 < self.max_score_ratio <= 1):
+            raise InvalidParams(f"max_score_ratio: must be in (0, 1] or None, got {self.max_score_ratio}")
+        if self.sampling not in SAMPLINGS:
+            raise InvalidParams(f"sampling: must be one of {', '.join(SAMPLINGS)}, got {self.sampling!r}")
+        _check_int("seed", self.seed, 0)
+
+    @property
+    def run_name(self) -> str:
+        """The run's name: ``name`` or one derived from method, ensemble, split and seed."""
+        if self.name:
+            return self.name
+        parts = [self.method] + ([self.ensemble] if self.ensemble else []) + [self.split, f"seed{self.seed}"]
+        return "-".join(parts)
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InvalidParams(f"{name}: must be an integer >= {minimum}, got {value!r}")
+
+
+# -- pure steps ------------------------------------------------------------------------------------------
+@dataclass
+class TopK:
+    """The k best items per query row, best first; index -1 (score -inf) pads rows with fewer items."""
+
+    indices: np.ndarray  # (n_queries, k) int64
+    scores: np.ndarray  # (n_queries, k) float32
+
+
+@dataclass
+class Candidates:
+    """Aligned flat arrays, sorted by (query, rank): one row per (query, candidate text)."""
+
+    query: np.ndarray  # int64 row in the run's sorted query list
+    item: np.ndarray  # int64 index in the run's sorted candidate texts
+    score: np.ndarray  # float64, NaN when the method has no score
+    rank: np.ndarray  # int64 order within the query (raw hit order before exclude_positives)
+
+    def take(self, mask: np.ndarray) -> Candidates:
+        return Candidates(self.query[mask], self.item[mask], self.score[mask], self.rank[mask])
+
+    def __len__(self) -> int:
+        return len(self.query)
+
+    @classmethod
+    def from_topk(cls, topk: TopK) -> Candidates:
+        nq, k = topk.indices.shape
+        q = np.repeat(np.arange(nq, dtype=np.int64), k)
+        rank = np.tile(np.arange(k, dtype=np.int64), nq)
+        keep = topk.indices.ravel() >= 0
+        return cls(q[keep], topk.indices.ravel()[keep].astype(np.int64),
+                   topk.scores.ravel()[keep].astype(np.float64), rank[keep])
+
+
+def _merge_block(best_s: np.ndarray, best_i: np.ndarray, s: np.ndarray, offset: int) -> None:
+    """Fold a (queries x chunks) score block into the running top-k (in place)."""
+    k = best_s.shape[1]
+    floor = best_s.min(axis=1)
+    mask = s > floor[:, None]
+    hits = int(np.count_nonzero(mask))
+    if hits == 0:
+        return
+    if hits > 2 * best_s.size:  # dense: partial sort of the block, then of block + running
+        kk = min(k, s.shape[1])
+        part = np.argpartition(-s, kk - 1, axis=1)[:, :kk]
+        cat_s = np.concatenate([best_s, np.take_along_axis(s, part, axis=1)], axis=1)
+        cat_i = np.concatenate([best_i, part + offset], axis=1)
+        sel = np.argpartition(-cat_s, k - 1, axis=1)[:, :k]
+        best_s[:] = np.take_along_axis(cat_s, sel, axis=1)
+        best_i[:] = np.take_along_axis(cat_i, sel, axis=1)
+        return
+    r, c = np.nonzero(mask)  # sparse: only scores that beat a row's current k-th compete
+    rows = np.concatenate([np.repeat(np.arange(len(best_s)), k), r])
+    vals = np.concatenate([best_s.ravel(), s[r, c]])
+    idx = np.concatenate([best_i.ravel(), c.astype(np.int64) + offset])
+    order = np.lexsort((idx, -vals, rows))
+    rows, vals, idx = rows[order], vals[order], idx[order]
+    pos = np.arange(len(rows)) - np.searchsorted(rows, rows)
+    keep = pos < k
+    best_s[:] = vals[keep].reshape(best_s.shape)
+    best_i[:] = idx[keep].reshape(best_i.shape)
+
+
+def score_candidates(
+    queries: np.ndarray,
+    chunk_blocks: np.ndarray | Iterable[np.ndarray],
+    k: int,
+    *,
+    query_block: int = 1024,
+) -> TopK:
+    """Exact top-k of ``queries @ chunks.T`` without materialising it; ties go to the lower index.
+
+    ``chunk_blocks`` is a matrix or an iterable of consecutive row blocks (streamed from DuckDB), so
+    memory stays at one query block x one chunk block plus the running (n_queries, k) arrays.
+    """
+    if isinstance(chunk_blocks, np.ndarray):
+        chunk_blocks = [chunk_blocks]
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    nq = len(queries)
+    best_s = np.full((nq, k), -np.inf, dtype=np.float32)
+    best_i = np.full((nq, k), -1, dtype=np.int64)
+    offset = 0
+    for block in chunk_blocks:
+        block_t = np.ascontiguousarray(np.asarray(block, dtype=np.float32).T)
+        for qs in range(0, nq, query_block):
+            scores = queries[qs : qs + query_block] @ block_t
+            _merge_block(best_s[qs : qs + query_block], best_i[qs : qs + query_block], scores, offset)
+        offset += block_t.shape[1]
+    order = np.lexsort((np.where(best_i < 0, np.iinfo(np.int64).max, best_i), -best_s), axis=-1)
+    return TopK(np.take_along_axis(best_i, order, axis=1), np.take_along_axis(best_s, order, axis=1))
+
+
+def exclude_positives(raw: Candidates, pos_query: np.ndarray, pos_item: np.ndarray, n_items: int) -> Candidates:
+    """Drop (query, item) pairs that are positives and re-rank each query's rest 0, 1, 2, ..."""
+    keys = raw.query * n_items + raw.item
+    bad = np.isin(keys, pos_query.astype(np.int64) * n_items + pos_item.astype(np.int64))
+    kept = raw.take(~bad)
+    order = np.lexsort((kept.rank, kept.query))
+    kept = kept.take(order)
+    kept.rank = np.arange(len(kept)) - np.searchsorted(kept.query, kept.query)
+    return kept
+
+
+@dataclass
+class FilterCounts:
+    """How many in-window candidates each filter removed (reported in the run's stats)."""
+
+    considered: int = 0
+    dropped_cluster: int = 0
+    dropped_false_negatives: int = 0
+
+
+def false_negative_threshold(positive_floor: np.ndarray, ratio: float) -> np.ndarray:
+    """``p - (1 - ratio) * |p|``: ratio * p for p > 0, and still below p when p < 0 (module docstring)."""
+    return positive_floor - (1.0 - ratio) * np.abs(positive_floor)
+
+
+def filter_candidates(
+    cands: Candidates,
+    params: MiningParams,
+    *,
+    positive_floor: np.ndarray,
+    query_cluster: np.ndarray | None = None,
+    item_cluster: np.ndarray | None = None,
+    positive_clusters: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[Candidates, FilterCounts]:
+    """Range window, then cluster filter, then false-negative guard (see the module docstring).
+
+    positive_floor: (n_queries,) lowest positive score per query (NaN: no guard for that query).
+    query_cluster: (n_queries,), item_cluster: (n_items,), -1 where unknown.
+    positive_clusters: (query rows, clusters) pairs of every chunk of every positive document.
+    """
+    counts = FilterCounts()
+    window = cands.take((cands.rank >= params.range_min) & (cands.rank < params.range_max))
+    counts.considered = len(window)
+    if params.cluster_filter != "none":
+        neg_cl = item_cluster[window.item]
+        in_query = neg_cl == query_cluster[window.query]
+        pq, pcl = positive_clusters
+        n_cl = int(max(neg_cl.max(initial=0), pcl.max(initial=0))) + 1
+        in_positive = np.isin(window.query * n_cl + neg_cl, pq.astype(np.int64) * n_cl + pcl)
+        keep = {"query": in_query, "positive": in_positive, "either": in_query | in_positive}[params.cluster_filter]
+        keep &= neg_cl >= 0
+        counts.dropped_cluster = int((~keep).sum())
+        window = window.take(keep)
+    if params.max_score_ratio is not None:
+        limit = false_negative_threshold(positive_floor, params.max_score_ratio)[window.query]
+        drop = ~np.isnan(window.score) & ~np.isnan(limit) & (window.score > limit)
+        counts.dropped_false_negatives = int(drop.sum())
+        window = window.take(~drop)
+    return window, counts
+
+
+def sample_negatives(cands: Candidates, params: MiningParams, query_ids: np.ndarray) -> Candidates:
+    """num_negatives per query: the best ranks (``top``) or a seeded draw (``random``), kept in rank order."""
+    pos = np.arange(len(cands)) - np.searchsorted(cands.query, cands.query)
+    if params.sampling == "top":
+        return cands.take(pos < params.num_negatives)
+    keep = np.zeros(len(cands), dtype=bool)
+    starts = np.searchsorted(cands.query, np.unique(cands.query))
+    ends = np.append(starts[1:], len(cands))
+    for s, e in zip(starts, ends, strict=True):
+        n = e - s
+        if n <= params.num_negatives:
+            keep[s:e] = True
+            continue
+        rng = baselines.query_rng(params.seed, str(query_ids[cands.query[s]]), 1)
+        keep[s + rng.choice(n, size=params.num_negatives, replace=False)] = True
+    return cands.take(keep)
+
+
+# -- reading the split ---------------------------------------------------------------------------------
+@dataclass
+class SplitData:
+    """Everything mining reads for one split, with queries and candidate texts as sorted arrays."""
+
+    query_ids: np.ndarray  # sorted
+    query_texts: np.ndarray
+    query_hashes: np.ndarray
+    items: np.ndarray  # sorted distinct chunk content hashes
+    item_chunk: np.ndarray  # representative (lowest) chunk_id of each item
+    item_doc: np.ndarray
+    pos_query: np.ndarray  # one row per chunk of a positive document
+    pos_item: np.ndarray
+    pos_doc: np.ndarray
+    pos_chunk: np.ndarray
+    pos_ord: np.ndarray
+
+
+def read_split(db: Database, split: str) -> SplitData:
+    """Queries, positives and candidate texts of ``split`` (raises EmptySelection for an unknown split)."""
+    q = db.sql("SELECT query_id, text, content_hash FROM mining_queries WHERE split = ? ORDER BY query_id", [split])
+    if q.height == 0:
+        known = db.sql("SELECT DISTINCT split FROM qrels ORDER BY split")["split"].to_list()
+        raise EmptySelection(
+            f"split {split!r} has no qrels with a judged-relevant, chunked document "
+            f"(splits with qrels: {', '.join(known) or 'none'})"
+        )
+    items = db.sql(
+        "SELECT content_hash, min(chunk_id) AS chunk_id, arg_min(doc_id, chunk_id) AS doc_id "
+        "FROM chunks GROUP BY content_hash ORDER BY content_hash"
+    )
+    p = db.sql(
+        "SELECT query_id, doc_id, chunk_id, ord, content_hash FROM mining_positives WHERE split = ? "
+        "ORDER BY query_id, doc_id, ord, chunk_id",
+        [split],
+    )
+    query_ids = q["query_id"].to_numpy()
+    item_hashes = items["content_hash"].to_numpy()
+    return SplitData(
+        query_ids=query_ids,
+        query_texts=q["text"].to_numpy(),
+        query_hashes=q["content_hash"].to_numpy(),
+        items=item_hashes,
+        item_chunk=items["chunk_id"].to_numpy(),
+        item_doc=items["doc_id"].to_numpy(),
+        pos_query=np.searchsorted(query_ids, p["query_id"].to_numpy()).astype(np.int64),
+        pos_item=np.searchsorted(item_hashes, p["content_hash"].to_numpy()).astype(np.int64),
+        pos_doc=p["doc_id"].to_numpy(),
+        pos_chunk=p["chunk_id"].to_numpy(),
+        pos_ord=p["ord"].to_numpy(),
+    )
+
+
+def read_vectors_for(db: Database, ens: EnsembleInfo, role: str, hashes: np.ndarray) -> np.ndarray:
+    """Ensemble vectors of ``hashes`` (aligned, duplicates allowed); MissingEmbeddings if any lacks one."""
+    uniq, inverse = np.unique(hashes.astype(str), return_inverse=True)
+    db.con.register("_hnm_want", pa.table({"content_hash": pa.array(uniq, pa.string())}))
+    try:
+        keys, mat = read_vectors(
+            db,
+            "SELECT ev.content_hash, ev.vec FROM ensemble_vectors ev JOIN _hnm_want w USING (content_hash) "
+            "WHERE ev.ensemble_id = ? AND ev.role = ? ORDER BY ev.content_hash",
+            [ens.ensemble_id, role],
+        )
+    finally:
+        db.con.unregister("_hnm_want")
+    if len(mat) != len(uniq):
+        what = "query" if role == "query" else "chunk"
+        raise MissingEmbeddings(
+            f"ensemble {ens.name!r} has no vectors for {len(uniq) - len(mat)} of {len(uniq)} {what} texts "
+            f"(members: {', '.join(m['name'] for m in ens.members)}): run `hnm-db embed` and re-create the ensemble"
+        )
+    return mat[inverse]
+
+
+def member_cosines(db: Database, model: dict, a_hashes: np.ndarray, b_hashes: np.ndarray) -> np.ndarray:
+    """Cosine of member ``model`` between aligned query texts ``a_hashes`` and chunk texts ``b_hashes``."""
+    out = []
+    for r, hashes in (("query", a_hashes), ("doc", b_hashes)):
+        uniq, inverse = np.unique(hashes.astype(str), return_inverse=True)
+        db.con.register("_hnm_want", pa.table({"content_hash": pa.array(uniq, pa.string())}))
+        try:
+            _, mat = read_vectors(
+                db,
+                "SELECT e.content_hash, e.vec FROM embeddings e JOIN _hnm_want w USING (content_hash) "
+                "WHERE e.model_id = ? AND e.role = ? ORDER BY e.content_hash",
+                [model["model_id"], r],
+            )
+        finally:
+            db.con.unregister("_hnm_want")
+        if len(mat) != len(uniq):
+            raise MissingEmbeddings(
+                f"model {model['name']!r} has no {r} embeddings for {len(uniq) - len(mat)} of {len(uniq)} texts "
+                "needed for member scores: run `hnm-db embed`"
+            )
+        mat = mat / np.maximum(np.linalg.norm(mat, axis=1, keepdims=True), 1e-12)
+        out.append(mat[inverse])
+    return np.einsum("ij,ij->i", out[0], out[1]).astype(np.float64)
+
+
+# -- the stage -------------------------------------------------------------------------------------
+@dataclass
+class MiningSummary:
+    run_id: str
+    name: str
+    method: str
+    split: str
+    triplets: int
+    queries: int
+    queries_covered: int
+    short_queries: int
+    dropped_false_negatives: int
+    seconds: float
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Context:
+    db: Database
+    params: MiningParams
+    data: SplitData
+    ens: EnsembleInfo | None
+    qvecs: np.ndarray | None
+    cluster_run: str | None
+    progress: bool
+    chunk_block: int
+    query_block: int
+
+
+def _margin(data: SplitData) -> int:
+    if len(data.pos_query) == 0:
+        return 0
+    pairs = np.unique(data.pos_query * len(data.items) + data.pos_item)
+    return int(np.bincount(pairs // len(data.items)).max())
+
+
+def _chunk_stream(ctx: _Context) -> Iterable[np.ndarray]:
+    """Ensemble doc vectors of all candidate texts in content-hash order, one bounded block at a time."""
+    from tqdm import tqdm
+
+    sql = (
+        "SELECT content_hash, vec FROM ensemble_vectors WHERE ensemble_id = ? AND role = 'doc' "
+        "AND content_hash IN (SELECT content_hash FROM chunks) ORDER BY content_hash"
+    )
+    seen = 0
+    bar = tqdm(total=len(ctx.data.items), desc="scoring chunks", unit="chunk", disable=not ctx.progress)
+    for keys, mat in iter_vectors(ctx.db, sql, [ctx.ens.ensemble_id], batch_rows=ctx.chunk_block):
+        expected = ctx.data.items[seen : seen + len(mat)]
+        if len(expected) != len(mat) or not np.array_equal(keys["content_hash"].astype(str), expected.astype(str)):
+            raise RuntimeError("chunk texts changed while mining; run again")
+        seen += len(mat)
+        bar.update(len(mat))
+        yield mat
+    bar.close()
+
+
+def _hits_to_candidates(data: SplitData, hits: pa.Table) -> Candidates:
+    qid = hits.column("query_id").to_numpy(zero_copy_only=False)
+    h = hits.column("content_hash").to_numpy(zero_copy_only=False)
+    score = hits.column("score").to_numpy(zero_copy_only=False).astype(np.float64)
+    return Candidates(
+        np.searchsorted(data.query_ids, qid).astype(np.int64),
+        np.searchsorted(data.items, h).astype(np.int64),
+        np.where(np.isnan(score), np.nan, score),
+        hits.column("hit_order").to_numpy(zero_copy_only=False).astype(np.int64),
+    )
+
+
+def _raw_candidates(ctx: _Context, k: int) -> tuple[Candidates, Any]:
+    """Each method's ranked hits, before positives are excluded; the second value scores pairs later."""
+    p, data = ctx.params, ctx.data
+    if p.method == "ensemble":
+        topk = score_candidates(ctx.qvecs, _chunk_stream(ctx), k, query_block=ctx.query_block)
+        return Candidates.from_topk(topk), None
+    if p.method == "bm25":
+        texts = ctx.db.sql("SELECT content_hash, min(text) AS text FROM chunks GROUP BY content_hash ORDER BY content_hash")
+        hits, index = baselines.bm25_hits(ctx.db, p.split, data.items, texts["text"].to_list(), k)
+        return _hits_to_candidates(data, hits), index
+    hits = baselines.random_hits(ctx.db, p.split, data.items, k, p.seed)
+    return _hits_to_candidates(data, hits), None
+
+
+def _pair_scores(ctx: _Context, index: Any, q_rows: np.ndarray, items: np.ndarray, *, method: str) -> np.ndarray:
+    """Scores of (query row, item) pairs by ``method`` ('ensemble' or 'bm25'); NaN for 'random'."""
+    if len(q_rows) == 0 or method == "random":
+        return np.full(len(q_rows), np.nan)
+    if method == "ensemble":
+        docs = read_vectors_for(ctx.db, ctx.ens, "doc", ctx.data.items[items])
+        return np.einsum("ij,ij->i", ctx.qvecs[q_rows], docs).astype(np.float64)
+    out = np.empty(len(q_rows))
+    for u in np.unique(q_rows):
+        sel = q_rows == u
+        out[sel] = index.scores([str(ctx.data.query_texts[u])])[0, items[sel]]
+    return out
+
+
+def _best_positives(ctx: _Context, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index (into the positive rows) of the best chunk per (query, document), and the per-query floor."""
+    d = ctx.data
+    key = np.where(np.isnan(scores), -np.inf, scores)
+    order = np.lexsort((d.pos_ord, -key, d.pos_doc, d.pos_query))
+    pq, pd = d.pos_query[order], d.pos_doc[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = (pq[1:] != pq[:-1]) | (pd[1:] != pd[:-1])
+    best = order[first]
+    floor = np.full(len(d.query_ids), np.nan)
+    bs = scores[best]
+    for q, s in zip(d.pos_query[best], bs, strict=True):
+        if not np.isnan(s):
+            floor[q] = s if np.isnan(floor[q]) else min(floor[q], s)
+    return best, floor
+
+
+def _clusters(ctx: _Context, role: str, hashes: np.ndarray) -> np.ndarray:
+    """Cluster of each hash in the run's cluster run (-1 when it has no assignment)."""
+    out = np.full(len(hashes), -1, dtype=np.int64)
+    if ctx.cluster_run is None or len(hashes) == 0:
+        return out
+    a = ctx.db.sql(
+        "SELECT content_hash, cluster FROM cluster_assignments WHERE cluster_run_id = ? AND role = ? "
+        "ORDER BY content_hash",
+        [ctx.cluster_run, role],
+    )
+    known = a["content_hash"].to_numpy().astype(str)
+    pos = np.clip(np.searchsorted(known, hashes.astype(str)), 0, max(len(known) - 1, 0))
+    hit = (len(known) > 0) & (known[pos] == hashes.astype(str)) if len(known) else np.zeros(len(hashes), bool)
+    out[hit] = a["cluster"].to_numpy()[pos[hit]]
+    return out
+
+
+def _resolve_cluster_run(db: Database, params: MiningParams, ens: EnsembleInfo | None) -> str | None:
+    if ens is None:
+        return None
+    if params.cluster_run:
+        owner = db.scalar("SELECT ensemble_id FROM cluster_runs WHERE cluster_run_id = ?", [params.cluster_run])
+        if owner != ens.ensemble_id:
+            raise NotFound(f"no cluster run {params.cluster_run!r} of ensemble {ens.name!r}")
+        return params.cluster_run
+    run = latest_cluster_run(db, ens.ensemble_id)
+    if run is None and params.cluster_filter != "none":
+        raise NotFound(
+            f"cluster_filter {params.cluster_filter!r} needs a cluster run of ensemble {ens.name!r}: "
+            f"run `hnm-db cluster --ensemble {ens.name}` first"
+        )
+    return run
+
+
+def _query_vectors(db: Database, ens: EnsembleInfo, data: SplitData) -> np.ndarray:
+    return read_vectors_for(db, ens, "query", data.query_hashes)
+
+
+def mine(
+    db: Database,
+    params: MiningParams,
+    *,
+    replace: bool = False,
+    progress: bool = False,
+    query_block: int = 1024,
+    chunk_block: int = 16_384,
+) -> MiningSummary:
+    """Mine negatives for the queries of ``params.split`` and write one run (see the module docstring)."""
+    started = time.perf_counter()
+    name = params.run_name
+    old = db.scalar("SELECT run_id FROM mining_runs WHERE name = ?", [name])
+    if old is not None and not replace:
+        raise AlreadyExists(f"mining run {name!r} already exists: choose another --name or pass --replace")
+    ens = get_ensemble(db, params.ensemble) if params.ensemble else None
+    data = read_split(db, params.split)
+    if ens is not None:
+        check_chunk_vectors(db, ens)
+    ctx = _Context(db, params, data, ens, _query_vectors(db, ens, data) if ens else None,
+                   _resolve_cluster_run(db, params, ens), progress, chunk_block, query_block)
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    k = min(params.range_max + _margin(data), len(data.items))
+    raw, index = _raw_candidates(ctx, k)
+    timings["score_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    cands = exclude_positives(raw, data.pos_query, data.pos_item, len(data.items))
+    cands = cands.take(cands.rank < params.range_max)
+    pos_scores = _pair_scores(ctx, index, data.pos_query, data.pos_item,
+                              method=params.method if params.method != "random" else ("ensemble" if ens else "random"))
+    best, floor = _best_positives(ctx, pos_scores)
+    if params.method == "random":
+        pos_scores = np.full(len(pos_scores), np.nan)
+    item_cluster = np.full(len(data.items), -1, dtype=np.int64)
+    needed = np.unique(np.concatenate([cands.item, data.pos_item]))
+    item_cluster[needed] = _clusters(ctx, "doc", data.items[needed])
+    query_cluster = _clusters(ctx, "query", data.query_hashes)
+    if params.cluster_filter != "none":
+        _require_assignments(ctx, query_cluster, item_cluster[needed])
+    kept, counts = filter_candidates(
+        cands, params, positive_floor=floor, query_cluster=query_cluster, item_cluster=item_cluster,
+        positive_clusters=(data.pos_query, item_cluster[data.pos_item]),
+    )
+    chosen = sample_negatives(kept, params, data.query_ids)
+    timings["filter_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    rows = _triplet_rows(ctx, chosen, best, pos_scores, query_cluster, item_cluster)
+    per_query = np.bincount(chosen.query, minlength=len(data.query_ids))
+    short = np.flatnonzero(per_query < params.num_negatives)
+    stats = {
+        "queries": len(data.query_ids),
+        "queries_covered": int((per_query > 0).sum()),
+        "positives": len(best),
+        "triplets": rows.num_rows,
+        "negatives": len(chosen),
+        "negatives_per_query": {"mean": float(per_query.mean()), "min": int(per_query.min()),
+                                "max": int(per_query.max())},
+        "candidates_considered": counts.considered,
+        "dropped_cluster": counts.dropped_cluster,
+        "dropped_false_negatives": counts.dropped_false_negatives,
+        "short_queries": len(short),
+        "short_query_ids": [str(x) for x in data.query_ids[short[:20]]],
+        "k_searched": k,
+        "candidate_texts": len(data.items),
+    }
+    run_id = uuid.uuid4().hex
+    record = {
+        "run_id": run_id, "name": name, "method": params.method, "split": params.split,
+        "params": json.dumps(asdict(params), sort_keys=True), "seed": params.seed,
+        "ensemble_id": ens.ensemble_id if ens else None, "cluster_run_id": ctx.cluster_run,
+        "models": json.dumps(ens.members if ens else [], sort_keys=True),
+        "code_version": hnm_db.__version__,
+    }
+    rows = rows.set_column(0, "run_id", pa.array([run_id] * rows.num_rows, pa.string()))
+    timings["prepare_rows_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    write_triplets(db, record, rows, stats, timings, replace_run=old, started=started)
+    timings["write_s"] = time.perf_counter() - t
+    return MiningSummary(
+        run_id=run_id, name=name, method=params.method, split=params.split, triplets=rows.num_rows,
+        queries=len(data.query_ids), queries_covered=stats["queries_covered"], short_queries=len(short),
+        dropped_false_negatives=counts.dropped_false_negatives, seconds=time.perf_counter() - started,
+        stats=stats,
+    )
+
+
+def _require_assignments(ctx: _Context, query_cluster: np.ndarray, item_cluster: np.ndarray) -> None:
+    missing_q = int((query_cluster < 0).sum())
+    missing_d = int((item_cluster < 0).sum())
+    if missing_q or missing_d:
+        raise NotFound(
+            f"cluster run {ctx.cluster_run} has no cluster for {missing_q} queries and {missing_d} chunk texts "
+            f"of this split (added after clustering?): run `hnm-db cluster --ensemble {ctx.ens.name}` again"
+        )
+
+
+def _triplet_rows(ctx: _Context, chosen: Candidates, best: np.ndarray, pos_scores: np.ndarray,
+                  query_cluster: np.ndarray, item_cluster: np.ndarray) -> pa.Table:
+    """One row per (query, positive document, negative), in (query, positive, rank) order."""
+    d = ctx.data
+    bq = d.pos_query[best]
+    counts = np.bincount(bq, minlength=len(d.query_ids))
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    order_best = best[np.argsort(bq, kind="stable")]
+    reps = counts[chosen.query]
+    neg = np.repeat(np.arange(len(chosen)), reps)
+    pos = order_best[np.repeat(starts[chosen.query], reps) + (np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps))]
+    order = np.lexsort((chosen.rank[neg], d.pos_chunk[pos].astype(str), chosen.query[neg]))
+    neg, pos = neg[order], pos[order]
+    q, items = chosen.query[neg], chosen.item[neg]
+    score = chosen.score[neg]
+    if ctx.params.method == "random":
+        score = np.full(len(neg), np.nan)
+    member = _member_scores(ctx, q, items)
+    return pa.table({
+        "run_id": pa.array([""] * len(neg), pa.string()),
+        "query_id": pa.array(d.query_ids[q].astype(str), pa.string()),
+        "positive_doc_id": pa.array(d.pos_doc[pos].astype(str), pa.string()),
+        "positive_chunk_id": pa.array(d.pos_chunk[pos].astype(str), pa.string()),
+        "negative_doc_id": pa.array(d.item_doc[items].astype(str), pa.string()),
+        "negative_chunk_id": pa.array(d.item_chunk[items].astype(str), pa.string()),
+        "rank": pa.array(chosen.rank[neg].astype(np.int32)),
+        "score": pa.array(score, pa.float64(), mask=np.isnan(score)),
+        "positive_score": pa.array(pos_scores[pos], pa.float64(), mask=np.isnan(pos_scores[pos])),
+        "member_scores": member,
+        "query_cluster": _nullable_int(query_cluster[q]),
+        "negative_cluster": _nullable_int(item_cluster[items]),
+        "split": pa.array([ctx.params.split] * len(neg), pa.string()),
+    })
+
+
+def _nullable_int(values: np.ndarray) -> pa.Array:
+    return pa.array(values.astype(np.int32), pa.int32(), mask=values < 0)
+
+
+def _member_scores(ctx: _Context, q: np.ndarray, items: np.ndarray) -> pa.Array:
+    """MAP(model_id -> cosine, '@ensemble' -> ensemble similarity) per row; NULL without an ensemble."""
+    n = len(q)
+    typ = pa.map_(pa.string(), pa.float64())
+    if ctx.ens is None or n == 0:
+        return pa.nulls(n, typ)
+    # score each distinct (query, negative) pair once; a query's rows repeat it per positive
+    pair_key = q * len(ctx.data.items) + items
+    uniq, inverse = np.unique(pair_key, return_inverse=True)
+    uq, ui = uniq // len(ctx.data.items), uniq % len(ctx.data.items)
+    columns = [(m["model_id"], member_cosines(ctx.db, m, ctx.data.query_hashes[uq], ctx.data.items[ui]))
+               for m in ctx.ens.members]
+    docs = read_vectors_for(ctx.db, ctx.ens, "doc", ctx.data.items[ui])
+    columns.append((ENSEMBLE_KEY, np.einsum("ij,ij->i", ctx.qvecs[uq], docs).astype(np.float64)))
+    m = len(columns)
+    keys = np.tile(np.array([c[0] for c in columns], dtype=object), n)
+    vals = np.stack([c[1][inverse] for c in columns], axis=1).ravel()
+    offsets = pa.array(np.arange(0, (n + 1) * m, m, dtype=np.int32))
+    return pa.MapArray.from_arrays(offsets, pa.array(keys, pa.string()), pa.array(vals, pa.float64()))
+
+
+def write_triplets(db: Database, record: dict[str, Any], rows: pa.Table, stats: dict[str, Any],
+                   timings: dict[str, float], *, replace_run: str | None = None, started: float = 0.0) -> int:
+    """The run record and all its rows in one transaction (replacing the old run of the same name)."""
+    with db.transaction():
+        if replace_run is not None:
+            delete_run(db, replace_run)
+        db.con.register("_hnm_triplets", rows)
+        try:
+            db.execute(
+                f"INSERT INTO triplets ({', '.join(rows.column_names)}) "
+                f"SELECT {', '.join(rows.column_names)} FROM _hnm_triplets"
+            )
+        finally:
+            db.con.unregister("_hnm_triplets")
+        _record_sources(db, record["run_id"])
+        timings["total_s"] = time.perf_counter() - started
+        stats = dict(stats, durations={k: round(v, 4) for k, v in timings.items()})
+        cols = list(record) + ["stats"]
+        db.execute(
+            f"INSERT INTO mining_runs ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
+            list(record.values()) + [json.dumps(stats, sort_keys=True)],
+        )
+    return rows.num_rows
+
+
+def _record_sources(db: Database, run_id: str) -> None:
+    """Snapshot the texts the run read (the audit stage's mining_run_sources), when that stage exists."""
+    try:
+        from hnm_db.audit import record_run_sources
+    except ImportError:
+        return
+    record_run_sources(db, run_id)
+
+
+def delete_run(db: Database, run_id: str) -> None:
+    """Remove a mining run and everything that hangs off it."""
+    with db.transaction():
+        db.execute("DELETE FROM triplets WHERE run_id = ?", [run_id])
+        if "mining_run_sources" in db.tables():
+            db.execute("DELETE FROM mining_run_sources WHERE run_id = ?", [run_id])
+        db.execute("DELETE FROM mining_runs WHERE run_id = ?", [run_id])
+
+
+# -- runs ---------------------------------------------------------------------------------------------
+def list_runs(db: Database):
+    """One row per run: name, method, split, triplets, queries, created_at (the ``runs`` command)."""
+    return db.sql(
+        "SELECT name, method, split, ensemble, seed, triplets, queries, negatives, created_at "
+        "FROM mining_run_stats ORDER BY created_at, name"
+    )
+
+
+def show_run(db: Database, name: str) -> dict[str, Any]:
+    """A run's record with params, stats and models decoded (the ``runs show NAME`` command)."""
+    df = db.sql("SELECT * FROM mining_runs WHERE name = ?", [name])
+    if df.height == 0:
+        raise NotFound(f"no mining run named {name!r}: see `hnm-db runs`")
+    row = df.row(0, named=True)
+    for key in ("params", "stats", "models"):
+        if isinstance(row.get(key), str):
+            row[key] = json.loads(row[key])
+    counts = db.sql("SELECT triplets, queries, negatives FROM mining_run_stats WHERE run_id = ?", [row["run_id"]])
+    row.update(counts.row(0, named=True))
+    return row

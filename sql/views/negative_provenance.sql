@@ -1,0 +1,35 @@
+-- One row per triplet with every fact behind its choice: the run (method, split, seed, parameters,
+-- ensemble and cluster run), the texts of query, positive and negative, the rank and scores
+-- (margin = positive_score - score; ratio = score / positive_score, what the false-negative guard
+-- compared against max_score_ratio), per-model scores and the clusters of query and negative.
+-- Parameters the mining stage may not set come back NULL.
+CREATE OR REPLACE VIEW negative_provenance AS
+WITH runs AS (
+    SELECT run_id, name AS run, method, split AS run_split, seed, params, ensemble_id, cluster_run_id,
+           code_version, created_at AS mined_at,
+           params ->> 'sampling' AS sampling,
+           params ->> 'cluster_filter' AS cluster_filter,
+           TRY_CAST(params ->> 'max_score_ratio' AS DOUBLE) AS max_score_ratio,
+           TRY_CAST(params ->> 'range_min' AS INTEGER) AS range_min,
+           TRY_CAST(params ->> 'range_max' AS INTEGER) AS range_max
+    FROM mining_runs
+),
+provenance AS (
+    SELECT r.run, r.method, r.run_split, r.seed, r.sampling, r.cluster_filter, r.max_score_ratio,
+           r.range_min, r.range_max,
+           t.query_id, q.text AS query_text,
+           t.positive_doc_id, t.positive_chunk_id, pc.text AS positive_text,
+           t.negative_doc_id, t.negative_chunk_id, nc.text AS negative_text,
+           t.rank, t.score, t.positive_score,
+           t.positive_score - t.score AS margin,
+           CASE WHEN t.positive_score <> 0 THEN t.score / t.positive_score END AS score_ratio,
+           t.member_scores, t.query_cluster, t.negative_cluster,
+           t.negative_cluster = t.query_cluster AS same_cluster,
+           t.split, t.run_id, r.params, r.ensemble_id, r.cluster_run_id, r.code_version, r.mined_at
+    FROM triplets t
+    JOIN runs r ON r.run_id = t.run_id
+    LEFT JOIN queries q ON q.query_id = t.query_id
+    LEFT JOIN chunks pc ON pc.chunk_id = t.positive_chunk_id
+    LEFT JOIN chunks nc ON nc.chunk_id = t.negative_chunk_id
+)
+SELECT * FROM provenance

@@ -1,0 +1,59 @@
+-- One row per mining run: coverage, negatives per query (distinct negative chunks over all of a
+-- query's positives), the score distribution of negatives against positives (each query-positive
+-- pair counted once), what the false-negative guard dropped and how many queries came up short
+-- (from mining_runs.stats, NULL when the stage did not record them), and cluster agreement: the
+-- share of negatives in the query's K-means cluster (NULL when the run has no clusters).
+CREATE OR REPLACE VIEW run_summary AS
+WITH per_query AS (
+    SELECT run_id, query_id, count(DISTINCT negative_chunk_id) AS negatives
+    FROM triplets
+    GROUP BY run_id, query_id
+),
+per_query_stats AS (
+    SELECT run_id, count(*) AS queries, min(negatives) AS neg_per_query_min,
+           median(negatives) AS neg_per_query_median, max(negatives) AS neg_per_query_max
+    FROM per_query
+    GROUP BY run_id
+),
+negative_scores AS (
+    SELECT run_id, count(*) AS triplets,
+           avg(score) AS neg_score_mean,
+           quantile_cont(score, 0.1) AS neg_score_p10,
+           quantile_cont(score, 0.5) AS neg_score_p50,
+           quantile_cont(score, 0.9) AS neg_score_p90,
+           avg(CASE WHEN negative_cluster = query_cluster THEN 1.0 ELSE 0.0 END)
+               FILTER (WHERE negative_cluster IS NOT NULL AND query_cluster IS NOT NULL) AS cluster_agreement
+    FROM triplets
+    GROUP BY run_id
+),
+positive_pairs AS (
+    SELECT run_id, query_id, positive_chunk_id, any_value(positive_score) AS positive_score
+    FROM triplets
+    GROUP BY run_id, query_id, positive_chunk_id
+),
+positive_scores AS (
+    SELECT run_id, count(*) AS positives,
+           avg(positive_score) AS pos_score_mean,
+           quantile_cont(positive_score, 0.1) AS pos_score_p10,
+           quantile_cont(positive_score, 0.5) AS pos_score_p50,
+           quantile_cont(positive_score, 0.9) AS pos_score_p90
+    FROM positive_pairs
+    GROUP BY run_id
+),
+summary AS (
+    SELECT r.name AS run, r.method, r.split, r.seed,
+           coalesce(q.queries, 0) AS queries, coalesce(p.positives, 0) AS positives,
+           coalesce(n.triplets, 0) AS triplets,
+           q.neg_per_query_min, q.neg_per_query_median, q.neg_per_query_max,
+           n.neg_score_mean, n.neg_score_p10, n.neg_score_p50, n.neg_score_p90,
+           p.pos_score_mean, p.pos_score_p10, p.pos_score_p50, p.pos_score_p90,
+           TRY_CAST(r.stats ->> 'dropped_false_negatives' AS BIGINT) AS dropped_false_negatives,
+           TRY_CAST(r.stats ->> 'short_queries' AS BIGINT) AS short_queries,
+           n.cluster_agreement,
+           r.created_at, r.run_id
+    FROM mining_runs r
+    LEFT JOIN per_query_stats q ON q.run_id = r.run_id
+    LEFT JOIN negative_scores n ON n.run_id = r.run_id
+    LEFT JOIN positive_scores p ON p.run_id = r.run_id
+)
+SELECT * FROM summary

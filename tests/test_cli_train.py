@@ -1,0 +1,113 @@
+"""`hnm-db train` and `hnm-db eval` through the click layer."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+import hnm_db
+from hnm_db.cli import main
+
+
+@pytest.fixture
+def filled(db_path):
+    from conftest import populate_training_db
+
+    with hnm_db.open(db_path) as database:
+        populate_training_db(database)
+    return db_path
+
+
+def _run(db_path, *args):
+    return CliRunner().invoke(main, ["--db", str(db_path), "--quiet", *args])
+
+
+def _counts(db_path) -> tuple:
+    with hnm_db.open(db_path) as database:
+        return tuple(database.scalar(f"SELECT count(*) FROM {t}") for t in ("training_runs", "eval_results"))
+
+
+def test_train_then_eval_then_compare(filled, tiny_model_dir, tmp_path):
+    out = tmp_path / "model"
+    res = _run(
+        filled,
+        "train",
+        "--run",
+        "mined",
+        "--base",
+        str(tiny_model_dir),
+        "--out",
+        str(out),
+        "--batch-size",
+        "4",
+        "--max-length",
+        "48",
+        "--max-steps",
+        "2",
+        "--format",
+        "json",
+    )
+    assert res.exit_code == 0, res.output
+    trained = json.loads(res.output)[0]
+    assert trained["name"] == "model" and trained["steps"] == 2
+    res = _run(
+        filled,
+        "eval",
+        "--model",
+        str(out),
+        "--k",
+        "10",
+        "--max-length",
+        "48",
+        "--interpolate",
+        "0.5",
+        "--format",
+        "json",
+    )
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.output)
+    assert [r["model"] for r in rows] == ["first-stage:bm25", "model", "model + bm25 (alpha=0.5)"]
+    res = _run(filled, "eval", "--compare")
+    assert res.exit_code == 0 and "first-stage:bm25" in res.output and "ndcg@10" in res.output
+    assert len(res.output.strip().splitlines()) == 2 + 3
+    res = _run(filled, "eval", "--compare", "--mean-over-seeds")
+    assert res.exit_code == 0 and "ce[mined, triplet]" in res.output
+
+
+def test_eval_of_the_first_stage_alone(filled):
+    res = _run(filled, "eval", "--first-stage", "ensemble:onehot", "--k", "10", "--format", "csv")
+    assert res.exit_code == 0, res.output
+    assert res.output.splitlines()[1].startswith("first-stage:ensemble:onehot,ensemble:onehot,10,")
+
+
+def test_bad_inputs_exit_1_with_one_line_and_change_nothing(filled, tiny_model_dir, tmp_path):
+    before = _counts(filled)
+    (tmp_path / "exists").mkdir()
+    cases = [
+        (
+            ["train", "--run", "empty", "--base", str(tiny_model_dir), "--out", str(tmp_path / "x")],
+            "no triplets",
+        ),
+        (
+            ["train", "--run", "mined", "--base", str(tmp_path), "--out", str(tmp_path / "x")],
+            "not a transformer",
+        ),
+        (
+            ["train", "--run", "mined", "--base", str(tiny_model_dir), "--out", str(tmp_path / "exists")],
+            "output folder exists",
+        ),
+        (["eval", "--split", "dev"], "has no qrels"),
+        (["eval", "--k", "5"], "nDCG@10"),
+    ]
+    for args, message in cases:
+        res = _run(filled, *args)
+        assert res.exit_code == 1, (args, res.output)
+        assert message in res.output and len(res.output.strip().splitlines()) == 1
+    assert _counts(filled) == before
+
+
+def test_option_conflicts_are_usage_errors(filled):
+    assert _run(filled, "eval", "--interpolate", "0.5").exit_code == 2
+    assert _run(filled, "eval", "--mean-over-seeds").exit_code == 2

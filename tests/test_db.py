@@ -1,0 +1,163 @@
+"""The database file: migrations and their ledger, version checks, locking, transactions, ``hnm-db sql``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+from click.testing import CliRunner
+
+import hnm_db
+from hnm_db import resources
+from hnm_db.cli import main
+from hnm_db.db import schema_target
+from hnm_db.errors import SchemaTooNew
+
+DATA_MODEL = {
+    "documents", "queries", "qrels", "chunks", "models", "embeddings", "ensembles", "ensemble_vectors",
+    "cluster_runs", "cluster_assignments", "mining_runs", "triplets", "schema_version",
+}
+
+
+def ledger(db: hnm_db.Database) -> list[tuple]:
+    return db.execute("SELECT version, name, applied_at FROM schema_version ORDER BY version").fetchall()
+
+
+def test_fresh_open_creates_every_table_and_records_each_migration(db):
+    assert DATA_MODEL <= set(db.tables())
+    versions = [row[0] for row in ledger(db)]
+    assert versions[:2] == [0, 1]
+    assert versions == [v for v, _, _ in resources.migrations()]
+    assert db.schema_version() == schema_target()
+
+
+def test_empty_tables_are_visible_with_show_tables(db):
+    shown = {row[0] for row in db.execute("SHOW TABLES").fetchall()}
+    assert DATA_MODEL <= shown
+    assert db.scalar("SELECT count(*) FROM triplets") == 0
+
+
+def test_reopening_applies_nothing(db_path):
+    with hnm_db.open(db_path) as db:
+        first = ledger(db)
+    with hnm_db.open(db_path) as db:
+        assert db.migrate() == []
+        assert ledger(db) == first
+
+
+def test_a_newer_schema_is_refused_with_a_clear_message(db_path):
+    with hnm_db.open(db_path) as db:
+        db.execute("INSERT INTO schema_version (version, name) VALUES (?, 'from_the_future')", [schema_target() + 1])
+    with pytest.raises(SchemaTooNew) as info:
+        hnm_db.open(db_path)
+    assert str(info.value) == (f"{db_path} has schema version {schema_target() + 1} but this hnm-db knows only up "
+                               f"to {schema_target()}: upgrade hnm-db to open it")
+    result = CliRunner().invoke(main, ["--db", str(db_path), "init"])
+    assert result.exit_code == 1
+    assert "upgrade hnm-db to open it" in result.stderr and "Traceback" not in result.output
+
+
+def test_a_failing_migration_rolls_back_and_leaves_no_ledger_row(db_path, monkeypatch):
+    with hnm_db.open(db_path) as db:
+        before_ledger, before_tables = ledger(db), db.tables()
+    real = resources.migrations()
+    broken = (schema_target() + 1, "broken", "CREATE TABLE half_done (x INTEGER);\nSELECT * FROM no_such_table;")
+    monkeypatch.setattr(resources, "migrations", lambda: [*real, broken])
+    with pytest.raises(duckdb.CatalogException, match="no_such_table"):
+        hnm_db.open(db_path)
+    monkeypatch.undo()
+    with hnm_db.open(db_path) as db:
+        assert ledger(db) == before_ledger
+        assert db.tables() == before_tables
+        assert "half_done" not in db.tables()
+
+
+def test_a_failing_migration_on_a_fresh_file_leaves_nothing_half_applied(db_path, monkeypatch):
+    real = resources.migrations()
+    broken = (real[-1][0] + 1, "broken", "CREATE TABLE half_done (x INTEGER); SELECT nonsense FROM nowhere;")
+    monkeypatch.setattr(resources, "migrations", lambda: [*real, broken])
+    with pytest.raises(duckdb.Error):
+        hnm_db.open(db_path)
+    monkeypatch.undo()
+    con = duckdb.connect(str(db_path))
+    try:
+        versions = [r[0] for r in con.execute("SELECT version FROM schema_version ORDER BY 1").fetchall()]
+        tables = {r[0] for r in con.execute("SHOW TABLES").fetchall()}
+    finally:
+        con.close()
+    assert versions == [v for v, _, _ in real]
+    assert "half_done" not in tables
+
+
+def test_transaction_rolls_back_on_error_and_nested_use_joins_the_outer_one(db):
+    with pytest.raises(RuntimeError):
+        with db.transaction():
+            db.execute("INSERT INTO queries (query_id, text, content_hash) VALUES ('q', 't', 'h')")
+            with db.transaction():
+                db.execute("INSERT INTO queries (query_id, text, content_hash) VALUES ('r', 't', 'h')")
+            raise RuntimeError("boom")
+    assert db.scalar("SELECT count(*) FROM queries") == 0
+    assert not db.in_transaction
+
+
+def _cli(db_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The real command in another process (the venv's interpreter, same as the hnm-db script)."""
+    code = "from hnm_db.cli import main; main()"
+    return subprocess.run([sys.executable, "-c", code, "--db", str(db_path), *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_a_second_process_gets_database_is_locked_not_a_traceback(db_path):
+    with hnm_db.open(db_path):
+        for args in (["sql", "select 1"], ["init"]):
+            result = _cli(db_path, *args)
+            assert result.returncode == 1
+            assert result.stderr == f"Error: database is locked by another process: {db_path}\n"
+            assert result.stdout == ""
+    assert _cli(db_path, "sql", "select 1 AS one", "--format", "csv").stdout == "one\n1\n"
+
+
+@pytest.fixture
+def filled_path(db_path: Path) -> Path:
+    with hnm_db.open(db_path) as db:
+        db.execute("INSERT INTO queries (query_id, text, content_hash) VALUES ('q1', 'why?', 'h1'), "
+                   "('q2', 'how, then?', 'h2')")
+    return db_path
+
+
+def test_sql_prints_table_csv_and_json(filled_path):
+    query = "SELECT query_id, text FROM queries ORDER BY query_id"
+    table = CliRunner().invoke(main, ["--db", str(filled_path), "sql", query])
+    assert table.exit_code == 0
+    assert table.stdout.splitlines() == ["query_id  text", "--------  ----------", "q1        why?",
+                                         "q2        how, then?"]
+    csv_out = CliRunner().invoke(main, ["--db", str(filled_path), "sql", query, "--format", "csv"])
+    assert csv_out.stdout.splitlines() == ["query_id,text", "q1,why?", 'q2,"how, then?"']
+    js = CliRunner().invoke(main, ["--db", str(filled_path), "sql", query, "--format", "json"])
+    assert json.loads(js.stdout) == [{"query_id": "q1", "text": "why?"}, {"query_id": "q2", "text": "how, then?"}]
+
+
+def test_sql_is_read_only_unless_write_is_given(filled_path):
+    denied = CliRunner().invoke(main, ["--db", str(filled_path), "sql", "DELETE FROM queries"])
+    assert denied.exit_code == 1
+    assert denied.stderr.startswith("Error: SQL error:") and len(denied.stderr.strip().splitlines()) == 1
+    allowed = CliRunner().invoke(main, ["--db", str(filled_path), "sql", "--write", "DELETE FROM queries"])
+    assert allowed.exit_code == 0
+    with hnm_db.open(filled_path) as db:
+        assert db.scalar("SELECT count(*) FROM queries") == 0
+
+
+def test_bad_sql_is_one_line_error(filled_path):
+    result = CliRunner().invoke(main, ["--db", str(filled_path), "sql", "SELECT * FROM no_such_table"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: SQL error:") and "no_such_table" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_opening_in_a_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(hnm_db.HnmError, match="folder of the database does not exist"):
+        hnm_db.open(tmp_path / "no" / "such" / "db.duckdb")

@@ -1,0 +1,180 @@
+"""Ensemble vectors: dot product = weighted mean of member cosines; coverage and weight checks."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from conftest import CORPUS, QUERIES
+
+import hnm_db
+from hnm_db import models
+from hnm_db.embed import EmbedParams, embed
+from hnm_db.ensemble import EnsembleParams, combine, create_ensemble, parse_member, update_ensemble
+from hnm_db.errors import AlreadyExists, EmptySelection, InvalidParams, MissingEmbeddings, NotFound
+from hnm_db.vectors import read_vectors
+
+DOCS = [d["text"] for d in CORPUS]
+QTEXTS = [q["text"] for q in QUERIES]
+
+
+@pytest.fixture(scope="module")
+def _embedded_template(tmp_path_factory, tiny_model_dir, tiny_model_dir_b):
+    """A database file with the fixture corpus embedded by a 32-d and a 48-d model (built once)."""
+    from conftest import insert_texts
+
+    path = tmp_path_factory.mktemp("ens") / "template.duckdb"
+    with hnm_db.open(path) as db:
+        insert_texts(db, DOCS, QTEXTS)
+        models.add_model(db, "a", str(tiny_model_dir))
+        models.add_model(db, "b", str(tiny_model_dir_b), query_prompt="query: ")
+        embed(db, EmbedParams(("a", "b")), progress=False)
+    return path
+
+
+@pytest.fixture
+def two_model_db(_embedded_template, tmp_path):
+    """A private copy of the embedded template."""
+    path = tmp_path / "copy.duckdb"
+    shutil.copy(_embedded_template, path)
+    with hnm_db.open(path) as db:
+        yield db
+
+
+def _state(db) -> tuple:
+    return (db.scalar("SELECT count(*) FROM ensembles"), db.scalar("SELECT count(*) FROM ensemble_vectors"))
+
+
+def _vecs(db, table: str, where: str, params: list) -> dict[tuple[str, str], np.ndarray]:
+    keys, mat = read_vectors(db, f"SELECT role, content_hash, vec FROM {table} WHERE {where}", params)
+    return {(r, h): mat[i] for i, (r, h) in enumerate(zip(keys["role"], keys["content_hash"], strict=True))}
+
+
+def _cos(u: np.ndarray, v: np.ndarray) -> float:
+    return float(u @ v / np.linalg.norm(u) / np.linalg.norm(v))
+
+
+def test_dot_product_equals_weighted_mean_of_member_cosines(two_model_db):
+    db = two_model_db
+    summary = create_ensemble(db, EnsembleParams("ens", (("a", 1.0), ("b", 3.0))), progress=False)
+    assert summary.dim == 80 and [m.weight for m in summary.members] == [0.25, 0.75]
+    ens = _vecs(db, "ensemble_vectors", "ensemble_id = ?", [summary.ensemble_id])
+    va = _vecs(db, "embeddings", "model_id = ?", [summary.members[0].model_id])
+    vb = _vecs(db, "embeddings", "model_id = ?", [summary.members[1].model_id])
+    assert set(ens) == set(va) == set(vb)
+    rng = np.random.default_rng(0)
+    keys = list(ens)
+    for _ in range(200):
+        x, y = (keys[i] for i in rng.choice(len(keys), 2))
+        expected = 0.25 * _cos(va[x], va[y]) + 0.75 * _cos(vb[x], vb[y])
+        assert abs(float(ens[x] @ ens[y]) - expected) < 1e-5
+
+
+def test_sql_macro_gives_the_same_similarity(two_model_db):
+    db = two_model_db
+    summary = create_ensemble(db, EnsembleParams("ens", (("a", None), ("b", None))), progress=False)
+    q, d = db.execute("SELECT q.content_hash, c.content_hash FROM queries q, chunks c LIMIT 1").fetchone()
+    ens = _vecs(db, "ensemble_vectors", "ensemble_id = ?", [summary.ensemble_id])
+    got = db.scalar("SELECT ensemble_sim('ens', ?, ?)", [q, d])
+    assert abs(got - float(ens[("query", q)] @ ens[("doc", d)])) < 1e-5
+    same = db.scalar("SELECT ensemble_similarity('ens', 'doc', ?, 'doc', ?)", [d, d])
+    assert abs(same - 1.0) < 1e-5
+    assert db.scalar("SELECT ensemble_sim('nope', ?, ?)", [q, d]) is None
+
+
+def test_weights_default_equal_and_are_normalised():
+    assert EnsembleParams("e", (("a", None), ("b", None))).weights() == [0.5, 0.5]
+    assert EnsembleParams("e", (("a", 2.0), ("b", 6.0))).weights() == [0.25, 0.75]
+    assert parse_member("a:2.5") == ("a", 2.5) and parse_member("a") == ("a", None)
+
+
+@pytest.mark.parametrize("weight", [0.0, -1.0, float("nan")])
+def test_zero_or_negative_weight_names_the_model_and_changes_nothing(two_model_db, weight):
+    with pytest.raises(InvalidParams, match="'b'"):
+        create_ensemble(two_model_db, EnsembleParams("ens", (("a", 1.0), ("b", weight))), progress=False)
+    assert _state(two_model_db) == (0, 0)
+
+
+def test_member_lacking_vectors_is_named_with_the_count(two_model_db, add_texts):
+    db = two_model_db
+    add_texts(db, ["a new chunk about comets", "another about enzymes"], ["new query?"], prefix="n")
+    embed(db, EmbedParams(("a",)), progress=False)
+    with pytest.raises(MissingEmbeddings) as exc:
+        create_ensemble(db, EnsembleParams("ens", (("a", None), ("b", None))), progress=False)
+    msg = str(exc.value)
+    assert "model b " in msg and "3 texts" in msg and "hnm-db embed --model b" in msg
+    assert _state(db) == (0, 0)
+
+
+def test_vectors_another_member_has_count_as_missing(db, add_texts, tiny_model_dir, tiny_model_dir_b):
+    add_texts(db, DOCS[:4])
+    models.add_model(db, "a", str(tiny_model_dir))
+    models.add_model(db, "b", str(tiny_model_dir_b))
+    embed(db, EmbedParams(("a", "b")), progress=False)
+    db.execute("DELETE FROM chunks WHERE chunk_id = 'c0'")  # a's and b's vectors outlive the chunk
+    db.execute("DELETE FROM embeddings WHERE model_id LIKE 'b-%' AND role = 'doc' "
+               "AND content_hash = (SELECT min(content_hash) FROM embeddings)")
+    with pytest.raises(MissingEmbeddings, match="model b .* 1 texts"):
+        create_ensemble(db, EnsembleParams("ens", (("a", None), ("b", None))), progress=False)
+
+
+def test_rerun_with_same_members_adds_only_new_texts(two_model_db, add_texts):
+    db = two_model_db
+    params = EnsembleParams("ens", (("a", None), ("b", None)))
+    first = create_ensemble(db, params, progress=False)
+    assert first.added == {"doc": len(DOCS), "query": len(QTEXTS)}
+    add_texts(db, ["fresh chunk on orbits"], prefix="n")
+    embed(db, EmbedParams(("a", "b")), progress=False)
+    again = create_ensemble(db, params, progress=False)
+    assert again.ensemble_id == first.ensemble_id and again.added == {"doc": 1, "query": 0}
+    assert update_ensemble(db, "ens", progress=False).added == {"doc": 0, "query": 0}
+    assert db.scalar("SELECT count(*) FROM ensemble_vectors") == len(DOCS) + 1 + len(QTEXTS)
+
+
+def test_same_name_with_other_members_needs_replace(two_model_db):
+    db = two_model_db
+    first = create_ensemble(db, EnsembleParams("ens", (("a", None), ("b", None))), progress=False)
+    other = EnsembleParams("ens", (("a", 1.0), ("b", 2.0)))
+    with pytest.raises(AlreadyExists, match="--replace"):
+        create_ensemble(db, other, progress=False)
+    assert _state(db) == (1, len(DOCS) + len(QTEXTS))
+    replaced = create_ensemble(db, EnsembleParams("ens", other.members, replace=True), progress=False)
+    assert replaced.ensemble_id != first.ensemble_id
+    rows = db.sql("SELECT ensemble_id, members FROM ensembles").rows()
+    assert rows[0][0] == replaced.ensemble_id and len(rows) == 1
+    assert [round(m["weight"], 6) for m in json.loads(rows[0][1])] == [0.333333, 0.666667]
+    assert db.scalar("SELECT count(DISTINCT ensemble_id) FROM ensemble_vectors") == 1
+
+
+def test_unregistered_member_is_not_found(two_model_db):
+    with pytest.raises(NotFound, match="zzz"):
+        create_ensemble(two_model_db, EnsembleParams("ens", (("a", None), ("zzz", None))), progress=False)
+    assert _state(two_model_db) == (0, 0)
+
+
+def test_nothing_embedded_is_an_empty_selection(db, tiny_model_dir):
+    models.add_model(db, "a", str(tiny_model_dir))
+    with pytest.raises(EmptySelection):
+        create_ensemble(db, EnsembleParams("ens", (("a", None),)), progress=False)
+
+
+def test_same_model_twice_is_rejected():
+    with pytest.raises(InvalidParams, match="twice"):
+        EnsembleParams("e", (("a", 1.0), ("a", 2.0)))
+
+
+def test_combine_scales_unit_parts_and_keeps_zero_vectors_zero():
+    a = np.array([[3.0, 4.0], [0.0, 0.0]], np.float32)
+    b = np.array([[0.0, 2.0, 0.0], [1.0, 0.0, 0.0]], np.float32)
+    out = combine([a, b], [0.36, 0.64])
+    np.testing.assert_allclose(out[0], [0.6 * 0.6, 0.6 * 0.8, 0.0, 0.8, 0.0], atol=1e-6)
+    np.testing.assert_allclose(out[1], [0.0, 0.0, 0.8, 0.0, 0.0], atol=1e-6)
+
+
+def test_ensemble_vectors_are_read_in_batches(two_model_db):
+    db = two_model_db
+    create_ensemble(db, EnsembleParams("ens", (("a", None), ("b", None))), progress=False)
+    batches = list(db.ensemble_vectors("ens", "doc", batch_rows=16))
+    assert sum(len(h) for h, _ in batches) == len(DOCS) and all(m.shape[1] == 80 for _, m in batches)

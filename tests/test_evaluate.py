@@ -1,0 +1,158 @@
+"""Evaluation: first stages, re-ranking with the score cache, stored results and their comparison."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hnm_db import evaluate as E
+from hnm_db import train as T
+from hnm_db.errors import EmptySelection, InvalidParams, MissingEmbeddings, NotFound
+
+
+def _snapshot(db) -> dict:
+    return {
+        t: db.scalar(f"SELECT count(*) FROM {t}") for t in ("training_runs", "eval_scores", "eval_results")
+    }
+
+
+@pytest.fixture
+def trained(train_db, tiny_model_dir, tmp_path):
+    """A tiny model trained for 2 steps on the fixture run (label 'ce-a')."""
+    params = T.TrainParams(
+        run="mined",
+        base=str(tiny_model_dir),
+        out=str(tmp_path / "ce-a"),
+        batch_size=4,
+        max_length=48,
+        max_steps=2,
+    )
+    return T.train(train_db, params, progress=False)
+
+
+def test_first_stage_alone_is_a_stored_row(train_db):
+    summary = E.evaluate(train_db, E.EvalParams(model=None, k=10), progress=False)
+    assert [r["model"] for r in summary.rows] == ["first-stage:bm25"]
+    assert summary.queries == 4  # the test queries only
+    assert summary.candidates["query_id"].n_unique() == 4 and summary.candidates.height == 40
+    stored = train_db.sql("SELECT * FROM eval_results").to_dicts()
+    assert len(stored) == 1 and stored[0]["split"] == "test" and stored[0]["model_fingerprint"] is None
+    assert json.loads(stored[0]["metrics"])["queries"] == 4
+
+
+def test_ensemble_first_stage_retrieves_the_query_topic(train_db):
+    summary = E.evaluate(
+        train_db, E.EvalParams(model=None, first_stage="ensemble:onehot", k=10), progress=False
+    )
+    cands = summary.candidates
+    topics = cands.with_columns(
+        q=cands["query_id"].str.split("-").list.get(1), d=cands["doc_id"].str.split("-").list.get(0)
+    )
+    assert (topics["q"] == topics["d"]).all()  # one-hot topic vectors: all top 10 from the query's topic
+    assert summary.rows[0]["recall@k"] == 1.0
+
+
+def test_repeated_evaluation_scores_no_new_pairs(train_db, trained):
+    params = E.EvalParams(model=trained.output_path, k=10, max_length=48)
+    first = E.evaluate(train_db, params, progress=False)
+    assert first.scored_pairs == 40 and first.cached_pairs == 0
+    assert [r["model"] for r in first.rows] == ["first-stage:bm25", "ce-a"]  # labelled by its training run
+    again = E.evaluate(train_db, params, progress=False)
+    assert again.scored_pairs == 0 and again.cached_pairs == 40
+    assert again.rows == first.rows
+    assert train_db.scalar("SELECT count(*) FROM eval_results") == 2  # replaced, not duplicated
+    row = train_db.sql("SELECT * FROM eval_results WHERE model = 'ce-a'").to_dicts()[0]
+    assert (
+        row["training_run_id"] == trained.training_run_id and row["model_fingerprint"] == trained.fingerprint
+    )
+
+
+def test_cached_scores_equal_fresh_scores(train_db, trained):
+    params = E.EvalParams(model="ce-a", k=10, max_length=48)  # a training run's name works too
+    summary = E.evaluate(train_db, params, progress=False)
+    scored = E.attach_scores(
+        train_db, trained.fingerprint, 48, summary.candidates.with_columns(query=None, passage=None)
+    ).head(3)
+    ce = T.load_cross_encoder(T.Path(trained.output_path), max_length=48, device="cpu")
+    texts = train_db.execute(
+        "SELECT q.text, c.text FROM queries q, chunks c WHERE q.query_id = ? AND c.chunk_id = ?",
+        [scored["query_id"][0], scored["chunk_id"][0]],
+    ).fetchone()
+    assert T.score_pairs(ce, [texts[0]], [texts[1]], max_length=48)[0] == pytest.approx(
+        scored["model_score"][0], abs=1e-5
+    )
+
+
+def test_interpolation_rows_bracket_first_stage_and_model(train_db, trained):
+    params = E.EvalParams(model=trained.output_path, k=10, max_length=48, interpolate=(0.0, 1.0))
+    rows = E.evaluate(train_db, params, progress=False).rows
+    metrics = ["mrr@10", "ndcg@10", "p@1", "p@5", "recall@k"]
+    assert [rows[2][m] for m in metrics] == pytest.approx(
+        [rows[0][m] for m in metrics]
+    )  # alpha 0 = first stage
+    assert [rows[3][m] for m in metrics] == pytest.approx([rows[1][m] for m in metrics])  # alpha 1 = model
+    assert rows[3]["model"] == "ce-a + bm25 (alpha=1)"
+
+
+def test_untuned_base_is_scored_under_its_own_fingerprint(train_db, tiny_model_dir, trained):
+    a = E.evaluate(
+        train_db, E.EvalParams(model=f"base:{tiny_model_dir}", k=10, max_length=48), progress=False
+    )
+    b = E.evaluate(
+        train_db,
+        E.EvalParams(model=f"base:{tiny_model_dir}", k=10, max_length=48, head_seed=1),
+        progress=False,
+    )
+    assert a.scored_pairs == 40 and b.scored_pairs == 40  # another head seed is another model
+    assert train_db.scalar("SELECT count(DISTINCT model_fingerprint) FROM eval_scores") == 2
+
+
+def test_compare_summarises_seeds(train_db, tiny_model_dir, trained, tmp_path):
+    params = T.TrainParams(
+        run="mined",
+        base=str(tiny_model_dir),
+        out=str(tmp_path / "ce-b"),
+        batch_size=4,
+        max_length=48,
+        max_steps=2,
+        seed=7,
+    )
+    other = T.train(train_db, params, progress=False)
+    for model in (trained.output_path, other.output_path):
+        E.evaluate(train_db, E.EvalParams(model=model, k=10, max_length=48), progress=False)
+    results = E.stored_results(train_db, "test")
+    assert set(results["model"]) == {"first-stage:bm25", "ce-a", "ce-b"}
+    assert set(results.filter(results["method"].is_not_null())["seed"]) == {0, 7}
+    summary = E.summarize(results)
+    row = summary.filter(summary["system"] == "ce[mined, triplet]").to_dicts()[0]
+    mine = results.filter(results["method"].is_not_null())["ndcg@10"]
+    assert row["seeds"] == 2 and row["ndcg@10"] == pytest.approx(mine.mean())
+    assert row["ndcg@10 sd"] == pytest.approx(mine.std())
+    table = E.markdown_table(summary)
+    assert "| bm25 | 10 | ce[mined, triplet] | 2 |" in table and "±" in table
+
+
+def test_a_split_without_qrels_is_refused(train_db):
+    before = _snapshot(train_db)
+    with pytest.raises(EmptySelection, match="split 'dev' has no qrels"):
+        E.evaluate(train_db, E.EvalParams(model=None, split="dev"), progress=False)
+    assert _snapshot(train_db) == before
+
+
+def test_k_below_ten_is_refused_because_ndcg_at_10_needs_ten():
+    with pytest.raises(InvalidParams, match="nDCG@10"):
+        E.EvalParams(model=None, k=5)
+
+
+def test_missing_vectors_and_unknown_ensembles_are_named(train_db):
+    train_db.execute(
+        "DELETE FROM ensemble_vectors WHERE role = 'doc' AND content_hash IN "
+        "(SELECT content_hash FROM chunks WHERE doc_id IN ('astro-1', 'bio-2'))"
+    )
+    before = _snapshot(train_db)
+    with pytest.raises(MissingEmbeddings, match="no vector for 2 chunks"):
+        E.evaluate(train_db, E.EvalParams(model=None, first_stage="ensemble:onehot"), progress=False)
+    with pytest.raises(NotFound, match="no ensemble named 'nope'"):
+        E.evaluate(train_db, E.EvalParams(model=None, first_stage="ensemble:nope"), progress=False)
+    assert _snapshot(train_db) == before
