@@ -61,10 +61,16 @@ def load_triplets(folder: Path, n: int, seed: int) -> list[T.Example]:
     return out
 
 
-def padding_share(tokenizer, pairs: list[tuple[str, str]], batches: list[list[int]], max_length: int) -> float:
+def padding_share(
+    tokenizer, pairs: list[tuple[str, str]], batches: list[list[int]], max_length: int
+) -> float:
     """Share of pad tokens over all positions fed to the model for the given batching."""
-    lengths = [len(x) for x in tokenizer([p[0] for p in pairs], [p[1] for p in pairs], truncation="longest_first",
-                                         max_length=max_length)["input_ids"]]
+    lengths = [
+        len(x)
+        for x in tokenizer(
+            [p[0] for p in pairs], [p[1] for p in pairs], truncation="longest_first", max_length=max_length
+        )["input_ids"]
+    ]
     real = sum(lengths)
     fed = sum(len(b) * max(lengths[i] for i in b) for b in batches)
     return 1 - real / fed
@@ -76,15 +82,26 @@ def fresh(base: Path, max_length: int, device: str, seed: int):
 
 def warm_up(base, pairs, args) -> None:
     ce = fresh(base, args.max_length, args.device, args.seed)
-    enc = T.tokenize_pairs(ce.tokenizer, [p[0] for p in pairs], [p[1] for p in pairs], args.max_length, args.device)
+    enc = T.tokenize_pairs(
+        ce.tokenizer, [p[0] for p in pairs], [p[1] for p in pairs], args.max_length, args.device
+    )
     ce.model.train()
     ce.model(**enc).logits.sum().backward()
 
 
 def bench_train_ours(base, examples, args, device) -> tuple[float, float]:
     ce = fresh(base, args.max_length, device, args.seed)
-    params = T.TrainParams(run="bench", base=str(base), out="-", loss="bce", batch_size=args.batch_size // 2,
-                           max_length=args.max_length, seed=args.seed, lr=2e-5, head_lr=2e-5)
+    params = T.TrainParams(
+        run="bench",
+        base=str(base),
+        out="-",
+        loss="bce",
+        batch_size=args.batch_size // 2,
+        max_length=args.max_length,
+        seed=args.seed,
+        lr=2e-5,
+        head_lr=2e-5,
+    )
     start = time.perf_counter()
     curve = T.train_loop(ce, examples, params, device=device, progress=False)
     return time.perf_counter() - start, float(np.mean(curve[-5:]))
@@ -106,7 +123,10 @@ def bench_train_fit(base, examples, args, device) -> tuple[float, str]:
         ce.fit(loader, **kwargs)
         how = "CrossEncoder.fit"
     except ImportError as exc:  # the Trainer needs `accelerate`, which hnm-db does not depend on
-        print(f"note: CrossEncoder.fit unavailable ({str(exc).splitlines()[0][:80]}); using old_fit", file=sys.stderr)
+        print(
+            f"note: CrossEncoder.fit unavailable ({str(exc).splitlines()[0][:80]}); using old_fit",
+            file=sys.stderr,
+        )
         loader = DataLoader(data, batch_size=args.batch_size, shuffle=True)
         start = time.perf_counter()
         ce.old_fit(loader, **kwargs)
@@ -130,9 +150,11 @@ def main() -> None:
     examples = load_triplets(args.data, args.triplets, args.seed)
     pairs = [(e.query, p) for e in examples for p in (e.positive, e.negatives[0])]
     n = len(pairs)
-    print(f"{len(examples)} triplets = {n} pairs, base {args.base}, max_length {args.max_length}, "
-          f"batch {args.batch_size} pairs, torch threads {torch.get_num_threads()}, device {args.device}",
-          file=sys.stderr)
+    print(
+        f"{len(examples)} triplets = {n} pairs, base {args.base}, max_length {args.max_length}, "
+        f"batch {args.batch_size} pairs, torch threads {torch.get_num_threads()}, device {args.device}",
+        file=sys.stderr,
+    )
 
     warm_up(base, pairs[: args.batch_size], args)  # first-call costs (allocator, kernels) hit neither side
     t_ours, _ = bench_train_ours(base, examples, args, args.device)
@@ -141,18 +163,28 @@ def main() -> None:
     ce = fresh(base, args.max_length, args.device, args.seed)
     qs, ps = [p[0] for p in pairs], [p[1] for p in pairs]
     start = time.perf_counter()
-    ours = T.score_pairs(ce, qs, ps, batch_size=args.batch_size, max_length=args.max_length, device=args.device)
+    ours = T.score_pairs(
+        ce, qs, ps, batch_size=args.batch_size, max_length=args.max_length, device=args.device
+    )
     s_ours = time.perf_counter() - start
     start = time.perf_counter()
-    theirs = ce.predict(pairs, batch_size=args.batch_size, activation_fn=torch.nn.Identity(), show_progress_bar=False)
+    theirs = ce.predict(
+        pairs, batch_size=args.batch_size, activation_fn=torch.nn.Identity(), show_progress_bar=False
+    )
     s_pred = time.perf_counter() - start
     agree = float(np.max(np.abs(ours - np.asarray(theirs, dtype=np.float64))))
 
     tok = ce.tokenizer
-    lengths = np.array([len(x) for x in tok(qs, ps, truncation="longest_first", max_length=args.max_length)["input_ids"]])
-    sorted_batches = [list(b) for b in np.array_split(np.argsort(-lengths), int(np.ceil(n / args.batch_size)))]
-    random_batches = [list(b) for b in np.array_split(np.random.default_rng(0).permutation(n),
-                                                      int(np.ceil(n / args.batch_size)))]
+    lengths = np.array(
+        [len(x) for x in tok(qs, ps, truncation="longest_first", max_length=args.max_length)["input_ids"]]
+    )
+    sorted_batches = [
+        list(b) for b in np.array_split(np.argsort(-lengths), int(np.ceil(n / args.batch_size)))
+    ]
+    random_batches = [
+        list(b)
+        for b in np.array_split(np.random.default_rng(0).permutation(n), int(np.ceil(n / args.batch_size)))
+    ]
     pad_sorted = padding_share(tok, pairs, sorted_batches, args.max_length)
     pad_random = padding_share(tok, pairs, random_batches, args.max_length)
 

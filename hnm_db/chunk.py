@@ -519,7 +519,7 @@ def chunk(
     batches = list(_batches(todo, batch_docs)) or [[]]
     from tqdm import tqdm
 
-    with tqdm(total=len(todo), unit="doc", desc="chunk", disable=not progress) as bar:
+    with tqdm(total=len(todo), unit="doc", desc="chunk", disable=not (progress and todo)) as bar:
         for i, batch in enumerate(batches):
             docs = _fetch(db, batch)
             rows = build_rows(docs, config, tok)

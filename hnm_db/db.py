@@ -192,6 +192,21 @@ class Database:
         return ingest.ingest_urls(self, path, timeout=timeout, strict=strict, workers=workers,
                                   on_duplicate=on_duplicate, progress=progress)
 
+    def chunk(self, strategy: str = "whole", size: int | None = None, overlap: int = 0, *,
+              model: str | None = None, title: bool = True, doc_ids: Sequence[str] | None = None,
+              progress: bool = False) -> Any:
+        """``hnm-db chunk``: (re)chunk documents that need it -> ChunkSummary (see hnm_db.chunk)."""
+        from hnm_db import chunk
+
+        params = chunk.ChunkParams(strategy=strategy, size=size, overlap=overlap, model=model, title=title)
+        return chunk.chunk(self, params, doc_ids, progress=progress)
+
+    def split(self, test_ratio: float = 0.2, *, seed: int = 0, dev_ratio: float = 0.0) -> Any:
+        """``hnm-db split``: assign queries without a source split -> SplitSummary (see hnm_db.split)."""
+        from hnm_db import split
+
+        return split.split(self, split.SplitParams(test_ratio=test_ratio, seed=seed, dev_ratio=dev_ratio))
+
     # -- models / embed / ensemble (issue 3) ----------------------------------------------------
     def resolve_model_path(self, name_or_path: str) -> str:
         """Local folder of a registered model name, a built-in alias or a model folder."""
@@ -315,6 +330,35 @@ class Database:
         return record_run_sources(self, run_id)
 
     # -- train / eval (issue 6) -----------------------------------------------------------------
+    def train(self, run: str, *, out: str | os.PathLike[str], base: str = "minilm-l6", progress: bool = False,
+              **params: Any) -> Any:
+        """``hnm-db train``: fine-tune a cross-encoder on mining run ``run`` -> TrainSummary.
+
+        ``params`` are the other :class:`hnm_db.train.TrainParams` fields (loss, epochs, batch_size,
+        max_length, lr, head_lr, seed, max_steps, margin, warmup_easy_steps, split, name, device, ...).
+        """
+        from hnm_db.train import TrainParams, train
+
+        return train(self, TrainParams(run=run, base=base, out=str(out), **params), progress=progress)
+
+    def evaluate(self, model: str | None = None, *, first_stage: str = "bm25", k: int = 30,
+                 split: str = "test", progress: bool = False, **params: Any) -> Any:
+        """``hnm-db eval``: re-rank the first stage's top-k with ``model`` (folder, training run name or
+        ``base:ALIAS``; None = first stage only) -> EvalSummary. ``params``: max_length, batch_size,
+        interpolate (tuple of alphas), head_seed, device."""
+        from hnm_db.evaluate import EvalParams, evaluate
+
+        if "interpolate" in params:
+            params["interpolate"] = tuple(params["interpolate"])
+        eval_params = EvalParams(model=model, first_stage=first_stage, k=k, split=split, **params)
+        return evaluate(self, eval_params, progress=progress)
+
+    def compare(self, split: str = "test", *, mean_over_seeds: bool = False) -> pl.DataFrame:
+        """``hnm-db eval --compare``: stored results of a split (or their mean/sd over training seeds)."""
+        from hnm_db.evaluate import stored_results, summarize
+
+        results = stored_results(self, split)
+        return summarize(results) if mean_over_seeds else results
 
 
 def open(path: str | os.PathLike[str] = DEFAULT_PATH, *, read_only: bool = False) -> Database:  # noqa: A001

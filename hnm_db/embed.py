@@ -173,9 +173,10 @@ def embed_model(db: Database, name: str, params: EmbedParams, *, progress: bool 
     for role in params.roles:
         missing[role], report.already[role] = count_missing(db, row.model_id, role)
     model = reg.model
-    if sum(missing.values()) and model is None:
+    if sum(missing.values()):
         set_threads(params.threads)
-        model = registry.load_model(registry.resolve_source(row.source), max_seq_length=row.max_seq_length)
+        if model is None:
+            model = registry.load_model(registry.resolve_source(row.source), max_seq_length=row.max_seq_length)
     report.loaded = model is not None
     for role in params.roles:
         report.encoded[role] = _embed_role(db, model, row, role, missing[role], params, progress) if missing[role] else 0
@@ -184,5 +185,11 @@ def embed_model(db: Database, name: str, params: EmbedParams, *, progress: bool 
 
 
 def embed(db: Database, params: EmbedParams, *, progress: bool = True) -> EmbedSummary:
-    """Embed chunks and/or queries with every model in ``params`` (stage entry point)."""
+    """Embed chunks and/or queries with every model in ``params`` (stage entry point).
+
+    Commits batch by batch (that is what makes it resumable), so it must not run inside an open
+    ``db.transaction()``: the streaming cursor would not see the caller's uncommitted rows.
+    """
+    if db.in_transaction:
+        raise RuntimeError("embed commits batch by batch: call it outside db.transaction()")
     return EmbedSummary([embed_model(db, name, params, progress=progress) for name in params.models])

@@ -205,7 +205,12 @@ def _same_members(stored: list[dict], members: Sequence[Member]) -> bool:
 
 
 def create_ensemble(db: Database, params: EnsembleParams, *, progress: bool = True) -> EnsembleSummary:
-    """Create (or extend, when the members are unchanged) the ensemble ``params.name``."""
+    """Create (or extend, when the members are unchanged) the ensemble ``params.name``.
+
+    Like embed, commits batch by batch, so it must not run inside an open ``db.transaction()``.
+    """
+    if db.in_transaction:
+        raise RuntimeError("create_ensemble commits batch by batch: call it outside db.transaction()")
     members = resolve_members(db, params)
     existing = _existing(db, params.name)
     if existing and not _same_members(existing[1], members) and not params.replace:

@@ -224,6 +224,12 @@ def resolve_model(db: Database, spec: str, head_seed: int = 0) -> ModelSpec:
         if row is not None:
             path = Path(row[0])
     resolve_base(None, str(path))  # the same checks as a base: an existing transformer folder
+    architectures = json.loads((path / "config.json").read_text(encoding="utf-8")).get("architectures") or []
+    if not any(a.endswith("ForSequenceClassification") for a in architectures):
+        raise InvalidParams(
+            f"{spec} has no trained cross-encoder head (architectures: {architectures or 'none'}); "
+            f"evaluate an untuned base with --model base:{spec}"
+        )
     fp = model_fingerprint(path)
     run = db.execute(
         "SELECT training_run_id, name FROM training_runs WHERE fingerprint = ? AND status = 'finished' "
@@ -459,10 +465,12 @@ def summarize(results: pl.DataFrame) -> pl.DataFrame:
     for r in rows:
         key = (r["first_stage"], r["k"], _system(r), _settings(r), r["interpolate"], r["method"], r["loss"])
         groups.setdefault(key, []).append(r)
-    labels = [k[2] for k in groups]
+    variants: dict[str, set[str]] = {}
+    for key in groups:
+        variants.setdefault(key[2], set()).add(key[3])
     out = []
     for (first_stage, k, system, settings, alpha, method, loss), members in groups.items():
-        label = system if labels.count(system) == 1 or not settings else f"{system}#{settings}"
+        label = system if len(variants[system]) == 1 else f"{system}#{settings}"
         if alpha is not None:
             label += f" + {first_stage} (alpha={alpha:g})"
         row: dict[str, Any] = {

@@ -73,7 +73,8 @@ _CANDIDATES = {
 }
 #: At most this many ids or places are named in one error message.
 EXAMPLES = 5
-DEFAULT_SPLIT = "train"
+#: Qrels ingested without a split; `hnm-db split` assigns them (see hnm_db.split and the query_splits view).
+DEFAULT_SPLIT = "unsplit"
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 MAX_PAGE_BYTES = 50 * 1024 * 1024
 

@@ -465,7 +465,10 @@ def current_model(db: Database, name: str) -> tuple[Registration, int]:
             )
         return add_model(db, name, name), 1
     versions = len(model_versions(db, row.name))
-    folder = resolve_source(row.source)
+    try:
+        folder = resolve_source(row.source)
+    except UnknownModel as exc:
+        raise ModelLoadError(f"registered model {row.model_id} cannot be found any more: {exc}") from None
     files = file_digests(folder, row.meta.get("files"))
     if fingerprint(files, row.config) == row.fingerprint:
         return Registration(row, False, None), versions

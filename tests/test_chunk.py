@@ -301,7 +301,16 @@ def test_sample_data_is_beir_and_chunks_whole(db):
         for line in lines[1:]:
             qid, did, _ = line.split("\t")
             assert qid in queries and did in doc_ids
-    insert_docs(db, [(d["_id"], d["title"], d["text"]) for d in docs])
+    table = pa.table(
+        {
+            "doc_id": [d["_id"] for d in docs],
+            "title": [d["title"] for d in docs],
+            "text": [d["text"] for d in docs],
+            "content_hash": [content_hash(d["text"]) for d in docs],
+        }
+    )
+    db.con.register("sample_docs", table)
+    db.execute("INSERT INTO documents (doc_id, title, text, content_hash) SELECT * FROM sample_docs")
     assert chunk(db, ChunkParams("whole")).chunks == len(docs)
 
 
@@ -318,7 +327,7 @@ def test_token_windows_cover_every_token_with_the_asked_overlap():
     toks = words_tokens(text)
     spans = chunk_mod.token_windows(toks, 0, 23, 8, 3)
     words = [text[a:b].split() for a, b in spans]
-    assert [len(w) for w in words] == [8, 8, 8, 5]
+    assert [len(w) for w in words] == [8, 8, 8, 8]
     assert [w[0] for w in words] == ["w0", "w5", "w10", "w15"]
     assert words[-1][-1] == "w22"
 
@@ -350,3 +359,8 @@ def test_checked_windows_equal_the_fast_ones_for_a_wordpiece_tokenizer(docs_db, 
             text, units, config, toks, fits=lambda a, b, t=text, p=prefix: tok.count(p + t[a:b]) <= 20
         )
         assert fast == checked
+
+
+def test_database_method_mirrors_the_command(docs_db):
+    summary = docs_db.chunk("sentences", 160, 1, doc_ids=["long-bio"])
+    assert summary.documents == 1 and summary.chunks > 1

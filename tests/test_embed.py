@@ -12,7 +12,7 @@ import hnm_db
 from hnm_db import embed as embed_mod
 from hnm_db import models
 from hnm_db.embed import EmbedParams, embed
-from hnm_db.errors import InvalidParams, UnknownModel
+from hnm_db.errors import InvalidParams, ModelLoadError, UnknownModel
 from hnm_db.text import content_hash
 from hnm_db.vectors import read_vectors
 
@@ -207,3 +207,18 @@ def test_builtin_alias_is_registered_on_first_use(db, add_texts):
     assert rep.model_id.startswith("minilm-l6-") and rep.encoded == {"doc": 4, "query": 2}
     assert db.sql("SELECT source, dim, pooling FROM models").rows() == [("minilm-l6", 384, "mean")]
     assert embed(db, EmbedParams(("minilm-l6",)), progress=False).encoded == 0
+
+
+def test_a_registered_folder_that_disappeared_is_a_clear_load_error(db, add_texts, tiny_model_dir, tmp_path):
+    folder = shutil.copytree(tiny_model_dir, tmp_path / "gone")
+    add_texts(db, DOCS[:2])
+    row = models.add_model(db, "gone", str(folder)).row
+    shutil.rmtree(folder)
+    with pytest.raises(ModelLoadError, match=row.model_id):
+        embed(db, EmbedParams(("gone",)), progress=False)
+    assert db.scalar("SELECT count(*) FROM embeddings") == 0
+
+
+def test_embed_refuses_to_run_inside_an_open_transaction(corpus_db):
+    with corpus_db.transaction(), pytest.raises(RuntimeError, match="outside"):
+        embed(corpus_db, EmbedParams(("tiny",)), progress=False)

@@ -156,3 +156,20 @@ def test_missing_vectors_and_unknown_ensembles_are_named(train_db):
     with pytest.raises(NotFound, match="no ensemble named 'nope'"):
         E.evaluate(train_db, E.EvalParams(model=None, first_stage="ensemble:nope"), progress=False)
     assert _snapshot(train_db) == before
+
+
+def test_python_api_mirrors_the_commands(train_db, tiny_model_dir, tmp_path):
+    trained = train_db.train(
+        "mined", base=str(tiny_model_dir), out=tmp_path / "api", batch_size=4, max_length=48, max_steps=1
+    )
+    summary = train_db.evaluate("api", k=10, max_length=48, interpolate=[0.5])
+    assert [r["model"] for r in summary.rows] == ["first-stage:bm25", "api", "api + bm25 (alpha=0.5)"]
+    assert train_db.compare().height == 3
+    grouped = train_db.compare(mean_over_seeds=True)
+    assert grouped.filter(grouped["system"] == "ce[mined, triplet]")["seeds"].to_list() == [1]
+    assert trained.steps == 1
+
+
+def test_an_embedding_model_without_head_needs_the_base_prefix(train_db, tiny_model_dir):
+    with pytest.raises(InvalidParams, match="base:"):
+        E.evaluate(train_db, E.EvalParams(model=str(tiny_model_dir), k=10), progress=False)

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from hnm_db.errors import AlreadyExists, EmptySelection, InvalidParams, NotFound, TooFewNegatives
-from hnm_db.export import ExportParams, export, size_category
+from hnm_db.export import ExportParams, export, size_category, source_name
 
 TRIPLETS_SQL = """
 SELECT q.text AS anchor, pc.text AS positive, nc.text AS negative, t.query_id, t.positive_chunk_id,
@@ -194,3 +194,25 @@ def test_export_params_name_the_bad_field(kwargs, field, tmp_path):
 
 def test_size_category_buckets():
     assert [size_category(n) for n in (0, 999, 1000, 2_500_000)] == ["n<1K", "n<1K", "1K<n<10K", "1M<n<10M"]
+
+
+def test_source_names_in_the_card_carry_no_local_paths():
+    assert source_name("/data/beir/scifact/corpus.jsonl") == "scifact"
+    assert source_name("/data/papers.parquet") == "papers"
+    assert source_name("https://example.org/a/b.html") == "example.org"
+    assert source_name("tiny-corpus") == "tiny-corpus"
+
+
+@pytest.mark.parametrize("fmt", ["triplet", "n-tuple", "labeled-pair"])
+def test_small_batches_and_query_slices_give_the_same_dataset(mined_db, tmp_path, fmt):
+    from hnm_db.export import _slices
+
+    runs = ("ens-top", "random")
+    args = {"runs": ["run-ens", "run-rnd"], "split": "train"}
+    # batch_size=1 reads slices of about 8 triplets: q1 + q2 (5 + 5 rows), then q3
+    assert _slices(mined_db, args, 8) == [("q1", "q2"), ("q3", "q3")]
+    kw = {"num_negatives": 3} if fmt == "n-tuple" else {}
+    export(mined_db, ExportParams(runs=runs, to=tmp_path / "a", format=fmt, keep_ids=True, batch_size=1, **kw))
+    export(mined_db, ExportParams(runs=runs, to=tmp_path / "b", format=fmt, keep_ids=True, **kw))
+    small, whole = (datasets.load_from_disk(str(tmp_path / x)).to_list() for x in "ab")
+    assert small == whole and len(small) > 3

@@ -201,7 +201,7 @@ def test_qrels_may_name_ids_from_the_same_ingest_or_already_stored(db, tmp_path)
     summary = ingest_table(db, extra, TableSpec("qrels"))
     assert summary.counts["qrels"].new == 1
     assert sorted(db.execute("SELECT doc_id, score, split FROM qrels").fetchall()) == [
-        ("d1", 2, "dev"), ("d2", 1, "train")]
+        ("d1", 2, "dev"), ("d2", 1, "unsplit")]
 
 
 def test_empty_and_whitespace_texts_are_skipped_counted_and_reported(db, tmp_path):
@@ -298,8 +298,8 @@ def test_changed_qrel_score_follows_the_duplicate_policy(loaded, tmp_path):
     path = tmp_path / "q.csv"
     path.write_text("query-id,corpus-id,score\nq-astro-0,astro-0,2\n")
     with pytest.raises(DuplicateId, match="known qrels ids have different content"):
-        ingest_table(loaded, path, TableSpec("qrels"))
-    ingest_table(loaded, path, TableSpec("qrels", on_duplicate="replace"))
+        ingest_table(loaded, path, TableSpec("qrels", split="train"))
+    ingest_table(loaded, path, TableSpec("qrels", split="train", on_duplicate="replace"))
     assert loaded.scalar("SELECT score FROM qrels WHERE query_id = 'q-astro-0' AND doc_id = 'astro-0'") == 2
 
 

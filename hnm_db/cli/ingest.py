@@ -81,7 +81,7 @@ def _table_command(fmt_name: str) -> click.Command:
     @click.option("--query-id-column", help="Query id column (qrels; default query-id or query_id).")
     @click.option("--doc-id-column", help="Document id column (qrels; default corpus-id or doc_id).")
     @click.option("--score-column", help="Relevance score column (qrels; default score, else 1).")
-    @click.option("--split", help="Split of these qrels (default: a split column, else train).")
+    @click.option("--split", help="Split of these qrels (default: a split column, else 'unsplit', which `hnm-db split` assigns).")
     @click.option("--meta-column", "meta_columns", multiple=True, help="Column to keep in meta (repeatable).")
     @click.option("--all-meta", is_flag=True, help="Keep every other column in meta.")
     @on_duplicate_option

@@ -4,8 +4,9 @@
 -- for negatives and positives alike, with how many triplets of the run use it in each role.
 -- Exact for runs with a hash snapshot in mining_run_sources (written by the mining stage through
 -- hnm_db.audit.record_run_sources): a chunk's or its document's content_hash differs from the one
--- recorded. For older runs without a snapshot it falls back to time: a document ingested after the
--- run was created (can flag a re-ingest that kept the same text if the ingest stage re-stamped it).
+-- recorded. For runs (or chunks of a run) without a snapshot it falls back to time: a document
+-- ingested after the run was created (ingest re-stamps ingested_at only when a document's text
+-- changes, so this is exact for whole re-ingests, but misses a re-chunking that kept the document).
 -- Deleted chunks and documents are reported by triplet_chunk_or_doc_missing instead.
 WITH snapshot_changes AS (
     SELECT s.run_id, s.chunk_id, s.doc_id,
@@ -17,23 +18,23 @@ WITH snapshot_changes AS (
     JOIN chunks c ON c.chunk_id = s.chunk_id
     JOIN documents d ON d.doc_id = c.doc_id
 ),
-unsnapshotted_runs AS (
-    SELECT run_id, created_at FROM mining_runs
-    WHERE run_id NOT IN (SELECT run_id FROM mining_run_sources)
-),
 run_chunks AS (
     SELECT run_id, positive_chunk_id AS chunk_id FROM triplets
     UNION
     SELECT run_id, negative_chunk_id FROM triplets
 ),
+unsnapshotted_chunks AS (
+    SELECT rc.run_id, rc.chunk_id FROM run_chunks rc
+    ANTI JOIN mining_run_sources s ON s.run_id = rc.run_id AND s.chunk_id = rc.chunk_id
+),
 time_changes AS (
-    SELECT u.run_id, rc.chunk_id, d.doc_id,
+    SELECT u.run_id, u.chunk_id, d.doc_id,
            'document ingested after the run (no hash snapshot)' AS change
-    FROM unsnapshotted_runs u
-    JOIN run_chunks rc ON rc.run_id = u.run_id
-    JOIN chunks c ON c.chunk_id = rc.chunk_id
+    FROM unsnapshotted_chunks u
+    JOIN mining_runs r ON r.run_id = u.run_id
+    JOIN chunks c ON c.chunk_id = u.chunk_id
     JOIN documents d ON d.doc_id = c.doc_id
-    WHERE d.ingested_at > u.created_at
+    WHERE d.ingested_at > r.created_at
 ),
 changes AS (
     SELECT * FROM snapshot_changes WHERE change IS NOT NULL
