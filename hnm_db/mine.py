@@ -52,7 +52,8 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -612,6 +613,25 @@ def _run_stats(data: SplitData, params: MiningParams, chosen: Candidates, counts
     }
 
 
+@contextmanager
+def bounded_buffer(db: Database, limit: str | None) -> Iterator[None]:
+    """Cap DuckDB's memory (its cache of scanned blocks) while mining, then restore the setting.
+
+    Mining scans every vector once (ensemble vectors for scoring, member embeddings for the chosen
+    pairs); DuckDB keeps scanned blocks cached up to its memory limit (80% of RAM by default), which
+    would count the whole vector tables into the process's memory for no benefit.
+    """
+    if limit is None:
+        yield
+        return
+    before = db.scalar("SELECT current_setting('memory_limit')")
+    db.execute(f"SET memory_limit = '{limit}'")
+    try:
+        yield
+    finally:
+        db.execute(f"SET memory_limit = '{before}'")
+
+
 def mine(
     db: Database,
     params: MiningParams,
@@ -620,8 +640,20 @@ def mine(
     progress: bool = False,
     query_block: int = 1024,
     chunk_block: int = 16_384,
+    buffer_limit: str | None = "1GB",
 ) -> MiningSummary:
-    """Mine negatives for the queries of ``params.split`` and write one run (see the module docstring)."""
+    """Mine negatives for the queries of ``params.split`` and write one run (see the module docstring).
+
+    ``query_block`` x ``chunk_block`` bounds the score matrix held at once; ``buffer_limit`` caps
+    DuckDB's block cache meanwhile (see :func:`bounded_buffer`). Neither changes the result.
+    """
+    with bounded_buffer(db, buffer_limit):
+        return _mine(db, params, replace=replace, progress=progress, query_block=query_block,
+                     chunk_block=chunk_block)
+
+
+def _mine(db: Database, params: MiningParams, *, replace: bool, progress: bool, query_block: int,
+          chunk_block: int) -> MiningSummary:
     started = time.perf_counter()
     name = params.run_name
     old = db.scalar("SELECT run_id FROM mining_runs WHERE name = ?", [name])

@@ -23,7 +23,10 @@ so the classes are balanced); ``mnrl`` cross-entropy over [s(q, p), s(q, n_1) ..
 Interrupted training: the ``training_runs`` row is committed with status ``running`` before the first
 step, and set to ``failed`` (with the error) if training raises or is interrupted; the model is written to
 a temporary sibling folder and renamed to ``out`` only when complete, so ``out`` never holds a half model.
+SIGTERM counts as an interrupt; only a hard kill (SIGKILL, power loss) leaves a stale ``running`` row.
 A ``running``/``failed`` row of the same name is replaced by the next attempt; a ``finished`` one is not.
+Training does not resume mid-run (a rerun starts over): runs are minutes to an hour, and a bit-identical
+resume would need the optimizer, scheduler and RNG states checkpointed too.
 """
 
 from __future__ import annotations
@@ -519,6 +522,26 @@ def _claim_name(db: Database, name: str) -> None:
         db.execute("DELETE FROM training_runs WHERE name = ?", [name])
 
 
+@contextmanager
+def _term_as_interrupt() -> Iterator[None]:
+    """SIGTERM (``kill PID``) raises KeyboardInterrupt, so a killed training still marks its row failed."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _validate(db: Database, params: TrainParams) -> tuple[str, Path, list[Example]]:
     """Every check that can fail on user input, before anything is written."""
     out = Path(params.out)
@@ -569,7 +592,8 @@ def train(db: Database, params: TrainParams, *, progress: bool = True) -> TrainS
     tmp = out.with_name(f".{out.name}.partial-{training_run_id[:8]}")
     started = time.perf_counter()
     try:
-        curve = train_loop(ce, hard, params, easy=easy, device=device, progress=progress)
+        with _term_as_interrupt():
+            curve = train_loop(ce, hard, params, easy=easy, device=device, progress=progress)
         with quiet_transformers():
             ce.save_pretrained(str(tmp))
         (tmp / "hnm_training.json").write_text(
