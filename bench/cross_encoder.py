@@ -3,7 +3,7 @@
 Same pairs, same base (minilm-l6 with a fresh head), same max length, same batch size, in one process:
 SciFact train queries, each with its judged document (positive) and one seeded random document
 (negative). Training is one epoch of BCE on the labelled pairs (fit's default loss); scoring is raw logits
-of every pair. Prints a markdown table and writes bench/results/cross_encoder.md.
+of every pair. Both sides run alternately on slices (--rounds), so other jobs' load hits both alike. Prints a markdown table and writes bench/results/cross_encoder.md.
 
     nice -n 10 .venv/bin/python bench/cross_encoder.py [--triplets 256] [--max-length 256] [--device cpu]
 """
@@ -11,6 +11,7 @@ of every pair. Prints a markdown table and writes bench/results/cross_encoder.md
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -89,49 +90,71 @@ def warm_up(base, pairs, args) -> None:
     ce.model(**enc).logits.sum().backward()
 
 
-def bench_train_ours(base, examples, args, device) -> tuple[float, float]:
-    ce = fresh(base, args.max_length, device, args.seed)
+def train_ours(ce, examples, args) -> float:
     params = T.TrainParams(
         run="bench",
-        base=str(base),
+        base="-",
         out="-",
         loss="bce",
-        batch_size=args.batch_size // 2,
+        batch_size=args.batch_size // 2,  # a triplet gives 2 labelled pairs: same pairs per step as fit
         max_length=args.max_length,
         seed=args.seed,
         lr=2e-5,
         head_lr=2e-5,
     )
     start = time.perf_counter()
-    curve = T.train_loop(ce, examples, params, device=device, progress=False)
-    return time.perf_counter() - start, float(np.mean(curve[-5:]))
+    T.train_loop(ce, examples, params, device=args.device, progress=False)
+    return time.perf_counter() - start
 
 
-def bench_train_fit(base, examples, args, device) -> tuple[float, str]:
-    """CrossEncoder.fit (the HF Trainer path); falls back to old_fit when accelerate is missing."""
+def fit_method(ce):
+    """CrossEncoder.fit runs the HF Trainer, which needs `accelerate` (not a dependency of hnm-db); without
+    it the pre-v4 loop old_fit is the plain baseline."""
+    if importlib.util.find_spec("accelerate") is not None:
+        return ce.fit, "CrossEncoder.fit"
+    return ce.old_fit, "CrossEncoder.old_fit (fit needs accelerate)"
+
+
+def train_fit(ce, examples, args) -> float:
     from sentence_transformers import InputExample
     from torch.utils.data import DataLoader
 
-    ce = fresh(base, args.max_length, device, args.seed)
     data = [InputExample(texts=[e.query, e.positive], label=1.0) for e in examples]
     data += [InputExample(texts=[e.query, e.negatives[0]], label=0.0) for e in examples]
     random.Random(args.seed).shuffle(data)
     loader = DataLoader(data, batch_size=args.batch_size, shuffle=True)
-    kwargs = dict(epochs=1, warmup_steps=max(1, len(loader) // 10), show_progress_bar=False)
+    fit, _ = fit_method(ce)
     start = time.perf_counter()
-    try:
-        ce.fit(loader, **kwargs)
-        how = "CrossEncoder.fit"
-    except ImportError as exc:  # the Trainer needs `accelerate`, which hnm-db does not depend on
-        print(
-            f"note: CrossEncoder.fit unavailable ({str(exc).splitlines()[0][:80]}); using old_fit",
-            file=sys.stderr,
-        )
-        loader = DataLoader(data, batch_size=args.batch_size, shuffle=True)
-        start = time.perf_counter()
-        ce.old_fit(loader, **kwargs)
-        how = "CrossEncoder.old_fit (fit needs accelerate)"
-    return time.perf_counter() - start, how
+    fit(loader, epochs=1, warmup_steps=max(1, len(loader) // 10), show_progress_bar=False)
+    return time.perf_counter() - start
+
+
+def score_ours(ce, pairs, args) -> tuple[float, np.ndarray]:
+    start = time.perf_counter()
+    out = T.score_pairs(
+        ce, [p[0] for p in pairs], [p[1] for p in pairs], batch_size=args.batch_size,
+        max_length=args.max_length, device=args.device,
+    )  # fmt: skip
+    return time.perf_counter() - start, out
+
+
+def score_predict(ce, pairs, args) -> tuple[float, np.ndarray]:
+    start = time.perf_counter()
+    out = ce.predict(
+        pairs, batch_size=args.batch_size, activation_fn=torch.nn.Identity(), show_progress_bar=False
+    )
+    return time.perf_counter() - start, np.asarray(out, dtype=np.float64)
+
+
+def interleaved(rounds: int, runs: dict, items: list) -> dict[str, float]:
+    """Total seconds of each implementation over ``rounds`` slices of ``items``, alternating which runs
+    first, so that load from other jobs on a shared machine hits both sides alike."""
+    totals = dict.fromkeys(runs, 0.0)
+    for r, idx in enumerate(np.array_split(np.arange(len(items)), rounds)):
+        names = list(runs) if r % 2 == 0 else list(runs)[::-1]
+        for name in names:
+            totals[name] += runs[name]([items[i] for i in idx])
+    return totals
 
 
 def main() -> None:
@@ -143,6 +166,7 @@ def main() -> None:
     ap.add_argument("--max-length", type=int, default=256)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--rounds", type=int, default=4, help="slices run alternately by both implementations")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "cross_encoder.md")
     args = ap.parse_args()
 
@@ -157,22 +181,33 @@ def main() -> None:
     )
 
     warm_up(base, pairs[: args.batch_size], args)  # first-call costs (allocator, kernels) hit neither side
-    t_ours, _ = bench_train_ours(base, examples, args, args.device)
-    t_fit, how = bench_train_fit(base, examples, args, args.device)
+    ours_ce = fresh(base, args.max_length, args.device, args.seed)
+    fit_ce = fresh(base, args.max_length, args.device, args.seed)
+    _, how = fit_method(fit_ce)
+    train_s = interleaved(
+        args.rounds,
+        {"ours": lambda ex: train_ours(ours_ce, ex, args), "fit": lambda ex: train_fit(fit_ce, ex, args)},
+        examples,
+    )
+    t_ours, t_fit = train_s["ours"], train_s["fit"]
 
     ce = fresh(base, args.max_length, args.device, args.seed)
+    scores: dict[str, list] = {"ours": [], "predict": []}
+
+    def timed(name, fn):
+        def run(part):
+            sec, out = fn(ce, part, args)
+            scores[name].append(out)
+            return sec
+
+        return run
+
+    score_s = interleaved(
+        args.rounds, {"ours": timed("ours", score_ours), "predict": timed("predict", score_predict)}, pairs
+    )
+    s_ours, s_pred = score_s["ours"], score_s["predict"]
+    agree = float(np.max(np.abs(np.concatenate(scores["ours"]) - np.concatenate(scores["predict"]))))
     qs, ps = [p[0] for p in pairs], [p[1] for p in pairs]
-    start = time.perf_counter()
-    ours = T.score_pairs(
-        ce, qs, ps, batch_size=args.batch_size, max_length=args.max_length, device=args.device
-    )
-    s_ours = time.perf_counter() - start
-    start = time.perf_counter()
-    theirs = ce.predict(
-        pairs, batch_size=args.batch_size, activation_fn=torch.nn.Identity(), show_progress_bar=False
-    )
-    s_pred = time.perf_counter() - start
-    agree = float(np.max(np.abs(ours - np.asarray(theirs, dtype=np.float64))))
 
     tok = ce.tokenizer
     lengths = np.array(
@@ -200,7 +235,8 @@ def main() -> None:
         f"SciFact train pairs: {n} ({len(examples)} queries x positive + random negative); base `{args.base}` "
         f"(fresh head), max length {args.max_length}, {args.batch_size} pairs per batch, device {args.device}, "
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}"
-        f" ({os.cpu_count()} CPUs, shared with other jobs: compare rows, not absolute numbers).",
+        f" ({os.cpu_count()} CPUs, shared with other jobs: compare rows, not absolute numbers); "
+        f"both sides alternate over {args.rounds} slices.",
         "",
         "| task | implementation | pairs/s | seconds |",
         "|---|---|---:|---:|",

@@ -12,6 +12,7 @@ Rules, in the order they apply (all of them documented here because they are the
   vectors (= the weighted mean of the members' cosines), computed over bounded blocks of queries and
   of chunks streamed from the database, keeping a running top-(range_max + margin) per query; margin
   is the largest number of positive texts of any query, so the window is still full after they go.
+  DuckDB's block cache is capped meanwhile (``buffer_limit``), so memory stays bounded on 1M chunks.
   ``bm25`` and ``random`` produce their ranked hits in SQL (:mod:`hnm_db.baselines`).
 - **Positives are excluded by document**: every chunk of every judged-relevant document of the query
   (qrels score > 0), and any candidate whose text equals one of those chunks. Positives come from the
@@ -201,7 +202,10 @@ def score_candidates(
     *,
     query_block: int = 1024,
 ) -> TopK:
-    """Exact top-k of ``queries @ chunks.T`` without materialising it; ties go to the lower index.
+    """Exact top-k of ``queries @ chunks.T`` without materialising it, best first.
+
+    Equal scores are ordered by item index; which of several items tied exactly at the k-th place
+    stays depends on block order (deterministic for the same database file).
 
     ``chunk_blocks`` is a matrix, or an iterable of row blocks: consecutive matrices, or
     ``(item_ids, matrix)`` pairs naming each row's item (blocks streamed from DuckDB in storage order).
@@ -628,8 +632,10 @@ def bounded_buffer(db: Database, limit: str | None) -> Iterator[None]:
     db.execute(f"SET memory_limit = '{limit}'")
     try:
         yield
-    finally:
-        db.execute(f"SET memory_limit = '{before}'")
+    finally:  # RESET restores the default exactly; a user-set limit is re-applied from its text
+        db.execute("RESET memory_limit")
+        if db.scalar("SELECT current_setting('memory_limit')") != before:
+            db.execute(f"SET memory_limit = '{before}'")
 
 
 def mine(
@@ -640,7 +646,7 @@ def mine(
     progress: bool = False,
     query_block: int = 1024,
     chunk_block: int = 16_384,
-    buffer_limit: str | None = "1GB",
+    buffer_limit: str | None = "512MB",
 ) -> MiningSummary:
     """Mine negatives for the queries of ``params.split`` and write one run (see the module docstring).
 

@@ -326,3 +326,11 @@ def test_run_record_keeps_params_seed_models_and_stats(mining_db):
                 "candidates_considered", "durations"):
         assert key in run["stats"]
     assert run["triplets"] == s.triplets
+
+
+def test_duckdb_memory_limit_is_restored_after_mining(mining_db):
+    before = mining_db.scalar("SELECT current_setting('memory_limit')")
+    mine(mining_db, MiningParams(ensemble=ENSEMBLE, num_negatives=2, range_max=5))
+    with pytest.raises(EmptySelection):
+        mine(mining_db, MiningParams(ensemble=ENSEMBLE, split="dev", num_negatives=2, range_max=5))
+    assert mining_db.scalar("SELECT current_setting('memory_limit')") == before
