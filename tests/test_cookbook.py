@@ -1,4 +1,4 @@
-"""Every recipe in docs/cookbook.md runs on a mined database and returns rows (the docs cannot rot)."""
+"""Every recipe in the README's SQL cookbook runs on a mined database and returns rows (the docs cannot rot)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from click.testing import CliRunner
 import hnm_db
 from hnm_db.cli import main
 
-COOKBOOK = Path(__file__).resolve().parent.parent / "docs" / "cookbook.md"
-TEXT = COOKBOOK.read_text(encoding="utf-8")
+README = Path(__file__).resolve().parent.parent / "README.md"
+#: The cookbook section: from its heading to the next second-level heading.
+TEXT = README.read_text(encoding="utf-8").split("## SQL cookbook", 1)[1].split("\n## ", 1)[0]
 
 
 def blocks(language: str) -> list[str]:
