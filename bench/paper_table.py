@@ -86,7 +86,7 @@ FULL = Profile(
     range_max=50,
     max_score_ratio=0.95,
     loss="triplet",
-    lr=2e-5,
+    lr=1e-4,
     head_lr=1e-3,
     warmup_easy_steps=0,
     base="minilm-l6",
@@ -194,6 +194,15 @@ def prepare(db: hnm_db.Database, data: Path, profile: Profile, timings: dict[str
     return ensemble
 
 
+def same_settings(name: str, stored: dict, wanted: dict, skip: tuple[str, ...] = ()) -> None:
+    """A cached run is reused only if it was made with the settings asked for now."""
+    diff = {k: (stored.get(k), v) for k, v in wanted.items() if k not in skip and stored.get(k, v) != v}
+    if diff:
+        raise SystemExit(
+            f"{name} exists with other settings {diff} (stored, wanted): pass --tag to keep both, or --db"
+        )
+
+
 def mining_name(profile: Profile, method: str) -> str:
     return f"{profile.name}-{method}"
 
@@ -208,22 +217,21 @@ def mine_all(db: hnm_db.Database, ensemble: str, profile: Profile, timings: dict
     )
     for method in METHODS:
         name = mining_name(profile, method)
-        if db.scalar("SELECT count(*) FROM mining_runs WHERE name = ?", [name]):
-            continue
-        log(f"mine {name}")
-        common = dict(split="train", num_negatives=profile.negatives, seed=0, name=name, ensemble=ensemble)
-        if method == "random":
-            db.mine(method, **common)
-        else:
-            db.mine(
-                method,
+        params = dict(split="train", num_negatives=profile.negatives, seed=0, name=name, ensemble=ensemble)
+        if method != "random":
+            params.update(
                 range_min=profile.range_min,
                 range_max=profile.range_max,
                 max_score_ratio=profile.max_score_ratio if method == "ensemble" else None,
                 cluster_filter=profile.cluster_filter if method == "ensemble" else "none",
                 cluster_run=cluster_run if method == "ensemble" else None,
-                **common,
             )
+        stored = db.scalar("SELECT params FROM mining_runs WHERE name = ?", [name])
+        if stored is not None:
+            same_settings(name, json.loads(stored), params, skip=("cluster_run",))
+            continue
+        log(f"mine {name}")
+        db.mine(method, **params)
     timings["mine"] = time.perf_counter() - start
 
 
@@ -237,9 +245,6 @@ def train_all(db: hnm_db.Database, profile: Profile, device: str, timings: dict[
         for method in METHODS:
             name = f"{profile.name}-ce-{method}-s{seed}"
             names.append(name)
-            if db.scalar("SELECT count(*) FROM training_runs WHERE name = ? AND status = 'finished'", [name]):
-                continue
-            log(f"train {name}")
             params = T.TrainParams(
                 run=mining_name(profile, method),
                 base=profile.base,
@@ -255,6 +260,13 @@ def train_all(db: hnm_db.Database, profile: Profile, device: str, timings: dict[
                 warmup_easy_steps=profile.warmup_easy_steps,
                 device=device,
             )
+            stored = db.scalar(
+                "SELECT params FROM training_runs WHERE name = ? AND status = 'finished'", [name]
+            )
+            if stored is not None:
+                same_settings(name, json.loads(stored), asdict(params), skip=("device", "out"))
+                continue
+            log(f"train {name}")
             summary = T.train(db, params, progress=True)
             log(f"  {summary.steps} steps, final loss {summary.final_loss:.4f}, {summary.seconds:.0f}s")
     timings["train"] = time.perf_counter() - start

@@ -5,9 +5,11 @@ one-logit head. The training loop is our own, small and explicit, rather than ``
 
 * **Less padding.** Examples are grouped by token length (shuffled mega-batches, each sorted by length,
   cut into batches whose order is then shuffled), so a batch pads to a similar length.
-* **A fresh head learns faster than the body.** The head has its own, higher learning rate
-  (``head_lr``): with one shared small LR and hard negatives the loss stayed at chance (BCE 0.693) for
-  the first hundred steps on CPU. Linear warm-up then linear decay, gradient clipping at ``max_grad_norm``.
+* **Learning rates that move in few steps.** The fresh head has its own, higher learning rate
+  (``head_lr``), and the body's default is 1e-4: measured on SciFact (minilm-l6, triplet loss, 40 steps
+  of 8 triplets, max length 96, random negatives) lr 2e-5 / head 1e-3 only went from 0.998 to 0.968,
+  lr 1e-4 / head 1e-3 from 0.982 to 0.266 (with one shared 2e-5 LR and hard negatives BCE stayed at
+  0.693 for 115 steps). Linear warm-up then linear decay, gradient clipping at ``max_grad_norm``.
 * **Optional curriculum.** ``warmup_easy_steps`` first trains on random (easy) negatives drawn, seeded,
   from chunks of documents not judged for the query, before the mined hard negatives.
 * **Reproducible.** ``torch.manual_seed(seed)`` before the head is created and before the loop, batch
@@ -63,7 +65,7 @@ class TrainParams:
     epochs: int = 1
     batch_size: int = 16
     max_length: int = 256
-    lr: float = 2e-5
+    lr: float = 1e-4
     head_lr: float = 1e-3
     seed: int = 0
     max_steps: int | None = None

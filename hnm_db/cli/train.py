@@ -29,7 +29,7 @@ from hnm_db.cli._common import Ctx, emit_frame, emit_mapping, format_option, inf
     "--max-length", default=256, show_default=True, type=int, help="Tokens per (query, passage) pair."
 )
 @click.option(
-    "--lr", default=2e-5, show_default=True, type=float, help="Learning rate of the transformer body."
+    "--lr", default=1e-4, show_default=True, type=float, help="Learning rate of the transformer body."
 )
 @click.option(
     "--head-lr", default=1e-3, show_default=True, type=float, help="Learning rate of the fresh head."
