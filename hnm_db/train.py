@@ -50,6 +50,7 @@ import numpy as np
 
 from hnm_db.db import Database
 from hnm_db.errors import AlreadyExists, EmptySelection, InvalidParams, ModelLoadError, NotFound, UnknownModel
+from hnm_db.models import quiet_transformers
 
 LOSSES = ("triplet", "bce", "mnrl")
 
@@ -170,23 +171,6 @@ def load_cross_encoder(path: Path, *, max_length: int, device: str, seed: int | 
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(f"cannot load {path} as a cross-encoder: {first}") from None
-
-
-@contextmanager
-def quiet_transformers() -> Iterator[None]:
-    """Silence transformers' load reports and shard progress bars (the fresh head is expected)."""
-    from transformers.utils import logging as hf_logging
-
-    level = hf_logging.get_verbosity()
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(level)
-        if bars:
-            hf_logging.enable_progress_bar()
 
 
 def pick_device(device: str | None) -> str:
