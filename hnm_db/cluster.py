@@ -14,9 +14,9 @@ Silhouette needs k >= 2, so a corpus of fewer than three texts gets k = 1.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
-import uuid
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -148,6 +148,7 @@ class ClusterSummary:
     sizes: list[int] = field(default_factory=list)
     silhouette: dict[int, float] | None = None
     seconds: float = 0.0
+    reused: bool = False
 
 
 def _make_model(algorithm: str, k: int, seed: int):
@@ -198,8 +199,43 @@ def _read(db: Database, ens: EnsembleInfo, role: str) -> tuple[np.ndarray, np.nd
     return keys.get("content_hash", np.array([], dtype=object)), mat
 
 
+def _run_id(ensemble_id: str, params: ClusterParams, doc_hashes: np.ndarray, q_hashes: np.ndarray) -> str:
+    """Same ensemble, parameters and texts -> same id, so a repeated ``cluster`` reuses the stored run."""
+    h = hashlib.blake2b(digest_size=12)
+    h.update(json.dumps([ensemble_id, asdict(params)], sort_keys=True, default=list).encode())
+    for hashes in (doc_hashes, q_hashes):
+        h.update("\n".join(map(str, hashes)).encode())
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+def _stored_summary(db: Database, run_id: str, ensemble: str) -> ClusterSummary | None:
+    row = db.execute(
+        "SELECT k, algorithm, inertia, params FROM cluster_runs WHERE cluster_run_id = ?", [run_id]
+    ).fetchone()
+    if row is None:
+        return None
+    k, algorithm, inertia, stored = row
+    sizes = [r[0] for r in db.execute(
+        "SELECT size FROM cluster_centroids WHERE cluster_run_id = ? ORDER BY cluster", [run_id]).fetchall()]
+    counts = dict(db.execute(
+        "SELECT role, count(*) FROM cluster_assignments WHERE cluster_run_id = ? GROUP BY role", [run_id]
+    ).fetchall())
+    sil = json.loads(stored).get("auto_silhouette")
+    return ClusterSummary(
+        cluster_run_id=run_id, ensemble=ensemble, k=k, algorithm=algorithm, inertia=inertia,
+        chunks=counts.get("doc", 0), queries=counts.get("query", 0), sizes=sizes,
+        silhouette={int(kk): v for kk, v in sil.items()} if sil else None, reused=True,
+    )
+
+
 def cluster(db: Database, params: ClusterParams, *, progress: bool = False) -> ClusterSummary:
-    """Cluster the ensemble's chunk vectors, assign queries, and store the run (one transaction)."""
+    """Cluster the ensemble's chunk vectors, assign queries, and store the run (one transaction).
+
+    The run id is derived from the ensemble, the parameters and the exact set of chunk and query texts,
+    so running the same command again returns the stored run instead of recomputing it; new chunks or
+    queries (or other parameters) make a new run.
+    """
     started = time.perf_counter()
     ens = get_ensemble(db, params.ensemble)
     n_texts = check_chunk_vectors(db, ens)
@@ -208,6 +244,11 @@ def cluster(db: Database, params: ClusterParams, *, progress: bool = False) -> C
     if params.k != "auto" and params.k > n_texts:
         raise InvalidParams(f"k: {params.k} clusters asked for but there are only {n_texts} distinct chunk texts")
     doc_hashes, docs = _read(db, ens, "doc")
+    q_hashes, qvecs = _read(db, ens, "query")
+    run_id = _run_id(ens.ensemble_id, params, doc_hashes, q_hashes)
+    stored_run = _stored_summary(db, run_id, ens.name)
+    if stored_run is not None:
+        return stored_run
     algorithm = params.algorithm
     if algorithm == "auto":
         algorithm = "minibatch" if len(docs) > MINIBATCH_ABOVE else "kmeans"
@@ -217,7 +258,6 @@ def cluster(db: Database, params: ClusterParams, *, progress: bool = False) -> C
         k, silhouette = choose_k(docs, params, algorithm)
     centroids = fit_centroids(docs, k, algorithm, params.seed)
     labels, dist = nearest_centroid(docs, centroids)
-    q_hashes, qvecs = _read(db, ens, "query")
     q_labels, q_dist = nearest_centroid(qvecs, centroids) if len(qvecs) else (np.array([], np.int32), np.array([]))
     sizes = np.bincount(labels, minlength=k).astype(int).tolist()
     inertia = float((dist**2).sum())
@@ -225,7 +265,6 @@ def cluster(db: Database, params: ClusterParams, *, progress: bool = False) -> C
     stored["auto_candidates"] = list(params.auto_candidates)
     if silhouette is not None:
         stored["auto_silhouette"] = {str(kk): v for kk, v in silhouette.items()}
-    run_id = uuid.uuid4().hex
     with db.transaction():
         db.execute(
             "INSERT INTO cluster_runs (cluster_run_id, ensemble_id, k, seed, algorithm, inertia, params) "

@@ -44,6 +44,8 @@ class Database:
                 raise DatabaseLocked(self.path) from None
             raise HnmError(f"cannot open database {self.path}: {exc}") from None
         self._depth = 0
+        # Progress is ours to show (tqdm, silenced by --quiet); DuckDB's own bar would interleave with it.
+        self.con.execute("SET enable_progress_bar = false")
         try:
             self._check_version()
             if not read_only:

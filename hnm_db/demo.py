@@ -31,6 +31,16 @@ AUDIT_COLUMNS = ["run", "queries", "triplets", "neg_per_query_median", "neg_scor
 DEMO_MINING = {"split": "train", "num_negatives": 3, "range_min": 0, "range_max": 30, "seed": 42}
 
 
+def _registered_name(db: Database, model: str) -> str:
+    """A model folder is registered under its folder name (once); aliases register themselves."""
+    if not Path(model).is_dir():
+        return model
+    name = Path(model).name
+    if not db.scalar("SELECT count(*) FROM models WHERE name = ?", [name]):
+        db.add_model(name, model)
+    return name
+
+
 @dataclass
 class DemoReport:
     """What the demo built: per-step timings, table sizes, the runs compared, the audit summary."""
@@ -43,10 +53,15 @@ class DemoReport:
     checks_passed: int = 0
 
 
-def run_demo(db: Database, export_dir: Path, *, progress: bool = True,
-             log: Callable[[str], None] = lambda _m: None) -> DemoReport:
-    """Ingest the sample, chunk, embed, ensemble, cluster, mine three ways, export, audit."""
+def run_demo(db: Database, export_dir: Path, *, models: tuple[str, ...] = DEMO_MODELS, chunk_tokens: int | None = 128,
+             progress: bool = True, log: Callable[[str], None] = lambda _m: None) -> DemoReport:
+    """Ingest the sample, chunk, embed, ensemble, cluster, mine three ways, export, audit.
+
+    ``models`` are aliases, registered names or folders; the first one's tokenizer cuts the chunks
+    into windows of ``chunk_tokens`` (None: one chunk per document).
+    """
     report = DemoReport(export_dir=export_dir)
+    models = tuple(_registered_name(db, m) for m in models)
 
     def step(name: str, fn: Callable[[], object], describe: Callable[[object], str]) -> object:
         log(f"[demo] {name} ...")
@@ -58,15 +73,19 @@ def run_demo(db: Database, export_dir: Path, *, progress: bool = True,
     sample = Path(str(sample_dir()))
     step("ingest beir (packaged SciFact sample)", lambda: db.ingest_beir(sample, on_duplicate="replace"),
          lambda s: s.describe())
-    step("chunk tokens (minilm-l6 tokenizer, 128 tokens, overlap 16)",
-         lambda: db.chunk("tokens", 128, 16, model="minilm-l6", progress=progress),
+    if chunk_tokens is None:
+        chunk_step = ("chunk whole", lambda: db.chunk("whole", progress=progress))
+    else:
+        chunk_step = (f"chunk tokens ({models[0]} tokenizer, {chunk_tokens} tokens, overlap 16)",
+                      lambda: db.chunk("tokens", chunk_tokens, 16, model=models[0], progress=progress))
+    step(*chunk_step,
          lambda s: f"{s.chunks} chunks written, {s.unchanged} documents unchanged")
-    step(f"embed {', '.join(DEMO_MODELS)}", lambda: db.embed(DEMO_MODELS, progress=progress),
+    step(f"embed {', '.join(models)}", lambda: db.embed(models, progress=progress),
          lambda s: f"{s.encoded} texts encoded")
-    step("ensemble create", lambda: db.create_ensemble(DEMO_ENSEMBLE, DEMO_MODELS, progress=progress),
+    step("ensemble create", lambda: db.create_ensemble(DEMO_ENSEMBLE, models, progress=progress),
          lambda s: f"{s.dim}-d, vectors added {s.added}")
-    step("cluster k=auto", lambda: db.cluster(DEMO_ENSEMBLE, k="auto", seed=42),
-         lambda s: f"k={s.k} ({s.algorithm}), sizes {sorted(s.sizes, reverse=True)}")
+    step("cluster k=16", lambda: db.cluster(DEMO_ENSEMBLE, k=16, seed=42),
+         lambda s: f"k={s.k} ({s.algorithm}{', reused' if s.reused else ''}), sizes {sorted(s.sizes, reverse=True)}")
     for name, params in DEMO_RUNS.items():
         step(f"mine {params['method']} -> {name}",
              lambda n=name, p=params: db.mine(**p, **DEMO_MINING, name=n, replace=True, progress=progress),

@@ -18,9 +18,22 @@ def _assignments(db, run_id):
 
 def test_same_seed_gives_the_same_assignments(mining_db):
     a = cluster(mining_db, ClusterParams(ensemble=ENSEMBLE, k=3, seed=11))
+    first = _assignments(mining_db, a.cluster_run_id)
+    for table in ("cluster_runs", "cluster_centroids", "cluster_assignments"):
+        mining_db.execute(f"DELETE FROM {table}")
     b = cluster(mining_db, ClusterParams(ensemble=ENSEMBLE, k=3, seed=11))
-    assert a.cluster_run_id != b.cluster_run_id
-    assert _assignments(mining_db, a.cluster_run_id) == _assignments(mining_db, b.cluster_run_id)
+    assert not b.reused and b.cluster_run_id == a.cluster_run_id
+    assert _assignments(mining_db, b.cluster_run_id) == first
+
+
+def test_repeating_a_cluster_command_reuses_the_stored_run(mining_db):
+    a = cluster(mining_db, ClusterParams(ensemble=ENSEMBLE, k=3, seed=11))
+    b = cluster(mining_db, ClusterParams(ensemble=ENSEMBLE, k=3, seed=11))
+    assert b.reused and b.cluster_run_id == a.cluster_run_id
+    assert (b.k, b.sizes, b.chunks, b.queries) == (a.k, a.sizes, a.chunks, a.queries)
+    assert mining_db.scalar("SELECT count(*) FROM cluster_runs") == 1
+    c = cluster(mining_db, ClusterParams(ensemble=ENSEMBLE, k=3, seed=12))
+    assert not c.reused and c.cluster_run_id != a.cluster_run_id
 
 
 def test_run_stores_centroids_sizes_and_every_chunk_text_and_query(mining_db):
