@@ -58,17 +58,25 @@ def prepare_db(path: Path, data: Path, limit: int, alias: str) -> int:
         for d in docs:
             text = (d.get("title", "") + "\n" + d["text"]).strip()
             h = content_hash(text)
-            db.execute("INSERT INTO documents (doc_id, title, text, content_hash) VALUES (?, ?, ?, ?)",
-                       [d["_id"], d.get("title"), d["text"], content_hash(d["text"])])
-            db.execute("INSERT INTO chunks VALUES (?, ?, 0, ?, 0, ?, ?, '{\"bench\": \"one-chunk\"}')",
-                       [d["_id"] + "#0", d["_id"], text, len(d["text"]), h])
+            db.execute(
+                "INSERT INTO documents (doc_id, title, text, content_hash) VALUES (?, ?, ?, ?)",
+                [d["_id"], d.get("title"), d["text"], content_hash(d["text"])],
+            )
+            db.execute(
+                'INSERT INTO chunks VALUES (?, ?, 0, ?, 0, ?, ?, \'{"bench": "one-chunk"}\')',
+                [d["_id"] + "#0", d["_id"], text, len(d["text"]), h],
+            )
         for q in queries:
-            db.execute("INSERT INTO queries (query_id, text, content_hash) VALUES (?, ?, ?)",
-                       [q["_id"], q["text"], content_hash(q["text"])])
+            db.execute(
+                "INSERT INTO queries (query_id, text, content_hash) VALUES (?, ?, ?)",
+                [q["_id"], q["text"], content_hash(q["text"])],
+            )
     with hnm_db.open(path) as db:
         db.add_model(alias, alias)
-        return db.scalar("SELECT (SELECT count(DISTINCT content_hash) FROM chunks) "
-                         "+ (SELECT count(DISTINCT content_hash) FROM queries)")
+        return db.scalar(
+            "SELECT (SELECT count(DISTINCT content_hash) FROM chunks) "
+            "+ (SELECT count(DISTINCT content_hash) FROM queries)"
+        )
 
 
 # -- measurements, each in its own process ----------------------------------------------------------
@@ -88,15 +96,25 @@ def measure_bare(db_path: str, alias: str, batch_size: int, threads: int) -> dic
 
     with hnm_db.open(db_path, read_only=True) as db:
         row = models.get_model(db, alias)
-        docs = [r[0] for r in db.execute("SELECT any_value(text) FROM chunks GROUP BY content_hash").fetchall()]
-        queries = [r[0] for r in db.execute("SELECT any_value(text) FROM queries GROUP BY content_hash").fetchall()]
+        docs = [
+            r[0] for r in db.execute("SELECT any_value(text) FROM chunks GROUP BY content_hash").fetchall()
+        ]
+        queries = [
+            r[0] for r in db.execute("SELECT any_value(text) FROM queries GROUP BY content_hash").fetchall()
+        ]
     set_threads(threads)
     t0 = time.perf_counter()
     model = models.load_model(models.resolve_source(alias), max_seq_length=row.max_seq_length)
     t1 = time.perf_counter()
     for texts, prompt in ((docs, row.doc_prompt), (queries, row.query_prompt)):
-        model.encode(texts, prompt=prompt, batch_size=batch_size, normalize_embeddings=row.normalize,
-                     convert_to_numpy=True, show_progress_bar=False)
+        model.encode(
+            texts,
+            prompt=prompt,
+            batch_size=batch_size,
+            normalize_embeddings=row.normalize,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
     t2 = time.perf_counter()
     return {"texts": len(docs) + len(queries), "load_s": t1 - t0, "encode_s": t2 - t1, "peak_mb": _peak_mb()}
 
@@ -121,12 +139,29 @@ def measure_hnm(db_path: str, alias: str, batch_size: int, threads: int) -> dict
         t0 = time.perf_counter()
         summary = db.embed([alias], batch_size=batch_size, threads=threads, progress=False)
         total = time.perf_counter() - t0
-    return {"texts": summary.encoded, "load_s": load["s"], "encode_s": total - load["s"], "peak_mb": _peak_mb()}
+    return {
+        "texts": summary.encoded,
+        "load_s": load["s"],
+        "encode_s": total - load["s"],
+        "peak_mb": _peak_mb(),
+    }
 
 
 def _child(kind: str, db_path: Path, alias: str, args: argparse.Namespace) -> dict:
-    cmd = [sys.executable, __file__, "--_measure", kind, "--_db", str(db_path), "--models", alias,
-           "--batch-size", str(args.batch_size), "--threads", str(args.threads)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--_measure",
+        kind,
+        "--_db",
+        str(db_path),
+        "--models",
+        alias,
+        "--batch-size",
+        str(args.batch_size),
+        "--threads",
+        str(args.threads),
+    ]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=_env(args))
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -136,8 +171,17 @@ def _env(args: argparse.Namespace) -> dict:
 
 
 def noop_run(db_path: Path, alias: str, args: argparse.Namespace) -> tuple[float, bool, int]:
-    cli = [str(Path(sys.executable).with_name("hnm-db")), "--db", str(db_path), "--quiet", "embed", "--model", alias,
-           "--format", "json"]
+    cli = [
+        str(Path(sys.executable).with_name("hnm-db")),
+        "--db",
+        str(db_path),
+        "--quiet",
+        "embed",
+        "--model",
+        alias,
+        "--format",
+        "json",
+    ]
     t0 = time.perf_counter()
     out = subprocess.run(cli, check=True, capture_output=True, text=True, env=_env(args))
     wall = time.perf_counter() - t0
@@ -153,16 +197,25 @@ def bench_alias(alias: str, limit: int, args: argparse.Namespace, tmp: Path) -> 
     noop_s, loaded, encoded = noop_run(db_path, alias, args)
     assert hnm["texts"] == bare["texts"] == n, (hnm, bare, n)
     return {
-        "alias": alias, "docs": limit, "texts": n,
-        "bare_tps": bare["texts"] / bare["encode_s"], "hnm_tps": hnm["texts"] / hnm["encode_s"],
-        "load_s": hnm["load_s"], "noop_s": noop_s, "noop_loaded": loaded, "noop_encoded": encoded,
-        "bare_mb": bare["peak_mb"], "hnm_mb": hnm["peak_mb"],
+        "alias": alias,
+        "docs": limit,
+        "texts": n,
+        "bare_tps": bare["texts"] / bare["encode_s"],
+        "hnm_tps": hnm["texts"] / hnm["encode_s"],
+        "load_s": hnm["load_s"],
+        "noop_s": noop_s,
+        "noop_loaded": loaded,
+        "noop_encoded": encoded,
+        "bare_mb": bare["peak_mb"],
+        "hnm_mb": hnm["peak_mb"],
     }
 
 
 def table(rows: list[dict], args: argparse.Namespace) -> str:
-    head = ("| alias | docs | texts | bare encode texts/s | hnm-db embed texts/s | ratio | model load s "
-            "| 2nd run s (CLI, no-op) | 2nd run loads model | peak MB bare | peak MB hnm-db |")
+    head = (
+        "| alias | docs | texts | bare encode texts/s | hnm-db embed texts/s | ratio | model load s "
+        "| 2nd run s (CLI, no-op) | 2nd run loads model | peak MB bare | peak MB hnm-db |"
+    )
     lines = [head, "|" + "---|" * 11]
     for r in rows:
         lines.append(
@@ -171,11 +224,14 @@ def table(rows: list[dict], args: argparse.Namespace) -> str:
             f"| {'yes' if r['noop_loaded'] else 'no'} | {r['bare_mb']:.0f} | {r['hnm_mb']:.0f} |"
         )
     cpus = len(os.sched_getaffinity(0))
-    lines += ["", f"SciFact ({args.data}): first N documents as one chunk each (title + abstract) and the "
-              f"first N/4 queries; batch size {args.batch_size}, {args.threads} torch threads, {cpus} usable "
-              "CPUs (shared machine: absolute figures are noisy, the ratio is measured in the same run). "
-              "texts/s exclude model load; the no-op time is a whole `hnm-db embed` process. "
-              "Peak MB is ru_maxrss of the measuring process."]
+    lines += [
+        "",
+        f"SciFact ({args.data}): first N documents as one chunk each (title + abstract) and the "
+        f"first N/4 queries; batch size {args.batch_size}, {args.threads} torch threads, {cpus} usable "
+        "CPUs (shared machine: absolute figures are noisy, the ratio is measured in the same run). "
+        "texts/s exclude model load; the no-op time is a whole `hnm-db embed` process. "
+        "Peak MB is ru_maxrss of the measuring process.",
+    ]
     return "\n".join(lines)
 
 

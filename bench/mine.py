@@ -51,8 +51,11 @@ def prepare_scifact(db: Path, data: Path) -> None:
 
     if db.exists():
         with hnm_db.open(db) as d:
-            if d.scalar("SELECT count(*) FROM ensemble_vectors ev JOIN ensembles e USING (ensemble_id) "
-                        "WHERE e.name = ?", [ENSEMBLE]):
+            if d.scalar(
+                "SELECT count(*) FROM ensemble_vectors ev JOIN ensembles e USING (ensemble_id) "
+                "WHERE e.name = ?",
+                [ENSEMBLE],
+            ):
                 return
     db.parent.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
@@ -103,24 +106,44 @@ def scifact(db_path: Path, n_neg: int, range_max: int) -> tuple[list[dict], dict
             times = []
             for _ in range(REPEATS):  # best of REPEATS: the first call also pays imports
                 t = time.perf_counter()
-                s = db.mine(method, ensemble=ENSEMBLE if method == "ensemble" else None, split="train",
-                            num_negatives=n_neg, range_max=range_max, max_score_ratio=0.95, sampling="top",
-                            name=f"bench-{method}", replace=True)
+                s = db.mine(
+                    method,
+                    ensemble=ENSEMBLE if method == "ensemble" else None,
+                    split="train",
+                    num_negatives=n_neg,
+                    range_max=range_max,
+                    max_score_ratio=0.95,
+                    sampling="top",
+                    name=f"bench-{method}",
+                    replace=True,
+                )
                 times.append(time.perf_counter() - t)
-            rows.append({"what": f"hnm-db mine --method {method}", "seconds": min(times),
-                         "queries": s.queries_covered, "triplets": s.triplets})
-        pairs = db.sql("SELECT q.text AS query, c.text AS positive FROM mining_positives p "
-                       "JOIN queries q USING (query_id) JOIN chunks c USING (chunk_id) WHERE p.split = 'train' "
-                       "ORDER BY p.query_id, p.doc_id")
+            rows.append(
+                {
+                    "what": f"hnm-db mine --method {method}",
+                    "seconds": min(times),
+                    "queries": s.queries_covered,
+                    "triplets": s.triplets,
+                }
+            )
+        pairs = db.sql(
+            "SELECT q.text AS query, c.text AS positive FROM mining_positives p "
+            "JOIN queries q USING (query_id) JOIN chunks c USING (chunk_id) WHERE p.split = 'train' "
+            "ORDER BY p.query_id, p.doc_id"
+        )
         corpus = db.sql("SELECT text FROM chunks ORDER BY chunk_id")["text"].to_list()
         model_id = db.scalar("SELECT model_id FROM models WHERE name = ?", [ENSEMBLE])
-        qk, qm = read_vectors(db, "SELECT content_hash, vec FROM embeddings WHERE model_id = ? AND role = 'query'",
-                              [model_id])
-        ck, cm = read_vectors(db, "SELECT content_hash, vec FROM embeddings WHERE model_id = ? AND role = 'doc'",
-                              [model_id])
-        ours = db.sql("SELECT q.text AS query, c.text AS negative FROM triplets t JOIN mining_runs r USING (run_id) "
-                      "JOIN queries q USING (query_id) JOIN chunks c ON c.chunk_id = t.negative_chunk_id "
-                      "WHERE r.name = 'bench-ensemble'")
+        qk, qm = read_vectors(
+            db, "SELECT content_hash, vec FROM embeddings WHERE model_id = ? AND role = 'query'", [model_id]
+        )
+        ck, cm = read_vectors(
+            db, "SELECT content_hash, vec FROM embeddings WHERE model_id = ? AND role = 'doc'", [model_id]
+        )
+        ours = db.sql(
+            "SELECT q.text AS query, c.text AS negative FROM triplets t JOIN mining_runs r USING (run_id) "
+            "JOIN queries q USING (query_id) JOIN chunks c ON c.chunk_id = t.negative_chunk_id "
+            "WHERE r.name = 'bench-ensemble'"
+        )
     from hnm_db.text import content_hash
 
     qvec = dict(zip(qk["content_hash"], qm, strict=True))
@@ -128,24 +151,47 @@ def scifact(db_path: Path, n_neg: int, range_max: int) -> tuple[list[dict], dict
     queries = list(dict.fromkeys(pairs["query"].to_list()))
     full_corpus = list(dict.fromkeys(corpus + pairs["positive"].to_list()))
     with tempfile.TemporaryDirectory() as tmp:
-        _st_cache(Path(tmp), queries, full_corpus, np.stack([qvec[content_hash(q)] for q in queries]),
-                  np.stack([cvec[content_hash(c)] for c in full_corpus]))
+        _st_cache(
+            Path(tmp),
+            queries,
+            full_corpus,
+            np.stack([qvec[content_hash(q)] for q in queries]),
+            np.stack([cvec[content_hash(c)] for c in full_corpus]),
+        )
         times = []
         for _ in range(REPEATS):
             t = time.perf_counter()
             out = mine_hard_negatives(
-                Dataset.from_polars(pairs), CachedModel(), corpus=corpus, range_min=0, range_max=range_max,
-                relative_margin=0.05, num_negatives=n_neg, sampling_strategy="top", output_format="triplet",
-                cache_folder=tmp, verbose=False,
+                Dataset.from_polars(pairs),
+                CachedModel(),
+                corpus=corpus,
+                range_min=0,
+                range_max=range_max,
+                relative_margin=0.05,
+                num_negatives=n_neg,
+                sampling_strategy="top",
+                output_format="triplet",
+                cache_folder=tmp,
+                verbose=False,
             )
             times.append(time.perf_counter() - t)
         st_seconds = min(times)
     theirs = set(zip(out["query"], out["negative"], strict=True))
     mine_set = set(zip(ours["query"].to_list(), ours["negative"].to_list(), strict=True))
-    rows.append({"what": "sentence-transformers mine_hard_negatives (cache warm)", "seconds": st_seconds,
-                 "queries": len({q for q, _ in theirs}), "triplets": len(out)})
-    agreement = {"theirs": len(theirs), "ours": len(mine_set), "shared": len(theirs & mine_set),
-                 "overlap_of_theirs": len(theirs & mine_set) / max(1, len(theirs))}
+    rows.append(
+        {
+            "what": "sentence-transformers mine_hard_negatives (cache warm)",
+            "seconds": st_seconds,
+            "queries": len({q for q, _ in theirs}),
+            "triplets": len(out),
+        }
+    )
+    agreement = {
+        "theirs": len(theirs),
+        "ours": len(mine_set),
+        "shared": len(theirs & mine_set),
+        "overlap_of_theirs": len(theirs & mine_set) / max(1, len(theirs)),
+    }
     return rows, agreement
 
 
@@ -173,9 +219,14 @@ def build_synthetic(path: Path, n_chunks: int, n_queries: int, dim: int = 384, s
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(1000, dim)).astype(np.float32)
     with hnm_db.open(path) as db:
-        db.execute("INSERT INTO models (model_id, name, source, fingerprint, dim) VALUES ('syn-m', 'syn', 'synthetic', 'fp-syn', ?)", [dim])
-        db.execute("INSERT INTO ensembles (ensemble_id, name, members, dim) VALUES ('syn-e', 'syn', ?, ?)",
-                   [json.dumps([{"model_id": "syn-m", "weight": 1.0}]), dim])
+        db.execute(
+            "INSERT INTO models (model_id, name, source, fingerprint, dim) VALUES ('syn-m', 'syn', 'synthetic', 'fp-syn', ?)",
+            [dim],
+        )
+        db.execute(
+            "INSERT INTO ensembles (ensemble_id, name, members, dim) VALUES ('syn-e', 'syn', ?, ?)",
+            [json.dumps([{"model_id": "syn-m", "weight": 1.0}]), dim],
+        )
         positives = rng.choice(n_chunks, size=n_queries, replace=False)
         pos_vecs = {}
         step = 100_000
@@ -185,27 +236,52 @@ def build_synthetic(path: Path, n_chunks: int, n_queries: int, dim: int = 384, s
             v = centres[rng.integers(0, 1000, n)] + rng.normal(size=(n, dim)).astype(np.float32)
             v /= np.linalg.norm(v, axis=1, keepdims=True)
             hashes = [f"c{i:012d}" for i in ids]
-            table = pa.table({"chunk_id": [f"k{i}" for i in ids], "doc_id": [f"d{i}" for i in ids],
-                              "ord": pa.array(np.zeros(n, np.int32)), "text": ["t"] * n,
-                              "start_char": pa.array(np.zeros(n, np.int32)), "end_char": pa.array(np.ones(n, np.int32)),
-                              "content_hash": hashes, "chunker": ["{}"] * n})
+            table = pa.table(
+                {
+                    "chunk_id": [f"k{i}" for i in ids],
+                    "doc_id": [f"d{i}" for i in ids],
+                    "ord": pa.array(np.zeros(n, np.int32)),
+                    "text": ["t"] * n,
+                    "start_char": pa.array(np.zeros(n, np.int32)),
+                    "end_char": pa.array(np.ones(n, np.int32)),
+                    "content_hash": hashes,
+                    "chunker": ["{}"] * n,
+                }
+            )
             db.con.register("_syn", table)
             db.execute("INSERT INTO chunks SELECT * FROM _syn")
             db.con.unregister("_syn")
-            write_vectors(db, "ensemble_vectors", {"ensemble_id": "syn-e", "role": "doc", "content_hash": hashes}, v)
+            write_vectors(
+                db, "ensemble_vectors", {"ensemble_id": "syn-e", "role": "doc", "content_hash": hashes}, v
+            )
             write_vectors(db, "embeddings", {"model_id": "syn-m", "role": "doc", "content_hash": hashes}, v)
             mask = (positives >= s) & (positives < s + n)
             for p in positives[mask]:
                 pos_vecs[int(p)] = v[p - s]
-        qv = np.stack([pos_vecs[int(p)] for p in positives]) + 0.05 * rng.normal(size=(n_queries, dim)).astype(np.float32)
+        qv = np.stack([pos_vecs[int(p)] for p in positives]) + 0.05 * rng.normal(
+            size=(n_queries, dim)
+        ).astype(np.float32)
         qv /= np.linalg.norm(qv, axis=1, keepdims=True)
         qh = [f"q{i:012d}" for i in range(n_queries)]
-        db.con.register("_q", pa.table({"query_id": [f"q{i}" for i in range(n_queries)], "text": ["q"] * n_queries,
-                                        "content_hash": qh, "doc_id": [f"d{p}" for p in positives]}))
-        db.execute("INSERT INTO queries (query_id, text, content_hash) SELECT query_id, text, content_hash FROM _q")
+        db.con.register(
+            "_q",
+            pa.table(
+                {
+                    "query_id": [f"q{i}" for i in range(n_queries)],
+                    "text": ["q"] * n_queries,
+                    "content_hash": qh,
+                    "doc_id": [f"d{p}" for p in positives],
+                }
+            ),
+        )
+        db.execute(
+            "INSERT INTO queries (query_id, text, content_hash) SELECT query_id, text, content_hash FROM _q"
+        )
         db.execute("INSERT INTO qrels SELECT query_id, doc_id, 1, 'train' FROM _q")
         db.con.unregister("_q")
-        write_vectors(db, "ensemble_vectors", {"ensemble_id": "syn-e", "role": "query", "content_hash": qh}, qv)
+        write_vectors(
+            db, "ensemble_vectors", {"ensemble_id": "syn-e", "role": "query", "content_hash": qh}, qv
+        )
         write_vectors(db, "embeddings", {"model_id": "syn-m", "role": "query", "content_hash": qh}, qv)
 
 
@@ -216,8 +292,13 @@ def synthetic(n_chunks: int, n_queries: int, reuse: Path | None = None) -> dict:
         if not path.exists():
             build_synthetic(path, n_chunks, n_queries)
         build_s = time.perf_counter() - t
-        out = subprocess.run([sys.executable, "-c", SYNTH_CHILD, str(path)], check=True, capture_output=True,
-                             text=True, cwd=ROOT)
+        out = subprocess.run(
+            [sys.executable, "-c", SYNTH_CHILD, str(path)],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
         result = json.loads(out.stdout.strip().splitlines()[-1])
         result["build_seconds"] = build_s
         return result
@@ -233,32 +314,54 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=10_000)
     ap.add_argument("--skip-scifact", action="store_true")
     ap.add_argument("--skip-synthetic", action="store_true")
-    ap.add_argument("--synthetic-db", type=Path, default=None,
-                    help="Keep the synthetic database here and reuse it when it exists (else a temp file).")
+    ap.add_argument(
+        "--synthetic-db",
+        type=Path,
+        default=None,
+        help="Keep the synthetic database here and reuse it when it exists (else a temp file).",
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "mine.md")
     args = ap.parse_args()
-    lines = ["# Mining bench", "", f"CPU cores: {os.cpu_count()}; num_negatives {args.num_negatives}, "
-             f"range 0..{args.range_max}, max_score_ratio 0.95 (relative_margin 0.05), top sampling.", ""]
+    lines = [
+        "# Mining bench",
+        "",
+        f"CPU cores: {os.cpu_count()}; num_negatives {args.num_negatives}, "
+        f"range 0..{args.range_max}, max_score_ratio 0.95 (relative_margin 0.05), top sampling.",
+        "",
+    ]
     if not args.skip_scifact:
         prepare_scifact(args.db, args.data)
         rows, agree = scifact(args.db, args.num_negatives, args.range_max)
-        lines += ["## SciFact train split (minilm-l6 vectors cached)", "",
-                  "| what | seconds | queries | triplets |", "|---|---:|---:|---:|"]
+        lines += [
+            "## SciFact train split (minilm-l6 vectors cached)",
+            "",
+            "| what | seconds | queries | triplets |",
+            "|---|---:|---:|---:|",
+        ]
         lines += [f"| {r['what']} | {r['seconds']:.2f} | {r['queries']} | {r['triplets']} |" for r in rows]
-        lines += ["", f"Agreement with sentence-transformers (same model, same settings): "
-                  f"{agree['shared']} of its {agree['theirs']} (query, negative) pairs also chosen by hnm-db "
-                  f"= **{100 * agree['overlap_of_theirs']:.1f}%** (hnm-db chose {agree['ours']}).", ""]
+        lines += [
+            "",
+            f"Agreement with sentence-transformers (same model, same settings): "
+            f"{agree['shared']} of its {agree['theirs']} (query, negative) pairs also chosen by hnm-db "
+            f"= **{100 * agree['overlap_of_theirs']:.1f}%** (hnm-db chose {agree['ours']}).",
+            "",
+        ]
     if not args.skip_synthetic:
         r = synthetic(args.chunks, args.queries, args.synthetic_db)
         d = r.get("durations") or {}
-        lines += [f"## Synthetic: {args.chunks:,} chunks x 384 dims, {args.queries:,} queries", "",
-                  "| what | value |", "|---|---:|",
-                  f"| mine --method ensemble, wall seconds (fresh process) | {r['seconds']:.1f} |",
-                  f"| of which exact blocked top-k scoring | {d.get('score_s', float('nan')):.1f} |",
-                  f"| CPU seconds (user + system; the machine's load inflates wall time) | {r.get('cpu_seconds', float('nan')):.0f} |",
-                  f"| peak RSS (MB) | {r['peak_rss_mb']:.0f} |",
-                  f"| triplets written | {r['triplets']:,} |",
-                  f"| (building the synthetic database, not mining) seconds | {r['build_seconds']:.0f} |", ""]
+        lines += [
+            f"## Synthetic: {args.chunks:,} chunks x 384 dims, {args.queries:,} queries",
+            "",
+            "| what | value |",
+            "|---|---:|",
+            f"| mine --method ensemble, wall seconds (fresh process) | {r['seconds']:.1f} |",
+            f"| of which exact blocked top-k scoring | {d.get('score_s', float('nan')):.1f} |",
+            f"| CPU seconds (user + system; the machine's load inflates wall time) | {r.get('cpu_seconds', float('nan')):.0f} |",
+            f"| peak RSS (MB) | {r['peak_rss_mb']:.0f} |",
+            f"| triplets written | {r['triplets']:,} |",
+            f"| (building the synthetic database, not mining) seconds | {r['build_seconds']:.0f} |",
+            "",
+        ]
     text = "\n".join(lines)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)

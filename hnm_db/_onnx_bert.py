@@ -28,7 +28,7 @@ def onnx_state_dict(onnx_path: Path) -> dict[str, np.ndarray]:
     for node in graph.node:
         for name in node.input:
             consumers.setdefault(name, []).append(node)
-    state = {k[len(PREFIX):]: v for k, v in inits.items() if k.startswith(PREFIX)}
+    state = {k[len(PREFIX) :]: v for k, v in inits.items() if k.startswith(PREFIX)}
     for node in graph.node:
         weights = [i for i in node.input if i in inits and not i.startswith(PREFIX)]
         if node.op_type != "MatMul" or len(weights) != 1:
@@ -37,7 +37,7 @@ def onnx_state_dict(onnx_path: Path) -> dict[str, np.ndarray]:
         biases = [i for a in adds for i in a.input if i.startswith(PREFIX) and i.endswith(".bias")]
         if len(biases) != 1:
             raise ValueError(f"cannot name the weight {weights[0]} of {onnx_path}")
-        state[biases[0][len(PREFIX):-len(".bias")] + ".weight"] = inits[weights[0]].T.copy()
+        state[biases[0][len(PREFIX) : -len(".bias")] + ".weight"] = inits[weights[0]].T.copy()
     return state
 
 

@@ -193,7 +193,9 @@ def _plot_scores(plt, rows: pl.DataFrame):  # noqa: ANN001, ANN202 (matplotlib t
     for ax, method in zip(axes[0], methods, strict=True):
         part = rows.filter(pl.col("method") == method)
         neg = part["score"].drop_nulls().to_numpy() if part.height else []
-        pairs = part.unique(["run", "query_id", "positive_chunk_id"])  # a positive counts once, not per negative
+        pairs = part.unique(
+            ["run", "query_id", "positive_chunk_id"]
+        )  # a positive counts once, not per negative
         pos = pairs["positive_score"].drop_nulls().to_numpy() if part.height else []
         if len(neg) or len(pos):
             ax.hist([neg, pos], bins=20, label=["negatives", "positives"])

@@ -47,11 +47,11 @@ def query_rng(seed: int, query_id: str, stream: int) -> np.random.Generator:
 
 
 @contextmanager
-def registered_udf(db: Database, name: str, fn: Callable, params: list[str], return_type: str) -> Iterator[None]:
+def registered_udf(
+    db: Database, name: str, fn: Callable, params: list[str], return_type: str
+) -> Iterator[None]:
     """Register a vectorised (Arrow) Python UDF on the connection for the duration of the block."""
-    db.con.create_function(
-        name, fn, params, duckdb.sqltype(return_type), type="arrow", side_effects=False
-    )
+    db.con.create_function(name, fn, params, duckdb.sqltype(return_type), type="arrow", side_effects=False)
     try:
         yield
     finally:
@@ -66,9 +66,12 @@ def _hits_array(indices: np.ndarray, scores: np.ndarray | None, hashes: np.ndarr
     flat_idx = indices[valid]
     flat_scores = scores[valid].astype(np.float64) if scores is not None else None
     struct = pa.StructArray.from_arrays(
-        [pa.array(hashes[flat_idx], type=pa.string()),
-         pa.array(flat_scores, type=pa.float64()) if flat_scores is not None
-         else pa.nulls(len(flat_idx), type=pa.float64())],
+        [
+            pa.array(hashes[flat_idx], type=pa.string()),
+            pa.array(flat_scores, type=pa.float64())
+            if flat_scores is not None
+            else pa.nulls(len(flat_idx), type=pa.float64()),
+        ],
         names=["content_hash", "score"],
     )
     return pa.ListArray.from_arrays(pa.array(offsets), struct)
@@ -109,9 +112,11 @@ def _run_hits(db: Database, name: str, split: str, k: int) -> pa.Table:
     sql = resources.sql_file("mining", name)
     table = db.con.execute(sql, {"split": split, "k": k}).fetch_arrow_table()
     hit = table.column("hit").combine_chunks() if table.num_rows else None
-    return pa.table({
-        "query_id": table.column("query_id"),
-        "hit_order": table.column("hit_order"),
-        "content_hash": hit.field("content_hash") if hit is not None else pa.array([], pa.string()),
-        "score": hit.field("score") if hit is not None else pa.array([], pa.float64()),
-    })
+    return pa.table(
+        {
+            "query_id": table.column("query_id"),
+            "hit_order": table.column("hit_order"),
+            "content_hash": hit.field("content_hash") if hit is not None else pa.array([], pa.string()),
+            "score": hit.field("score") if hit is not None else pa.array([], pa.float64()),
+        }
+    )

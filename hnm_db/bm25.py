@@ -35,7 +35,9 @@ class BM25Index:
     idf: np.ndarray  # (n_terms,)
 
     @classmethod
-    def build(cls, texts: Sequence[str], *, k1: float = 1.5, b: float = 0.75, epsilon: float = 0.25) -> BM25Index:
+    def build(
+        cls, texts: Sequence[str], *, k1: float = 1.5, b: float = 0.75, epsilon: float = 0.25
+    ) -> BM25Index:
         tokens = [tokenize(t) for t in texts]
         # rank-bm25 divides by zero on an all-empty corpus; a placeholder keeps statistics defined.
         okapi = BM25Okapi([t or ["\x00"] for t in tokens], k1=k1, b=b, epsilon=epsilon)
@@ -79,7 +81,11 @@ class BM25Index:
         all_sc = np.zeros((len(queries), k), dtype=np.float32)
         for start in range(0, len(queries), block):
             s = self.scores(queries[start : start + block])
-            idx = np.argpartition(-s, k - 1, axis=1)[:, :k] if k < n_docs else np.tile(np.arange(n_docs), (len(s), 1))
+            idx = (
+                np.argpartition(-s, k - 1, axis=1)[:, :k]
+                if k < n_docs
+                else np.tile(np.arange(n_docs), (len(s), 1))
+            )
             part = np.take_along_axis(s, idx, axis=1)
             order = np.lexsort((idx, -part), axis=1)
             all_idx[start : start + len(s)] = np.take_along_axis(idx, order, axis=1)

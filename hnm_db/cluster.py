@@ -41,20 +41,26 @@ class EnsembleInfo:
 
 def get_ensemble(db: Database, name: str) -> EnsembleInfo:
     """The ensemble called ``name`` with its members' model names and fingerprints."""
-    row = db.execute("SELECT ensemble_id, name, members, dim FROM ensembles WHERE name = ?", [name]).fetchone()
+    row = db.execute(
+        "SELECT ensemble_id, name, members, dim FROM ensembles WHERE name = ?", [name]
+    ).fetchone()
     if row is None:
         known = [r[0] for r in db.execute("SELECT name FROM ensembles ORDER BY name").fetchall()]
         raise NotFound(f"no ensemble named {name!r} (known: {', '.join(known) or 'none'})")
     members = json.loads(row[2]) if isinstance(row[2], str) else list(row[2])
     out = []
     for m in members:
-        found = db.execute("SELECT name, fingerprint FROM models WHERE model_id = ?", [m["model_id"]]).fetchone()
-        out.append({
-            "model_id": m["model_id"],
-            "weight": float(m["weight"]),
-            "name": found[0] if found else m["model_id"],
-            "fingerprint": found[1] if found else None,
-        })
+        found = db.execute(
+            "SELECT name, fingerprint FROM models WHERE model_id = ?", [m["model_id"]]
+        ).fetchone()
+        out.append(
+            {
+                "model_id": m["model_id"],
+                "weight": float(m["weight"]),
+                "name": found[0] if found else m["model_id"],
+                "fingerprint": found[1] if found else None,
+            }
+        )
     return EnsembleInfo(row[0], row[1], out, int(row[3]))
 
 
@@ -92,7 +98,9 @@ def check_chunk_vectors(db: Database, ens: EnsembleInfo) -> int:
     return int(total)
 
 
-def nearest_centroid(vectors: np.ndarray, centroids: np.ndarray, block: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
+def nearest_centroid(
+    vectors: np.ndarray, centroids: np.ndarray, block: int = 65_536
+) -> tuple[np.ndarray, np.ndarray]:
     """(cluster, Euclidean distance) of each row to its nearest centroid, in bounded blocks."""
     c2 = (centroids.astype(np.float64) ** 2).sum(1)
     labels = np.empty(len(vectors), dtype=np.int32)
@@ -216,16 +224,29 @@ def _stored_summary(db: Database, run_id: str, ensemble: str) -> ClusterSummary 
     if row is None:
         return None
     k, algorithm, inertia, stored = row
-    sizes = [r[0] for r in db.execute(
-        "SELECT size FROM cluster_centroids WHERE cluster_run_id = ? ORDER BY cluster", [run_id]).fetchall()]
-    counts = dict(db.execute(
-        "SELECT role, count(*) FROM cluster_assignments WHERE cluster_run_id = ? GROUP BY role", [run_id]
-    ).fetchall())
+    sizes = [
+        r[0]
+        for r in db.execute(
+            "SELECT size FROM cluster_centroids WHERE cluster_run_id = ? ORDER BY cluster", [run_id]
+        ).fetchall()
+    ]
+    counts = dict(
+        db.execute(
+            "SELECT role, count(*) FROM cluster_assignments WHERE cluster_run_id = ? GROUP BY role", [run_id]
+        ).fetchall()
+    )
     sil = json.loads(stored).get("auto_silhouette")
     return ClusterSummary(
-        cluster_run_id=run_id, ensemble=ensemble, k=k, algorithm=algorithm, inertia=inertia,
-        chunks=counts.get("doc", 0), queries=counts.get("query", 0), sizes=sizes,
-        silhouette={int(kk): v for kk, v in sil.items()} if sil else None, reused=True,
+        cluster_run_id=run_id,
+        ensemble=ensemble,
+        k=k,
+        algorithm=algorithm,
+        inertia=inertia,
+        chunks=counts.get("doc", 0),
+        queries=counts.get("query", 0),
+        sizes=sizes,
+        silhouette={int(kk): v for kk, v in sil.items()} if sil else None,
+        reused=True,
     )
 
 
@@ -242,7 +263,9 @@ def cluster(db: Database, params: ClusterParams, *, progress: bool = False) -> C
     if n_texts == 0:
         raise EmptySelection("there are no chunks to cluster: run `hnm-db chunk` first")
     if params.k != "auto" and params.k > n_texts:
-        raise InvalidParams(f"k: {params.k} clusters asked for but there are only {n_texts} distinct chunk texts")
+        raise InvalidParams(
+            f"k: {params.k} clusters asked for but there are only {n_texts} distinct chunk texts"
+        )
     doc_hashes, docs = _read(db, ens, "doc")
     q_hashes, qvecs = _read(db, ens, "query")
     run_id = _run_id(ens.ensemble_id, params, doc_hashes, q_hashes)
@@ -258,7 +281,9 @@ def cluster(db: Database, params: ClusterParams, *, progress: bool = False) -> C
         k, silhouette = choose_k(docs, params, algorithm)
     centroids = fit_centroids(docs, k, algorithm, params.seed)
     labels, dist = nearest_centroid(docs, centroids)
-    q_labels, q_dist = nearest_centroid(qvecs, centroids) if len(qvecs) else (np.array([], np.int32), np.array([]))
+    q_labels, q_dist = (
+        nearest_centroid(qvecs, centroids) if len(qvecs) else (np.array([], np.int32), np.array([]))
+    )
     sizes = np.bincount(labels, minlength=k).astype(int).tolist()
     inertia = float((dist**2).sum())
     stored = asdict(params)
@@ -272,31 +297,43 @@ def cluster(db: Database, params: ClusterParams, *, progress: bool = False) -> C
             [run_id, ens.ensemble_id, k, params.seed, algorithm, inertia, json.dumps(stored, sort_keys=True)],
         )
         write_vectors(
-            db, "cluster_centroids",
-            {"cluster_run_id": run_id, "cluster": list(range(k)), "size": sizes}, centroids,
+            db,
+            "cluster_centroids",
+            {"cluster_run_id": run_id, "cluster": list(range(k)), "size": sizes},
+            centroids,
         )
         _write_assignments(db, run_id, "doc", doc_hashes, labels, dist)
         _write_assignments(db, run_id, "query", q_hashes, q_labels, q_dist)
     return ClusterSummary(
-        cluster_run_id=run_id, ensemble=ens.name, k=k, algorithm=algorithm, inertia=inertia,
-        chunks=len(docs), queries=len(qvecs), sizes=sizes, silhouette=silhouette,
+        cluster_run_id=run_id,
+        ensemble=ens.name,
+        k=k,
+        algorithm=algorithm,
+        inertia=inertia,
+        chunks=len(docs),
+        queries=len(qvecs),
+        sizes=sizes,
+        silhouette=silhouette,
         seconds=time.perf_counter() - started,
     )
 
 
-def _write_assignments(db: Database, run_id: str, role: str, hashes: np.ndarray,
-                       labels: np.ndarray, dist: np.ndarray) -> None:
+def _write_assignments(
+    db: Database, run_id: str, role: str, hashes: np.ndarray, labels: np.ndarray, dist: np.ndarray
+) -> None:
     import pyarrow as pa
 
     if len(hashes) == 0:
         return
-    table = pa.table({
-        "cluster_run_id": pa.array([run_id] * len(hashes)),
-        "role": pa.array([role] * len(hashes)),
-        "content_hash": pa.array(hashes.astype(str)),
-        "cluster": pa.array(labels.astype(np.int32)),
-        "distance": pa.array(dist.astype(np.float64)),
-    })
+    table = pa.table(
+        {
+            "cluster_run_id": pa.array([run_id] * len(hashes)),
+            "role": pa.array([role] * len(hashes)),
+            "content_hash": pa.array(hashes.astype(str)),
+            "cluster": pa.array(labels.astype(np.int32)),
+            "distance": pa.array(dist.astype(np.float64)),
+        }
+    )
     db.con.register("_hnm_assign", table)
     try:
         db.execute("INSERT INTO cluster_assignments SELECT * FROM _hnm_assign")

@@ -80,9 +80,7 @@ class Database:
                 continue
             with self.transaction():
                 self.con.execute(sql)
-                self.con.execute(
-                    "INSERT INTO schema_version (version, name) VALUES (?, ?)", [version, name]
-                )
+                self.con.execute("INSERT INTO schema_version (version, name) VALUES (?, ?)", [version, name])
             applied.append(version)
         return applied
 
@@ -128,7 +126,9 @@ class Database:
     def in_transaction(self) -> bool:
         return self._depth > 0
 
-    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
+    def execute(
+        self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None
+    ) -> duckdb.DuckDBPyConnection:
         """Run one statement on the connection (parameters bound, never formatted in)."""
         return self.con.execute(sql, params) if params is not None else self.con.execute(sql)
 
@@ -172,31 +172,56 @@ class Database:
 
         return ingest.ingest_beir(self, folder, on_duplicate=on_duplicate)
 
-    def ingest_table(self, path: str | os.PathLike[str], kind: str = "documents", *, fmt: str | None = None,
-                     **columns: Any) -> Any:
+    def ingest_table(
+        self, path: str | os.PathLike[str], kind: str = "documents", *, fmt: str | None = None, **columns: Any
+    ) -> Any:
         """``hnm-db ingest jsonl|csv|parquet``; ``columns`` are TableSpec fields (id_column=..., ...)."""
         from hnm_db import ingest
 
         return ingest.ingest_table(self, path, ingest.TableSpec(kind=kind, **columns), fmt=fmt)
 
-    def ingest_files(self, folder: str | os.PathLike[str], *, on_duplicate: str = "error",
-                     progress: bool = False) -> Any:
+    def ingest_files(
+        self, folder: str | os.PathLike[str], *, on_duplicate: str = "error", progress: bool = False
+    ) -> Any:
         """``hnm-db ingest files``: .txt/.md/.html/.pdf under a folder -> documents."""
         from hnm_db import ingest
 
         return ingest.ingest_files(self, folder, on_duplicate=on_duplicate, progress=progress)
 
-    def ingest_urls(self, path: str | os.PathLike[str], *, timeout: float = 10.0, strict: bool = False,
-                    workers: int = 8, on_duplicate: str = "error", progress: bool = False) -> Any:
+    def ingest_urls(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        timeout: float = 10.0,
+        strict: bool = False,
+        workers: int = 8,
+        on_duplicate: str = "error",
+        progress: bool = False,
+    ) -> Any:
         """``hnm-db ingest urls``: fetch each listed URL and store its clean text."""
         from hnm_db import ingest
 
-        return ingest.ingest_urls(self, path, timeout=timeout, strict=strict, workers=workers,
-                                  on_duplicate=on_duplicate, progress=progress)
+        return ingest.ingest_urls(
+            self,
+            path,
+            timeout=timeout,
+            strict=strict,
+            workers=workers,
+            on_duplicate=on_duplicate,
+            progress=progress,
+        )
 
-    def chunk(self, strategy: str = "whole", size: int | None = None, overlap: int = 0, *,
-              model: str | None = None, title: bool = True, doc_ids: Sequence[str] | None = None,
-              progress: bool = False) -> Any:
+    def chunk(
+        self,
+        strategy: str = "whole",
+        size: int | None = None,
+        overlap: int = 0,
+        *,
+        model: str | None = None,
+        title: bool = True,
+        doc_ids: Sequence[str] | None = None,
+        progress: bool = False,
+    ) -> Any:
         """``hnm-db chunk``: (re)chunk documents that need it -> ChunkSummary (see hnm_db.chunk)."""
         from hnm_db import chunk
 
@@ -216,14 +241,28 @@ class Database:
 
         return resolve_model_path(self, name_or_path)
 
-    def add_model(self, name: str, source: str, *, query_prompt: str | None = None,
-                  doc_prompt: str | None = None, max_seq_length: int | None = None,
-                  normalize: bool = True) -> Any:
+    def add_model(
+        self,
+        name: str,
+        source: str,
+        *,
+        query_prompt: str | None = None,
+        doc_prompt: str | None = None,
+        max_seq_length: int | None = None,
+        normalize: bool = True,
+    ) -> Any:
         """Register a model (``hnm-db models add``); returns a ``models.Registration``."""
         from hnm_db.models import add_model
 
-        return add_model(self, name, source, query_prompt=query_prompt, doc_prompt=doc_prompt,
-                         max_seq_length=max_seq_length, normalize=normalize)
+        return add_model(
+            self,
+            name,
+            source,
+            query_prompt=query_prompt,
+            doc_prompt=doc_prompt,
+            max_seq_length=max_seq_length,
+            normalize=normalize,
+        )
 
     def list_models(self) -> pl.DataFrame:
         """Registered models with vector counts (``hnm-db models list``)."""
@@ -231,8 +270,15 @@ class Database:
 
         return models_frame(self)
 
-    def embed(self, models: Sequence[str] | str, *, what: str = "all", batch_size: int = 64,
-              threads: int | None = None, progress: bool = True) -> Any:
+    def embed(
+        self,
+        models: Sequence[str] | str,
+        *,
+        what: str = "all",
+        batch_size: int = 64,
+        threads: int | None = None,
+        progress: bool = True,
+    ) -> Any:
         """Embed texts lacking vectors (``hnm-db embed``); returns an ``embed.EmbedSummary``."""
         from hnm_db.embed import EmbedParams, embed
 
@@ -240,8 +286,14 @@ class Database:
         params = EmbedParams(names, what=what, batch_size=batch_size, threads=threads)
         return embed(self, params, progress=progress)
 
-    def create_ensemble(self, name: str, members: Sequence[str | tuple[str, float | None]], *,
-                        replace: bool = False, progress: bool = True) -> Any:
+    def create_ensemble(
+        self,
+        name: str,
+        members: Sequence[str | tuple[str, float | None]],
+        *,
+        replace: bool = False,
+        progress: bool = True,
+    ) -> Any:
         """Build ensemble vectors (``hnm-db ensemble create``); members are "MODEL[:WEIGHT]" or tuples."""
         from hnm_db.ensemble import EnsembleParams, create_ensemble, parse_member
 
@@ -267,16 +319,25 @@ class Database:
         return read_ensemble_vectors(self, name, role, batch_rows=batch_rows)
 
     # -- cluster / mine / runs (issue 4) --------------------------------------------------------
-    def cluster(self, ensemble: str, *, k: int | str = "auto", seed: int = 0, algorithm: str = "auto",
-                progress: bool = False) -> Any:
+    def cluster(
+        self,
+        ensemble: str,
+        *,
+        k: int | str = "auto",
+        seed: int = 0,
+        algorithm: str = "auto",
+        progress: bool = False,
+    ) -> Any:
         """``hnm-db cluster``: K-means over the ensemble's chunk vectors (:func:`hnm_db.cluster.cluster`)."""
         from hnm_db.cluster import ClusterParams, cluster
 
-        return cluster(self, ClusterParams(ensemble=ensemble, k=k, seed=seed, algorithm=algorithm),
-                       progress=progress)
+        return cluster(
+            self, ClusterParams(ensemble=ensemble, k=k, seed=seed, algorithm=algorithm), progress=progress
+        )
 
-    def mine(self, method: str = "ensemble", *, replace: bool = False, progress: bool = False,
-             **params: Any) -> Any:
+    def mine(
+        self, method: str = "ensemble", *, replace: bool = False, progress: bool = False, **params: Any
+    ) -> Any:
         """``hnm-db mine``: one mining run; ``params`` are :class:`hnm_db.mine.MiningParams` fields."""
         from hnm_db.mine import MiningParams, mine
 
@@ -310,9 +371,7 @@ class Database:
         params = ExportParams(runs=names, to=Path(to), format=format, **options)
         return export(self, params, progress=progress)
 
-    def audit(
-        self, runs: str | Sequence[str] = (), *, plot_dir: str | os.PathLike[str] | None = None
-    ) -> Any:
+    def audit(self, runs: str | Sequence[str] = (), *, plot_dir: str | os.PathLike[str] | None = None) -> Any:
         """``hnm-db audit``: per-run summary, overlap, changed sources (and charts) -> AuditReport."""
         from hnm_db.audit import AuditParams, audit
 
@@ -332,8 +391,15 @@ class Database:
         return record_run_sources(self, run_id)
 
     # -- train / eval (issue 6) -----------------------------------------------------------------
-    def train(self, run: str, *, out: str | os.PathLike[str], base: str = "minilm-l6", progress: bool = False,
-              **params: Any) -> Any:
+    def train(
+        self,
+        run: str,
+        *,
+        out: str | os.PathLike[str],
+        base: str = "minilm-l6",
+        progress: bool = False,
+        **params: Any,
+    ) -> Any:
         """``hnm-db train``: fine-tune a cross-encoder on mining run ``run`` -> TrainSummary.
 
         ``params`` are the other :class:`hnm_db.train.TrainParams` fields (loss, epochs, batch_size,
@@ -343,8 +409,16 @@ class Database:
 
         return train(self, TrainParams(run=run, base=base, out=str(out), **params), progress=progress)
 
-    def evaluate(self, model: str | None = None, *, first_stage: str = "bm25", k: int = 30,
-                 split: str = "test", progress: bool = False, **params: Any) -> Any:
+    def evaluate(
+        self,
+        model: str | None = None,
+        *,
+        first_stage: str = "bm25",
+        k: int = 30,
+        split: str = "test",
+        progress: bool = False,
+        **params: Any,
+    ) -> Any:
         """``hnm-db eval``: re-rank the first stage's top-k with ``model`` (folder, training run name or
         ``base:ALIAS``; None = first stage only) -> EvalSummary. ``params``: max_length, batch_size,
         interpolate (tuple of alphas), head_seed, device."""

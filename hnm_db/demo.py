@@ -26,8 +26,17 @@ DEMO_RUNS: dict[str, dict] = {
     "demo-random": {"method": "random", "ensemble": DEMO_ENSEMBLE},
 }
 #: The audit columns the demo prints (``hnm-db audit`` prints them all).
-AUDIT_COLUMNS = ["run", "queries", "triplets", "neg_per_query_median", "neg_score_mean", "pos_score_mean",
-                 "dropped_false_negatives", "short_queries", "cluster_agreement"]
+AUDIT_COLUMNS = [
+    "run",
+    "queries",
+    "triplets",
+    "neg_per_query_median",
+    "neg_score_mean",
+    "pos_score_mean",
+    "dropped_false_negatives",
+    "short_queries",
+    "cluster_agreement",
+]
 DEMO_MINING = {"split": "train", "num_negatives": 3, "range_min": 0, "range_max": 30, "seed": 42}
 
 
@@ -53,8 +62,15 @@ class DemoReport:
     checks_passed: int = 0
 
 
-def run_demo(db: Database, export_dir: Path, *, models: tuple[str, ...] = DEMO_MODELS, chunk_tokens: int | None = 128,
-             progress: bool = True, log: Callable[[str], None] = lambda _m: None) -> DemoReport:
+def run_demo(
+    db: Database,
+    export_dir: Path,
+    *,
+    models: tuple[str, ...] = DEMO_MODELS,
+    chunk_tokens: int | None = 128,
+    progress: bool = True,
+    log: Callable[[str], None] = lambda _m: None,
+) -> DemoReport:
     """Ingest the sample, chunk, embed, ensemble, cluster, mine three ways, export, audit.
 
     ``models`` are aliases, registered names or folders; the first one's tokenizer cuts the chunks
@@ -71,29 +87,52 @@ def run_demo(db: Database, export_dir: Path, *, models: tuple[str, ...] = DEMO_M
         return result
 
     sample = Path(str(sample_dir()))
-    step("ingest beir (packaged SciFact sample)", lambda: db.ingest_beir(sample, on_duplicate="replace"),
-         lambda s: s.describe())
+    step(
+        "ingest beir (packaged SciFact sample)",
+        lambda: db.ingest_beir(sample, on_duplicate="replace"),
+        lambda s: s.describe(),
+    )
     if chunk_tokens is None:
         chunk_step = ("chunk whole", lambda: db.chunk("whole", progress=progress))
     else:
-        chunk_step = (f"chunk tokens ({models[0]} tokenizer, {chunk_tokens} tokens, overlap 16)",
-                      lambda: db.chunk("tokens", chunk_tokens, 16, model=models[0], progress=progress))
-    step(*chunk_step,
-         lambda s: f"{s.chunks} chunks written, {s.unchanged} documents unchanged")
-    step(f"embed {', '.join(models)}", lambda: db.embed(models, progress=progress),
-         lambda s: f"{s.encoded} texts encoded")
-    step("ensemble create", lambda: db.create_ensemble(DEMO_ENSEMBLE, models, progress=progress),
-         lambda s: f"{s.dim}-d, vectors added {s.added}")
-    step("cluster k=16", lambda: db.cluster(DEMO_ENSEMBLE, k=16, seed=42),
-         lambda s: f"k={s.k} ({s.algorithm}{', reused' if s.reused else ''}), sizes {sorted(s.sizes, reverse=True)}")
+        chunk_step = (
+            f"chunk tokens ({models[0]} tokenizer, {chunk_tokens} tokens, overlap 16)",
+            lambda: db.chunk("tokens", chunk_tokens, 16, model=models[0], progress=progress),
+        )
+    step(*chunk_step, lambda s: f"{s.chunks} chunks written, {s.unchanged} documents unchanged")
+    step(
+        f"embed {', '.join(models)}",
+        lambda: db.embed(models, progress=progress),
+        lambda s: f"{s.encoded} texts encoded",
+    )
+    step(
+        "ensemble create",
+        lambda: db.create_ensemble(DEMO_ENSEMBLE, models, progress=progress),
+        lambda s: f"{s.dim}-d, vectors added {s.added}",
+    )
+    step(
+        "cluster k=16",
+        lambda: db.cluster(DEMO_ENSEMBLE, k=16, seed=42),
+        lambda s: (
+            f"k={s.k} ({s.algorithm}{', reused' if s.reused else ''}), sizes {sorted(s.sizes, reverse=True)}"
+        ),
+    )
     for name, params in DEMO_RUNS.items():
-        step(f"mine {params['method']} -> {name}",
-             lambda n=name, p=params: db.mine(**p, **DEMO_MINING, name=n, replace=True, progress=progress),
-             lambda s: f"{s.triplets} triplets for {s.queries_covered} queries"
-                       f" ({s.dropped_false_negatives} likely false negatives dropped)")
-    step("export triplet + parquet", lambda: db.export(list(DEMO_RUNS), export_dir, format="triplet",
-                                                      parquet=True, keep_ids=True, overwrite=True),
-         lambda s: f"{s.rows} rows, columns {', '.join(s.columns)}")
+        step(
+            f"mine {params['method']} -> {name}",
+            lambda n=name, p=params: db.mine(**p, **DEMO_MINING, name=n, replace=True, progress=progress),
+            lambda s: (
+                f"{s.triplets} triplets for {s.queries_covered} queries"
+                f" ({s.dropped_false_negatives} likely false negatives dropped)"
+            ),
+        )
+    step(
+        "export triplet + parquet",
+        lambda: db.export(
+            list(DEMO_RUNS), export_dir, format="triplet", parquet=True, keep_ids=True, overwrite=True
+        ),
+        lambda s: f"{s.rows} rows, columns {', '.join(s.columns)}",
+    )
     audit = step("audit", lambda: db.audit(list(DEMO_RUNS)), lambda a: f"{a.runs.height} runs audited")
     checks = step("audit --check", db.check, lambda c: f"{len(c)} checks passed")
     report.checks_passed = len(checks)

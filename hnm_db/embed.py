@@ -105,7 +105,9 @@ def count_missing(db: Database, model_id: str, role: str) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
-def iter_missing(db: Database, model_id: str, role: str, batch_size: int) -> Iterator[tuple[list[str], list[str]]]:
+def iter_missing(
+    db: Database, model_id: str, role: str, batch_size: int
+) -> Iterator[tuple[list[str], list[str]]]:
     """Batches of (hashes, texts) to encode, streamed through a second cursor.
 
     The cursor reads a snapshot taken when the query starts, so the batches committed meanwhile on the
@@ -141,19 +143,27 @@ def set_threads(threads: int | None) -> None:
     torch.set_num_threads(threads)
 
 
-def _embed_role(db: Database, model, row: registry.ModelRow, role: str, total: int, params: EmbedParams,
-                progress: bool) -> int:
+def _embed_role(
+    db: Database, model, row: registry.ModelRow, role: str, total: int, params: EmbedParams, progress: bool
+) -> int:
     from tqdm import tqdm
 
     prompt = row.query_prompt if role == "query" else row.doc_prompt
     done = 0
-    with tqdm(total=total, desc=f"{row.name} {role}", unit="text", disable=not progress, file=sys.stderr,
-              dynamic_ncols=True) as bar:
+    with tqdm(
+        total=total,
+        desc=f"{row.name} {role}",
+        unit="text",
+        disable=not progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    ) as bar:
         for hashes, texts in iter_missing(db, row.model_id, role, params.batch_size):
             vecs = _encode(model, texts, prompt=prompt, normalize=row.normalize, batch_size=params.batch_size)
             with db.transaction():
-                write_vectors(db, "embeddings", {"model_id": row.model_id, "role": role, "content_hash": hashes},
-                              vecs)
+                write_vectors(
+                    db, "embeddings", {"model_id": row.model_id, "role": role, "content_hash": hashes}, vecs
+                )
             done += len(hashes)
             bar.update(len(hashes))
     return done
@@ -176,10 +186,14 @@ def embed_model(db: Database, name: str, params: EmbedParams, *, progress: bool 
     if sum(missing.values()):
         set_threads(params.threads)
         if model is None:
-            model = registry.load_model(registry.resolve_source(row.source), max_seq_length=row.max_seq_length)
+            model = registry.load_model(
+                registry.resolve_source(row.source), max_seq_length=row.max_seq_length
+            )
     report.loaded = model is not None
     for role in params.roles:
-        report.encoded[role] = _embed_role(db, model, row, role, missing[role], params, progress) if missing[role] else 0
+        report.encoded[role] = (
+            _embed_role(db, model, row, role, missing[role], params, progress) if missing[role] else 0
+        )
     report.seconds = time.perf_counter() - start
     return report
 

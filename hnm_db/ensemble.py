@@ -133,14 +133,14 @@ def check_coverage(db: Database, members: Sequence[Member]) -> int:
         lack = counts[m.model_id]
         total = sum(lack.values())
         if total:
-            detail = ", ".join(f"{n} {'chunk' if r == 'doc' else 'query'} texts" for r, n in lack.items() if n)
+            detail = ", ".join(
+                f"{n} {'chunk' if r == 'doc' else 'query'} texts" for r, n in lack.items() if n
+            )
             raise MissingEmbeddings(
                 f"model {m.name} ({m.model_id}) lacks vectors for {total} texts ({detail}): "
                 f"run `hnm-db embed --model {m.name}` first"
             )
-    n = db.scalar(
-        "SELECT count(*) FROM embeddings WHERE model_id = ?", [members[0].model_id]
-    )
+    n = db.scalar("SELECT count(*) FROM embeddings WHERE model_id = ?", [members[0].model_id])
     return int(n or 0)
 
 
@@ -178,8 +178,9 @@ def _pending_sql(n_members: int) -> str:
     """
 
 
-def _iter_pending(db: Database, ensemble_id: str, role: str, members: Sequence[Member],
-                  batch_rows: int) -> Iterator[tuple[list[str], list[np.ndarray]]]:
+def _iter_pending(
+    db: Database, ensemble_id: str, role: str, members: Sequence[Member], batch_rows: int
+) -> Iterator[tuple[list[str], list[np.ndarray]]]:
     sql = _pending_sql(len(members))
     params = {"role": role, "first": members[0].model_id, "ens": ensemble_id}
     params.update({f"m{i}": m.model_id for i, m in enumerate(members)})
@@ -200,7 +201,8 @@ def _existing(db: Database, name: str) -> tuple[str, list[dict]] | None:
 
 def _same_members(stored: list[dict], members: Sequence[Member]) -> bool:
     return len(stored) == len(members) and all(
-        s["model_id"] == m.model_id and abs(float(s["weight"]) - m.weight) < 1e-9 for s, m in zip(stored, members, strict=True)
+        s["model_id"] == m.model_id and abs(float(s["weight"]) - m.weight) < 1e-9
+        for s, m in zip(stored, members, strict=True)
     )
 
 
@@ -231,12 +233,15 @@ def create_ensemble(db: Database, params: EnsembleParams, *, progress: bool = Tr
                 "INSERT INTO ensembles (ensemble_id, name, members, dim) VALUES (?, ?, ?, ?)",
                 [ensemble_id, params.name, _members_json(members), dim],
             )
-    added = {role: _build_role(db, ensemble_id, role, members, params.batch_rows, progress) for role in ROLE_TABLES}
+    added = {
+        role: _build_role(db, ensemble_id, role, members, params.batch_rows, progress) for role in ROLE_TABLES
+    }
     return EnsembleSummary(ensemble_id, params.name, members, dim, added, created)
 
 
-def _build_role(db: Database, ensemble_id: str, role: str, members: Sequence[Member], batch_rows: int,
-                progress: bool) -> int:
+def _build_role(
+    db: Database, ensemble_id: str, role: str, members: Sequence[Member], batch_rows: int, progress: bool
+) -> int:
     from tqdm import tqdm
 
     weights = [m.weight for m in members]
@@ -244,8 +249,12 @@ def _build_role(db: Database, ensemble_id: str, role: str, members: Sequence[Mem
     with tqdm(desc=f"ensemble {role}", unit="vec", disable=not progress) as bar:
         for hashes, mats in _iter_pending(db, ensemble_id, role, members, batch_rows):
             with db.transaction():
-                write_vectors(db, "ensemble_vectors", {"ensemble_id": ensemble_id, "role": role,
-                                                       "content_hash": hashes}, combine(mats, weights))
+                write_vectors(
+                    db,
+                    "ensemble_vectors",
+                    {"ensemble_id": ensemble_id, "role": role, "content_hash": hashes},
+                    combine(mats, weights),
+                )
             n += len(hashes)
             bar.update(len(hashes))
     return n
@@ -289,13 +298,16 @@ def get_ensemble_id(db: Database, name: str) -> str:
     return row[0]
 
 
-def read_ensemble_vectors(db: Database, name: str, role: str, *, batch_rows: int = 50_000
-                          ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def read_ensemble_vectors(
+    db: Database, name: str, role: str, *, batch_rows: int = 50_000
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Batches of (content_hashes, float32 matrix) of one role of an ensemble, ordered by hash."""
     if role not in ROLE_TABLES:
         raise InvalidParams(f"role: must be 'doc' or 'query', got {role!r}")
     ensemble_id = get_ensemble_id(db, name)
-    sql = ("SELECT content_hash, vec FROM ensemble_vectors WHERE ensemble_id = ? AND role = ? "
-           "ORDER BY content_hash")
+    sql = (
+        "SELECT content_hash, vec FROM ensemble_vectors WHERE ensemble_id = ? AND role = ? "
+        "ORDER BY content_hash"
+    )
     for keys, mat in iter_vectors(db, sql, [ensemble_id, role], batch_rows=batch_rows):
         yield keys["content_hash"], mat

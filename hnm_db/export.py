@@ -529,7 +529,9 @@ def _run_section(db: Database, run_id: str, split: str, run_ids: list[str]) -> s
     model_rows = run_models(db, models, ens)
     if model_rows:
         lines += ["", "| model_id | name | fingerprint | weight |", "|---|---|---|---|"]
-        lines += [f"| {m['model_id']} | {m['name']} | `{m['fingerprint']}` | {m['weight']} |" for m in model_rows]
+        lines += [
+            f"| {m['model_id']} | {m['name']} | `{m['fingerprint']}` | {m['weight']} |" for m in model_rows
+        ]
     lines += ["", "Parameters:", "", "```json", _pretty(params), "```"]
     if stats:
         lines += ["", "Statistics recorded by the mining stage:", "", "```json", _pretty(stats), "```"]
@@ -556,8 +558,7 @@ def run_models(db: Database, models_json: Any, ensemble_id: str | None) -> list[
         members = db.scalar("SELECT members FROM ensembles WHERE ensemble_id = ?", [ensemble_id])
         entries = _model_entries(members)
     known = {
-        r[0]: (r[1], r[2])
-        for r in db.execute("SELECT model_id, name, fingerprint FROM models").fetchall()
+        r[0]: (r[1], r[2]) for r in db.execute("SELECT model_id, name, fingerprint FROM models").fetchall()
     }
     out = []
     for e in entries:
@@ -574,7 +575,9 @@ def _model_entries(value: Any) -> list[dict[str, Any]]:
         except ValueError:
             return []
     if isinstance(value, dict):
-        return [{"model_id": str(k), "weight": v} for k, v in value.items() if not isinstance(v, (dict, list))]
+        return [
+            {"model_id": str(k), "weight": v} for k, v in value.items() if not isinstance(v, (dict, list))
+        ]
     if not isinstance(value, list):
         return []
     out = []

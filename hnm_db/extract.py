@@ -151,8 +151,10 @@ def extract_file(path: Path) -> Extracted:
     """Dispatch on the suffix; the title falls back to the file name (without suffix)."""
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
-        raise InputError(f"unsupported file type {suffix or '(none)'}; expected one of {', '.join(SUFFIXES)}",
-                         path=str(path))
+        raise InputError(
+            f"unsupported file type {suffix or '(none)'}; expected one of {', '.join(SUFFIXES)}",
+            path=str(path),
+        )
     data = read_bytes(path)
     if suffix in (".html", ".htm"):
         found = extract_html(data)

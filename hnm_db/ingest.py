@@ -58,7 +58,8 @@ _LOC_SCHEMA = {"_file": pl.String, "_unit": pl.String, "_line": pl.Int64}
 _SCHEMAS = {
     "documents": {c: pl.String for c in _COLUMNS["documents"]} | _LOC_SCHEMA,
     "queries": {c: pl.String for c in _COLUMNS["queries"]} | _LOC_SCHEMA,
-    "qrels": {"query_id": pl.String, "doc_id": pl.String, "score": pl.Int64, "split": pl.String} | _LOC_SCHEMA,
+    "qrels": {"query_id": pl.String, "doc_id": pl.String, "score": pl.Int64, "split": pl.String}
+    | _LOC_SCHEMA,
 }
 #: Column names tried, in order, when an option does not name one.
 _CANDIDATES = {
@@ -119,8 +120,11 @@ class IngestSummary:
         """One line for humans: 'documents: 3 new, 37 unchanged; qrels: ...'."""
         parts = []
         for row in self.rows():
-            nums = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in row.items() if k != "table" and
-                             (v or k in ("new", "unchanged")))
+            nums = ", ".join(
+                f"{v} {k.replace('_', ' ')}"
+                for k, v in row.items()
+                if k != "table" and (v or k in ("new", "unchanged"))
+            )
             parts.append(f"{row['table']}: {nums}")
         return "; ".join(parts) or "nothing to ingest"
 
@@ -247,8 +251,10 @@ def read_beir_qrels(path: Path) -> list[Record]:
         if i == 1 and fields[0].strip().lower() in ("query-id", "query_id", "qid"):
             continue
         if len(fields) != 3:
-            raise loc.error(InputError, f"expected 3 tab-separated fields (query-id, corpus-id, score), "
-                                        f"found {len(fields)}")
+            raise loc.error(
+                InputError,
+                f"expected 3 tab-separated fields (query-id, corpus-id, score), found {len(fields)}",
+            )
         records.append((loc, {"query-id": fields[0], "corpus-id": fields[1], "score": fields[2]}))
     return records
 
@@ -261,8 +267,9 @@ READERS: dict[str, Callable[[Path], list[Record]]] = {
 
 
 # -- records -> validated frames --------------------------------------------------------------------
-def _column(records: Sequence[Record], explicit: str | None, candidates: Iterable[str], label: str,
-            required: bool) -> str | None:
+def _column(
+    records: Sequence[Record], explicit: str | None, candidates: Iterable[str], label: str, required: bool
+) -> str | None:
     """The column to read: the named one, else the first usual name present in the input."""
     seen: set[str] = set()
     for _, rec in records:
@@ -315,22 +322,32 @@ def document_hash(title: str | None, text: str) -> str:
     return content_hash(f"{title}\n\n{text}" if title else text)
 
 
-def text_rows(records: Sequence[Record], spec: TableSpec, source: str | None,
-              summary: IngestSummary) -> pl.DataFrame:
+def text_rows(
+    records: Sequence[Record], spec: TableSpec, source: str | None, summary: IngestSummary
+) -> pl.DataFrame:
     """Documents or queries from records; empty texts are skipped and counted, not errors."""
     kind = spec.kind
     id_col = _column(records, spec.id_column, _CANDIDATES[f"{kind}.id"], "the id", True)
     text_col = _column(records, spec.text_column, _CANDIDATES["text"], "the text", True)
-    title_col = (_column(records, spec.title_column, _CANDIDATES["title"], "the title", False)
-                 if kind == "documents" else None)
+    title_col = (
+        _column(records, spec.title_column, _CANDIDATES["title"], "the title", False)
+        if kind == "documents"
+        else None
+    )
     _check_meta_columns(records, spec)
     used = {c for c in (id_col, text_col, title_col) if c}
     rows = []
     for loc, rec in records:
         rid = _value(loc, rec, id_col, what="id")
         text = clean_text(_value(loc, rec, text_col, what="text"))
-        row = {_KEYS[kind][0]: rid, "text": text, "meta": _meta(rec, used, spec), "_file": loc.file,
-               "_unit": loc.unit, "_line": loc.n}
+        row = {
+            _KEYS[kind][0]: rid,
+            "text": text,
+            "meta": _meta(rec, used, spec),
+            "_file": loc.file,
+            "_unit": loc.unit,
+            "_line": loc.n,
+        }
         if kind == "documents":
             raw_title = rec.get(title_col) if title_col else None
             title = one_line(None if raw_title is None else str(raw_title))
@@ -353,8 +370,9 @@ def _score(loc: Loc, value: Any, name: str) -> int:
     return int(number)
 
 
-def qrel_rows(records: Sequence[Record], spec: TableSpec, summary: IngestSummary,
-              split: str | None = None) -> pl.DataFrame:
+def qrel_rows(
+    records: Sequence[Record], spec: TableSpec, summary: IngestSummary, split: str | None = None
+) -> pl.DataFrame:
     """Qrels from records: query id, doc id, integer score (default 1), split (option, column, 'train')."""
     q_col = _column(records, spec.query_id_column, _CANDIDATES["qrels.query_id"], "the query id", True)
     d_col = _column(records, spec.doc_id_column, _CANDIDATES["qrels.doc_id"], "the document id", True)
@@ -365,15 +383,27 @@ def qrel_rows(records: Sequence[Record], spec: TableSpec, summary: IngestSummary
     for loc, rec in records:
         row_split = _value(loc, rec, split_col, what="id") if split_col else (split or DEFAULT_SPLIT)
         score = _score(loc, rec.get(s_col), s_col) if s_col and rec.get(s_col) is not None else 1
-        rows.append({"query_id": _value(loc, rec, q_col, what="id"), "doc_id": _value(loc, rec, d_col, what="id"),
-                     "score": score, "split": row_split, "_file": loc.file, "_unit": loc.unit, "_line": loc.n})
+        rows.append(
+            {
+                "query_id": _value(loc, rec, q_col, what="id"),
+                "doc_id": _value(loc, rec, d_col, what="id"),
+                "score": score,
+                "split": row_split,
+                "_file": loc.file,
+                "_unit": loc.unit,
+                "_line": loc.n,
+            }
+        )
     return _finish("qrels", rows, summary)
 
 
 def _finish(kind: str, rows: list[dict[str, Any]], summary: IngestSummary) -> pl.DataFrame:
     """Frame of validated rows: duplicates inside the input are errors, empty texts are skipped."""
-    frame = pl.DataFrame(rows, schema=_SCHEMAS[kind], orient="row") if rows else pl.DataFrame(
-        schema=_SCHEMAS[kind])
+    frame = (
+        pl.DataFrame(rows, schema=_SCHEMAS[kind], orient="row")
+        if rows
+        else pl.DataFrame(schema=_SCHEMAS[kind])
+    )
     _reject_duplicates(kind, frame)
     counts = summary.kind(kind)
     if kind == "qrels":
@@ -381,8 +411,10 @@ def _finish(kind: str, rows: list[dict[str, Any]], summary: IngestSummary) -> pl
     empty = frame.filter(pl.col("text") == "")  # texts are stripped: empty means whitespace-only
     counts.skipped_empty += empty.height
     key = _KEYS[kind][0]
-    summary.skipped += [f"{Loc(r['_file'], r['_unit'], r['_line'])}: empty text, id {r[key]!r} skipped"
-                        for r in empty.iter_rows(named=True)]
+    summary.skipped += [
+        f"{Loc(r['_file'], r['_unit'], r['_line'])}: empty text, id {r[key]!r} skipped"
+        for r in empty.iter_rows(named=True)
+    ]
     return frame.join(empty.select(key), on=key, how="anti", maintain_order="left")
 
 
@@ -464,8 +496,11 @@ def _plan(kind: str, frame: pl.DataFrame, on_duplicate: str, counts: KindCounts)
         first = changed.row(0, named=True)
         ids = ", ".join(repr(v) for v in changed.select(_KEYS[kind][0]).to_series().head(EXAMPLES))
         loc = Loc(first["_file"], first["_unit"], first["_line"])
-        raise loc.error(DuplicateId, f"{changed.height} known {kind} ids have different content ({ids}); "
-                                     "use --on-duplicate skip or replace")
+        raise loc.error(
+            DuplicateId,
+            f"{changed.height} known {kind} ids have different content ({ids}); "
+            "use --on-duplicate skip or replace",
+        )
     if on_duplicate == "skip":
         counts.skipped_duplicate += changed.height
         changed = changed.clear()
@@ -490,8 +525,9 @@ def _write(db: Database, kind: str, new: pl.DataFrame, changed: pl.DataFrame) ->
             db.con.execute(f"UPDATE {kind} SET {', '.join(sets)} FROM {name} r WHERE {on}")
 
 
-def store(db: Database, frames: dict[str, pl.DataFrame], on_duplicate: str,
-          summary: IngestSummary) -> IngestSummary:
+def store(
+    db: Database, frames: dict[str, pl.DataFrame], on_duplicate: str, summary: IngestSummary
+) -> IngestSummary:
     """Phase 2: classify against the database, check qrels, apply the policy, write; one transaction."""
     check_policy(on_duplicate)
     with db.transaction():
@@ -524,8 +560,14 @@ def ingest_beir(db: Database, folder: str | Path, *, on_duplicate: str = "error"
     root = _folder(folder)
     summary = IngestSummary()
     corpus = root / "corpus.jsonl"
-    frames = {"documents": text_rows(read_jsonl(corpus), TableSpec("documents", id_column="_id",
-                                     text_column="text", all_meta=True), str(corpus.resolve()), summary)}
+    frames = {
+        "documents": text_rows(
+            read_jsonl(corpus),
+            TableSpec("documents", id_column="_id", text_column="text", all_meta=True),
+            str(corpus.resolve()),
+            summary,
+        )
+    }
     if (root / "queries.jsonl").exists():
         spec = TableSpec("queries", id_column="_id", text_column="text", all_meta=True)
         frames["queries"] = text_rows(read_jsonl(root / "queries.jsonl"), spec, None, summary)
@@ -540,8 +582,13 @@ def ingest_beir(db: Database, folder: str | Path, *, on_duplicate: str = "error"
 def ingest_table(db: Database, path: str | Path, spec: TableSpec, fmt: str | None = None) -> IngestSummary:
     """A JSONL, CSV or Parquet file of documents, queries or qrels (``spec`` names the columns)."""
     path = Path(path)
-    fmt = fmt or {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "csv",
-                  ".parquet": "parquet"}.get(path.suffix.lower())
+    fmt = fmt or {
+        ".jsonl": "jsonl",
+        ".ndjson": "jsonl",
+        ".csv": "csv",
+        ".tsv": "csv",
+        ".parquet": "parquet",
+    }.get(path.suffix.lower())
     if fmt not in READERS:
         raise InvalidParams(f"format must be one of {', '.join(READERS)} (cannot tell from {path.name!r})")
     records = READERS[fmt](path)
@@ -566,9 +613,19 @@ def _extracted_rows(items: Iterable[tuple[str, str, Loc, Extracted]], summary: I
     """Documents from (doc_id, source, where, extracted) tuples."""
     rows = []
     for doc_id, source, loc, found in items:
-        rows.append({"doc_id": doc_id, "title": found.title, "text": found.text, "source": source,
-                     "content_hash": document_hash(found.title, found.text), "meta": None,
-                     "_file": loc.file, "_unit": loc.unit, "_line": loc.n})
+        rows.append(
+            {
+                "doc_id": doc_id,
+                "title": found.title,
+                "text": found.text,
+                "source": source,
+                "content_hash": document_hash(found.title, found.text),
+                "meta": None,
+                "_file": loc.file,
+                "_unit": loc.unit,
+                "_line": loc.n,
+            }
+        )
     return _finish("documents", rows, summary)
 
 
@@ -584,8 +641,9 @@ def list_files(folder: Path) -> list[Path]:
     return found
 
 
-def ingest_files(db: Database, folder: str | Path, *, on_duplicate: str = "error",
-                 progress: bool = False) -> IngestSummary:
+def ingest_files(
+    db: Database, folder: str | Path, *, on_duplicate: str = "error", progress: bool = False
+) -> IngestSummary:
     """Every .txt/.md/.html/.htm/.pdf under a folder; doc_id = relative path, source = absolute path."""
     check_policy(on_duplicate)
     root = _folder(folder)
@@ -657,8 +715,16 @@ def _try_fetch(url: str, timeout: float) -> Extracted | Failure:
         return Failure(url, str(exc))
 
 
-def ingest_urls(db: Database, path: str | Path, *, timeout: float = 10.0, strict: bool = False,
-                workers: int = 8, on_duplicate: str = "error", progress: bool = False) -> IngestSummary:
+def ingest_urls(
+    db: Database,
+    path: str | Path,
+    *,
+    timeout: float = 10.0,
+    strict: bool = False,
+    workers: int = 8,
+    on_duplicate: str = "error",
+    progress: bool = False,
+) -> IngestSummary:
     """Fetch each URL of a list and store its clean text (the paper's step 1); doc_id = source = URL.
 
     A URL that fails (timeout, HTTP error, not HTML, refused) is reported in ``failures`` and the rest
@@ -679,6 +745,9 @@ def ingest_urls(db: Database, path: str | Path, *, timeout: float = 10.0, strict
         head = "; ".join(f"{f.source} ({f.reason})" for f in summary.failures[:EXAMPLES])
         label = "all" if len(summary.failures) == len(urls) else f"{len(summary.failures)} of"
         raise SourceUnavailable(f"{label} {len(urls)} URLs failed: {head}")
-    items = [(url, url, loc, Extracted(found.title or url, found.text))
-             for (loc, url), found in zip(urls, fetched, strict=True) if isinstance(found, Extracted)]
+    items = [
+        (url, url, loc, Extracted(found.title or url, found.text))
+        for (loc, url), found in zip(urls, fetched, strict=True)
+        if isinstance(found, Extracted)
+    ]
     return store(db, {"documents": _extracted_rows(items, summary)}, on_duplicate, summary)

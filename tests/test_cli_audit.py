@@ -60,7 +60,17 @@ def test_export_into_an_existing_folder_needs_overwrite(mined_db_path, tmp_path,
 
 def test_export_n_tuple_with_too_few_negatives_fails_unless_drop_short(mined_db_path, tmp_path, digest):
     before = state(mined_db_path, digest)
-    args = ["export", "--run", "bm25-top", "--format", "n-tuple", "--num-negatives", "3", "--to", str(tmp_path / "n")]
+    args = [
+        "export",
+        "--run",
+        "bm25-top",
+        "--format",
+        "n-tuple",
+        "--num-negatives",
+        "3",
+        "--to",
+        str(tmp_path / "n"),
+    ]
     assert_error(run(mined_db_path, *args), "1 of 3 queries", "--drop-short")
     assert state(mined_db_path, digest) == before and not (tmp_path / "n").exists()
     result = run(mined_db_path, *args, "--drop-short")
@@ -69,7 +79,9 @@ def test_export_n_tuple_with_too_few_negatives_fails_unless_drop_short(mined_db_
 
 
 def test_export_rejects_n_tuple_options_for_other_formats(mined_db_path, tmp_path):
-    result = run(mined_db_path, "export", "--run", "random", "--num-negatives", "2", "--to", str(tmp_path / "y"))
+    result = run(
+        mined_db_path, "export", "--run", "random", "--num-negatives", "2", "--to", str(tmp_path / "y")
+    )
     assert result.exit_code == 2 and "only to --format n-tuple" in result.output
 
 
@@ -78,13 +90,22 @@ def test_audit_prints_one_column_per_run_and_the_overlap(mined_db_path):
     assert result.exit_code == 0, result.output
     header = result.stdout.splitlines()[0].split()
     assert header == ["measure", "bm25-top", "ens-top", "random"]
-    for measure in ("queries", "neg_per_query_median", "neg_score_p90", "dropped_false_negatives",
-                    "cluster_agreement", "changed_sources", "mean_jaccard"):
+    for measure in (
+        "queries",
+        "neg_per_query_median",
+        "neg_score_p90",
+        "dropped_false_negatives",
+        "cluster_agreement",
+        "changed_sources",
+        "mean_jaccard",
+    ):
         assert measure in result.stdout
 
 
 def test_audit_json_and_csv_are_machine_readable(mined_db_path):
-    data = json.loads(run(mined_db_path, "audit", "--format", "json", "--run", "ens-top", "--run", "bm25-top").stdout)
+    data = json.loads(
+        run(mined_db_path, "audit", "--format", "json", "--run", "ens-top", "--run", "bm25-top").stdout
+    )
     assert [r["run"] for r in data["runs"]] == ["bm25-top", "ens-top"]
     assert data["overlap"][0]["run_a"] == "bm25-top" and data["changed_sources"] == []
     csv_out = run(mined_db_path, "audit", "--format", "csv").stdout.splitlines()
@@ -123,8 +144,12 @@ def test_reingested_source_is_reported_by_audit_and_fails_check(mined_db_path):
 
     text = "Document 7 now holds different words."
     with hnm_db.open(mined_db_path) as db:
-        db.execute("UPDATE documents SET text = ?, content_hash = ? WHERE doc_id = 'd7'", [text, content_hash(text)])
-        db.execute("UPDATE chunks SET text = ?, content_hash = ? WHERE doc_id = 'd7'", [text, content_hash(text)])
+        db.execute(
+            "UPDATE documents SET text = ?, content_hash = ? WHERE doc_id = 'd7'", [text, content_hash(text)]
+        )
+        db.execute(
+            "UPDATE chunks SET text = ?, content_hash = ? WHERE doc_id = 'd7'", [text, content_hash(text)]
+        )
     result = CliRunner().invoke(main, ["--db", str(mined_db_path), "audit"])
     assert result.exit_code == 0
     assert "sources changed since mining" in result.stdout and "d7#0" in result.stdout

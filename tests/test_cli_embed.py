@@ -47,7 +47,9 @@ def test_add_embed_ensemble_and_list(run, texts_db, tiny_model_dir, tiny_model_d
     assert res.exit_code == 0, res.output
     added = json.loads(res.stdout)[0]
     assert added["dim"] == 32 and added["model_id"].startswith("a-") and added["created"] is True
-    assert run("models", "add", "b", "--source", str(tiny_model_dir_b), "--query-prompt", "q: ").exit_code == 0
+    assert (
+        run("models", "add", "b", "--source", str(tiny_model_dir_b), "--query-prompt", "q: ").exit_code == 0
+    )
 
     res = run("embed", "--model", "a", "--model", "b", "--batch-size", "5", "--format", "json")
     assert res.exit_code == 0, res.output
@@ -63,7 +65,10 @@ def test_add_embed_ensemble_and_list(run, texts_db, tiny_model_dir, tiny_model_d
     listed = json.loads(run("ensemble", "list", "--format", "json").stdout)
     assert listed[0]["name"] == "ens" and listed[0]["doc_vectors"] == 12
     models = json.loads(run("models", "list", "--format", "json").stdout)
-    assert sorted((m["name"], m["doc_vectors"], m["query_vectors"]) for m in models) == [("a", 12, 4), ("b", 12, 4)]
+    assert sorted((m["name"], m["doc_vectors"], m["query_vectors"]) for m in models) == [
+        ("a", 12, 4),
+        ("b", 12, 4),
+    ]
     assert json.loads(run("ensemble", "update", "ens", "--format", "json").stdout)[0]["added_doc"] == 0
 
 

@@ -20,8 +20,10 @@ def run(db_path: Path, *args: str):
 
 def snapshot(db_path: Path) -> dict[str, list[tuple]]:
     with hnm_db.open(db_path) as db:
-        return {t: sorted(db.execute(f"SELECT * FROM {t}").fetchall(), key=str)
-                for t in ("documents", "queries", "qrels")}
+        return {
+            t: sorted(db.execute(f"SELECT * FROM {t}").fetchall(), key=str)
+            for t in ("documents", "queries", "qrels")
+        }
 
 
 def assert_one_line_error(result, *fragments: str, code: int = 1) -> None:
@@ -43,16 +45,28 @@ def test_ingest_group_lists_all_sources():
 def test_beir_prints_counts_and_a_rerun_reports_everything_unchanged(db_path, beir_dir):
     first = run(db_path, "ingest", "beir", str(beir_dir))
     assert first.exit_code == 0, first.output
-    assert first.stdout.splitlines()[0].split() == ["table", "new", "unchanged", "replaced", "skipped_empty",
-                                                    "skipped_duplicate", "failed"]
+    assert first.stdout.splitlines()[0].split() == [
+        "table",
+        "new",
+        "unchanged",
+        "replaced",
+        "skipped_empty",
+        "skipped_duplicate",
+        "failed",
+    ]
     assert f"documents: {len(CORPUS)} new, 0 unchanged" in first.stderr
     again = run(db_path, "--quiet", "ingest", "beir", str(beir_dir), "--format", "json")
     assert again.exit_code == 0 and again.stderr == ""
     rows = {r["table"]: r for r in json.loads(again.stdout)}
     assert (rows["documents"]["new"], rows["documents"]["unchanged"]) == (0, len(CORPUS))
     assert (rows["queries"]["unchanged"], rows["qrels"]["unchanged"]) == (len(QUERIES), len(QRELS))
-    out = run(db_path, "sql", "SELECT split, count(*) AS n FROM qrels GROUP BY split ORDER BY split",
-              "--format", "csv")
+    out = run(
+        db_path,
+        "sql",
+        "SELECT split, count(*) AS n FROM qrels GROUP BY split ORDER BY split",
+        "--format",
+        "csv",
+    )
     assert out.stdout.strip().splitlines() == ["split,n", "test,4", "train,20"]
 
 
@@ -77,7 +91,9 @@ def test_changed_document_needs_on_duplicate(db_path, tmp_path):
     assert run(db_path, "ingest", "jsonl", str(path)).exit_code == 0
     path.write_text('{"id": "d1", "text": "second"}\n')
     before = snapshot(db_path)
-    assert_one_line_error(run(db_path, "ingest", "jsonl", str(path)), "d.jsonl line 1", "'d1'", "--on-duplicate")
+    assert_one_line_error(
+        run(db_path, "ingest", "jsonl", str(path)), "d.jsonl line 1", "'d1'", "--on-duplicate"
+    )
     assert snapshot(db_path) == before
     skipped = run(db_path, "ingest", "jsonl", str(path), "--on-duplicate", "skip", "--format", "json")
     assert json.loads(skipped.stdout)[0]["skipped_duplicate"] == 1
@@ -89,18 +105,35 @@ def test_changed_document_needs_on_duplicate(db_path, tmp_path):
 def test_jsonl_options_name_columns_and_meta(db_path, tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_text('{"pid": "p1", "body": "Text here", "name": "Title", "lang": "de", "year": 1999}\n')
-    result = run(db_path, "ingest", "jsonl", str(path), "--id-column", "pid", "--text-column", "body",
-                 "--title-column", "name", "--meta-column", "lang", "--meta-column", "year")
+    result = run(
+        db_path,
+        "ingest",
+        "jsonl",
+        str(path),
+        "--id-column",
+        "pid",
+        "--text-column",
+        "body",
+        "--title-column",
+        "name",
+        "--meta-column",
+        "lang",
+        "--meta-column",
+        "year",
+    )
     assert result.exit_code == 0, result.output
     row = snapshot(db_path)["documents"][0]
     assert row[:3] == ("p1", "Title", "Text here")
     assert json.loads(row[5]) == {"lang": "de", "year": 1999}
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["--meta-column", "a", "--all-meta"], "exclude each other"),
-    (["--score-column", "s"], "score-column does not apply to kind 'documents'"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--meta-column", "a", "--all-meta"], "exclude each other"),
+        (["--score-column", "s"], "score-column does not apply to kind 'documents'"),
+    ],
+)
 def test_conflicting_options_are_usage_errors(db_path, tmp_path, args, fragment):
     path = tmp_path / "d.jsonl"
     path.write_text('{"id": "d1", "text": "x"}\n')
@@ -113,8 +146,22 @@ def test_csv_qrels_and_parquet_queries(db_path, beir_dir, tmp_path):
     run(db_path, "ingest", "beir", str(beir_dir))
     qrels = tmp_path / "extra.csv"
     qrels.write_text("qid,docid,rel\nq-cook-0,cook-9,2\n")
-    result = run(db_path, "ingest", "csv", str(qrels), "--kind", "qrels", "--query-id-column", "qid",
-                 "--doc-id-column", "docid", "--score-column", "rel", "--split", "dev")
+    result = run(
+        db_path,
+        "ingest",
+        "csv",
+        str(qrels),
+        "--kind",
+        "qrels",
+        "--query-id-column",
+        "qid",
+        "--doc-id-column",
+        "docid",
+        "--score-column",
+        "rel",
+        "--split",
+        "dev",
+    )
     assert result.exit_code == 0, result.output
     assert ("q-cook-0", "cook-9", 2, "dev") in snapshot(db_path)["qrels"]
     pq = tmp_path / "q.parquet"
@@ -139,7 +186,9 @@ def test_missing_path_is_one_line_error(db_path, tmp_path):
 def test_invalid_utf8_is_one_line_error(db_path, tmp_path):
     path = tmp_path / "d.csv"
     path.write_bytes(b"id,text\nd1,caf\xe9\n")
-    assert_one_line_error(run(db_path, "ingest", "csv", str(path)), "d.csv line 2: invalid UTF-8 at byte offset 14")
+    assert_one_line_error(
+        run(db_path, "ingest", "csv", str(path)), "d.csv line 2: invalid UTF-8 at byte offset 14"
+    )
     assert snapshot(db_path) == {"documents": [], "queries": [], "qrels": []}
 
 

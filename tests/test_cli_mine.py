@@ -46,8 +46,23 @@ def test_cluster_with_too_many_clusters_fails_cleanly(path):
 def test_all_three_methods_write_runs_listed_by_runs(path):
     assert run(path, "cluster", "--ensemble", "ens", "--k", "4").exit_code == 0
     for method, extra in (("ensemble", ["--cluster-filter", "either"]), ("bm25", []), ("random", [])):
-        res = run(path, "mine", "--method", method, "--ensemble", "ens", "--num-negatives", "3",
-                  "--range-max", "12", "--name", method, "--format", "json", *extra)
+        res = run(
+            path,
+            "mine",
+            "--method",
+            method,
+            "--ensemble",
+            "ens",
+            "--num-negatives",
+            "3",
+            "--range-max",
+            "12",
+            "--name",
+            method,
+            "--format",
+            "json",
+            *extra,
+        )
         assert res.exit_code == 0, res.output
         assert json.loads(res.output)[0]["triplets"] > 0
     listed = json.loads(run(path, "runs", "--format", "json").output)
@@ -55,14 +70,20 @@ def test_all_three_methods_write_runs_listed_by_runs(path):
     assert all(r["queries"] >= 11 and r["split"] == "train" for r in listed)
     assert "ensemble" in run(path, "runs", "list").output
     with hnm_db.open(path) as db:
-        methods = db.con.execute("SELECT method, count(*), count(DISTINCT query_id) FROM triplets "
-                                 "JOIN mining_runs USING (run_id) GROUP BY method ORDER BY method").fetchall()
+        methods = db.con.execute(
+            "SELECT method, count(*), count(DISTINCT query_id) FROM triplets "
+            "JOIN mining_runs USING (run_id) GROUP BY method ORDER BY method"
+        ).fetchall()
     assert [m[0] for m in methods] == ["bm25", "ensemble", "random"]
 
 
 def test_runs_show_prints_params_stats_and_models(path):
-    assert run(path, "mine", "--ensemble", "ens", "--num-negatives", "2", "--range-max", "8",
-               "--name", "one").exit_code == 0
+    assert (
+        run(
+            path, "mine", "--ensemble", "ens", "--num-negatives", "2", "--range-max", "8", "--name", "one"
+        ).exit_code
+        == 0
+    )
     res = run(path, "runs", "show", "one", "--format", "json")
     shown = json.loads(res.output)
     assert shown["params"]["range_max"] == 8 and shown["stats"]["queries"] == 12
@@ -74,19 +95,36 @@ def test_runs_show_prints_params_stats_and_models(path):
 
 
 def test_mine_reports_short_queries_on_stderr(path):
-    res = CliRunner().invoke(main, ["--db", str(path), "mine", "--ensemble", "ens", "--num-negatives", "3",
-                                    "--range-max", "4", "--max-score-ratio", "0.9"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "--db",
+            str(path),
+            "mine",
+            "--ensemble",
+            "ens",
+            "--num-negatives",
+            "3",
+            "--range-max",
+            "4",
+            "--max-score-ratio",
+            "0.9",
+        ],
+    )
     assert res.exit_code == 0
     assert "got fewer than 3 negatives (not padded)" in res.output
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--split", "dev"], "split 'dev' has no qrels"),
-    (["--range-min", "5", "--range-max", "5"], "range_min: must be below range_max"),
-    (["--num-negatives", "0"], "num_negatives: must be an integer >= 1"),
-    (["--num-negatives", "-2"], "num_negatives: must be an integer >= 1"),
-    (["--cluster-filter", "query"], "needs a cluster run of ensemble 'ens'"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--split", "dev"], "split 'dev' has no qrels"),
+        (["--range-min", "5", "--range-max", "5"], "range_min: must be below range_max"),
+        (["--num-negatives", "0"], "num_negatives: must be an integer >= 1"),
+        (["--num-negatives", "-2"], "num_negatives: must be an integer >= 1"),
+        (["--cluster-filter", "query"], "needs a cluster run of ensemble 'ens'"),
+    ],
+)
 def test_bad_mining_input_exits_1_and_changes_nothing(path, args, message):
     before = snapshot(path)
     res = run(path, "mine", "--ensemble", "ens", *args)
@@ -101,7 +139,10 @@ def test_run_name_used_needs_replace(path):
     res = run(path, "mine", "--method", "random", "--name", "x", "--num-negatives", "2")
     assert res.exit_code == 1 and "'x' already exists" in res.output and "--replace" in res.output
     assert snapshot(path) == before
-    assert run(path, "mine", "--method", "random", "--name", "x", "--num-negatives", "2", "--replace").exit_code == 0
+    assert (
+        run(path, "mine", "--method", "random", "--name", "x", "--num-negatives", "2", "--replace").exit_code
+        == 0
+    )
     listed = json.loads(run(path, "runs", "--format", "json").output)
     assert [(r["name"], r["method"]) for r in listed] == [("x", "random")]
 
@@ -112,6 +153,18 @@ def test_ensemble_method_without_ensemble_is_a_usage_error(path):
 
 
 def test_max_score_ratio_none_disables_the_guard(path):
-    res = run(path, "mine", "--ensemble", "ens", "--max-score-ratio", "none", "--num-negatives", "3",
-              "--range-max", "6", "--format", "json")
+    res = run(
+        path,
+        "mine",
+        "--ensemble",
+        "ens",
+        "--max-score-ratio",
+        "none",
+        "--num-negatives",
+        "3",
+        "--range-max",
+        "6",
+        "--format",
+        "json",
+    )
     assert res.exit_code == 0 and json.loads(res.output)[0]["dropped_false_negatives"] == 0

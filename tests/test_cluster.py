@@ -12,8 +12,11 @@ from hnm_db.vectors import read_vectors
 
 
 def _assignments(db, run_id):
-    return db.con.execute("SELECT role, content_hash, cluster, distance FROM cluster_assignments "
-                          "WHERE cluster_run_id = ? ORDER BY role, content_hash", [run_id]).fetchall()
+    return db.con.execute(
+        "SELECT role, content_hash, cluster, distance FROM cluster_assignments "
+        "WHERE cluster_run_id = ? ORDER BY role, content_hash",
+        [run_id],
+    ).fetchall()
 
 
 def test_same_seed_gives_the_same_assignments(mining_db):
@@ -40,9 +43,15 @@ def test_run_stores_centroids_sizes_and_every_chunk_text_and_query(mining_db):
     s = cluster(mining_db, ClusterParams(ensemble=ENSEMBLE, k=4, seed=0))
     texts = mining_db.scalar("SELECT count(DISTINCT content_hash) FROM chunks")
     assert s.chunks == texts and sum(s.sizes) == texts and s.queries == 16
-    assert mining_db.scalar("SELECT count(*) FROM cluster_centroids WHERE cluster_run_id = ?", [s.cluster_run_id]) == 4
-    sizes = mining_db.con.execute("SELECT size FROM cluster_centroids WHERE cluster_run_id = ? ORDER BY cluster",
-                                  [s.cluster_run_id]).fetchall()
+    assert (
+        mining_db.scalar(
+            "SELECT count(*) FROM cluster_centroids WHERE cluster_run_id = ?", [s.cluster_run_id]
+        )
+        == 4
+    )
+    sizes = mining_db.con.execute(
+        "SELECT size FROM cluster_centroids WHERE cluster_run_id = ? ORDER BY cluster", [s.cluster_run_id]
+    ).fetchall()
     assert [r[0] for r in sizes] == s.sizes
     run = mining_db.con.execute("SELECT k, seed, algorithm, inertia, params FROM cluster_runs").fetchone()
     assert run[:3] == (4, 0, "kmeans") and run[3] == pytest.approx(s.inertia)
@@ -51,11 +60,17 @@ def test_run_stores_centroids_sizes_and_every_chunk_text_and_query(mining_db):
 
 def test_queries_are_assigned_to_the_nearest_centroid(mining_db):
     s = cluster(mining_db, ClusterParams(ensemble=ENSEMBLE, k=4, seed=0))
-    _, cent = read_vectors(mining_db, "SELECT vec FROM cluster_centroids WHERE cluster_run_id = ? ORDER BY cluster",
-                           [s.cluster_run_id])
-    keys, q = read_vectors(mining_db, "SELECT a.cluster, a.distance, ev.vec FROM cluster_assignments a "
-                           "JOIN ensemble_vectors ev ON ev.content_hash = a.content_hash AND ev.role = 'query' "
-                           "WHERE a.role = 'query' ORDER BY a.content_hash")
+    _, cent = read_vectors(
+        mining_db,
+        "SELECT vec FROM cluster_centroids WHERE cluster_run_id = ? ORDER BY cluster",
+        [s.cluster_run_id],
+    )
+    keys, q = read_vectors(
+        mining_db,
+        "SELECT a.cluster, a.distance, ev.vec FROM cluster_assignments a "
+        "JOIN ensemble_vectors ev ON ev.content_hash = a.content_hash AND ev.role = 'query' "
+        "WHERE a.role = 'query' ORDER BY a.content_hash",
+    )
     d = np.linalg.norm(q[:, None, :] - cent[None, :, :], axis=2)
     assert np.array_equal(d.argmin(1), keys["cluster"])
     assert np.allclose(d.min(1), keys["distance"], atol=1e-5)
@@ -82,16 +97,22 @@ def test_nearest_centroid_in_blocks_matches_brute_force():
 
 def test_k_larger_than_the_number_of_chunks_is_rejected(mining_db):
     before = table_snapshot(mining_db)
-    with pytest.raises(InvalidParams, match="k: 500 clusters asked for but there are only 54 distinct chunk texts"):
+    with pytest.raises(
+        InvalidParams, match="k: 500 clusters asked for but there are only 54 distinct chunk texts"
+    ):
         cluster(mining_db, ClusterParams(ensemble=ENSEMBLE, k=500))
     assert table_snapshot(mining_db) == before
 
 
 def test_missing_vectors_name_the_ensemble_models_and_count(mining_db):
-    mining_db.execute("DELETE FROM ensemble_vectors WHERE role = 'doc' AND content_hash IN "
-                      "(SELECT content_hash FROM chunks ORDER BY content_hash LIMIT 2)")
-    mining_db.execute("DELETE FROM embeddings WHERE model_id = 'm-a' AND role = 'doc' AND content_hash IN "
-                      "(SELECT content_hash FROM chunks ORDER BY content_hash LIMIT 2)")
+    mining_db.execute(
+        "DELETE FROM ensemble_vectors WHERE role = 'doc' AND content_hash IN "
+        "(SELECT content_hash FROM chunks ORDER BY content_hash LIMIT 2)"
+    )
+    mining_db.execute(
+        "DELETE FROM embeddings WHERE model_id = 'm-a' AND role = 'doc' AND content_hash IN "
+        "(SELECT content_hash FROM chunks ORDER BY content_hash LIMIT 2)"
+    )
     before = table_snapshot(mining_db)
     with pytest.raises(MissingEmbeddings, match="no vectors for 2 of 54 chunk texts.*'model-a' lacks 2"):
         cluster(mining_db, ClusterParams(ensemble=ENSEMBLE, k=2))
@@ -103,8 +124,15 @@ def test_unknown_ensemble_lists_the_known_ones(mining_db):
         cluster(mining_db, ClusterParams(ensemble="nope", k=2))
 
 
-@pytest.mark.parametrize("kw,field", [(dict(k=0), "k"), (dict(k="many"), "k"), (dict(seed=-1), "seed"),
-                                      (dict(algorithm="dbscan"), "algorithm")])
+@pytest.mark.parametrize(
+    "kw,field",
+    [
+        (dict(k=0), "k"),
+        (dict(k="many"), "k"),
+        (dict(seed=-1), "seed"),
+        (dict(algorithm="dbscan"), "algorithm"),
+    ],
+)
 def test_bad_params_name_the_field(kw, field):
     with pytest.raises(InvalidParams, match=field):
         ClusterParams(ensemble=ENSEMBLE, **kw)

@@ -23,13 +23,20 @@ def blocks(language: str) -> list[str]:
 
 def commands() -> list[list[str]]:
     """Every ``hnm-db ...`` line of the bash blocks, as argument lists."""
-    return [shlex.split(line)[1:] for b in blocks("bash") for line in b.splitlines() if line.startswith("hnm-db ")]
+    return [
+        shlex.split(line)[1:] for b in blocks("bash") for line in b.splitlines() if line.startswith("hnm-db ")
+    ]
 
 
 def test_the_cookbook_has_the_recipes_the_issue_asks_for():
     assert len(blocks("sql")) >= 6
-    for title in ("Negatives of one query", "Methods compared per query", "Hardest negatives overall",
-                  "Triplets per cluster", "Joining exported rows back"):
+    for title in (
+        "Negatives of one query",
+        "Methods compared per query",
+        "Hardest negatives overall",
+        "Triplets per cluster",
+        "Joining exported rows back",
+    ):
         assert f"### {title}" in TEXT
 
 

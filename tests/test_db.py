@@ -18,8 +18,19 @@ from hnm_db.db import schema_target
 from hnm_db.errors import SchemaTooNew
 
 DATA_MODEL = {
-    "documents", "queries", "qrels", "chunks", "models", "embeddings", "ensembles", "ensemble_vectors",
-    "cluster_runs", "cluster_assignments", "mining_runs", "triplets", "schema_version",
+    "documents",
+    "queries",
+    "qrels",
+    "chunks",
+    "models",
+    "embeddings",
+    "ensembles",
+    "ensemble_vectors",
+    "cluster_runs",
+    "cluster_assignments",
+    "mining_runs",
+    "triplets",
+    "schema_version",
 }
 
 
@@ -51,11 +62,15 @@ def test_reopening_applies_nothing(db_path):
 
 def test_a_newer_schema_is_refused_with_a_clear_message(db_path):
     with hnm_db.open(db_path) as db:
-        db.execute("INSERT INTO schema_version (version, name) VALUES (?, 'from_the_future')", [schema_target() + 1])
+        db.execute(
+            "INSERT INTO schema_version (version, name) VALUES (?, 'from_the_future')", [schema_target() + 1]
+        )
     with pytest.raises(SchemaTooNew) as info:
         hnm_db.open(db_path)
-    assert str(info.value) == (f"{db_path} has schema version {schema_target() + 1} but this hnm-db knows only up "
-                               f"to {schema_target()}: upgrade hnm-db to open it")
+    assert str(info.value) == (
+        f"{db_path} has schema version {schema_target() + 1} but this hnm-db knows only up "
+        f"to {schema_target()}: upgrade hnm-db to open it"
+    )
     result = CliRunner().invoke(main, ["--db", str(db_path), "init"])
     assert result.exit_code == 1
     assert "upgrade hnm-db to open it" in result.stderr and "Traceback" not in result.output
@@ -65,7 +80,11 @@ def test_a_failing_migration_rolls_back_and_leaves_no_ledger_row(db_path, monkey
     with hnm_db.open(db_path) as db:
         before_ledger, before_tables = ledger(db), db.tables()
     real = resources.migrations()
-    broken = (schema_target() + 1, "broken", "CREATE TABLE half_done (x INTEGER);\nSELECT * FROM no_such_table;")
+    broken = (
+        schema_target() + 1,
+        "broken",
+        "CREATE TABLE half_done (x INTEGER);\nSELECT * FROM no_such_table;",
+    )
     monkeypatch.setattr(resources, "migrations", lambda: [*real, broken])
     with pytest.raises(duckdb.CatalogException, match="no_such_table"):
         hnm_db.open(db_path)
@@ -107,8 +126,9 @@ def test_transaction_rolls_back_on_error_and_nested_use_joins_the_outer_one(db):
 def _cli(db_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """The real command in another process (the venv's interpreter, same as the hnm-db script)."""
     code = "from hnm_db.cli import main; main()"
-    return subprocess.run([sys.executable, "-c", code, "--db", str(db_path), *args],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", code, "--db", str(db_path), *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_a_second_process_gets_database_is_locked_not_a_traceback(db_path):
@@ -124,8 +144,10 @@ def test_a_second_process_gets_database_is_locked_not_a_traceback(db_path):
 @pytest.fixture
 def filled_path(db_path: Path) -> Path:
     with hnm_db.open(db_path) as db:
-        db.execute("INSERT INTO queries (query_id, text, content_hash) VALUES ('q1', 'why?', 'h1'), "
-                   "('q2', 'how, then?', 'h2')")
+        db.execute(
+            "INSERT INTO queries (query_id, text, content_hash) VALUES ('q1', 'why?', 'h1'), "
+            "('q2', 'how, then?', 'h2')"
+        )
     return db_path
 
 
@@ -133,12 +155,19 @@ def test_sql_prints_table_csv_and_json(filled_path):
     query = "SELECT query_id, text FROM queries ORDER BY query_id"
     table = CliRunner().invoke(main, ["--db", str(filled_path), "sql", query])
     assert table.exit_code == 0
-    assert table.stdout.splitlines() == ["query_id  text", "--------  ----------", "q1        why?",
-                                         "q2        how, then?"]
+    assert table.stdout.splitlines() == [
+        "query_id  text",
+        "--------  ----------",
+        "q1        why?",
+        "q2        how, then?",
+    ]
     csv_out = CliRunner().invoke(main, ["--db", str(filled_path), "sql", query, "--format", "csv"])
     assert csv_out.stdout.splitlines() == ["query_id,text", "q1,why?", 'q2,"how, then?"']
     js = CliRunner().invoke(main, ["--db", str(filled_path), "sql", query, "--format", "json"])
-    assert json.loads(js.stdout) == [{"query_id": "q1", "text": "why?"}, {"query_id": "q2", "text": "how, then?"}]
+    assert json.loads(js.stdout) == [
+        {"query_id": "q1", "text": "why?"},
+        {"query_id": "q2", "text": "how, then?"},
+    ]
 
 
 def test_sql_is_read_only_unless_write_is_given(filled_path):

@@ -9,7 +9,9 @@ from hnm_db.cli import main
 from hnm_db.demo import DEMO_RUNS, run_demo
 
 
-def test_demo_builds_every_stage_and_a_second_run_recomputes_nothing(tmp_path, tiny_model_dir, tiny_model_dir_b):
+def test_demo_builds_every_stage_and_a_second_run_recomputes_nothing(
+    tmp_path, tiny_model_dir, tiny_model_dir_b
+):
     models = (str(tiny_model_dir), str(tiny_model_dir_b))
     with hnm_db.open(tmp_path / "demo.duckdb") as db:
         first = run_demo(db, tmp_path / "export", models=models, chunk_tokens=None, progress=False)
@@ -23,6 +25,7 @@ def test_demo_builds_every_stage_and_a_second_run_recomputes_nothing(tmp_path, t
         runs_before = db.sql("SELECT name, run_id FROM mining_runs ORDER BY name").rows()
 
         second = run_demo(db, tmp_path / "export", models=models, chunk_tokens=None, progress=False)
+
         def result_of(step: str) -> str:
             return next(r for n, _, r in second.steps if n.startswith(step))
 
@@ -35,9 +38,23 @@ def test_demo_builds_every_stage_and_a_second_run_recomputes_nothing(tmp_path, t
 
 
 def test_demo_command_prints_steps_tables_and_runs(tmp_path, tiny_model_dir, tiny_model_dir_b):
-    result = CliRunner().invoke(main, ["--quiet", "demo", "--db", str(tmp_path / "d.duckdb"),
-                                       "--out", str(tmp_path / "out"), "-m", str(tiny_model_dir),
-                                       "-m", str(tiny_model_dir_b), "--chunk-tokens", "0"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "--quiet",
+            "demo",
+            "--db",
+            str(tmp_path / "d.duckdb"),
+            "--out",
+            str(tmp_path / "out"),
+            "-m",
+            str(tiny_model_dir),
+            "-m",
+            str(tiny_model_dir_b),
+            "--chunk-tokens",
+            "0",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "## mining runs" in result.output and "demo-ensemble" in result.output
     assert "leakage checks passed" in result.output

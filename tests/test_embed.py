@@ -58,8 +58,10 @@ def test_every_distinct_text_gets_one_vector_per_role(db, add_texts, tiny_model_
     models.add_model(db, "tiny", str(tiny_model_dir))
     summary = embed(db, EmbedParams(("tiny",), batch_size=16), progress=False)
     assert summary.models[0].encoded == {"doc": len(DOCS), "query": len(QTEXTS) + 1}
-    counts = db.sql("SELECT role, count(*) AS n, count(DISTINCT content_hash) AS d FROM embeddings "
-                    "GROUP BY role ORDER BY role").rows()
+    counts = db.sql(
+        "SELECT role, count(*) AS n, count(DISTINCT content_hash) AS d FROM embeddings "
+        "GROUP BY role ORDER BY role"
+    ).rows()
     assert counts == [("doc", len(DOCS), len(DOCS)), ("query", len(QTEXTS) + 1, len(QTEXTS) + 1)]
 
 
@@ -148,8 +150,10 @@ def test_interrupted_run_resumes_without_duplicates_or_holes(corpus_db, monkeypa
 def test_several_models_each_embed_at_their_own_dimension(corpus_db, tiny_model_dir_b):
     models.add_model(corpus_db, "tiny-b", str(tiny_model_dir_b))
     embed(corpus_db, EmbedParams(("tiny", "tiny-b")), progress=False)
-    dims = corpus_db.sql("SELECT m.name, min(len(e.vec)), max(len(e.vec)), count(*) FROM embeddings e "
-                         "JOIN models m USING (model_id) GROUP BY 1 ORDER BY 1").rows()
+    dims = corpus_db.sql(
+        "SELECT m.name, min(len(e.vec)), max(len(e.vec)), count(*) FROM embeddings e "
+        "JOIN models m USING (model_id) GROUP BY 1 ORDER BY 1"
+    ).rows()
     n = len(DOCS) + len(QTEXTS)
     assert dims == [("tiny", 32, 32, n), ("tiny-b", 48, 48, n)]
 
@@ -191,8 +195,13 @@ def test_an_unregistered_folder_asks_to_register_it(corpus_db, tiny_model_dir_b)
 
 @pytest.mark.parametrize(
     "kwargs, field",
-    [({"models": ()}, "models"), ({"models": ("a", "a")}, "models"), ({"models": ("a",), "what": "docs"}, "what"),
-     ({"models": ("a",), "batch_size": 0}, "batch_size"), ({"models": ("a",), "threads": 0}, "threads")],
+    [
+        ({"models": ()}, "models"),
+        ({"models": ("a", "a")}, "models"),
+        ({"models": ("a",), "what": "docs"}, "what"),
+        ({"models": ("a",), "batch_size": 0}, "batch_size"),
+        ({"models": ("a",), "threads": 0}, "threads"),
+    ],
 )
 def test_bad_params_name_the_field(kwargs, field):
     with pytest.raises(InvalidParams, match=field):

@@ -114,8 +114,10 @@ def test_vectors_another_member_has_count_as_missing(db, add_texts, tiny_model_d
     models.add_model(db, "b", str(tiny_model_dir_b))
     embed(db, EmbedParams(("a", "b")), progress=False)
     db.execute("DELETE FROM chunks WHERE chunk_id = 'c0'")  # a's and b's vectors outlive the chunk
-    db.execute("DELETE FROM embeddings WHERE model_id LIKE 'b-%' AND role = 'doc' "
-               "AND content_hash = (SELECT min(content_hash) FROM embeddings)")
+    db.execute(
+        "DELETE FROM embeddings WHERE model_id LIKE 'b-%' AND role = 'doc' "
+        "AND content_hash = (SELECT min(content_hash) FROM embeddings)"
+    )
     with pytest.raises(MissingEmbeddings, match="model b .* 1 texts"):
         create_ensemble(db, EnsembleParams("ens", (("a", None), ("b", None))), progress=False)
 

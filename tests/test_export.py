@@ -63,7 +63,9 @@ def test_keep_ids_adds_ids_ranks_and_scores_matching_the_triplets(mined_db, tmp_
 
 
 def test_ntuple_rows_list_negatives_in_rank_order(mined_db, tmp_path):
-    summary = export(mined_db, ExportParams(runs=("ens-top",), to=tmp_path / "n", format="n-tuple", keep_ids=True))
+    summary = export(
+        mined_db, ExportParams(runs=("ens-top",), to=tmp_path / "n", format="n-tuple", keep_ids=True)
+    )
     rows = datasets.load_from_disk(str(tmp_path / "n")).to_list()
     assert summary.num_negatives == 3 and len(rows) == 4  # one row per query-positive pair
     assert list(rows[0])[:5] == ["anchor", "positive", "negative_1", "negative_2", "negative_3"]
@@ -74,10 +76,14 @@ def test_ntuple_rows_list_negatives_in_rank_order(mined_db, tmp_path):
     assert [first[f"negative_{i}"] for i in (1, 2, 3)] == [texts[c] for c in first["negative_chunk_ids"]]
 
 
-def test_ntuple_needing_more_negatives_than_the_run_has_fails_naming_short_queries(mined_db, tmp_path, digest):
+def test_ntuple_needing_more_negatives_than_the_run_has_fails_naming_short_queries(
+    mined_db, tmp_path, digest
+):
     before = digest(mined_db)
     with pytest.raises(TooFewNegatives, match=r"3 negatives: 1 of 3 queries \(1 query-positive pairs\)"):
-        export(mined_db, ExportParams(runs=("bm25-top",), to=tmp_path / "n", format="n-tuple", num_negatives=3))
+        export(
+            mined_db, ExportParams(runs=("bm25-top",), to=tmp_path / "n", format="n-tuple", num_negatives=3)
+        )
     assert not (tmp_path / "n").exists()
     assert digest(mined_db) == before
     summary = export(mined_db, ExportParams(runs=("bm25-top",), to=tmp_path / "n", format="n-tuple",
@@ -89,7 +95,9 @@ def test_ntuple_needing_more_negatives_than_the_run_has_fails_naming_short_queri
 def test_labeled_pair_gives_each_positive_once_then_its_negatives(mined_db, tmp_path):
     export(mined_db, ExportParams(runs=("random",), to=tmp_path / "p", format="labeled-pair", keep_ids=True))
     rows = datasets.load_from_disk(str(tmp_path / "p")).to_list()
-    pairs = mined_db.scalar("SELECT count(DISTINCT (query_id, positive_chunk_id)) FROM triplets WHERE run_id = 'run-rnd'")
+    pairs = mined_db.scalar(
+        "SELECT count(DISTINCT (query_id, positive_chunk_id)) FROM triplets WHERE run_id = 'run-rnd'"
+    )
     triplets = mined_db.scalar("SELECT count(*) FROM triplets WHERE run_id = 'run-rnd'")
     assert len(rows) == pairs + triplets == 12
     assert [r["label"] for r in rows[:3]] == [1.0, 0.0, 0.0]
@@ -122,8 +130,18 @@ def test_dataset_card_has_hub_front_matter_and_run_provenance(mined_db, tmp_path
     files = meta["configs"][0]["data_files"][0]
     assert files["split"] == "train"
     assert list((tmp_path / "c").glob(files["path"])) == [tmp_path / "c/data/train-00000-of-00001.parquet"]
-    for fact in ("ensemble", "seed 1", "fp-aaaa", "fp-bbbb", "tiny-a", '"max_score_ratio": 0.95',
-                 "2025-01-01", "12 triplets over 3 queries", '"dropped_false_negatives": 2', "hnm-db 0.1.0"):
+    for fact in (
+        "ensemble",
+        "seed 1",
+        "fp-aaaa",
+        "fp-bbbb",
+        "tiny-a",
+        '"max_score_ratio": 0.95',
+        "2025-01-01",
+        "12 triplets over 3 queries",
+        '"dropped_false_negatives": 2',
+        "hnm-db 0.1.0",
+    ):
         assert fact in body, fact
 
 
@@ -212,7 +230,9 @@ def test_small_batches_and_query_slices_give_the_same_dataset(mined_db, tmp_path
     # batch_size=1 reads slices of about 8 triplets: q1 + q2 (5 + 5 rows), then q3
     assert _slices(mined_db, args, 8) == [("q1", "q2"), ("q3", "q3")]
     kw = {"num_negatives": 3} if fmt == "n-tuple" else {}
-    export(mined_db, ExportParams(runs=runs, to=tmp_path / "a", format=fmt, keep_ids=True, batch_size=1, **kw))
+    export(
+        mined_db, ExportParams(runs=runs, to=tmp_path / "a", format=fmt, keep_ids=True, batch_size=1, **kw)
+    )
     export(mined_db, ExportParams(runs=runs, to=tmp_path / "b", format=fmt, keep_ids=True, **kw))
     small, whole = (datasets.load_from_disk(str(tmp_path / x)).to_list() for x in "ab")
     assert small == whole and len(small) > 3

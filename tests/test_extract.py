@@ -20,7 +20,9 @@ def test_html_extraction_drops_scripts_navigation_and_footer():
 
 
 def test_html_title_prefers_title_tag_then_first_heading():
-    assert html_title("<html><head><title> A   page </title></head><body><h1>H</h1></body></html>") == "A page"
+    assert (
+        html_title("<html><head><title> A   page </title></head><body><h1>H</h1></body></html>") == "A page"
+    )
     assert html_title("<html><body><h1>Only <b>a</b> heading</h1><p>x</p></body></html>") == "Only a heading"
     assert html_title("<html><body><p>no title</p></body></html>") is None
 

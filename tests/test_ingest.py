@@ -21,7 +21,10 @@ from hnm_db.text import content_hash
 
 def snapshot(db: hnm_db.Database) -> dict[str, list[tuple]]:
     """Every row of the three ingest tables, sorted (timestamps included)."""
-    return {t: sorted(db.execute(f"SELECT * FROM {t}").fetchall(), key=str) for t in ("documents", "queries", "qrels")}
+    return {
+        t: sorted(db.execute(f"SELECT * FROM {t}").fetchall(), key=str)
+        for t in ("documents", "queries", "qrels")
+    }
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
@@ -41,8 +44,13 @@ def test_beir_folder_gives_documents_queries_and_qrels_split_by_file_name(db, be
     summary = ingest_beir(db, beir_dir)
     assert (summary.counts["documents"].new, summary.counts["queries"].new) == (len(CORPUS), len(QUERIES))
     splits = dict(db.execute("SELECT split, count(*) FROM qrels GROUP BY split").fetchall())
-    assert splits == {"train": sum(s == "train" for *_, s in QRELS), "test": sum(s == "test" for *_, s in QRELS)}
-    doc = db.execute("SELECT title, text, content_hash, source FROM documents WHERE doc_id = 'astro-0'").fetchone()
+    assert splits == {
+        "train": sum(s == "train" for *_, s in QRELS),
+        "test": sum(s == "test" for *_, s in QRELS),
+    }
+    doc = db.execute(
+        "SELECT title, text, content_hash, source FROM documents WHERE doc_id = 'astro-0'"
+    ).fetchone()
     assert doc[0] == "Astro note 0" and doc[1] == CORPUS[0]["text"]
     assert doc[2] == content_hash("Astro note 0\n\n" + CORPUS[0]["text"])
     assert doc[3].endswith("corpus.jsonl")
@@ -54,7 +62,10 @@ def test_reingesting_the_same_data_changes_nothing(loaded, beir_dir):
     before = snapshot(loaded)
     summary = ingest_beir(loaded, beir_dir)
     assert {k: (c.new, c.unchanged, c.replaced) for k, c in summary.counts.items()} == {
-        "documents": (0, len(CORPUS), 0), "queries": (0, len(QUERIES), 0), "qrels": (0, len(QRELS), 0)}
+        "documents": (0, len(CORPUS), 0),
+        "queries": (0, len(QUERIES), 0),
+        "qrels": (0, len(QRELS), 0),
+    }
     assert snapshot(loaded) == before
     assert "documents: 0 new, 40 unchanged" in summary.describe()
 
@@ -62,7 +73,9 @@ def test_reingesting_the_same_data_changes_nothing(loaded, beir_dir):
 def test_extra_keys_go_to_meta(db, tmp_path):
     folder = tmp_path / "b"
     folder.mkdir()
-    write_jsonl(folder / "corpus.jsonl", [{"_id": "d1", "title": "T", "text": "x y", "lang": "en", "year": 2020}])
+    write_jsonl(
+        folder / "corpus.jsonl", [{"_id": "d1", "title": "T", "text": "x y", "lang": "en", "year": 2020}]
+    )
     ingest_beir(db, folder)
     assert json.loads(db.scalar("SELECT meta FROM documents")) == {"lang": "en", "year": 2020}
 
@@ -78,8 +91,11 @@ def _changed_corpus(beir_dir: Path, doc_id: str = "astro-1", **change: str) -> N
 def test_changed_document_fails_by_default_naming_id_and_file(loaded, beir_dir):
     _changed_corpus(beir_dir, text="A completely different text.")
     before = snapshot(loaded)
-    with pytest.raises(DuplicateId, match=r"corpus\.jsonl line 2: 1 known documents ids have different "
-                                          r"content \('astro-1'\); use --on-duplicate skip or replace"):
+    with pytest.raises(
+        DuplicateId,
+        match=r"corpus\.jsonl line 2: 1 known documents ids have different "
+        r"content \('astro-1'\); use --on-duplicate skip or replace",
+    ):
         ingest_beir(loaded, beir_dir)
     assert snapshot(loaded) == before
 
@@ -100,7 +116,8 @@ def test_on_duplicate_replace_updates_the_row_and_its_ingested_at(loaded, beir_d
     summary = ingest_beir(loaded, beir_dir, on_duplicate="replace")
     assert (summary.counts["documents"].replaced, summary.counts["documents"].new) == (1, 0)
     text, h, at = loaded.execute(
-        "SELECT text, content_hash, ingested_at FROM documents WHERE doc_id = 'astro-1'").fetchone()
+        "SELECT text, content_hash, ingested_at FROM documents WHERE doc_id = 'astro-1'"
+    ).fetchone()
     assert text == "A completely different text.\nWith a second line."
     assert h == document_hash("Astro note 1", text)
     assert at > old_at
@@ -141,7 +158,9 @@ def test_malformed_json_line_names_file_and_line(loaded, beir_dir):
 
 
 def test_missing_required_field_names_file_line_and_field(loaded, tmp_path):
-    path = write_jsonl(tmp_path / "docs.jsonl", [{"id": "n1", "text": "fine"}, {"id": "n2", "body": "no text"}])
+    path = write_jsonl(
+        tmp_path / "docs.jsonl", [{"id": "n1", "text": "fine"}, {"id": "n2", "body": "no text"}]
+    )
     before = snapshot(loaded)
     with pytest.raises(InputError, match=r"docs\.jsonl line 2: missing required field 'text'"):
         ingest_table(loaded, path, TableSpec("documents"))
@@ -169,8 +188,11 @@ def test_duplicate_qrel_in_one_file_names_both_lines(loaded, beir_dir):
     with open(beir_dir / "qrels" / "test.tsv", "a") as f:
         f.write("q-astro-3\tastro-3\t1\n")
     before = snapshot(loaded)
-    with pytest.raises(DuplicateId, match=r"test\.tsv line 6: duplicate query_id 'q-astro-3', doc_id 'astro-3', "
-                                          r"split 'test', first at line 2"):
+    with pytest.raises(
+        DuplicateId,
+        match=r"test\.tsv line 6: duplicate query_id 'q-astro-3', doc_id 'astro-3', "
+        r"split 'test', first at line 2",
+    ):
         ingest_beir(loaded, beir_dir)
     assert snapshot(loaded) == before
 
@@ -201,7 +223,9 @@ def test_qrels_may_name_ids_from_the_same_ingest_or_already_stored(db, tmp_path)
     summary = ingest_table(db, extra, TableSpec("qrels"))
     assert summary.counts["qrels"].new == 1
     assert sorted(db.execute("SELECT doc_id, score, split FROM qrels").fetchall()) == [
-        ("d1", 2, "dev"), ("d2", 1, "unsplit")]
+        ("d1", 2, "dev"),
+        ("d2", 1, "unsplit"),
+    ]
 
 
 def test_empty_and_whitespace_texts_are_skipped_counted_and_reported(db, tmp_path):
@@ -218,7 +242,9 @@ def test_invalid_utf8_names_file_line_and_byte_offset(loaded, beir_dir):
     data[2] = data[2].replace(b"what", b"wh\xe9t")
     (beir_dir / "queries.jsonl").write_bytes(b"\n".join(data))
     before = snapshot(loaded)
-    with pytest.raises(InputError, match=r"queries\.jsonl line 3: invalid UTF-8 at byte offset \d+ \(byte 0xe9\)"):
+    with pytest.raises(
+        InputError, match=r"queries\.jsonl line 3: invalid UTF-8 at byte offset \d+ \(byte 0xe9\)"
+    ):
         ingest_beir(loaded, beir_dir)
     assert snapshot(loaded) == before
 
@@ -256,14 +282,18 @@ def test_error_in_qrels_rolls_back_documents_and_queries_of_the_same_command(db,
 def test_jsonl_columns_and_meta_are_chosen_by_options(db, tmp_path):
     rows = [{"pid": 7, "body": "Stars burn.", "head": "On stars", "lang": "en", "src": "wiki", "noise": 1}]
     path = write_jsonl(tmp_path / "p.jsonl", rows)
-    spec = TableSpec("documents", id_column="pid", text_column="body", title_column="head",
-                     meta_columns=("lang", "src"))
+    spec = TableSpec(
+        "documents", id_column="pid", text_column="body", title_column="head", meta_columns=("lang", "src")
+    )
     ingest_table(db, path, spec)
     row = db.execute("SELECT doc_id, title, text, meta FROM documents").fetchone()
     assert row[:3] == ("7", "On stars", "Stars burn.")
     assert json.loads(row[3]) == {"lang": "en", "src": "wiki"}
-    ingest_table(db, write_jsonl(tmp_path / "q.jsonl", [{"id": "q", "text": "t", "a": 1, "b": [1]}]),
-                 TableSpec("queries", all_meta=True))
+    ingest_table(
+        db,
+        write_jsonl(tmp_path / "q.jsonl", [{"id": "q", "text": "t", "a": 1, "b": [1]}]),
+        TableSpec("queries", all_meta=True),
+    )
     assert json.loads(db.scalar("SELECT meta FROM queries")) == {"a": 1, "b": [1]}
 
 
@@ -280,7 +310,9 @@ def test_csv_and_parquet_tables_ingest_queries_and_documents(db, tmp_path):
     csv_path.write_text('doc_id,title,text,year\nd1,First,"Line one\nline two",2020\nd2,,Second doc,2021\n')
     ingest_table(db, csv_path, TableSpec("documents", meta_columns=("year",)))
     assert db.execute("SELECT doc_id, title, text, meta FROM documents ORDER BY doc_id").fetchall() == [
-        ("d1", "First", "Line one\nline two", '{"year": "2020"}'), ("d2", None, "Second doc", '{"year": "2021"}')]
+        ("d1", "First", "Line one\nline two", '{"year": "2020"}'),
+        ("d2", None, "Second doc", '{"year": "2021"}'),
+    ]
     pq = tmp_path / "queries.parquet"
     pl.DataFrame({"qid": ["a", "b"], "question": ["why?", "how?"]}).write_parquet(pq)
     summary = ingest_table(db, pq, TableSpec("queries", id_column="qid", text_column="question"))
@@ -306,7 +338,9 @@ def test_changed_qrel_score_follows_the_duplicate_policy(loaded, tmp_path):
 def test_non_integer_score_is_an_input_error(db, beir_dir):
     with open(beir_dir / "qrels" / "train.tsv", "a") as f:
         f.write("q-astro-0\tastro-9\thigh\n")
-    with pytest.raises(InputError, match=r"train\.tsv line \d+: field 'score' must be an integer, found 'high'"):
+    with pytest.raises(
+        InputError, match=r"train\.tsv line \d+: field 'score' must be an integer, found 'high'"
+    ):
         ingest_beir(db, beir_dir)
     assert snapshot(db) == {"documents": [], "queries": [], "qrels": []}
 
@@ -374,12 +408,23 @@ def write_urls(path: Path, urls: list[str]) -> Path:
 
 def test_urls_are_fetched_cleaned_and_failures_reported_per_url(db, local_site, tmp_path):
     site = local_site.base
-    urls = [f"{site}/a.html", f"{site}/slow", f"{site}/missing.html", f"{site}/image.png", local_site.refused,
-            f"{site}/b.html", f"{site}/empty.html"]
+    urls = [
+        f"{site}/a.html",
+        f"{site}/slow",
+        f"{site}/missing.html",
+        f"{site}/image.png",
+        local_site.refused,
+        f"{site}/b.html",
+        f"{site}/empty.html",
+    ]
     summary = ingest_urls(db, write_urls(tmp_path / "urls.txt", urls), timeout=0.5)
     reasons = {f.source.rsplit("/", 1)[1]: f.reason for f in summary.failures}
-    assert reasons == {"slow": "timed out after 0.5s", "missing.html": "HTTP 404 Not Found",
-                       "image.png": "not HTML (content type image/png)", "gone.html": "connection refused"}
+    assert reasons == {
+        "slow": "timed out after 0.5s",
+        "missing.html": "HTTP 404 Not Found",
+        "image.png": "not HTML (content type image/png)",
+        "gone.html": "connection refused",
+    }
     docs = dict(db.execute("SELECT doc_id, text FROM documents").fetchall())
     assert sorted(docs) == [f"{site}/a.html", f"{site}/b.html"]
     assert "Paragraph 0 explains how planets form" in docs[f"{site}/b.html"]

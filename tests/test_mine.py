@@ -24,13 +24,16 @@ from hnm_db.mine import (
 from hnm_db.vectors import read_vectors
 
 # 5 queries x 5 chunks; row q is best at column q, and column 4 ties with column 3 for query 0.
-SCORES = np.array([
-    [0.90, 0.80, 0.70, 0.60, 0.60],
-    [0.10, 0.95, 0.50, 0.40, 0.30],
-    [0.20, 0.30, 0.85, 0.70, 0.75],
-    [-0.10, -0.20, -0.30, -0.40, -0.50],
-    [0.50, 0.40, 0.30, 0.20, 0.10],
-], dtype=np.float32)
+SCORES = np.array(
+    [
+        [0.90, 0.80, 0.70, 0.60, 0.60],
+        [0.10, 0.95, 0.50, 0.40, 0.30],
+        [0.20, 0.30, 0.85, 0.70, 0.75],
+        [-0.10, -0.20, -0.30, -0.40, -0.50],
+        [0.50, 0.40, 0.30, 0.20, 0.10],
+    ],
+    dtype=np.float32,
+)
 
 
 def _candidates(scores: np.ndarray, k: int = 5) -> Candidates:
@@ -39,7 +42,9 @@ def _candidates(scores: np.ndarray, k: int = 5) -> Candidates:
 
 
 def _params(**kw) -> MiningParams:
-    base = dict(method="ensemble", ensemble="e", num_negatives=2, range_min=0, range_max=5, max_score_ratio=None)
+    base = dict(
+        method="ensemble", ensemble="e", num_negatives=2, range_min=0, range_max=5, max_score_ratio=None
+    )
     return MiningParams(**(base | kw))
 
 
@@ -82,8 +87,9 @@ def test_ranks_are_counted_after_positives_are_removed():
 
 def test_range_window_keeps_ranks_min_to_max_exclusive():
     cands = exclude_positives(_candidates(SCORES), np.array([], int), np.array([], int), 5)
-    kept, counts = filter_candidates(cands, _params(range_min=1, range_max=3, num_negatives=1),
-                                     positive_floor=np.full(5, np.nan))
+    kept, counts = filter_candidates(
+        cands, _params(range_min=1, range_max=3, num_negatives=1), positive_floor=np.full(5, np.nan)
+    )
     assert kept.take(kept.query == 0).item.tolist() == [1, 2]
     assert counts.considered == 10
 
@@ -110,10 +116,18 @@ def test_cluster_filter_query_positive_and_either():
     item_cluster = np.array([0, 1, 0, 2, 1])
     query_cluster = np.array([1, 1, 0, 2, 2])
     pos = (np.array([0]), np.array([0]))  # query 0's positive chunk is in cluster 0
+
     def run(mode):
-        kept, _ = filter_candidates(cands, _params(cluster_filter=mode), positive_floor=np.full(5, np.nan),
-                                    query_cluster=query_cluster, item_cluster=item_cluster, positive_clusters=pos)
+        kept, _ = filter_candidates(
+            cands,
+            _params(cluster_filter=mode),
+            positive_floor=np.full(5, np.nan),
+            query_cluster=query_cluster,
+            item_cluster=item_cluster,
+            positive_clusters=pos,
+        )
         return kept.take(kept.query == 0).item.tolist()
+
     assert run("query") == [1, 4]
     assert run("positive") == [2]
     assert sorted(run("either")) == [1, 2, 4]
@@ -129,23 +143,28 @@ def test_top_sampling_takes_best_ranks_and_random_is_seeded():
     r2 = sample_negatives(cands, _params(num_negatives=2, sampling="random", seed=5), ids)
     assert np.array_equal(r1.item, r2.item) and len(r1) == 10
     assert np.all(np.diff(r1.rank)[np.diff(r1.query) == 0] > 0)  # kept in rank order
-    draws = {tuple(sample_negatives(cands, _params(num_negatives=2, sampling="random", seed=s), ids).item)
-             for s in range(8)}
+    draws = {
+        tuple(sample_negatives(cands, _params(num_negatives=2, sampling="random", seed=s), ids).item)
+        for s in range(8)
+    }
     assert len(draws) > 1
 
 
-@pytest.mark.parametrize("kw,field", [
-    (dict(range_min=5, range_max=5), "range_min"),
-    (dict(range_min=6, range_max=5), "range_min"),
-    (dict(num_negatives=0), "num_negatives"),
-    (dict(num_negatives=-3), "num_negatives"),
-    (dict(num_negatives=9, range_max=5), "num_negatives"),
-    (dict(method="ensemble", ensemble=None), "ensemble"),
-    (dict(cluster_filter="query", ensemble=None, method="bm25"), "cluster_filter"),
-    (dict(max_score_ratio=1.5), "max_score_ratio"),
-    (dict(sampling="best"), "sampling"),
-    (dict(seed=-1), "seed"),
-])
+@pytest.mark.parametrize(
+    "kw,field",
+    [
+        (dict(range_min=5, range_max=5), "range_min"),
+        (dict(range_min=6, range_max=5), "range_min"),
+        (dict(num_negatives=0), "num_negatives"),
+        (dict(num_negatives=-3), "num_negatives"),
+        (dict(num_negatives=9, range_max=5), "num_negatives"),
+        (dict(method="ensemble", ensemble=None), "ensemble"),
+        (dict(cluster_filter="query", ensemble=None, method="bm25"), "cluster_filter"),
+        (dict(max_score_ratio=1.5), "max_score_ratio"),
+        (dict(sampling="best"), "sampling"),
+        (dict(seed=-1), "seed"),
+    ],
+)
 def test_bad_params_name_the_field(kw, field):
     with pytest.raises(InvalidParams, match=field):
         _params(**kw)
@@ -155,7 +174,9 @@ def test_bad_params_name_the_field(kw, field):
 def _rows(db, name):
     return db.con.execute(
         "SELECT t.* EXCLUDE (run_id) FROM triplets t JOIN mining_runs r USING (run_id) WHERE r.name = ? "
-        "ORDER BY ALL", [name]).fetchall()
+        "ORDER BY ALL",
+        [name],
+    ).fetchall()
 
 
 def _check(db, name: str) -> list:
@@ -164,34 +185,57 @@ def _check(db, name: str) -> list:
 
 def test_negative_is_never_a_judged_positive(mining_db):
     for method in ("ensemble", "bm25", "random"):
-        mine(mining_db, MiningParams(method=method, ensemble=ENSEMBLE, num_negatives=5, range_max=40,
-                                     max_score_ratio=None, name=method))
+        mine(
+            mining_db,
+            MiningParams(
+                method=method,
+                ensemble=ENSEMBLE,
+                num_negatives=5,
+                range_max=40,
+                max_score_ratio=None,
+                name=method,
+            ),
+        )
     assert mining_db.scalar("SELECT count(DISTINCT run_id) FROM triplets") == 3
     assert _check(mining_db, "negative_is_judged_positive") == []
     assert _check(mining_db, "negative_text_is_positive_text") == []
     # a judged doc of the query in ANY split, checked directly too
-    bad = mining_db.scalar("SELECT count(*) FROM triplets t JOIN qrels q ON q.query_id = t.query_id "
-                           "AND q.doc_id = t.negative_doc_id")
+    bad = mining_db.scalar(
+        "SELECT count(*) FROM triplets t JOIN qrels q ON q.query_id = t.query_id "
+        "AND q.doc_id = t.negative_doc_id"
+    )
     assert bad == 0
 
 
 def test_duplicate_text_of_a_positive_is_never_its_negative(mining_db):
     # dup-astro-0 repeats astro-0's first chunk, the positive of q-astro-0, and is its nearest text
     mine(mining_db, MiningParams(ensemble=ENSEMBLE, num_negatives=5, range_max=40, max_score_ratio=None))
-    assert mining_db.scalar("SELECT count(*) FROM triplets WHERE query_id = 'q-astro-0' AND negative_doc_id = ?",
-                            [DUPLICATE_DOC]) == 0
+    assert (
+        mining_db.scalar(
+            "SELECT count(*) FROM triplets WHERE query_id = 'q-astro-0' AND negative_doc_id = ?",
+            [DUPLICATE_DOC],
+        )
+        == 0
+    )
 
 
 def test_train_mining_never_reads_test_queries(mining_db):
     # remove everything a test query would need: mining train must not notice
-    test_hashes = [r[0] for r in mining_db.con.execute(
-        "SELECT content_hash FROM queries WHERE query_id IN (SELECT query_id FROM qrels WHERE split = 'test')"
-    ).fetchall()]
-    mining_db.execute("DELETE FROM ensemble_vectors WHERE role = 'query' AND content_hash IN (SELECT unnest(?))",
-                      [test_hashes])
+    test_hashes = [
+        r[0]
+        for r in mining_db.con.execute(
+            "SELECT content_hash FROM queries WHERE query_id IN (SELECT query_id FROM qrels WHERE split = 'test')"
+        ).fetchall()
+    ]
+    mining_db.execute(
+        "DELETE FROM ensemble_vectors WHERE role = 'query' AND content_hash IN (SELECT unnest(?))",
+        [test_hashes],
+    )
     summary = mine(mining_db, MiningParams(ensemble=ENSEMBLE, num_negatives=3, range_max=20))
     assert summary.queries == 12
-    test_ids = {r[0] for r in mining_db.con.execute("SELECT query_id FROM qrels WHERE split = 'test'").fetchall()}
+    test_ids = {
+        r[0] for r in mining_db.con.execute("SELECT query_id FROM qrels WHERE split = 'test'").fetchall()
+    }
     used = {r[0] for r in mining_db.con.execute("SELECT DISTINCT query_id FROM triplets").fetchall()}
     assert used and not (used & test_ids)
     assert _check(mining_db, "test_query_in_training_rows") == []
@@ -199,16 +243,21 @@ def test_train_mining_never_reads_test_queries(mining_db):
         mine(mining_db, MiningParams(ensemble=ENSEMBLE, split="test", num_negatives=3, range_max=20))
 
 
-@pytest.mark.parametrize("kw", [
-    dict(method="ensemble", sampling="top"),
-    dict(method="ensemble", sampling="random", cluster_filter="either"),
-    dict(method="bm25", sampling="random"),
-    dict(method="random"),
-])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(method="ensemble", sampling="top"),
+        dict(method="ensemble", sampling="random", cluster_filter="either"),
+        dict(method="bm25", sampling="random"),
+        dict(method="random"),
+    ],
+)
 def test_same_inputs_and_seed_give_identical_triplets(mining_db, kw):
     cluster(mining_db, ClusterParams(ensemble=ENSEMBLE, k=4, seed=0))
     for name in ("first", "second"):
-        mine(mining_db, MiningParams(ensemble=ENSEMBLE, num_negatives=3, range_max=12, seed=7, name=name, **kw))
+        mine(
+            mining_db, MiningParams(ensemble=ENSEMBLE, num_negatives=3, range_max=12, seed=7, name=name, **kw)
+        )
     first, second = _rows(mining_db, "first"), _rows(mining_db, "second")
     assert first and first == second
 
@@ -232,10 +281,14 @@ def test_used_run_name_is_rejected_unless_replace(mining_db):
     with pytest.raises(AlreadyExists, match="'run' already exists"):
         mine(mining_db, MiningParams(method="random", num_negatives=3, range_max=10, name="run"))
     assert table_snapshot(mining_db) == before
-    second = mine(mining_db, MiningParams(method="random", num_negatives=3, range_max=10, name="run"), replace=True)
+    second = mine(
+        mining_db, MiningParams(method="random", num_negatives=3, range_max=10, name="run"), replace=True
+    )
     assert mining_db.scalar("SELECT count(*) FROM mining_runs") == 1
     assert mining_db.scalar("SELECT count(*) FROM triplets WHERE run_id = ?", [first.run_id]) == 0
-    assert mining_db.scalar("SELECT count(*) FROM triplets WHERE run_id = ?", [second.run_id]) == second.triplets
+    assert (
+        mining_db.scalar("SELECT count(*) FROM triplets WHERE run_id = ?", [second.run_id]) == second.triplets
+    )
 
 
 def test_split_without_qrels_is_rejected(mining_db):
@@ -246,26 +299,39 @@ def test_split_without_qrels_is_rejected(mining_db):
 
 
 def test_missing_chunk_vectors_name_the_ensemble_model_and_count(mining_db):
-    mining_db.execute("DELETE FROM ensemble_vectors WHERE role = 'doc' AND content_hash IN "
-                      "(SELECT content_hash FROM chunks ORDER BY content_hash LIMIT 3)")
-    mining_db.execute("DELETE FROM embeddings WHERE model_id = 'm-b' AND role = 'doc' AND content_hash IN "
-                      "(SELECT content_hash FROM chunks ORDER BY content_hash LIMIT 3)")
+    mining_db.execute(
+        "DELETE FROM ensemble_vectors WHERE role = 'doc' AND content_hash IN "
+        "(SELECT content_hash FROM chunks ORDER BY content_hash LIMIT 3)"
+    )
+    mining_db.execute(
+        "DELETE FROM embeddings WHERE model_id = 'm-b' AND role = 'doc' AND content_hash IN "
+        "(SELECT content_hash FROM chunks ORDER BY content_hash LIMIT 3)"
+    )
     before = table_snapshot(mining_db)
-    with pytest.raises(MissingEmbeddings, match=r"ensemble 'ens' has no vectors for 3 of 54 chunk texts.*"
-                                                r"model 'model-a' lacks 0; model 'model-b' lacks 3"):
+    with pytest.raises(
+        MissingEmbeddings,
+        match=r"ensemble 'ens' has no vectors for 3 of 54 chunk texts.*"
+        r"model 'model-a' lacks 0; model 'model-b' lacks 3",
+    ):
         mine(mining_db, MiningParams(ensemble=ENSEMBLE, num_negatives=3, range_max=10))
     assert table_snapshot(mining_db) == before
 
 
 def test_cluster_filter_without_a_cluster_run_is_an_error(mining_db):
     with pytest.raises(NotFound, match="needs a cluster run of ensemble 'ens'.*hnm-db cluster"):
-        mine(mining_db, MiningParams(ensemble=ENSEMBLE, cluster_filter="query", num_negatives=3, range_max=10))
+        mine(
+            mining_db, MiningParams(ensemble=ENSEMBLE, cluster_filter="query", num_negatives=3, range_max=10)
+        )
 
 
 def test_query_cluster_filter_keeps_only_the_query_cluster(mining_db):
     cluster(mining_db, ClusterParams(ensemble=ENSEMBLE, k=4, seed=0))
-    s = mine(mining_db, MiningParams(ensemble=ENSEMBLE, cluster_filter="query", num_negatives=3, range_max=30,
-                                     max_score_ratio=None))
+    s = mine(
+        mining_db,
+        MiningParams(
+            ensemble=ENSEMBLE, cluster_filter="query", num_negatives=3, range_max=30, max_score_ratio=None
+        ),
+    )
     clusters = mining_db.con.execute("SELECT query_cluster, negative_cluster FROM triplets").fetchall()
     assert clusters and all(q == n and q is not None for q, n in clusters)
     assert s.stats["dropped_cluster"] > 0
@@ -273,16 +339,24 @@ def test_query_cluster_filter_keeps_only_the_query_cluster(mining_db):
 
 def test_scores_ranks_and_member_scores_are_the_recorded_provenance(mining_db):
     mine(mining_db, MiningParams(ensemble=ENSEMBLE, num_negatives=4, range_max=20, max_score_ratio=None))
-    keys, q = read_vectors(mining_db, "SELECT q.query_id, ev.vec FROM queries q JOIN ensemble_vectors ev "
-                           "ON ev.content_hash = q.content_hash AND ev.role = 'query' ORDER BY q.query_id")
+    keys, q = read_vectors(
+        mining_db,
+        "SELECT q.query_id, ev.vec FROM queries q JOIN ensemble_vectors ev "
+        "ON ev.content_hash = q.content_hash AND ev.role = 'query' ORDER BY q.query_id",
+    )
     qv = dict(zip(keys["query_id"], q, strict=True))
-    keys, d = read_vectors(mining_db, "SELECT c.chunk_id, ev.vec FROM chunks c JOIN ensemble_vectors ev "
-                           "ON ev.content_hash = c.content_hash AND ev.role = 'doc'")
+    keys, d = read_vectors(
+        mining_db,
+        "SELECT c.chunk_id, ev.vec FROM chunks c JOIN ensemble_vectors ev "
+        "ON ev.content_hash = c.content_hash AND ev.role = 'doc'",
+    )
     dv = dict(zip(keys["chunk_id"], d, strict=True))
     rows = mining_db.sql("SELECT * FROM triplets ORDER BY query_id, positive_chunk_id, rank").rows(named=True)
     for r in rows:
         assert r["score"] == pytest.approx(float(qv[r["query_id"]] @ dv[r["negative_chunk_id"]]), abs=1e-5)
-        assert r["positive_score"] == pytest.approx(float(qv[r["query_id"]] @ dv[r["positive_chunk_id"]]), abs=1e-5)
+        assert r["positive_score"] == pytest.approx(
+            float(qv[r["query_id"]] @ dv[r["positive_chunk_id"]]), abs=1e-5
+        )
         m = r["member_scores"]
         assert set(m) == {"m-a", "m-b", "@ensemble"}
         assert 0.5 * m["m-a"] + 0.5 * m["m-b"] == pytest.approx(r["score"], abs=1e-5)
@@ -295,21 +369,34 @@ def test_scores_ranks_and_member_scores_are_the_recorded_provenance(mining_db):
 def test_multi_chunk_positive_uses_its_best_chunk(mining_db):
     # astro-0 has two chunks (every third doc is split): the positive chunk must be the higher-scoring one
     mine(mining_db, MiningParams(ensemble=ENSEMBLE, num_negatives=2, range_max=10, max_score_ratio=None))
-    keys, q = read_vectors(mining_db, "SELECT ev.vec FROM queries q JOIN ensemble_vectors ev ON ev.content_hash = "
-                           "q.content_hash AND ev.role = 'query' WHERE q.query_id = 'q-astro-0'")
-    keys, d = read_vectors(mining_db, "SELECT c.chunk_id, ev.vec FROM chunks c JOIN ensemble_vectors ev ON "
-                           "ev.content_hash = c.content_hash AND ev.role = 'doc' WHERE c.doc_id = 'astro-0' "
-                           "ORDER BY c.chunk_id")
+    keys, q = read_vectors(
+        mining_db,
+        "SELECT ev.vec FROM queries q JOIN ensemble_vectors ev ON ev.content_hash = "
+        "q.content_hash AND ev.role = 'query' WHERE q.query_id = 'q-astro-0'",
+    )
+    keys, d = read_vectors(
+        mining_db,
+        "SELECT c.chunk_id, ev.vec FROM chunks c JOIN ensemble_vectors ev ON "
+        "ev.content_hash = c.content_hash AND ev.role = 'doc' WHERE c.doc_id = 'astro-0' "
+        "ORDER BY c.chunk_id",
+    )
     best = keys["chunk_id"][int(np.argmax(d @ q[0]))]
-    chosen = {r[0] for r in mining_db.con.execute(
-        "SELECT positive_chunk_id FROM triplets WHERE positive_doc_id = 'astro-0'").fetchall()}
+    chosen = {
+        r[0]
+        for r in mining_db.con.execute(
+            "SELECT positive_chunk_id FROM triplets WHERE positive_doc_id = 'astro-0'"
+        ).fetchall()
+    }
     assert chosen == {best}
 
 
 def test_short_queries_are_counted_not_padded(mining_db):
     s = mine(mining_db, MiningParams(ensemble=ENSEMBLE, num_negatives=3, range_max=4, max_score_ratio=0.9))
-    per_query = dict(mining_db.con.execute(
-        "SELECT query_id, count(DISTINCT negative_chunk_id) FROM triplets GROUP BY query_id").fetchall())
+    per_query = dict(
+        mining_db.con.execute(
+            "SELECT query_id, count(DISTINCT negative_chunk_id) FROM triplets GROUP BY query_id"
+        ).fetchall()
+    )
     assert all(n <= 3 for n in per_query.values())
     short = s.stats["short_query_ids"]
     assert s.short_queries == len(short) > 0
@@ -322,8 +409,14 @@ def test_run_record_keeps_params_seed_models_and_stats(mining_db):
     run = mine_mod.show_run(mining_db, "prov")
     assert run["params"]["range_max"] == 10 and run["seed"] == 4 and run["code_version"]
     assert [m["fingerprint"] for m in run["models"]] == ["fp-m-a", "fp-m-b"]
-    for key in ("queries_covered", "negatives_per_query", "dropped_false_negatives", "short_queries",
-                "candidates_considered", "durations"):
+    for key in (
+        "queries_covered",
+        "negatives_per_query",
+        "dropped_false_negatives",
+        "short_queries",
+        "candidates_considered",
+        "durations",
+    ):
         assert key in run["stats"]
     assert run["triplets"] == s.triplets
 

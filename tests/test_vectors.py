@@ -53,15 +53,23 @@ def test_written_vectors_read_back_with_their_keys(db):
 
 
 def test_writing_zero_rows_is_a_no_op(db):
-    assert write_vectors(db, "embeddings", {"model_id": "m", "role": "doc", "content_hash": []},
-                         np.zeros((0, 4), np.float32)) == 0
+    assert (
+        write_vectors(
+            db,
+            "embeddings",
+            {"model_id": "m", "role": "doc", "content_hash": []},
+            np.zeros((0, 4), np.float32),
+        )
+        == 0
+    )
     assert db.scalar("SELECT count(*) FROM embeddings") == 0
 
 
 def test_key_column_of_wrong_length_is_rejected_and_nothing_written(db):
     with pytest.raises(ValueError, match="content_hash has 2 values for 3 vectors"):
-        write_vectors(db, "embeddings", {"model_id": "m", "role": "doc", "content_hash": ["a", "b"]},
-                      _matrix(3, 4))
+        write_vectors(
+            db, "embeddings", {"model_id": "m", "role": "doc", "content_hash": ["a", "b"]}, _matrix(3, 4)
+        )
     assert db.scalar("SELECT count(*) FROM embeddings") == 0
 
 
@@ -69,8 +77,9 @@ def test_iter_vectors_yields_bounded_batches_covering_all_rows(db):
     mat = _matrix(25, 3)
     hashes = [f"h{i:02d}" for i in range(25)]
     write_vectors(db, "embeddings", {"model_id": "m", "role": "doc", "content_hash": hashes}, mat)
-    batches = list(iter_vectors(db, "SELECT content_hash, vec FROM embeddings ORDER BY content_hash",
-                                batch_rows=10))
+    batches = list(
+        iter_vectors(db, "SELECT content_hash, vec FROM embeddings ORDER BY content_hash", batch_rows=10)
+    )
     assert all(len(k["content_hash"]) <= 10 for k, _ in batches)
     got = np.vstack([m for _, m in batches])
     assert [h for k, _ in batches for h in k["content_hash"]] == hashes

@@ -76,14 +76,33 @@ _register()
 
 
 @main.command()
-@click.option("--db", "demo_db", default="hnm-demo.duckdb", show_default=True,
-              help="Database file the demo builds (reused, so a second run is quick).")
-@click.option("--out", "out", default="hnm-demo-export", show_default=True,
-              help="Folder the demo exports its triplets to (replaced).")
-@click.option("--model", "-m", "models", multiple=True,
-              help="Embedding models of the ensemble (repeatable; default: minilm-l6 and minilm-l3).")
-@click.option("--chunk-tokens", default=128, show_default=True,
-              help="Chunk size in the first model's tokens (0: one chunk per document).")
+@click.option(
+    "--db",
+    "demo_db",
+    default="hnm-demo.duckdb",
+    show_default=True,
+    help="Database file the demo builds (reused, so a second run is quick).",
+)
+@click.option(
+    "--out",
+    "out",
+    default="hnm-demo-export",
+    show_default=True,
+    help="Folder the demo exports its triplets to (replaced).",
+)
+@click.option(
+    "--model",
+    "-m",
+    "models",
+    multiple=True,
+    help="Embedding models of the ensemble (repeatable; default: minilm-l6 and minilm-l3).",
+)
+@click.option(
+    "--chunk-tokens",
+    default=128,
+    show_default=True,
+    help="Chunk size in the first model's tokens (0: one chunk per document).",
+)
 @format_option
 @pass_ctx
 def demo(ctx: Ctx, demo_db: str, out: str, models: tuple[str, ...], chunk_tokens: int, fmt: str) -> None:
@@ -98,13 +117,22 @@ def demo(ctx: Ctx, demo_db: str, out: str, models: tuple[str, ...], chunk_tokens
     from hnm_db.demo import DEMO_MODELS, run_demo
 
     with hnm_db.open(demo_db) as db:
-        report = run_demo(db, Path(out), models=models or DEMO_MODELS, chunk_tokens=chunk_tokens or None,
-                          progress=not ctx.quiet, log=lambda m: _common.info(ctx, m))
+        report = run_demo(
+            db,
+            Path(out),
+            models=models or DEMO_MODELS,
+            chunk_tokens=chunk_tokens or None,
+            progress=not ctx.quiet,
+            log=lambda m: _common.info(ctx, m),
+        )
     click.echo(f"# hnm-db demo: {demo_db}\n")
-    click.echo(_common.render_rows(["step", "seconds", "result"],
-                                   [(n, round(s, 2), d) for n, s, d in report.steps], fmt))
+    click.echo(
+        _common.render_rows(
+            ["step", "seconds", "result"], [(n, round(s, 2), d) for n, s, d in report.steps], fmt
+        )
+    )
     for title, frame in (("tables", report.tables), ("mining runs", report.runs), ("audit", report.audit)):
         click.echo(f"\n## {title}\n")
         emit_frame(frame, fmt)
     click.echo(f"\nexported to {report.export_dir}; {report.checks_passed} leakage checks passed")
-    click.echo(f"explore: hnm-db --db {demo_db} sql \"SELECT * FROM negative_provenance LIMIT 5\"")
+    click.echo(f'explore: hnm-db --db {demo_db} sql "SELECT * FROM negative_provenance LIMIT 5"')

@@ -70,7 +70,9 @@ def render_rows(columns: Sequence[str], rows: Iterable[Sequence[Any]], fmt: str)
     """Rows as an aligned text table, CSV, or a JSON array of objects."""
     rows = [list(r) for r in rows]
     if fmt == "json":
-        return json.dumps([dict(zip(columns, r)) for r in rows], default=_json_default, indent=1)
+        return json.dumps(
+            [dict(zip(columns, r, strict=False)) for r in rows], default=_json_default, indent=1
+        )
     if fmt == "csv":
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
@@ -82,8 +84,10 @@ def render_rows(columns: Sequence[str], rows: Iterable[Sequence[Any]], fmt: str)
     for r in cells:
         for i, v in enumerate(r):
             widths[i] = min(max(widths[i], len(v)), 80)
+
     def line(vals: Sequence[str]) -> str:
-        return "  ".join(v[:80].ljust(w) for v, w in zip(vals, widths)).rstrip()
+        return "  ".join(v[:80].ljust(w) for v, w in zip(vals, widths, strict=False)).rstrip()
+
     out = [line(columns), line(["-" * w for w in widths])]
     out += [line(r) for r in cells]
     return "\n".join(out)

@@ -22,7 +22,9 @@ from hnm_db.cli._common import Ctx, _json_default, emit_frame, emit_mapping, for
 @click.option("--keep-ids", is_flag=True, help="Add ids, ranks and scores as extra columns.")
 @click.option("--split", default="train", show_default=True, help="Triplet split to export (and split name).")
 @click.option("--overwrite", is_flag=True, help="Replace an earlier export in the folder.")
-@click.option("--num-negatives", type=int, default=None, help="n-tuple: negatives per row (default: the most).")
+@click.option(
+    "--num-negatives", type=int, default=None, help="n-tuple: negatives per row (default: the most)."
+)
 @click.option("--drop-short", is_flag=True, help="n-tuple: skip query-positive pairs with fewer negatives.")
 @click.option("--license", "license_", default=None, help="Card license (default: from the corpus metadata).")
 @click.option("--batch-size", type=int, default=10_000, show_default=True, help="Rows per Arrow batch.")
@@ -65,8 +67,12 @@ def export_cmd(
 @click.command("audit")
 @click.option("--run", "runs", multiple=True, help="Audit only these runs (repeatable; default all).")
 @format_option
-@click.option("--plot", "plot_dir", type=click.Path(path_type=Path), default=None, help="Write PNG charts here.")
-@click.option("--check", "check_", is_flag=True, help="Run the invariant checks of sql/checks; fail if any breaks.")
+@click.option(
+    "--plot", "plot_dir", type=click.Path(path_type=Path), default=None, help="Write PNG charts here."
+)
+@click.option(
+    "--check", "check_", is_flag=True, help="Run the invariant checks of sql/checks; fail if any breaks."
+)
 @pass_ctx
 def audit_cmd(ctx: Ctx, runs: tuple[str, ...], fmt: str, plot_dir: Path | None, check_: bool) -> None:
     """Summarise mining runs (coverage, scores, false-negative guard, clusters, overlap) or check rules.

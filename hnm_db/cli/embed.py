@@ -31,47 +31,97 @@ def models_list(ctx: Ctx, fmt: str) -> None:
 @click.option("--query-prompt", default=None, help="Text prepended to every query before encoding.")
 @click.option("--doc-prompt", default=None, help="Text prepended to every chunk before encoding.")
 @click.option("--max-seq-length", type=int, default=None, help="Truncate inputs to this many tokens.")
-@click.option("--normalize/--no-normalize", default=True, show_default=True, help="Store unit-length vectors.")
+@click.option(
+    "--normalize/--no-normalize", default=True, show_default=True, help="Store unit-length vectors."
+)
 @format_option
 @pass_ctx
-def models_add(ctx: Ctx, name: str, source: str, query_prompt: str | None, doc_prompt: str | None,
-               max_seq_length: int | None, normalize: bool, fmt: str) -> None:
+def models_add(
+    ctx: Ctx,
+    name: str,
+    source: str,
+    query_prompt: str | None,
+    doc_prompt: str | None,
+    max_seq_length: int | None,
+    normalize: bool,
+    fmt: str,
+) -> None:
     """Register model SOURCE under NAME (loads it once to check it and learn its dimension)."""
     with ctx.open() as db:
-        reg = db.add_model(name, source, query_prompt=query_prompt, doc_prompt=doc_prompt,
-                           max_seq_length=max_seq_length, normalize=normalize)
+        reg = db.add_model(
+            name,
+            source,
+            query_prompt=query_prompt,
+            doc_prompt=doc_prompt,
+            max_seq_length=max_seq_length,
+            normalize=normalize,
+        )
     row = reg.row
     if not reg.created:
         info(ctx, f"identical model already registered as {row.model_id}")
-    emit_mapping({"model_id": row.model_id, "name": row.name, "dim": row.dim,
-                  "max_seq_length": row.max_seq_length, "pooling": row.pooling,
-                  "fingerprint": row.fingerprint, "created": reg.created}, fmt)
+    emit_mapping(
+        {
+            "model_id": row.model_id,
+            "name": row.name,
+            "dim": row.dim,
+            "max_seq_length": row.max_seq_length,
+            "pooling": row.pooling,
+            "fingerprint": row.fingerprint,
+            "created": reg.created,
+        },
+        fmt,
+    )
 
 
 @click.command("embed")
-@click.option("--model", "-m", "models", multiple=True, required=True,
-              help="A registered name or built-in alias (repeat for several models).")
-@click.option("--what", type=click.Choice(["chunks", "queries", "all"]), default="all", show_default=True,
-              help="Which texts to embed.")
-@click.option("--batch-size", type=int, default=64, show_default=True,
-              help="Texts per model call; each batch is committed, so an interrupted run resumes.")
+@click.option(
+    "--model",
+    "-m",
+    "models",
+    multiple=True,
+    required=True,
+    help="A registered name or built-in alias (repeat for several models).",
+)
+@click.option(
+    "--what",
+    type=click.Choice(["chunks", "queries", "all"]),
+    default="all",
+    show_default=True,
+    help="Which texts to embed.",
+)
+@click.option(
+    "--batch-size",
+    type=int,
+    default=64,
+    show_default=True,
+    help="Texts per model call; each batch is committed, so an interrupted run resumes.",
+)
 @click.option("--threads", type=int, default=None, help="Torch CPU threads (default: all usable CPUs).")
 @format_option
 @pass_ctx
-def embed_cmd(ctx: Ctx, models: tuple[str, ...], what: str, batch_size: int, threads: int | None,
-              fmt: str) -> None:
+def embed_cmd(
+    ctx: Ctx, models: tuple[str, ...], what: str, batch_size: int, threads: int | None, fmt: str
+) -> None:
     """Embed every chunk and/or query text that has no vector yet for each model."""
     with ctx.open() as db:
-        summary = db.embed(list(models), what=what, batch_size=batch_size, threads=threads,
-                           progress=not ctx.quiet)
+        summary = db.embed(
+            list(models), what=what, batch_size=batch_size, threads=threads, progress=not ctx.quiet
+        )
     rows = []
     for rep in summary.models:
         for note in rep.notes:
             info(ctx, note)
         for role, n in rep.encoded.items():
-            rows.append({"model_id": rep.model_id, "role": role, "encoded": n,
-                         "already": rep.already.get(role, 0), "loaded": rep.loaded,
-                         "seconds": round(rep.seconds, 2)})
+            rows.append(
+                {
+                    "model_id": rep.model_id,
+                    "role": role,
+                    "encoded": n,
+                    "already": rep.already.get(role, 0),
+                    "loaded": rep.loaded,
+                    "seconds": round(rep.seconds, 2),
+                }
+            )
     emit_frame(pl.DataFrame(rows), fmt)
 
 
@@ -81,19 +131,30 @@ def ensemble_group() -> None:
 
 
 def _emit_summary(summary, fmt: str) -> None:
-    emit_mapping({
-        "ensemble_id": summary.ensemble_id,
-        "members": json.dumps([{"model_id": m.model_id, "weight": round(m.weight, 6)} for m in summary.members]),
-        "dim": summary.dim,
-        "added_doc": summary.added.get("doc", 0),
-        "added_query": summary.added.get("query", 0),
-    }, fmt)
+    emit_mapping(
+        {
+            "ensemble_id": summary.ensemble_id,
+            "members": json.dumps(
+                [{"model_id": m.model_id, "weight": round(m.weight, 6)} for m in summary.members]
+            ),
+            "dim": summary.dim,
+            "added_doc": summary.added.get("doc", 0),
+            "added_query": summary.added.get("query", 0),
+        },
+        fmt,
+    )
 
 
 @ensemble_group.command("create")
 @click.argument("name")
-@click.option("--model", "-m", "members", multiple=True, required=True,
-              help="MODEL or MODEL:WEIGHT (weights default equal and are normalised to sum 1).")
+@click.option(
+    "--model",
+    "-m",
+    "members",
+    multiple=True,
+    required=True,
+    help="MODEL or MODEL:WEIGHT (weights default equal and are normalised to sum 1).",
+)
 @click.option("--replace", is_flag=True, help="Rebuild if NAME exists with other members.")
 @format_option
 @pass_ctx

@@ -69,32 +69,52 @@ def beir_cmd(ctx: Ctx, folder: Path, on_duplicate: str, fmt: str) -> None:
 def _table_command(fmt_name: str) -> click.Command:
     """One command per table format; they share every option."""
 
-    @click.command(fmt_name, help=f"Ingest documents, queries or qrels from a {fmt_name.upper()} file.\n\n"
-                   "Columns not named by an option are ignored unless --meta-column or --all-meta "
-                   "puts them into meta (JSON).")
+    @click.command(
+        fmt_name,
+        help=f"Ingest documents, queries or qrels from a {fmt_name.upper()} file.\n\n"
+        "Columns not named by an option are ignored unless --meta-column or --all-meta "
+        "puts them into meta (JSON).",
+    )
     @click.argument("file", type=click.Path(path_type=Path))
-    @click.option("--kind", type=click.Choice(ingest_lib.KINDS), default="documents", show_default=True,
-                  help="Which table the rows go to.")
+    @click.option(
+        "--kind",
+        type=click.Choice(ingest_lib.KINDS),
+        default="documents",
+        show_default=True,
+        help="Which table the rows go to.",
+    )
     @click.option("--id-column", help="Id column (documents/queries; default _id, id, doc_id / query_id).")
     @click.option("--text-column", help="Text column (default text).")
     @click.option("--title-column", help="Title column (documents; default title if present).")
     @click.option("--query-id-column", help="Query id column (qrels; default query-id or query_id).")
     @click.option("--doc-id-column", help="Document id column (qrels; default corpus-id or doc_id).")
     @click.option("--score-column", help="Relevance score column (qrels; default score, else 1).")
-    @click.option("--split", help="Split of these qrels (default: a split column, else 'unsplit', which `hnm-db split` assigns).")
+    @click.option(
+        "--split",
+        help="Split of these qrels (default: a split column, else 'unsplit', which `hnm-db split` assigns).",
+    )
     @click.option("--meta-column", "meta_columns", multiple=True, help="Column to keep in meta (repeatable).")
     @click.option("--all-meta", is_flag=True, help="Keep every other column in meta.")
     @on_duplicate_option
     @format_option
     @pass_ctx
-    def command(ctx: Ctx, file: Path, kind: str, meta_columns: tuple[str, ...], on_duplicate: str, fmt: str,
-                **columns: str | bool | None) -> None:
+    def command(
+        ctx: Ctx,
+        file: Path,
+        kind: str,
+        meta_columns: tuple[str, ...],
+        on_duplicate: str,
+        fmt: str,
+        **columns: str | bool | None,
+    ) -> None:
         try:
-            spec = ingest_lib.TableSpec(kind=kind, meta_columns=meta_columns, on_duplicate=on_duplicate,
-                                        **columns)  # type: ignore[arg-type]
+            spec = ingest_lib.TableSpec(
+                kind=kind, meta_columns=meta_columns, on_duplicate=on_duplicate, **columns
+            )  # type: ignore[arg-type]
         except InvalidParams as exc:
-            raise click.UsageError(str(exc).replace("_column", "-column").replace("all_meta", "--all-meta")
-                                   ) from None
+            raise click.UsageError(
+                str(exc).replace("_column", "-column").replace("all_meta", "--all-meta")
+            ) from None
         with ctx.open() as db:
             summary = ingest_lib.ingest_table(db, file, spec, fmt=fmt_name)
         report(ctx, summary, fmt)
@@ -120,24 +140,42 @@ def files_cmd(ctx: Ctx, folder: Path, on_duplicate: str, fmt: str) -> None:
 
 @ingest.command("urls")
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
-              help="Seconds to wait for each URL.")
-@click.option("--workers", type=click.IntRange(min=1), default=8, show_default=True,
-              help="URLs fetched at the same time.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait for each URL.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="URLs fetched at the same time.",
+)
 @click.option("--strict", is_flag=True, help="Fail (and write nothing) if any URL fails.")
 @on_duplicate_option
 @format_option
 @pass_ctx
-def urls_cmd(ctx: Ctx, file: Path, timeout: float, workers: int, strict: bool, on_duplicate: str,
-             fmt: str) -> None:
+def urls_cmd(
+    ctx: Ctx, file: Path, timeout: float, workers: int, strict: bool, on_duplicate: str, fmt: str
+) -> None:
     """Fetch every URL listed in FILE (one per line, # comments) and ingest its main text.
 
     Failed URLs (timeouts, HTTP errors, non-HTML pages) are reported and the others ingested; the
     command fails only if all failed, or with --strict if any failed.
     """
     with ctx.open() as db:
-        summary = ingest_lib.ingest_urls(db, file, timeout=timeout, workers=workers, strict=strict,
-                                         on_duplicate=on_duplicate, progress=not ctx.quiet)
+        summary = ingest_lib.ingest_urls(
+            db,
+            file,
+            timeout=timeout,
+            workers=workers,
+            strict=strict,
+            on_duplicate=on_duplicate,
+            progress=not ctx.quiet,
+        )
     report(ctx, summary, fmt)
 
 

@@ -30,10 +30,19 @@ def _ratio_value(value: str) -> float | None:
 
 @click.command("cluster")
 @click.option("--ensemble", required=True, help="Ensemble whose chunk vectors are clustered.")
-@click.option("--k", "k", default="auto", show_default=True, help="Number of clusters, or 'auto' (silhouette).")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of K-means (same seed, same clusters).")
-@click.option("--algorithm", type=click.Choice(["auto", "kmeans", "minibatch"]), default="auto", show_default=True,
-              help="K-means variant; auto uses MiniBatchKMeans above 50,000 chunk texts.")
+@click.option(
+    "--k", "k", default="auto", show_default=True, help="Number of clusters, or 'auto' (silhouette)."
+)
+@click.option(
+    "--seed", default=0, show_default=True, type=int, help="Seed of K-means (same seed, same clusters)."
+)
+@click.option(
+    "--algorithm",
+    type=click.Choice(["auto", "kmeans", "minibatch"]),
+    default="auto",
+    show_default=True,
+    help="K-means variant; auto uses MiniBatchKMeans above 50,000 chunk texts.",
+)
 @format_option
 @pass_ctx
 def cluster_cmd(ctx: Ctx, ensemble: str, k: str, seed: int, algorithm: str, fmt: str) -> None:
@@ -44,58 +53,119 @@ def cluster_cmd(ctx: Ctx, ensemble: str, k: str, seed: int, algorithm: str, fmt:
     with ctx.open() as db:
         summary = cluster(db, params, progress=not ctx.quiet)
         sizes = cluster_sizes(db, summary.cluster_run_id)
-    info(ctx, f"cluster run {summary.cluster_run_id}: k={summary.k} ({summary.algorithm}), "
-              f"{summary.chunks} chunk texts, {summary.queries} queries, inertia {summary.inertia:.4f}, "
-              f"{summary.seconds:.1f}s")
+    info(
+        ctx,
+        f"cluster run {summary.cluster_run_id}: k={summary.k} ({summary.algorithm}), "
+        f"{summary.chunks} chunk texts, {summary.queries} queries, inertia {summary.inertia:.4f}, "
+        f"{summary.seconds:.1f}s",
+    )
     emit_frame(sizes, fmt)
 
 
 @click.command("mine")
-@click.option("--method", type=click.Choice(["ensemble", "bm25", "random"]), default="ensemble", show_default=True,
-              help="How candidates are ranked.")
-@click.option("--ensemble", default=None, help="Ensemble to score with (required for --method ensemble; "
-              "optional for baselines, where it adds ensemble and per-model scores).")
+@click.option(
+    "--method",
+    type=click.Choice(["ensemble", "bm25", "random"]),
+    default="ensemble",
+    show_default=True,
+    help="How candidates are ranked.",
+)
+@click.option(
+    "--ensemble",
+    default=None,
+    help="Ensemble to score with (required for --method ensemble; "
+    "optional for baselines, where it adds ensemble and per-model scores).",
+)
 @click.option("--split", default="train", show_default=True, help="Split whose queries and qrels are read.")
 @click.option("--num-negatives", default=5, show_default=True, type=int, help="Negatives per query.")
 @click.option("--range-min", default=0, show_default=True, type=int, help="First rank kept (0 = hardest).")
 @click.option("--range-max", default=50, show_default=True, type=int, help="Ranks kept are < this.")
-@click.option("--cluster-filter", type=click.Choice(["none", "query", "positive", "either"]), default="none",
-              show_default=True, help="Keep only negatives in the query's / a positive's K-means cluster.")
+@click.option(
+    "--cluster-filter",
+    type=click.Choice(["none", "query", "positive", "either"]),
+    default="none",
+    show_default=True,
+    help="Keep only negatives in the query's / a positive's K-means cluster.",
+)
 @click.option("--cluster-run", default=None, help="Cluster run id (default: the ensemble's latest).")
-@click.option("--max-score-ratio", default="0.95", show_default=True,
-              help="Drop candidates above this fraction of the lowest positive score ('none': keep all).")
-@click.option("--sampling", type=click.Choice(["top", "random"]), default="top", show_default=True,
-              help="Take the best ranks, or a seeded random draw from the window.")
+@click.option(
+    "--max-score-ratio",
+    default="0.95",
+    show_default=True,
+    help="Drop candidates above this fraction of the lowest positive score ('none': keep all).",
+)
+@click.option(
+    "--sampling",
+    type=click.Choice(["top", "random"]),
+    default="top",
+    show_default=True,
+    help="Take the best ranks, or a seeded random draw from the window.",
+)
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of every random choice.")
 @click.option("--name", default=None, help="Run name (default: method-ensemble-split-seedN).")
 @click.option("--replace", is_flag=True, help="Replace an existing run of the same name.")
 @format_option
 @pass_ctx
-def mine_cmd(ctx: Ctx, method: str, ensemble: str | None, split: str, num_negatives: int, range_min: int,
-             range_max: int, cluster_filter: str, cluster_run: str | None, max_score_ratio: str, sampling: str,
-             seed: int, name: str | None, replace: bool, fmt: str) -> None:
+def mine_cmd(
+    ctx: Ctx,
+    method: str,
+    ensemble: str | None,
+    split: str,
+    num_negatives: int,
+    range_min: int,
+    range_max: int,
+    cluster_filter: str,
+    cluster_run: str | None,
+    max_score_ratio: str,
+    sampling: str,
+    seed: int,
+    name: str | None,
+    replace: bool,
+    fmt: str,
+) -> None:
     """Mine hard negatives (or a baseline) for one split into the triplets table."""
     from hnm_db.mine import MiningParams, mine
 
     if method == "ensemble" and not ensemble:
         raise click.UsageError("--method ensemble needs --ensemble NAME")
     params = MiningParams(
-        method=method, ensemble=ensemble, split=split, num_negatives=num_negatives, range_min=range_min,
-        range_max=range_max, cluster_filter=cluster_filter, cluster_run=cluster_run,
-        max_score_ratio=_ratio_value(max_score_ratio), sampling=sampling, seed=seed, name=name,
+        method=method,
+        ensemble=ensemble,
+        split=split,
+        num_negatives=num_negatives,
+        range_min=range_min,
+        range_max=range_max,
+        cluster_filter=cluster_filter,
+        cluster_run=cluster_run,
+        max_score_ratio=_ratio_value(max_score_ratio),
+        sampling=sampling,
+        seed=seed,
+        name=name,
     )
     with ctx.open() as db:
         summary = mine(db, params, replace=replace, progress=not ctx.quiet)
     if summary.short_queries:
         ids = ", ".join(summary.stats["short_query_ids"])
-        info(ctx, f"{summary.short_queries} queries got fewer than {num_negatives} negatives "
-                  f"(not padded): {ids}{' ...' if summary.short_queries > 20 else ''}")
-    emit_mapping({
-        "run": summary.name, "run_id": summary.run_id, "method": summary.method, "split": summary.split,
-        "triplets": summary.triplets, "queries": summary.queries, "queries_covered": summary.queries_covered,
-        "short_queries": summary.short_queries, "dropped_false_negatives": summary.dropped_false_negatives,
-        "seconds": round(summary.seconds, 3),
-    }, fmt)
+        info(
+            ctx,
+            f"{summary.short_queries} queries got fewer than {num_negatives} negatives "
+            f"(not padded): {ids}{' ...' if summary.short_queries > 20 else ''}",
+        )
+    emit_mapping(
+        {
+            "run": summary.name,
+            "run_id": summary.run_id,
+            "method": summary.method,
+            "split": summary.split,
+            "triplets": summary.triplets,
+            "queries": summary.queries,
+            "queries_covered": summary.queries_covered,
+            "short_queries": summary.short_queries,
+            "dropped_false_negatives": summary.dropped_false_negatives,
+            "seconds": round(summary.seconds, 3),
+        },
+        fmt,
+    )
 
 
 @click.group("runs", invoke_without_command=True)
