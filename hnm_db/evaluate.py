@@ -77,9 +77,16 @@ class EvalSummary:
 
 # -- inputs ------------------------------------------------------------------------------------------
 def load_qrels(db: Database, split: str) -> dict[str, dict[str, int]]:
-    """query -> {doc: graded score} for the split; a split without relevant judgements is an error."""
+    """query -> {doc: graded score} for the split; a split without relevant judgements is an error.
+
+    A query's split is its effective one (the ``query_splits`` view): qrels ingested without a split
+    count in the split ``hnm-db split`` assigned to their query.
+    """
     rows = db.execute(
-        "SELECT query_id, doc_id, score FROM qrels WHERE split = ? ORDER BY query_id, doc_id", [split]
+        "SELECT q.query_id, q.doc_id, q.score FROM qrels q JOIN query_splits s ON s.query_id = q.query_id "
+        "AND (q.split = s.split OR (s.origin = 'assigned' AND q.split = 'unsplit')) "
+        "WHERE s.split = ? ORDER BY q.query_id, q.doc_id",
+        [split],
     ).fetchall()
     qrels: dict[str, dict[str, int]] = {}
     for qid, doc, score in rows:

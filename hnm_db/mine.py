@@ -339,6 +339,10 @@ class SplitData:
     item_doc: np.ndarray
     pos_query: np.ndarray  # one row per chunk of a positive document
     pos_item: np.ndarray
+    # (query, item) pairs that must never be negatives: every chunk text of every document judged relevant
+    # for the query in ANY split (DESIGN: a negative is never a judged positive, whatever the split).
+    excl_query: np.ndarray
+    excl_item: np.ndarray
     pos_doc: np.ndarray
     pos_chunk: np.ndarray
     pos_ord: np.ndarray
@@ -355,9 +359,15 @@ def read_split(db: Database, split: str) -> SplitData:
             f"split {split!r} has no qrels with a judged-relevant, chunked document "
             f"(splits with qrels: {', '.join(known) or 'none'})"
         )
+    _reject_queries_in_several_splits(db, split)
     items = db.sql(
         "SELECT content_hash, min(chunk_id) AS chunk_id, arg_min(doc_id, chunk_id) AS doc_id "
         "FROM chunks GROUP BY content_hash ORDER BY content_hash"
+    )
+    excl = db.sql(
+        "SELECT DISTINCT q.query_id, c.content_hash FROM qrels q JOIN chunks c USING (doc_id) "
+        "WHERE q.score > 0 AND q.query_id IN (SELECT query_id FROM mining_queries WHERE split = ?)",
+        [split],
     )
     p = db.sql(
         "SELECT query_id, doc_id, chunk_id, ord, content_hash FROM mining_positives WHERE split = ? "
@@ -378,7 +388,25 @@ def read_split(db: Database, split: str) -> SplitData:
         pos_doc=p["doc_id"].to_numpy(),
         pos_chunk=p["chunk_id"].to_numpy(),
         pos_ord=p["ord"].to_numpy(),
+        excl_query=np.searchsorted(query_ids, excl["query_id"].to_numpy()).astype(np.int64),
+        excl_item=np.searchsorted(item_hashes, excl["content_hash"].to_numpy()).astype(np.int64),
     )
+
+
+def _reject_queries_in_several_splits(db: Database, split: str) -> None:
+    """A query judged in two splits would put one split's query into the other's rows: refuse it."""
+    shared = db.sql(
+        "SELECT query_id, string_agg(DISTINCT split, ', ' ORDER BY split) AS splits FROM query_splits "
+        "WHERE query_id IN (SELECT query_id FROM query_splits WHERE split = ?) "
+        "GROUP BY query_id HAVING count(DISTINCT split) > 1 ORDER BY query_id",
+        [split],
+    )
+    if shared.height:
+        examples = ", ".join(f"{q} ({s})" for q, s in shared.head(5).rows())
+        raise InvalidParams(
+            f"split: {shared.height} queries of split {split!r} are judged in several splits "
+            f"(e.g. {examples}); a query must belong to one split: fix its qrels before mining"
+        )
 
 
 def read_vectors_for(db: Database, ens: EnsembleInfo, role: str, hashes: np.ndarray) -> np.ndarray:
@@ -458,9 +486,9 @@ class _Context:
 
 
 def _margin(data: SplitData) -> int:
-    if len(data.pos_query) == 0:
+    if len(data.excl_query) == 0:
         return 0
-    pairs = np.unique(data.pos_query * len(data.items) + data.pos_item)
+    pairs = np.unique(data.excl_query * len(data.items) + data.excl_item)
     return int(np.bincount(pairs // len(data.items)).max())
 
 
@@ -593,7 +621,7 @@ def _query_vectors(db: Database, ens: EnsembleInfo, data: SplitData) -> np.ndarr
 def _select(ctx: _Context, raw: Candidates, index: Any):
     """exclude -> score positives -> clusters -> filter -> sample, for the whole split at once."""
     params, data = ctx.params, ctx.data
-    cands = exclude_positives(raw, data.pos_query, data.pos_item, len(data.items))
+    cands = exclude_positives(raw, data.excl_query, data.excl_item, len(data.items))
     cands = cands.take(cands.rank < params.range_max)
     # random has no score of its own: pick the best positive chunk by the ensemble when there is one
     scorer = params.method if params.method != "random" or ctx.ens is None else "ensemble"

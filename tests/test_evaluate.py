@@ -173,3 +173,18 @@ def test_python_api_mirrors_the_commands(train_db, tiny_model_dir, tmp_path):
 def test_an_embedding_model_without_head_needs_the_base_prefix(train_db, tiny_model_dir):
     with pytest.raises(InvalidParams, match="base:"):
         E.evaluate(train_db, E.EvalParams(model=str(tiny_model_dir), k=10), progress=False)
+
+
+def test_evaluation_reads_the_split_that_hnm_db_split_assigned(db):
+    from hnm_db.evaluate import load_qrels
+    from hnm_db.split import SplitParams, split
+
+    for i in range(20):
+        db.execute(
+            "INSERT INTO queries (query_id, text, content_hash) VALUES (?, ?, ?)", [f"q{i}", f"t{i}", f"h{i}"]
+        )
+        db.execute("INSERT INTO qrels VALUES (?, ?, 1, 'unsplit')", [f"q{i}", f"d{i}"])
+    split(db, SplitParams(test_ratio=0.3, seed=1))
+    assigned = {r[0] for r in db.execute("SELECT query_id FROM query_splits WHERE split = 'test'").fetchall()}
+    assert assigned and set(load_qrels(db, "test")) == assigned
+    assert not set(load_qrels(db, "train")) & assigned

@@ -427,3 +427,31 @@ def test_duckdb_memory_limit_is_restored_after_mining(mining_db):
     with pytest.raises(EmptySelection):
         mine(mining_db, MiningParams(ensemble=ENSEMBLE, split="dev", num_negatives=2, range_max=5))
     assert mining_db.scalar("SELECT current_setting('memory_limit')") == before
+
+
+def test_documents_judged_in_another_ingest_are_never_negatives(mining_db):
+    """Qrels added later without a split still count: their documents are excluded from every run."""
+    q = "q-astro-0"
+    judged = {r[0] for r in mining_db.execute("SELECT doc_id FROM qrels WHERE query_id = ?", [q]).fetchall()}
+    extra = [d for d in ("astro-1", "astro-2", "astro-3", "astro-4", "astro-6") if d not in judged]
+    for doc in extra:
+        mining_db.execute("INSERT INTO qrels VALUES (?, ?, 1, 'unsplit')", [q, doc])
+    for method in ("ensemble", "bm25", "random"):
+        mine(mining_db, MiningParams(method=method, ensemble=ENSEMBLE, num_negatives=5, name=f"x-{method}"))
+    negatives = {
+        r[0]
+        for r in mining_db.execute("SELECT negative_doc_id FROM triplets WHERE query_id = ?", [q]).fetchall()
+    }
+    assert negatives and not negatives & set(extra)
+    assert _check(mining_db, "negative_is_judged_positive") == []
+
+
+def test_a_query_judged_in_two_splits_is_refused_before_mining(mining_db):
+    before = table_snapshot(mining_db)
+    mining_db.execute("INSERT INTO qrels VALUES ('q-astro-0', 'astro-7', 1, 'test')")
+    with pytest.raises(
+        InvalidParams, match=r"1 queries of split 'train' are judged in several splits.*q-astro-0"
+    ):
+        mine(mining_db, MiningParams(method="random", ensemble=ENSEMBLE, name="both"))
+    mining_db.execute("DELETE FROM qrels WHERE query_id = 'q-astro-0' AND split = 'test'")
+    assert table_snapshot(mining_db) == before
