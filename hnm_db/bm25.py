@@ -18,6 +18,8 @@ import scipy.sparse as sp
 from rank_bm25 import BM25Okapi
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
+from hnm_db.topk import top_k_rows
+
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 
@@ -80,14 +82,7 @@ class BM25Index:
         all_idx = np.zeros((len(queries), k), dtype=np.int64)
         all_sc = np.zeros((len(queries), k), dtype=np.float32)
         for start in range(0, len(queries), block):
-            s = self.scores(queries[start : start + block])
-            idx = (
-                np.argpartition(-s, k - 1, axis=1)[:, :k]
-                if k < n_docs
-                else np.tile(np.arange(n_docs), (len(s), 1))
-            )
-            part = np.take_along_axis(s, idx, axis=1)
-            order = np.lexsort((idx, -part), axis=1)
-            all_idx[start : start + len(s)] = np.take_along_axis(idx, order, axis=1)
-            all_sc[start : start + len(s)] = np.take_along_axis(part, order, axis=1)
+            idx, sc = top_k_rows(self.scores(queries[start : start + block]), k)
+            all_idx[start : start + len(idx)] = idx
+            all_sc[start : start + len(idx)] = sc
         return all_idx, all_sc

@@ -66,6 +66,7 @@ from hnm_db import baselines
 from hnm_db.cluster import EnsembleInfo, check_chunk_vectors, get_ensemble, latest_cluster_run
 from hnm_db.db import Database
 from hnm_db.errors import AlreadyExists, EmptySelection, InvalidParams, MissingEmbeddings, NotFound
+from hnm_db.topk import merge_top_k, top_k_rows
 from hnm_db.vectors import iter_vectors, read_vectors
 
 METHODS = ("ensemble", "bm25", "random")
@@ -175,23 +176,21 @@ class Candidates:
 
 
 def _merge_block(best_s: np.ndarray, best_i: np.ndarray, s: np.ndarray, col_ids: np.ndarray) -> None:
-    """Fold a (queries x chunks) score block, whose columns are items ``col_ids``, into the running top-k."""
+    """Fold a (queries x chunks) score block, whose columns are items ``col_ids``, into the running top-k.
+
+    Ties are ordered by item id (``hnm_db.topk``), so the result does not depend on block sizes.
+    """
     k = best_s.shape[1]
     floor = best_s.min(axis=1)
-    mask = s > floor[:, None]
+    mask = s >= floor[:, None]  # >=: an item tied with the k-th may still win on a lower id
     hits = int(np.count_nonzero(mask))
     if hits == 0:
         return
-    if hits > 2 * best_s.size:  # dense: partial sort of the block, then of block + running
-        kk = min(k, s.shape[1])
-        part = np.argpartition(-s, kk - 1, axis=1)[:, :kk]
-        cat_s = np.concatenate([best_s, np.take_along_axis(s, part, axis=1)], axis=1)
-        cat_i = np.concatenate([best_i, col_ids[part]], axis=1)
-        sel = np.argpartition(-cat_s, k - 1, axis=1)[:, :k]
-        best_s[:] = np.take_along_axis(cat_s, sel, axis=1)
-        best_i[:] = np.take_along_axis(cat_i, sel, axis=1)
+    if hits > 2 * best_s.size:  # dense: exact top-k of the block, then merge with the running one
+        part_i, part_s = top_k_rows(s, k, col_ids)
+        best_s[:], best_i[:] = merge_top_k(best_s, best_i, part_s.astype(best_s.dtype), part_i)
         return
-    r, c = np.nonzero(mask)  # sparse: only scores that beat a row's current k-th compete
+    r, c = np.nonzero(mask)  # sparse: only scores that reach a row's current k-th compete
     rows = np.concatenate([np.repeat(np.arange(len(best_s)), k), r])
     vals = np.concatenate([best_s.ravel(), s[r, c]])
     idx = np.concatenate([best_i.ravel(), col_ids[c]])
@@ -212,13 +211,13 @@ def score_candidates(
 ) -> TopK:
     """Exact top-k of ``queries @ chunks.T`` without materialising it, best first.
 
-    Equal scores are ordered by item index; which of several items tied exactly at the k-th place
-    stays depends on block order (deterministic for the same database file).
+    Equal scores are ordered by item index, also across blocks, so exact ties do not depend on how the
+    chunks are blocked or streamed (tests/test_topk.py); BLAS may still round a dot product differently
+    for another block shape, in the last bit.
 
     ``chunk_blocks`` is a matrix, or an iterable of row blocks: consecutive matrices, or
     ``(item_ids, matrix)`` pairs naming each row's item (blocks streamed from DuckDB in storage order).
-    Memory stays at one query block x one chunk block plus the running (n_queries, k) arrays. A tie at
-    the k-th place between a block's and an earlier block's item keeps the earlier one.
+    Memory stays at one query block x one chunk block plus the running (n_queries, k) arrays.
     """
     if isinstance(chunk_blocks, np.ndarray):
         chunk_blocks = [chunk_blocks]

@@ -1,0 +1,42 @@
+"""Row-wise top-k: exact, best first, and ties broken by lower id whatever the blocking."""
+
+import numpy as np
+
+from hnm_db.bm25 import BM25Index
+from hnm_db.mine import score_candidates
+from hnm_db.topk import merge_top_k, top_k_rows
+
+
+def test_top_k_rows_orders_by_score_then_lower_id():
+    s = np.array([[0.5, 0.9, 0.5, 0.5, 0.1], [1.0, 1.0, 1.0, 1.0, 1.0]], dtype=np.float32)
+    ids, sc = top_k_rows(s, 3, ids=np.array([40, 30, 20, 10, 0]))
+    assert ids.tolist() == [[30, 10, 20], [0, 10, 20]]
+    assert sc[0].tolist() == [np.float32(0.9), np.float32(0.5), np.float32(0.5)]
+
+
+def test_merge_keeps_the_k_best_with_lower_ids_on_ties():
+    s, i = merge_top_k(np.array([[0.9, 0.5]]), np.array([[7, 9]]), np.array([[0.5, 0.2]]), np.array([[3, 1]]))
+    assert i.tolist() == [[7, 3]] and s.tolist() == [[0.9, 0.5]]
+
+
+def test_ensemble_top_k_with_exact_ties_does_not_depend_on_block_size():
+    rng = np.random.default_rng(0)
+    # small integers: every dot product is exact, so equal vectors tie exactly whatever the BLAS kernel
+    chunks = np.repeat(rng.integers(-3, 4, size=(30, 8)).astype(np.float32), 10, axis=0)  # each vector 10x
+    queries = rng.integers(-3, 4, size=(7, 8)).astype(np.float32)
+    ids = np.arange(len(chunks))
+    results = []
+    for block in (1000, 16, 64, 100, 299):
+        blocks = [(ids[a : a + block], chunks[a : a + block]) for a in range(0, len(chunks), block)]
+        top = score_candidates(queries, blocks, 5)
+        results.append(top.indices.tolist())
+    assert all(r == results[0] for r in results)
+    # all five winners of a row share one score: the lowest ids of that duplicated vector
+    assert all(row == sorted(row) for row in results[0])
+
+
+def test_bm25_top_k_fills_zero_score_ties_with_the_lowest_indices():
+    texts = ["star galaxy"] * 3 + ["flour butter"] * 5000
+    idx, sc = BM25Index.build(texts).top_k(["star"], k=6)
+    assert idx[0].tolist() == [0, 1, 2, 3, 4, 5]
+    assert sc[0][3:].tolist() == [0.0, 0.0, 0.0]
