@@ -67,7 +67,7 @@ from hnm_db.cluster import EnsembleInfo, check_chunk_vectors, get_ensemble, late
 from hnm_db.db import Database
 from hnm_db.errors import AlreadyExists, EmptySelection, InvalidParams, MissingEmbeddings, NotFound
 from hnm_db.topk import merge_top_k, top_k_rows
-from hnm_db.vectors import iter_vectors, read_vectors
+from hnm_db.vectors import iter_vectors, vectors_by_hash
 
 METHODS = ("ensemble", "bm25", "random")
 CLUSTER_FILTERS = ("none", "query", "positive", "either")
@@ -410,48 +410,27 @@ def _reject_queries_in_several_splits(db: Database, split: str) -> None:
 
 def read_vectors_for(db: Database, ens: EnsembleInfo, role: str, hashes: np.ndarray) -> np.ndarray:
     """Ensemble vectors of ``hashes`` (aligned, duplicates allowed); MissingEmbeddings if any lacks one."""
-    uniq, inverse = np.unique(hashes.astype(str), return_inverse=True)
-    db.con.register("_hnm_want", pa.table({"content_hash": pa.array(uniq, pa.string())}))
-    try:
-        keys, mat = read_vectors(
-            db,
-            "SELECT ev.content_hash, ev.vec FROM ensemble_vectors ev JOIN _hnm_want w USING (content_hash) "
-            "WHERE ev.ensemble_id = ? AND ev.role = ? ORDER BY ev.content_hash",
-            [ens.ensemble_id, role],
-        )
-    finally:
-        db.con.unregister("_hnm_want")
-    if len(mat) != len(uniq):
+    mat, missing = vectors_by_hash(db, "ensemble_vectors", "ensemble_id", ens.ensemble_id, role, hashes)
+    if missing:
         what = "query" if role == "query" else "chunk"
         raise MissingEmbeddings(
-            f"ensemble {ens.name!r} has no vectors for {len(uniq) - len(mat)} of {len(uniq)} {what} texts "
+            f"ensemble {ens.name!r} has no vectors for {missing} of {len(np.unique(hashes))} {what} texts "
             f"(members: {', '.join(m['name'] for m in ens.members)}): run `hnm-db embed` and re-create the ensemble"
         )
-    return mat[inverse]
+    return mat
 
 
 def member_cosines(db: Database, model: dict, a_hashes: np.ndarray, b_hashes: np.ndarray) -> np.ndarray:
     """Cosine of member ``model`` between aligned query texts ``a_hashes`` and chunk texts ``b_hashes``."""
     out = []
     for r, hashes in (("query", a_hashes), ("doc", b_hashes)):
-        uniq, inverse = np.unique(hashes.astype(str), return_inverse=True)
-        db.con.register("_hnm_want", pa.table({"content_hash": pa.array(uniq, pa.string())}))
-        try:
-            _, mat = read_vectors(
-                db,
-                "SELECT e.content_hash, e.vec FROM embeddings e JOIN _hnm_want w USING (content_hash) "
-                "WHERE e.model_id = ? AND e.role = ? ORDER BY e.content_hash",
-                [model["model_id"], r],
-            )
-        finally:
-            db.con.unregister("_hnm_want")
-        if len(mat) != len(uniq):
+        mat, missing = vectors_by_hash(db, "embeddings", "model_id", model["model_id"], r, hashes)
+        if missing:
             raise MissingEmbeddings(
-                f"model {model['name']!r} has no {r} embeddings for {len(uniq) - len(mat)} of {len(uniq)} texts "
-                "needed for member scores: run `hnm-db embed`"
+                f"model {model['name']!r} has no {r} embeddings for {missing} of {len(np.unique(hashes))} "
+                "texts needed for member scores: run `hnm-db embed`"
             )
-        mat = mat / np.maximum(np.linalg.norm(mat, axis=1, keepdims=True), 1e-12)
-        out.append(mat[inverse])
+        out.append(mat / np.maximum(np.linalg.norm(mat, axis=1, keepdims=True), 1e-12))
     return np.einsum("ij,ij->i", out[0], out[1]).astype(np.float64)
 
 

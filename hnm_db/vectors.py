@@ -109,3 +109,27 @@ def iter_vectors(
             if name != vec_column
         }
         yield keys, from_arrow_list(batch.column(vec_column))
+
+
+def vectors_by_hash(
+    db: Database, table: str, owner_column: str, owner: str, role: str, hashes: np.ndarray
+) -> tuple[np.ndarray, int]:
+    """Vectors of ``table`` rows (owner, role, hash) aligned with ``hashes`` (duplicates allowed).
+
+    Returns (matrix, number of distinct hashes without a vector); when some are missing the matrix is
+    empty and the caller raises the error that names what to run. ``table``/``owner_column`` come from code.
+    """
+    uniq, inverse = np.unique(hashes.astype(str), return_inverse=True)
+    db.con.register("_hnm_want", pa.table({"content_hash": pa.array(uniq, pa.string())}))
+    try:
+        _, mat = read_vectors(
+            db,
+            f"SELECT t.content_hash, t.vec FROM {table} t JOIN _hnm_want w USING (content_hash) "
+            f"WHERE t.{owner_column} = ? AND t.role = ? ORDER BY t.content_hash",
+            [owner, role],
+        )
+    finally:
+        db.con.unregister("_hnm_want")
+    if len(mat) != len(uniq):
+        return np.zeros((0, 0), np.float32), len(uniq) - len(mat)
+    return mat[inverse], 0
