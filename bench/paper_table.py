@@ -67,16 +67,21 @@ class Profile:
     seeds: int
     interpolate: tuple[float, ...]
     rerank: tuple[str, ...]  # first stages whose top-k the models re-rank ("bm25", "ensemble")
+    methods: tuple[str, ...] = METHODS  # negative sources mined and trained on (a knob variant may pick one)
 
 
+#: Sized for ~1 hour on 2 CPU cores once the three aliases' vectors are cached (measured: minilm-l6
+#: cross-encoder at 128 tokens trains ~15 pairs/s and scores ~40 pairs/s there). Every method gets the
+#: same 30 warm-up steps on random (easy) negatives before its own: with a fresh head, hard negatives alone
+#: barely moved the loss in the first profile (0.99 -> 0.97 in 22 steps; random negatives 0.99 -> 0.75).
 FULL = Profile(
     name="full",
     models=("minilm-l6", "minilm-l3", "mpnet-base"),
     train_queries=None,
     test_queries=None,
     extra_docs=None,
-    k=30,
-    max_length=256,
+    k=20,
+    max_length=128,
     epochs=1,
     batch_size=16,
     negatives=3,
@@ -88,10 +93,10 @@ FULL = Profile(
     loss="triplet",
     lr=1e-4,
     head_lr=1e-3,
-    warmup_easy_steps=0,
+    warmup_easy_steps=30,
     base="minilm-l6",
     seeds=2,
-    interpolate=(),
+    interpolate=(0.5,),
     rerank=("bm25",),
 )
 QUICK = replace(
@@ -102,9 +107,10 @@ QUICK = replace(
     test_queries=60,
     extra_docs=500,
     k=10,
-    max_length=128,
     negatives=2,
     clusters=8,
+    warmup_easy_steps=0,
+    interpolate=(),
 )
 
 
@@ -215,7 +221,7 @@ def mine_all(db: hnm_db.Database, ensemble: str, profile: Profile, timings: dict
         "ORDER BY created_at DESC LIMIT 1",
         [ensemble_id, profile.clusters],
     )
-    for method in METHODS:
+    for method in profile.methods:
         name = mining_name(profile, method)
         params = dict(split="train", num_negatives=profile.negatives, seed=0, name=name, ensemble=ensemble)
         if method != "random":
@@ -242,7 +248,7 @@ def train_all(db: hnm_db.Database, profile: Profile, device: str, timings: dict[
     models = CACHE / "models" / profile.name
     models.mkdir(parents=True, exist_ok=True)
     for seed in range(profile.seeds):
-        for method in METHODS:
+        for method in profile.methods:
             name = f"{profile.name}-ce-{method}-s{seed}"
             names.append(name)
             params = T.TrainParams(
@@ -310,7 +316,59 @@ def evaluate_all(
 
 
 # -- report ------------------------------------------------------------------------------------------
-def report(db: hnm_db.Database, profile: Profile, data: Path, device: str, timings: dict[str, float]) -> str:
+def loss_table(db: hnm_db.Database, runs: list[str], points: int = 8) -> str:
+    """Each training run's loss curve as the mean loss of ``points`` equal stretches of its steps."""
+    lines = [
+        "| training run | steps | pairs/s (hard pairs / whole run) | loss curve (mean over each eighth of the steps) |",
+        "|---|---:|---:|---|",
+    ]
+    for name in runs:
+        row = db.execute(
+            "SELECT loss_curve, stats FROM training_runs WHERE name = ? AND status = 'finished'", [name]
+        ).fetchone()
+        if row is None:
+            continue
+        curve, stats = np.array(json.loads(row[0])), json.loads(row[1])
+        parts = [float(p.mean()) for p in np.array_split(curve, min(points, len(curve)))]
+        rate = stats["pairs"] / stats["seconds"] if stats.get("seconds") else float("nan")
+        lines.append(
+            f"| {name} | {len(curve)} | {rate:.1f} | " + " → ".join(f"{v:.3f}" for v in parts) + " |"
+        )
+    return "\n".join(lines)
+
+
+def audit_table(db: hnm_db.Database, profile: Profile) -> str:
+    """What each mining run selected (the audit's run_summary), one column per run."""
+    from hnm_db.audit import AuditParams, audit
+
+    names = [mining_name(profile, m) for m in profile.methods]
+    summary = audit(db, AuditParams(runs=tuple(names))).runs
+    rows = summary.to_dicts()
+    keys = [
+        "queries",
+        "triplets",
+        "neg_score_mean",
+        "pos_score_mean",
+        "dropped_false_negatives",
+        "short_queries",
+        "cluster_agreement",
+    ]
+    lines = ["| measure | " + " | ".join(r["run"] for r in rows) + " |", "|---|" + "---:|" * len(rows)]
+    for key in keys:
+        cells = [r.get(key) for r in rows]
+        text = ["" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v)) for v in cells]
+        lines.append(f"| {key} | " + " | ".join(text) + " |")
+    return "\n".join(lines)
+
+
+def report(
+    db: hnm_db.Database,
+    profile: Profile,
+    data: Path,
+    device: str,
+    timings: dict[str, float],
+    runs: list[str],
+) -> str:
     import torch
 
     counts = {t: db.scalar(f"SELECT count(*) FROM {t}") for t in ("documents", "chunks")}
@@ -340,7 +398,16 @@ def report(db: hnm_db.Database, profile: Profile, data: Path, device: str, timin
         "Rows: `first-stage:*` = the first stage alone; `base:*` = the untuned base with a fresh (seeded) "
         "head; `ce[RUN, LOSS]` = a cross-encoder fine-tuned on mining run RUN, mean ± sample sd over "
         "training seeds (`seeds` column). Metrics per document (max over chunks), MRR@10 / nDCG@10 / P@1 / "
-        "P@5, Recall@k at the re-ranked depth k.",
+        "P@5, Recall@k at the re-ranked depth k; `interpolate` rows mix z-scored model and first-stage "
+        "scores per query (alpha = model weight).",
+        "",
+        "Training loss (every run of this profile; the first `warmup_easy_steps` steps use random negatives):",
+        "",
+        loss_table(db, runs),
+        "",
+        "Mining runs (`hnm-db audit`; scores are each method's own: BM25 or ensemble cosine):",
+        "",
+        audit_table(db, profile),
     ]
     return "\n".join(lines) + "\n"
 
@@ -376,6 +443,11 @@ def main() -> None:
         default=None,
         help="First stages the models re-rank: bm25, ensemble or both (comma-separated; default bm25).",
     )
+    ap.add_argument(
+        "--methods",
+        default=None,
+        help="Negative sources to mine and train on (comma-separated; default ensemble,bm25,random).",
+    )
     ap.add_argument("--tag", default=None, help="Suffix of the profile name, to keep variants (knobs) apart.")
     args = ap.parse_args()
 
@@ -385,6 +457,11 @@ def main() -> None:
         overrides["interpolate"] = tuple(args.interpolate)
     if args.rerank:
         overrides["rerank"] = tuple(s.strip() for s in args.rerank.split(","))
+    if args.methods:
+        overrides["methods"] = tuple(m.strip() for m in args.methods.split(","))
+        unknown = set(overrides["methods"]) - set(METHODS)
+        if unknown:
+            ap.error(f"--methods: unknown {sorted(unknown)}; choose from {', '.join(METHODS)}")
     if args.tag:
         overrides["name"] = f"{profile.name}-{args.tag}"
     profile = replace(profile, **overrides)
@@ -404,7 +481,7 @@ def main() -> None:
         runs = train_all(db, profile, device, timings)
         evaluate_all(db, ensemble, profile, runs, device, timings)
         timings["total"] = time.perf_counter() - start
-        text = report(db, profile, data, device, timings)
+        text = report(db, profile, data, device, timings, runs)
     print(text)
     out = (
         ROOT

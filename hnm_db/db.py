@@ -6,6 +6,8 @@ current schema and views. Stage modules take a ``Database`` and read and write t
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -49,8 +51,8 @@ class Database:
         try:
             self._check_version()
             if not read_only:
-                self.migrate()
-                self.create_views()
+                applied = self.migrate()
+                self.create_views(force=bool(applied))
         except BaseException:
             self.con.close()
             raise
@@ -84,9 +86,19 @@ class Database:
             applied.append(version)
         return applied
 
-    def create_views(self) -> None:
-        """(Re)create every view in sql/views; a view may read another, so retry until all resolve."""
+    def create_views(self, *, force: bool = False) -> bool:
+        """(Re)create every view in sql/views; a view may read another, so retry until all resolve.
+
+        Skipped (returns False) when the stored ``views_digest`` matches this hnm-db's view SQL and every
+        view exists, so opening a database costs no DDL transaction; ``force`` re-creates regardless.
+        """
         pending = resources.sql_files("views")
+        digest = hashlib.blake2b(  # the schema version too: views read the tables it shapes
+            "\0".join([str(self.schema_version()), *(f"{n}\0{sql}" for n, sql in pending.items())]).encode(),
+            digest_size=16,
+        ).hexdigest()
+        if not force and self._views_current(digest):
+            return False
         with self.transaction():
             while pending:
                 failed = {}
@@ -99,6 +111,30 @@ class Database:
                     name, (_, exc) = next(iter(failed.items()))
                     raise RuntimeError(f"view {name} cannot be created: {exc}")
                 pending = {n: s for n, (s, _) in failed.items()}
+            self.con.executemany(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                [["views_digest", digest], ["views_objects", json.dumps(self._view_objects())]],
+            )
+        return True
+
+    def _view_objects(self) -> list[str]:
+        """Names of the user views and macros in the database, sorted."""
+        rows = self.con.execute(
+            "SELECT view_name FROM duckdb_views() WHERE NOT internal AND schema_name = 'main' "
+            "UNION SELECT function_name FROM duckdb_functions() "
+            "WHERE NOT internal AND schema_name = 'main' AND function_type IN ('macro', 'table_macro')"
+        ).fetchall()
+        return sorted(r[0] for r in rows)
+
+    def _views_current(self, digest: str) -> bool:
+        stored = dict(
+            self.con.execute(
+                "SELECT key, value FROM meta WHERE key IN ('views_digest', 'views_objects')"
+            ).fetchall()
+        )
+        if stored.get("views_digest") != digest or "views_objects" not in stored:
+            return False
+        return set(json.loads(stored["views_objects"])) <= set(self._view_objects())
 
     # -- access ---------------------------------------------------------------------------------
     @contextmanager

@@ -280,15 +280,22 @@ def fingerprint(files: dict[str, dict[str, Any]], config: ModelConfig) -> str:
 
 @contextmanager
 def quiet_transformers() -> Iterator[None]:
-    """Silence transformers' own progress bars and load reports: hnm-db prints its own progress."""
+    """Silence transformers' own progress bars and load reports, and sentence-transformers' expected
+    "Converting SentenceTransformer model ... to CrossEncoder" warning: hnm-db prints its own progress."""
+    import logging
+
     from transformers.utils import logging as hf_logging
 
     bars, level = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
+    st_logger = logging.getLogger("sentence_transformers")
+    st_level = st_logger.level
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
+    st_logger.setLevel(logging.ERROR)
     try:
         yield
     finally:
+        st_logger.setLevel(st_level)
         hf_logging.set_verbosity(level)
         if bars:
             hf_logging.enable_progress_bar()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from _mining_fixture import ENSEMBLE, table_snapshot
@@ -76,10 +78,41 @@ def test_queries_are_assigned_to_the_nearest_centroid(mining_db):
     assert np.allclose(d.min(1), keys["distance"], atol=1e-5)
 
 
-def test_auto_k_picks_the_four_topics_by_silhouette(mining_db):
+def test_auto_k_picks_the_four_topics_by_neighbour_retention(mining_db):
     s = cluster(mining_db, ClusterParams(ensemble=ENSEMBLE, k="auto", seed=0))
     assert s.k == 4
-    assert s.silhouette[4] == max(s.silhouette.values())
+    assert s.retention[4] >= 2 / 3 > s.retention[8]
+    stored = json.loads(
+        mining_db.scalar("SELECT params FROM cluster_runs WHERE cluster_run_id = ?", [s.cluster_run_id])
+    )
+    assert {int(k): v for k, v in stored["auto_retention_scores"].items()} == s.retention
+    again = cluster(mining_db, ClusterParams(ensemble=ENSEMBLE, k="auto", seed=0))
+    assert again.reused and again.k == 4 and again.retention == s.retention
+
+
+def test_auto_k_takes_the_largest_k_that_keeps_neighbours_together():
+    """No cluster structure (one Gaussian blob): retention falls smoothly with k and the rule picks the
+    largest candidate above the bar, not the smallest k as silhouette does on such data."""
+    from hnm_db.cluster import choose_k
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(600, 3)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)  # unit vectors, like ensemble vectors
+    params = ClusterParams(ensemble="e", k="auto", seed=0, auto_candidates=(2, 4, 8, 16, 32, 64))
+    k, retention = choose_k(x, params, "kmeans")
+    ks = sorted(retention)
+    assert all(retention[a] >= retention[b] - 0.02 for a, b in zip(ks[:-1], ks[1:], strict=True))
+    assert k == max(c for c in ks if retention[c] >= 2 / 3)
+    assert 2 < k < 64
+    strict = ClusterParams(ensemble="e", k="auto", seed=0, auto_retention=1.0)
+    assert choose_k(x, strict, "kmeans")[0] == 1  # nothing keeps every neighbour: one cluster
+
+
+def test_auto_k_parameters_are_validated():
+    with pytest.raises(InvalidParams, match="auto_retention"):
+        ClusterParams(ensemble="e", auto_retention=0)
+    with pytest.raises(InvalidParams, match="auto_neighbours"):
+        ClusterParams(ensemble="e", auto_neighbours=0)
 
 
 def test_minibatch_algorithm_runs_and_is_recorded(mining_db):

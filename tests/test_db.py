@@ -190,3 +190,21 @@ def test_bad_sql_is_one_line_error(filled_path):
 def test_opening_in_a_missing_folder_is_a_clear_error(tmp_path):
     with pytest.raises(hnm_db.HnmError, match="folder of the database does not exist"):
         hnm_db.open(tmp_path / "no" / "such" / "db.duckdb")
+
+
+def test_views_are_recreated_only_when_their_sql_changed_or_one_is_missing(tmp_path):
+    path = tmp_path / "v.duckdb"
+    with hnm_db.open(path) as db:
+        objects = json.loads(db.scalar("SELECT value FROM meta WHERE key = 'views_objects'"))
+        assert {"run_summary", "query_splits", "ensemble_similarity", "ensemble_sim"} <= set(objects)
+        assert db.create_views() is False  # unchanged SQL, every object present: no DDL
+    with hnm_db.open(path) as db:
+        db.execute("DROP VIEW run_summary")
+    with hnm_db.open(path) as db:  # a missing view is noticed and re-created
+        assert db.scalar("SELECT count(*) FROM duckdb_views() WHERE view_name = 'run_summary'") == 1
+        db.execute("UPDATE meta SET value = 'stale' WHERE key = 'views_digest'")
+        db.execute("CREATE OR REPLACE VIEW run_summary AS SELECT 1 AS x")
+    with hnm_db.open(path) as db:  # another hnm-db's SQL (digest differs): re-created from sql/views
+        assert "x" not in db.sql("SELECT * FROM run_summary LIMIT 0").columns
+        assert db.create_views() is False
+        assert db.create_views(force=True) is True

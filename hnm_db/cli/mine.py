@@ -31,7 +31,12 @@ def _ratio_value(value: str) -> float | None:
 @click.command("cluster")
 @click.option("--ensemble", required=True, help="Ensemble whose chunk vectors are clustered.")
 @click.option(
-    "--k", "k", default="auto", show_default=True, help="Number of clusters, or 'auto' (silhouette)."
+    "--k",
+    "k",
+    default="auto",
+    show_default=True,
+    help="Number of clusters, or 'auto': the largest k keeping >= 2/3 of each chunk's 10 nearest "
+    "neighbours in its cluster (on a sample).",
 )
 @click.option(
     "--seed", default=0, show_default=True, type=int, help="Seed of K-means (same seed, same clusters)."
@@ -59,6 +64,12 @@ def cluster_cmd(ctx: Ctx, ensemble: str, k: str, seed: int, algorithm: str, fmt:
         f"{summary.chunks} chunk texts, {summary.queries} queries, inertia {summary.inertia:.4f}, "
         f"{summary.seconds:.1f}s",
     )
+    if summary.retention:
+        info(
+            ctx,
+            "auto k, neighbour retention per candidate: "
+            + ", ".join(f"k={k} {r:.3f}" for k, r in sorted(summary.retention.items())),
+        )
     emit_frame(sizes, fmt)
 
 
