@@ -61,7 +61,7 @@ def get_ensemble(db: Database, name: str) -> EnsembleInfo:
     out = []
     for m in members:
         found = db.execute(
-            "SELECT name, fingerprint FROM models WHERE model_id = ?", [m["model_id"]]
+            "SELECT name, fingerprint, dim FROM models WHERE model_id = ?", [m["model_id"]]
         ).fetchone()
         out.append(
             {
@@ -69,6 +69,7 @@ def get_ensemble(db: Database, name: str) -> EnsembleInfo:
                 "weight": float(m["weight"]),
                 "name": found[0] if found else m["model_id"],
                 "fingerprint": found[1] if found else None,
+                "dim": int(found[2]) if found else None,
             }
         )
     return EnsembleInfo(row[0], row[1], out, int(row[3]))

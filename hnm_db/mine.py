@@ -828,6 +828,23 @@ def _nullable_int(values: np.ndarray) -> pa.Array:
     return pa.array(values.astype(np.int32), pa.int32(), mask=values < 0)
 
 
+def _slice_cosines(
+    ctx: _Context, q_rows: np.ndarray, docs: np.ndarray
+) -> list[tuple[str, np.ndarray]] | None:
+    """Each member's cosine of (query row, doc vector) pairs, read off the ensemble vectors: member i's
+    slice of an ensemble vector is sqrt(w_i) * v_i / |v_i|, so the slices' dot product over w_i is the
+    member's cosine (float32 rounding, ~1e-7), without reading any member embedding again."""
+    dims = [m.get("dim") for m in ctx.ens.members]
+    if None in dims or sum(dims) != docs.shape[1]:
+        return None
+    out, start = [], 0
+    for m, dim in zip(ctx.ens.members, dims, strict=True):
+        part = np.einsum("ij,ij->i", ctx.qvecs[q_rows, start : start + dim], docs[:, start : start + dim])
+        out.append((m["model_id"], part.astype(np.float64) / m["weight"]))
+        start += dim
+    return out
+
+
 def _member_scores(ctx: _Context, q: np.ndarray, items: np.ndarray) -> pa.Array:
     """MAP(model_id -> cosine, '@ensemble' -> ensemble similarity) per row; NULL without an ensemble."""
     n = len(q)
@@ -838,11 +855,13 @@ def _member_scores(ctx: _Context, q: np.ndarray, items: np.ndarray) -> pa.Array:
     pair_key = q * len(ctx.data.items) + items
     uniq, inverse = np.unique(pair_key, return_inverse=True)
     uq, ui = uniq // len(ctx.data.items), uniq % len(ctx.data.items)
-    columns = [
-        (m["model_id"], member_cosines(ctx.db, m, ctx.data.query_hashes[uq], ctx.data.items[ui]))
-        for m in ctx.ens.members
-    ]
     docs = read_vectors_for(ctx.db, ctx.ens, "doc", ctx.data.items[ui])
+    columns = _slice_cosines(ctx, uq, docs)
+    if columns is None:  # a member's dimension is unknown: read the member embeddings themselves
+        columns = [
+            (m["model_id"], member_cosines(ctx.db, m, ctx.data.query_hashes[uq], ctx.data.items[ui]))
+            for m in ctx.ens.members
+        ]
     columns.append((ENSEMBLE_KEY, np.einsum("ij,ij->i", ctx.qvecs[uq], docs).astype(np.float64)))
     m = len(columns)
     keys = np.tile(np.array([c[0] for c in columns], dtype=object), n)

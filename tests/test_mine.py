@@ -366,6 +366,35 @@ def test_scores_ranks_and_member_scores_are_the_recorded_provenance(mining_db):
     assert all(v == sorted(v) and len(v) == 4 for v in ranks.values())
 
 
+def test_member_scores_equal_cosines_of_the_member_embeddings(mining_db, monkeypatch):
+    """Member scores are read off the ensemble vector slices; they must equal the cosines of the raw
+    member embeddings, and the fallback that reads those embeddings must give the same rows."""
+    mine(mining_db, MiningParams(ensemble=ENSEMBLE, num_negatives=3, range_max=10, name="slices"))
+    rows = mining_db.sql(
+        "SELECT q.content_hash AS qh, c.content_hash AS ch, t.member_scores FROM triplets t "
+        "JOIN queries q USING (query_id) JOIN chunks c ON c.chunk_id = t.negative_chunk_id "
+        "ORDER BY t.query_id, t.positive_chunk_id, t.rank"
+    )
+    qh, ch = rows["qh"].to_numpy(), rows["ch"].to_numpy()
+    for model in ("m-a", "m-b"):
+        member = {"model_id": model, "name": model}
+        expected = mine_mod.member_cosines(mining_db, member, qh, ch)
+        got = np.array([dict(m)[model] for m in rows["member_scores"].to_list()])
+        assert np.allclose(got, expected, atol=1e-5)
+    monkeypatch.setattr(mine_mod, "_slice_cosines", lambda *a: None)
+    mine(mining_db, MiningParams(ensemble=ENSEMBLE, num_negatives=3, range_max=10, name="raw"))
+    both = mining_db.sql(
+        "SELECT a.member_scores AS a, b.member_scores AS b FROM triplets a JOIN triplets b "
+        "USING (query_id, positive_chunk_id, negative_chunk_id) "
+        "WHERE a.run_id = (SELECT run_id FROM mining_runs WHERE name = 'slices') "
+        "AND b.run_id = (SELECT run_id FROM mining_runs WHERE name = 'raw')"
+    )
+    assert both.height == rows.height
+    for a, b in zip(both["a"].to_list(), both["b"].to_list(), strict=True):
+        a, b = dict(a), dict(b)
+        assert a.keys() == b.keys() and all(abs(a[k] - b[k]) < 1e-5 for k in a)
+
+
 def test_multi_chunk_positive_uses_its_best_chunk(mining_db):
     # astro-0 has two chunks (every third doc is split): the positive chunk must be the higher-scoring one
     mine(mining_db, MiningParams(ensemble=ENSEMBLE, num_negatives=2, range_max=10, max_score_ratio=None))
