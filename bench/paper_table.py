@@ -70,8 +70,8 @@ class Profile:
     methods: tuple[str, ...] = METHODS  # negative sources mined and trained on (a knob variant may pick one)
 
 
-#: Sized for ~1 hour on 2 CPU cores once the three aliases' vectors are cached (measured: minilm-l6
-#: cross-encoder at 128 tokens trains ~15 pairs/s and scores ~40 pairs/s there). Every method gets the
+#: Sized for 2 CPU cores once the three aliases' vectors are cached: measured 85 minutes (minilm-l6
+#: cross-encoder at 128 tokens trains ~8-9 pairs/s and scores ~40 pairs/s there; 6 trainings of ~11 min). Every method gets the
 #: same 30 warm-up steps on random (easy) negatives before its own: with a fresh head, hard negatives alone
 #: barely moved the loss in the first profile (0.99 -> 0.97 in 22 steps; random negatives 0.99 -> 0.75).
 FULL = Profile(
