@@ -36,6 +36,6 @@ bench *ARGS:
     HF_HUB_OFFLINE=1 {{py}} bench/embed.py {{ARGS}}
     HF_HUB_OFFLINE=1 {{py}} bench/mine.py {{ARGS}}
 
-# The paper's comparison on SciFact (about an hour on 2 CPU cores; --quick for a 10-minute subset).
+# The re-ranker comparison (bench/paper_table.py: hours on 2 CPU cores; --quick for a subset, --ablations for the knob table).
 paper-table *ARGS:
     HF_HUB_OFFLINE=1 {{py}} bench/paper_table.py {{ARGS}}

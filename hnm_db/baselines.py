@@ -94,13 +94,16 @@ def bm25_hits(db: Database, split: str, hashes: np.ndarray, texts: list[str], k:
     return table, index
 
 
-def random_hits(db: Database, split: str, hashes: np.ndarray, k: int, seed: int) -> pa.Table:
-    """(query_id, hit_order, content_hash, NULL score) of k uniform draws per query of ``split``."""
+def random_hits(
+    db: Database, split: str, hashes: np.ndarray, k: int, seed: int, *, stream: int = 0
+) -> pa.Table:
+    """(query_id, hit_order, content_hash, NULL score) of k uniform draws per query of ``split``;
+    ``stream`` picks an independent draw of the same seed (the random mix of a hard run uses 2)."""
     n = len(hashes)
 
     def draw(query_ids: pa.Array, ks: pa.Array) -> pa.Array:
         kk = min(int(pc.max(ks).as_py() or 0), n)
-        rows = [query_rng(seed, q, 0).choice(n, size=kk, replace=False) for q in query_ids.to_pylist()]
+        rows = [query_rng(seed, q, stream).choice(n, size=kk, replace=False) for q in query_ids.to_pylist()]
         idx = np.asarray(rows, dtype=np.int64).reshape(len(rows), kk)
         return _hits_array(idx, None, hashes)
 

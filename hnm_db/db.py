@@ -438,8 +438,9 @@ class Database:
     ) -> Any:
         """``hnm-db train``: fine-tune a cross-encoder on mining run ``run`` -> TrainSummary.
 
-        ``params`` are the other :class:`hnm_db.train.TrainParams` fields (loss, epochs, batch_size,
-        max_length, lr, head_lr, seed, max_steps, margin, warmup_easy_steps, split, name, device, ...).
+        ``params`` are the other :class:`hnm_db.train.TrainParams` fields (loss, group_size, epochs,
+        batch_size, max_steps, max_length, lr, head_lr, seed, warmup_easy_steps, distill_steps, dev_ratio,
+        split, name, device, ...).
         """
         from hnm_db.train import TrainParams, train
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,10 +26,9 @@ import polars as pl
 import pyarrow as pa
 
 from hnm_db import metrics
-from hnm_db.bm25 import BM25Index
+from hnm_db.crossencoder import load_cross_encoder, model_fingerprint, pick_device, resolve_base, score_pairs
 from hnm_db.db import Database
 from hnm_db.errors import EmptySelection, InvalidParams, MissingEmbeddings, NotFound
-from hnm_db.train import load_cross_encoder, model_fingerprint, pick_device, resolve_base, score_pairs
 from hnm_db.vectors import iter_vectors, read_vectors
 
 BASE_PREFIX = "base:"
@@ -99,7 +99,8 @@ def load_qrels(db: Database, split: str) -> dict[str, dict[str, int]]:
     return qrels
 
 
-def _queries(db: Database, query_ids: list[str]) -> pl.DataFrame:
+def query_frame(db: Database, query_ids: list[str]) -> pl.DataFrame:
+    """(query_id, text, content_hash) of the given queries, by id."""
     db.con.register("_hnm_eval_q", pa.table({"query_id": query_ids}))
     try:
         return db.sql(
@@ -113,6 +114,8 @@ def _queries(db: Database, query_ids: list[str]) -> pl.DataFrame:
 # -- first stages ------------------------------------------------------------------------------------
 def bm25_top_k(db: Database, query_texts: list[str], k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(chunk ids, per-query chunk indices, scores) of BM25 over all chunk texts (ordered by chunk_id)."""
+    from hnm_db.bm25 import BM25Index  # imports scikit-learn: only when BM25 is asked for
+
     chunks = db.sql("SELECT chunk_id, text FROM chunks ORDER BY chunk_id")
     if chunks.height == 0:
         raise EmptySelection("there are no chunks to retrieve from (run hnm-db chunk)")
@@ -174,6 +177,14 @@ def ensemble_top_k(
     if offset == 0:
         raise EmptySelection("there are no chunks to retrieve from (run hnm-db chunk)")
     return np.concatenate(ids), best_i, best_s
+
+
+def check_first_stage(db: Database, first_stage: str) -> None:
+    """``bm25`` or ``ensemble:NAME`` of an ensemble that exists (InvalidParams / NotFound otherwise)."""
+    EvalParams(model=None, first_stage=first_stage)
+    name = first_stage.split(":", 1)[1] if first_stage.startswith("ensemble:") else None
+    if name is not None and db.scalar("SELECT count(*) FROM ensembles WHERE name = ?", [name]) == 0:
+        raise NotFound(f"no ensemble named {name!r} (hnm-db ensemble list)")
 
 
 def first_stage_candidates(db: Database, params: EvalParams, queries: pl.DataFrame) -> pl.DataFrame:
@@ -354,10 +365,12 @@ def write_result(
     model: str,
     fingerprint: str | None,
     training_run_id: str | None,
-    values: dict[str, float],
+    per_query: dict[str, dict[str, float]],
     extra: dict[str, Any],
 ) -> dict[str, Any]:
-    """Insert (or replace) one eval_results row; its id is a hash of what makes the result."""
+    """Insert (or replace) one eval_results row with its mean and per-query metrics; its id is a hash
+    of what makes the result."""
+    values = metrics.summarize(per_query)
     settings = {"max_length": params.max_length if fingerprint else None, **extra}
     key = json.dumps(
         [params.split, params.first_stage, params.k, model, fingerprint, settings], sort_keys=True
@@ -367,7 +380,7 @@ def write_result(
         db.execute("DELETE FROM eval_results WHERE eval_id = ?", [eval_id])
         db.execute(
             "INSERT INTO eval_results (eval_id, split, first_stage, k, model, model_fingerprint, training_run_id, "
-            "metrics, params) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "metrics, params, per_query) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 eval_id,
                 params.split,
@@ -378,6 +391,7 @@ def write_result(
                 training_run_id,
                 json.dumps(values, sort_keys=True),
                 json.dumps(settings, sort_keys=True),
+                json.dumps(per_query, sort_keys=True),
             ],
         )
     return {"model": model, "first_stage": params.first_stage, "k": params.k, **values}
@@ -388,7 +402,7 @@ def evaluate(db: Database, params: EvalParams, *, progress: bool = True) -> Eval
     rankings; every result is stored in eval_results and returned as a row."""
     qrels = load_qrels(db, params.split)
     spec = resolve_model(db, params.model, params.head_seed) if params.model else None
-    queries = _queries(db, sorted(qrels))
+    queries = query_frame(db, sorted(qrels))
     if queries.height == 0:
         raise EmptySelection(f"no query of split {params.split!r} is in the queries table")
     cands = first_stage_candidates(db, params, queries)
@@ -400,7 +414,7 @@ def evaluate(db: Database, params: EvalParams, *, progress: bool = True) -> Eval
             f"first-stage:{params.first_stage}",
             None,
             None,
-            metrics.mean_metrics(rankings(cands, cands["first_score"].to_numpy()), qrels, params.k),
+            metrics.per_query_metrics(rankings(cands, cands["first_score"].to_numpy()), qrels, params.k),
             {},
         )
     ]
@@ -411,7 +425,7 @@ def evaluate(db: Database, params: EvalParams, *, progress: bool = True) -> Eval
         cached = _pairs_frame(cands).height - scored
         scored_cands = attach_scores(db, spec.fingerprint, params.max_length, cands)
         extra = {"head_seed": spec.head_seed} if spec.head_seed is not None else {}
-        values = metrics.mean_metrics(
+        values = metrics.per_query_metrics(
             rankings(scored_cands, scored_cands["model_score"].to_numpy()), qrels, params.k
         )
         rows.append(
@@ -419,7 +433,7 @@ def evaluate(db: Database, params: EvalParams, *, progress: bool = True) -> Eval
         )
         for alpha in params.interpolate:
             mixed = interpolated(scored_cands, alpha)
-            values = metrics.mean_metrics(rankings(scored_cands, mixed), qrels, params.k)
+            values = metrics.per_query_metrics(rankings(scored_cands, mixed), qrels, params.k)
             rows.append(
                 write_result(
                     db,
@@ -435,7 +449,103 @@ def evaluate(db: Database, params: EvalParams, *, progress: bool = True) -> Eval
 
 
 # -- comparing stored results ------------------------------------------------------------------------
-METRIC_COLUMNS = ["mrr@10", "ndcg@10", "p@1", "p@5", "recall@k"]
+METRIC_COLUMNS = list(metrics.METRIC_NAMES)
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    """System A minus system B on one metric, paired over the queries both were evaluated on."""
+
+    metric: str
+    queries: int
+    mean_a: float
+    mean_b: float
+    diff: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+
+
+def per_query_values(db: Database, eval_ids: Sequence[str], metric: str = "ndcg@10") -> dict[str, float]:
+    """Per-query ``metric`` of the given results averaged over them (e.g. one system's training seeds);
+    only queries present in every result count."""
+    rows = db.execute(
+        "SELECT eval_id, per_query FROM eval_results WHERE eval_id IN (SELECT unnest(?))", [list(eval_ids)]
+    ).fetchall()
+    missing = set(eval_ids) - {r[0] for r in rows if r[1] is not None}
+    if missing:
+        raise NotFound(f"no per-query metrics stored for {len(missing)} results (evaluate them again)")
+    tables = [json.loads(r[1]) for r in rows]
+    common = set.intersection(*(set(t) for t in tables))
+    return {q: float(np.mean([t[q][metric] for t in tables])) for q in sorted(common)}
+
+
+def result_ids(
+    db: Database,
+    systems: Sequence[str],
+    *,
+    first_stage: str,
+    k: int,
+    split: str = "test",
+    interpolate: float | None = None,
+) -> list[str]:
+    """eval_ids of the stored results of ``systems`` (training run names or model labels such as
+    ``base:minilm-l6`` or ``first-stage:bm25``) on one first stage and k, standalone or at one
+    interpolation weight; NotFound names a system with no such result."""
+    rows = db.execute(
+        "SELECT coalesce(training_run, model), eval_id FROM eval_summary WHERE split = ? AND first_stage = ? "
+        "AND k = ? AND coalesce(training_run, model) IN (SELECT unnest(?)) "
+        "AND (interpolate = ? OR (interpolate IS NULL AND ? IS NULL))",
+        [split, first_stage, k, list(systems), interpolate, interpolate],
+    ).fetchall()
+    found = {name for name, _ in rows}
+    missing = [s for s in systems if s not in found]
+    if missing:
+        how = "standalone" if interpolate is None else f"interpolated at alpha {interpolate:g}"
+        raise NotFound(
+            f"no stored result of {', '.join(map(repr, missing))} on {first_stage} top-{k} ({split}, {how}): "
+            "run hnm-db eval first (hnm-db eval --compare lists what is stored)"
+        )
+    return [eval_id for _, eval_id in rows]
+
+
+def paired_test(
+    a: dict[str, float],
+    b: dict[str, float],
+    *,
+    metric: str = "ndcg@10",
+    resamples: int = 10_000,
+    seed: int = 0,
+) -> PairedTest:
+    """Two-sided paired randomization test (sign flips of the per-query differences) and a 95% percentile
+    bootstrap interval of the mean difference, both from scipy.stats, over the queries of both."""
+    from scipy import stats
+
+    queries = sorted(set(a) & set(b))
+    if len(queries) < 2:
+        raise EmptySelection("a paired test needs at least two queries evaluated by both systems")
+    x = np.array([a[q] for q in queries])
+    y = np.array([b[q] for q in queries])
+    d = x - y
+    mean = lambda u, axis=-1: np.mean(u, axis=axis)  # noqa: E731
+    perm = stats.permutation_test(
+        (d,),
+        mean,
+        permutation_type="samples",
+        n_resamples=resamples,
+        alternative="two-sided",
+        random_state=seed,
+    )
+    if np.allclose(d, 0):
+        low = high = 0.0
+    else:
+        ci = stats.bootstrap(
+            (d,), mean, n_resamples=resamples, confidence_level=0.95, method="percentile", random_state=seed
+        ).confidence_interval
+        low, high = float(ci.low), float(ci.high)
+    return PairedTest(
+        metric, len(queries), float(x.mean()), float(y.mean()), float(d.mean()), low, high, float(perm.pvalue)
+    )
 
 
 def stored_results(db: Database, split: str = "test") -> pl.DataFrame:

@@ -74,19 +74,31 @@ def query_metrics(ranked: Sequence[str], qrels: Mapping[str, int], k: int) -> di
     }
 
 
-def mean_metrics(
+def per_query_metrics(
     rankings: Mapping[str, Sequence[str]], qrels: Mapping[str, Mapping[str, int]], k: int
-) -> dict[str, float]:
-    """Mean of :func:`query_metrics` over every query of ``qrels`` with a relevant document.
+) -> dict[str, dict[str, float]]:
+    """:func:`query_metrics` of every query of ``qrels`` with a relevant document, by query id.
 
     A query missing from ``rankings`` gets an empty ranking (all metrics 0).
     """
     queries = sorted(q for q, judged in qrels.items() if _relevant(judged))
     if not queries:
         raise ValueError("no query has a relevant document")
-    per_query = [query_metrics(rankings.get(q, ()), qrels[q], k) for q in queries]
-    out = {name: float(np.mean([m[name] for m in per_query])) for name in METRIC_NAMES}
-    out["queries"] = len(queries)
+    return {q: query_metrics(rankings.get(q, ()), qrels[q], k) for q in queries}
+
+
+def mean_metrics(
+    rankings: Mapping[str, Sequence[str]], qrels: Mapping[str, Mapping[str, int]], k: int
+) -> dict[str, float]:
+    """Mean of :func:`query_metrics` over every query of ``qrels`` with a relevant document."""
+    return summarize(per_query_metrics(rankings, qrels, k))
+
+
+def summarize(per_query: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """The mean of each metric over the queries of :func:`per_query_metrics`, plus their count."""
+    values = list(per_query.values())
+    out = {name: float(np.mean([m[name] for m in values])) for name in METRIC_NAMES}
+    out["queries"] = len(values)
     return out
 
 

@@ -23,25 +23,36 @@ Rules, in the order they apply (all of them documented here because they are the
 - **Ranks** are 0-based positions among the query's non-positive candidates (as in
   sentence-transformers, where positives are masked before ranking); ``[range_min, range_max)``
   keeps a window of them.
+- **Positives** are the judged documents with a qrels score >= ``min_relevance`` (default 1: any
+  relevant judgement); with graded qrels (TREC-style 1-4) a higher value keeps the strong ones. A
+  judged document below it is no positive, but it is still excluded from negatives (previous rule).
 - **Cluster filter** (needs a cluster run of the ensemble; default the latest): ``query`` keeps
   candidates in the query's K-means cluster, ``positive`` those in the cluster of any chunk of a
   positive document, ``either`` the union, ``none`` keeps all (clusters are still recorded when the
   ensemble has a cluster run).
-- **False-negative guard** (NV-Retriever's TopK-PercPos): with ``p`` the query's lowest positive score,
-  drop candidates scoring above ``p - (1 - max_score_ratio) * |p|``. For p > 0 that is
-  ``max_score_ratio * p``; for p < 0 plain multiplication would *raise* the bar (0.95 x -0.5 = -0.475
-  > -0.5), so the margin is taken from |p|, as sentence-transformers' ``relative_margin`` does
-  (ratio 0.95 == relative_margin 0.05). Skipped when the method has no score (random) or the ratio is
-  None. The guard runs after the range window, so ranks keep their meaning.
 - **Positive chunk and score**: of a multi-chunk positive document, the chunk the method scores highest
   against the query (ties and unscored methods: lowest ``ord``) is ``positive_chunk_id`` and its score
-  is ``positive_score``. The query's lowest such score is ``p`` above.
+  is ``positive_score``. One (query, positive document) is a **pair**; from here on every rule works
+  per pair, as sentence-transformers' ``mine_hard_negatives`` and NV-Retriever do.
+- **False-negative guard** (NV-Retriever's TopK-PercPos): with ``p`` the pair's positive score
+  (``guard="pair"``, the default) or the query's lowest positive score (``guard="query"``, stricter
+  when a query has several positives), drop candidates scoring above ``p - (1 - max_score_ratio) * |p|``.
+  For p > 0 that is ``max_score_ratio * p``; for p < 0 plain multiplication would *raise* the bar
+  (0.95 x -0.5 = -0.475 > -0.5), so the margin is taken from |p|, as sentence-transformers'
+  ``relative_margin`` does (ratio 0.95 == relative_margin 0.05). Skipped when the method has no score
+  (random) or the ratio is None. The guard runs after the range window, so ranks keep their meaning.
 - **Sampling**: ``top`` takes the first num_negatives by rank; ``random`` draws num_negatives from the
-  surviving window with ``numpy.random.default_rng([seed, hash(query_id), 1])``: per query, so a draw
-  does not depend on which other queries exist. Queries left with fewer are counted as short and
-  reported, never padded.
+  surviving window with ``numpy.random.default_rng([seed, hash(query_id, positive_doc_id), 1])``:
+  per pair, so a draw does not depend on which other queries exist.
+- **Fallback** (``fallback_depth``): a pair left with fewer than num_negatives by the cluster filter or
+  the guard takes the best surviving candidates of ranks ``[range_max, fallback_depth)``, which pass
+  the same cluster filter and guard, in rank order; those rows have ``fallback = true``. Pairs still
+  short are counted and reported (``short_pairs``, ``short_queries``), never padded.
+- **Random mix** (``mix_random`` N): each pair of a hard run also gets N negatives drawn uniformly,
+  seeded, from the texts that are neither judged for the query nor already chosen for the pair; those
+  rows have ``negative_method = 'random'`` and no score of their own.
 - **Rows**: one per (query, positive document, negative). ``score`` is the method's own score
-  (ensemble similarity, BM25 score, NULL for random), ``positive_score`` likewise; when an ensemble is
+  (ensemble similarity, BM25 score, NULL for random and mixed random rows), ``positive_score`` likewise; when an ensemble is
   given (always for ``ensemble``, optionally for baselines) ``member_scores`` maps each member's
   ``model_id`` to its cosine (from the ``embeddings`` table, normalised) plus ``"@ensemble"`` to the
   ensemble similarity, so runs of different methods can be compared on one scale.
@@ -72,6 +83,7 @@ from hnm_db.vectors import iter_vectors, vectors_by_hash
 METHODS = ("ensemble", "bm25", "random")
 CLUSTER_FILTERS = ("none", "query", "positive", "either")
 SAMPLINGS = ("top", "random")
+GUARDS = ("pair", "query")
 ENSEMBLE_KEY = "@ensemble"
 
 
@@ -88,6 +100,10 @@ class MiningParams:
     cluster_filter: str = "none"
     cluster_run: str | None = None
     max_score_ratio: float | None = 0.95
+    guard: str = "pair"
+    min_relevance: int = 1
+    fallback_depth: int | None = None
+    mix_random: int = 0
     sampling: str = "top"
     seed: int = 0
     name: str | None = None
@@ -121,7 +137,26 @@ class MiningParams:
             raise InvalidParams(f"max_score_ratio: must be in (0, 1] or None, got {self.max_score_ratio}")
         if self.sampling not in SAMPLINGS:
             raise InvalidParams(f"sampling: must be one of {', '.join(SAMPLINGS)}, got {self.sampling!r}")
+        if self.guard not in GUARDS:
+            raise InvalidParams(f"guard: must be one of {', '.join(GUARDS)}, got {self.guard!r}")
+        _check_int("min_relevance", self.min_relevance, 1)
+        if self.fallback_depth is not None:
+            _check_int("fallback_depth", self.fallback_depth, 1)
+            if self.fallback_depth <= self.range_max:
+                raise InvalidParams(
+                    f"fallback_depth: must be deeper than range_max ({self.range_max}), got {self.fallback_depth}"
+                )
+        _check_int("mix_random", self.mix_random, 0)
+        if self.mix_random and self.method == "random":
+            raise InvalidParams(
+                "mix_random: a random run is random already; mix random negatives into a hard run"
+            )
         _check_int("seed", self.seed, 0)
+
+    @property
+    def depth(self) -> int:
+        """The deepest rank a run may read: the fallback depth, else the end of the window."""
+        return self.fallback_depth or self.range_max
 
     @property
     def run_name(self) -> str:
@@ -146,17 +181,31 @@ class TopK:
     scores: np.ndarray  # (n_queries, k) float32
 
 
+#: Candidates.origin codes: inside the window, from the fallback ranks, a random negative mixed in.
+WINDOW, FALLBACK, MIXED = 0, 1, 2
+
+
 @dataclass
 class Candidates:
-    """Aligned flat arrays, sorted by (query, rank): one row per (query, candidate text)."""
+    """Aligned flat arrays, sorted by (query, rank), or by (pair, origin, rank) once expanded to pairs:
+    one row per (query or pair, candidate text)."""
 
     query: np.ndarray  # int64 row in the run's sorted query list
     item: np.ndarray  # int64 index in the run's sorted candidate texts
     score: np.ndarray  # float64, NaN when the method has no score
     rank: np.ndarray  # int64 order within the query (raw hit order before exclude_positives)
+    pair: np.ndarray | None = None  # int64 index into Pairs once expanded (filter_candidates)
+    origin: np.ndarray | None = None  # int8 WINDOW / FALLBACK / MIXED once expanded
 
     def take(self, mask: np.ndarray) -> Candidates:
-        return Candidates(self.query[mask], self.item[mask], self.score[mask], self.rank[mask])
+        return Candidates(
+            self.query[mask],
+            self.item[mask],
+            self.score[mask],
+            self.rank[mask],
+            None if self.pair is None else self.pair[mask],
+            None if self.origin is None else self.origin[mask],
+        )
 
     def __len__(self) -> int:
         return len(self.query)
@@ -173,6 +222,26 @@ class Candidates:
             topk.scores.ravel()[keep].astype(np.float64),
             rank[keep],
         )
+
+    @classmethod
+    def concat(cls, parts: list[Candidates]) -> Candidates:
+        """Rows of pair-level parts, re-sorted by (pair, origin, rank)."""
+        fields = ("query", "item", "score", "rank", "pair", "origin")
+        joined = cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in fields))
+        return joined.take(np.lexsort((joined.rank, joined.origin, joined.pair)))
+
+
+@dataclass
+class Pairs:
+    """The (query, positive document) pairs of a split, sorted by query; every rule after the cluster
+    filter works per pair (module docstring)."""
+
+    query: np.ndarray  # int64 query row
+    score: np.ndarray  # float64 the positive's score by the method (NaN: none)
+    key: np.ndarray  # str "query_id\x1fpositive_doc_id": seeds a pair's random draws
+
+    def __len__(self) -> int:
+        return len(self.query)
 
 
 def _merge_block(best_s: np.ndarray, best_i: np.ndarray, s: np.ndarray, col_ids: np.ndarray) -> None:
@@ -257,7 +326,9 @@ def exclude_positives(
 
 @dataclass
 class FilterCounts:
-    """How many in-window candidates each filter removed (reported in the run's stats)."""
+    """How many candidates each filter removed (reported in the run's stats). ``considered`` and
+    ``dropped_cluster`` count (query, candidate) rows of the window; ``dropped_false_negatives`` counts
+    (pair, candidate) rows of the window, since the guard compares with each pair's positive."""
 
     considered: int = 0
     dropped_cluster: int = 0
@@ -269,24 +340,43 @@ def false_negative_threshold(positive_floor: np.ndarray, ratio: float) -> np.nda
     return positive_floor - (1.0 - ratio) * np.abs(positive_floor)
 
 
+def expand_to_pairs(cands: Candidates, pairs: Pairs, range_max: int) -> Candidates:
+    """One row per (pair, candidate) of the candidate's query, sorted by (pair, origin, rank); ranks at
+    or past ``range_max`` are FALLBACK rows."""
+    n_q = int(max(cands.query.max(initial=-1), pairs.query.max(initial=-1))) + 1
+    per_query = np.bincount(pairs.query, minlength=n_q)
+    first = np.concatenate([[0], np.cumsum(per_query)[:-1]])
+    reps = per_query[cands.query]
+    rows = np.repeat(np.arange(len(cands)), reps)
+    within = np.arange(len(rows)) - np.repeat(np.cumsum(reps) - reps, reps)
+    out = cands.take(rows)
+    out.pair = np.repeat(first[cands.query], reps) + within
+    out.origin = np.where(out.rank >= range_max, FALLBACK, WINDOW).astype(np.int8)
+    return out.take(np.lexsort((out.rank, out.origin, out.pair)))
+
+
 def filter_candidates(
     cands: Candidates,
     params: MiningParams,
     *,
-    positive_floor: np.ndarray,
+    pairs: Pairs,
+    positive_floor: np.ndarray | None = None,
     query_cluster: np.ndarray | None = None,
     item_cluster: np.ndarray | None = None,
     positive_clusters: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[Candidates, FilterCounts]:
-    """Range window, then cluster filter, then false-negative guard (see the module docstring).
+    """Range window (plus the fallback ranks), cluster filter, expansion to pairs, false-negative guard
+    (see the module docstring). Returns pair-level candidates.
 
-    positive_floor: (n_queries,) lowest positive score per query (NaN: no guard for that query).
+    pairs: the split's (query, positive) pairs with their positive scores.
+    positive_floor: (n_queries,) lowest positive score per query, for ``guard="query"`` (NaN: no guard).
     query_cluster: (n_queries,), item_cluster: (n_items,), -1 where unknown.
     positive_clusters: (query rows, clusters) pairs of every chunk of every positive document.
     """
     counts = FilterCounts()
-    window = cands.take((cands.rank >= params.range_min) & (cands.rank < params.range_max))
-    counts.considered = len(window)
+    window = cands.take((cands.rank >= params.range_min) & (cands.rank < params.depth))
+    in_window = window.rank < params.range_max
+    counts.considered = int(in_window.sum())
     if params.cluster_filter != "none":
         neg_cl = item_cluster[window.item]
         in_query = neg_cl == query_cluster[window.query]
@@ -297,32 +387,62 @@ def filter_candidates(
             params.cluster_filter
         ]
         keep &= neg_cl >= 0
-        counts.dropped_cluster = int((~keep).sum())
+        counts.dropped_cluster = int((~keep & in_window).sum())
         window = window.take(keep)
+    expanded = expand_to_pairs(window, pairs, params.range_max)
     if params.max_score_ratio is not None:
-        limit = false_negative_threshold(positive_floor, params.max_score_ratio)[window.query]
-        drop = ~np.isnan(window.score) & ~np.isnan(limit) & (window.score > limit)
-        counts.dropped_false_negatives = int(drop.sum())
-        window = window.take(~drop)
-    return window, counts
+        p = pairs.score[expanded.pair] if params.guard == "pair" else positive_floor[expanded.query]
+        limit = false_negative_threshold(p, params.max_score_ratio)
+        drop = ~np.isnan(expanded.score) & ~np.isnan(limit) & (expanded.score > limit)
+        counts.dropped_false_negatives = int((drop & (expanded.origin == WINDOW)).sum())
+        expanded = expanded.take(~drop)
+    return expanded, counts
 
 
-def sample_negatives(cands: Candidates, params: MiningParams, query_ids: np.ndarray) -> Candidates:
-    """num_negatives per query: the best ranks (``top``) or a seeded draw (``random``), kept in rank order."""
-    pos = np.arange(len(cands)) - np.searchsorted(cands.query, cands.query)
+def _position_in_group(group: np.ndarray) -> np.ndarray:
+    """0, 1, 2, ... within each run of equal values of a sorted ``group`` array."""
+    return np.arange(len(group)) - np.searchsorted(group, group)
+
+
+def sample_negatives(cands: Candidates, params: MiningParams, pairs: Pairs) -> Candidates:
+    """num_negatives per pair from its WINDOW rows: the best ranks (``top``) or a seeded draw
+    (``random``); a pair left short takes its FALLBACK rows in rank order. Kept in (pair, origin, rank)
+    order."""
+    window = cands.take(cands.origin == WINDOW)
     if params.sampling == "top":
-        return cands.take(pos < params.num_negatives)
-    keep = np.zeros(len(cands), dtype=bool)
-    starts = np.searchsorted(cands.query, np.unique(cands.query))
-    ends = np.append(starts[1:], len(cands))
-    for s, e in zip(starts, ends, strict=True):
-        n = e - s
-        if n <= params.num_negatives:
-            keep[s:e] = True
-            continue
-        rng = baselines.query_rng(params.seed, str(query_ids[cands.query[s]]), 1)
-        keep[s + rng.choice(n, size=params.num_negatives, replace=False)] = True
-    return cands.take(keep)
+        chosen = window.take(_position_in_group(window.pair) < params.num_negatives)
+    else:
+        keep = np.zeros(len(window), dtype=bool)
+        starts = np.searchsorted(window.pair, np.unique(window.pair))
+        for s, e in zip(starts, np.append(starts[1:], len(window)), strict=True):
+            n = e - s
+            if n <= params.num_negatives:
+                keep[s:e] = True
+                continue
+            rng = np.random.default_rng([params.seed, baselines.query_key(str(pairs.key[window.pair[s]])), 1])
+            keep[s + rng.choice(n, size=params.num_negatives, replace=False)] = True
+        chosen = window.take(keep)
+    extra = cands.take(cands.origin == FALLBACK)
+    if len(extra) == 0:
+        return chosen
+    missing = params.num_negatives - np.bincount(chosen.pair, minlength=len(pairs))
+    extra = extra.take(_position_in_group(extra.pair) < missing[extra.pair])
+    return Candidates.concat([chosen, extra])
+
+
+def mix_random_negatives(
+    chosen: Candidates, random_cands: Candidates, pairs: Pairs, count: int
+) -> Candidates:
+    """``count`` MIXED rows per pair from a query's random draw (``random_cands``: positives excluded,
+    in draw order), skipping texts already chosen for the pair."""
+    expanded = expand_to_pairs(random_cands, pairs, np.iinfo(np.int64).max)
+    n_items = int(max(expanded.item.max(initial=0), chosen.item.max(initial=0))) + 1
+    taken = np.isin(expanded.pair * n_items + expanded.item, chosen.pair * n_items + chosen.item)
+    expanded = expanded.take(~taken)
+    mixed = expanded.take(_position_in_group(expanded.pair) < count)
+    mixed.origin = np.full(len(mixed), MIXED, dtype=np.int8)
+    mixed.score = np.full(len(mixed), np.nan)
+    return Candidates.concat([chosen, mixed])
 
 
 # -- reading the split ---------------------------------------------------------------------------------
@@ -347,15 +467,19 @@ class SplitData:
     pos_ord: np.ndarray
 
 
-def read_split(db: Database, split: str) -> SplitData:
-    """Queries, positives and candidate texts of ``split`` (raises EmptySelection for an unknown split)."""
+def read_split(db: Database, split: str, min_relevance: int = 1) -> SplitData:
+    """Queries, positives (qrels score >= ``min_relevance``) and candidate texts of ``split`` (raises
+    EmptySelection for an unknown split or one with no positive at that relevance)."""
     q = db.sql(
-        "SELECT query_id, text, content_hash FROM mining_queries WHERE split = ? ORDER BY query_id", [split]
+        "SELECT query_id, text, content_hash FROM mining_queries WHERE split = ? AND query_id IN "
+        "(SELECT query_id FROM mining_positives WHERE split = ? AND qrel_score >= ?) ORDER BY query_id",
+        [split, split, min_relevance],
     )
     if q.height == 0:
         known = db.sql("SELECT DISTINCT split FROM qrels ORDER BY split")["split"].to_list()
+        graded = f" at relevance >= {min_relevance}" if min_relevance > 1 else ""
         raise EmptySelection(
-            f"split {split!r} has no qrels with a judged-relevant, chunked document "
+            f"split {split!r} has no qrels with a judged-relevant, chunked document{graded} "
             f"(splits with qrels: {', '.join(known) or 'none'})"
         )
     _reject_queries_in_several_splits(db, split)
@@ -370,8 +494,8 @@ def read_split(db: Database, split: str) -> SplitData:
     )
     p = db.sql(
         "SELECT query_id, doc_id, chunk_id, ord, content_hash FROM mining_positives WHERE split = ? "
-        "ORDER BY query_id, doc_id, ord, chunk_id",
-        [split],
+        "AND qrel_score >= ? ORDER BY query_id, doc_id, ord, chunk_id",
+        [split, min_relevance],
     )
     query_ids = q["query_id"].to_numpy()
     item_hashes = items["content_hash"].to_numpy()
@@ -496,15 +620,20 @@ def _chunk_stream(ctx: _Context) -> Iterable[tuple[np.ndarray, np.ndarray]]:
 
 
 def _hits_to_candidates(data: SplitData, hits: pa.Table) -> Candidates:
-    qid = hits.column("query_id").to_numpy(zero_copy_only=False)
+    """SQL hits as candidates of the run's queries (hits of a query with no positive at the run's
+    ``min_relevance`` are dropped)."""
+    qid = hits.column("query_id").to_numpy(zero_copy_only=False).astype(str)
     h = hits.column("content_hash").to_numpy(zero_copy_only=False)
     score = hits.column("score").to_numpy(zero_copy_only=False).astype(np.float64)
-    return Candidates(
-        np.searchsorted(data.query_ids, qid).astype(np.int64),
+    rows = np.minimum(np.searchsorted(data.query_ids.astype(str), qid), max(len(data.query_ids) - 1, 0))
+    known = data.query_ids.astype(str)[rows] == qid
+    cands = Candidates(
+        rows.astype(np.int64),
         np.searchsorted(data.items, h).astype(np.int64),
         np.where(np.isnan(score), np.nan, score),
         hits.column("hit_order").to_numpy(zero_copy_only=False).astype(np.int64),
     )
+    return cands.take(known)
 
 
 def _raw_candidates(ctx: _Context, k: int) -> tuple[Candidates, Any]:
@@ -521,6 +650,18 @@ def _raw_candidates(ctx: _Context, k: int) -> tuple[Candidates, Any]:
         return _hits_to_candidates(data, hits), index
     hits = baselines.random_hits(ctx.db, p.split, data.items, k, p.seed)
     return _hits_to_candidates(data, hits), None
+
+
+def _random_mix(ctx: _Context, chosen: Candidates, pairs: Pairs) -> Candidates:
+    """The run's chosen rows plus ``mix_random`` MIXED rows per pair (stream 2 of the query's seed, so
+    the mix is not the draw a random run with the same seed makes)."""
+    data, n = ctx.data, ctx.params.mix_random
+    k = min(len(data.items), n + ctx.params.num_negatives + _margin(data))
+    hits = baselines.random_hits(ctx.db, ctx.params.split, data.items, k, ctx.params.seed, stream=2)
+    drawn = exclude_positives(
+        _hits_to_candidates(data, hits), data.excl_query, data.excl_item, len(data.items)
+    )
+    return mix_random_negatives(chosen, drawn, pairs, n)
 
 
 def _pair_scores(
@@ -596,17 +737,28 @@ def _query_vectors(db: Database, ens: EnsembleInfo, data: SplitData) -> np.ndarr
     return read_vectors_for(db, ens, "query", data.query_hashes)
 
 
+def _pairs(ctx: _Context, best: np.ndarray, pos_scores: np.ndarray) -> tuple[Pairs, np.ndarray]:
+    """The split's pairs sorted by (query, positive chunk id), and each pair's row in the positives."""
+    d = ctx.data
+    order = best[np.lexsort((d.pos_chunk[best].astype(str), d.pos_query[best]))]
+    keys = np.char.add(
+        np.char.add(d.query_ids[d.pos_query[order]].astype(str), "\x1f"), d.pos_doc[order].astype(str)
+    )
+    return Pairs(d.pos_query[order], pos_scores[order], keys), order
+
+
 def _select(ctx: _Context, raw: Candidates, index: Any):
-    """exclude -> score positives -> clusters -> filter -> sample, for the whole split at once."""
+    """exclude -> score positives -> clusters -> filter -> sample -> mix, for the whole split at once."""
     params, data = ctx.params, ctx.data
     cands = exclude_positives(raw, data.excl_query, data.excl_item, len(data.items))
-    cands = cands.take(cands.rank < params.range_max)
+    cands = cands.take(cands.rank < params.depth)
     # random has no score of its own: pick the best positive chunk by the ensemble when there is one
     scorer = params.method if params.method != "random" or ctx.ens is None else "ensemble"
     pos_scores = _pair_scores(ctx, index, data.pos_query, data.pos_item, method=scorer)
     best, floor = _best_positives(ctx, pos_scores)
     if params.method == "random":
         pos_scores = np.full(len(pos_scores), np.nan)
+    pairs, pair_rows = _pairs(ctx, best, pos_scores)
     item_cluster = np.full(len(data.items), -1, dtype=np.int64)
     needed = np.unique(np.concatenate([cands.item, data.pos_item]))
     item_cluster[needed] = _clusters(ctx, "doc", data.items[needed])
@@ -616,41 +768,56 @@ def _select(ctx: _Context, raw: Candidates, index: Any):
     kept, counts = filter_candidates(
         cands,
         params,
+        pairs=pairs,
         positive_floor=floor,
         query_cluster=query_cluster,
         item_cluster=item_cluster,
         positive_clusters=(data.pos_query, item_cluster[data.pos_item]),
     )
-    chosen = sample_negatives(kept, params, data.query_ids)
-    return chosen, best, pos_scores, query_cluster, item_cluster, counts
+    chosen = sample_negatives(kept, params, pairs)
+    if params.mix_random:
+        chosen = _random_mix(ctx, chosen, pairs)
+    return chosen, pairs, pair_rows, pos_scores, query_cluster, item_cluster, counts
 
 
 def _run_stats(
     data: SplitData,
     params: MiningParams,
     chosen: Candidates,
+    pairs: Pairs,
     counts: FilterCounts,
     *,
     n_rows: int,
-    n_positives: int,
     k: int,
 ) -> dict[str, Any]:
-    per_query = np.bincount(chosen.query, minlength=len(data.query_ids))
-    short = np.flatnonzero(per_query < params.num_negatives)
+    """Coverage per pair and per query; ``negatives`` count hard (window + fallback) rows only."""
+    hard = chosen.take(chosen.origin != MIXED)
+    per_pair = np.bincount(hard.pair, minlength=len(pairs))
+    short_pairs = per_pair < params.num_negatives
+    short = np.unique(pairs.query[short_pairs])
+    per_query = np.bincount(pairs.query, weights=per_pair, minlength=len(data.query_ids)).astype(int)
     return {
         "queries": len(data.query_ids),
-        "queries_covered": int((per_query > 0).sum()),
-        "positives": n_positives,
+        "queries_covered": int((np.bincount(hard.query, minlength=len(data.query_ids)) > 0).sum()),
+        "positives": len(pairs),
         "triplets": n_rows,
-        "negatives": len(chosen),
+        "negatives": len(hard),
+        "negatives_per_pair": {
+            "mean": float(per_pair.mean()) if len(pairs) else 0.0,
+            "min": int(per_pair.min(initial=0)),
+            "max": int(per_pair.max(initial=0)),
+        },
         "negatives_per_query": {
-            "mean": float(per_query.mean()),
-            "min": int(per_query.min()),
-            "max": int(per_query.max()),
+            "mean": float(per_query.mean()) if len(per_query) else 0.0,
+            "min": int(per_query.min(initial=0)),
+            "max": int(per_query.max(initial=0)),
         },
         "candidates_considered": counts.considered,
         "dropped_cluster": counts.dropped_cluster,
         "dropped_false_negatives": counts.dropped_false_negatives,
+        "fallback_negatives": int((chosen.origin == FALLBACK).sum()),
+        "mixed_random_negatives": int((chosen.origin == MIXED).sum()),
+        "short_pairs": int(short_pairs.sum()),
         "short_queries": len(short),
         "short_query_ids": [str(x) for x in data.query_ids[short[:20]]],
         "k_searched": k,
@@ -709,7 +876,7 @@ def _mine(
     if old is not None and not replace:
         raise AlreadyExists(f"mining run {name!r} already exists: choose another --name or pass --replace")
     ens = get_ensemble(db, params.ensemble) if params.ensemble else None
-    data = read_split(db, params.split)
+    data = read_split(db, params.split, params.min_relevance)
     if ens is not None:
         check_chunk_vectors(db, ens)
     ctx = _Context(
@@ -725,15 +892,15 @@ def _mine(
     )
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    k = min(params.range_max + _margin(data), len(data.items))
+    k = min(params.depth + _margin(data), len(data.items))
     raw, index = _raw_candidates(ctx, k)
     timings["score_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    chosen, best, pos_scores, query_cluster, item_cluster, counts = _select(ctx, raw, index)
+    chosen, pairs, pair_rows, pos_scores, query_cluster, item_cluster, counts = _select(ctx, raw, index)
     timings["filter_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    rows = _triplet_rows(ctx, chosen, best, pos_scores, query_cluster, item_cluster)
-    stats = _run_stats(data, params, chosen, counts, n_rows=rows.num_rows, n_positives=len(best), k=k)
+    rows = _triplet_rows(ctx, chosen, pair_rows, pos_scores, query_cluster, item_cluster)
+    stats = _run_stats(data, params, chosen, pairs, counts, n_rows=rows.num_rows, k=k)
     run_id = uuid.uuid4().hex
     record = {
         "run_id": run_id,
@@ -781,45 +948,37 @@ def _require_assignments(ctx: _Context, query_cluster: np.ndarray, item_cluster:
 def _triplet_rows(
     ctx: _Context,
     chosen: Candidates,
-    best: np.ndarray,
+    pair_rows: np.ndarray,
     pos_scores: np.ndarray,
     query_cluster: np.ndarray,
     item_cluster: np.ndarray,
 ) -> pa.Table:
-    """One row per (query, positive document, negative), in (query, positive, rank) order."""
+    """One row per chosen (pair, negative), in (query, positive chunk, origin, rank) order."""
     d = ctx.data
-    bq = d.pos_query[best]
-    counts = np.bincount(bq, minlength=len(d.query_ids))
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    order_best = best[np.argsort(bq, kind="stable")]
-    reps = counts[chosen.query]
-    neg = np.repeat(np.arange(len(chosen)), reps)
-    pos = order_best[
-        np.repeat(starts[chosen.query], reps)
-        + (np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps))
-    ]
-    order = np.lexsort((chosen.rank[neg], d.pos_chunk[pos].astype(str), chosen.query[neg]))
-    neg, pos = neg[order], pos[order]
-    q, items = chosen.query[neg], chosen.item[neg]
-    score = chosen.score[neg]
+    pos = pair_rows[chosen.pair]  # pairs are sorted by (query, positive chunk id)
+    q, items = chosen.query, chosen.item
+    score = chosen.score
     if ctx.params.method == "random":
-        score = np.full(len(neg), np.nan)
+        score = np.full(len(chosen), np.nan)
+    method = np.where(chosen.origin == MIXED, "random", ctx.params.method)
     member = _member_scores(ctx, q, items)
     return pa.table(
         {
-            "run_id": pa.array([""] * len(neg), pa.string()),
+            "run_id": pa.array([""] * len(chosen), pa.string()),
             "query_id": pa.array(d.query_ids[q].astype(str), pa.string()),
             "positive_doc_id": pa.array(d.pos_doc[pos].astype(str), pa.string()),
             "positive_chunk_id": pa.array(d.pos_chunk[pos].astype(str), pa.string()),
             "negative_doc_id": pa.array(d.item_doc[items].astype(str), pa.string()),
             "negative_chunk_id": pa.array(d.item_chunk[items].astype(str), pa.string()),
-            "rank": pa.array(chosen.rank[neg].astype(np.int32)),
+            "rank": pa.array(chosen.rank.astype(np.int32)),
             "score": pa.array(score, pa.float64(), mask=np.isnan(score)),
             "positive_score": pa.array(pos_scores[pos], pa.float64(), mask=np.isnan(pos_scores[pos])),
             "member_scores": member,
             "query_cluster": _nullable_int(query_cluster[q]),
             "negative_cluster": _nullable_int(item_cluster[items]),
-            "split": pa.array([ctx.params.split] * len(neg), pa.string()),
+            "split": pa.array([ctx.params.split] * len(chosen), pa.string()),
+            "negative_method": pa.array(method.astype(str), pa.string()),
+            "fallback": pa.array(chosen.origin == FALLBACK, pa.bool_()),
         }
     )
 

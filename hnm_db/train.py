@@ -1,34 +1,53 @@
-"""Fine-tune a cross-encoder re-ranker on a mining run's triplets (the paper's last step).
+"""Fine-tune a cross-encoder re-ranker on a mining run (the paper's last step), with sentence-transformers'
+``CrossEncoderTrainer``.
 
 The model is a sentence-transformers ``CrossEncoder`` built from an embedding model folder with a fresh
-one-logit head. The training loop is our own, small and explicit, rather than ``CrossEncoder.fit``:
+one-logit head, trained by ``CrossEncoderTrainer`` (the Hugging Face Trainer underneath: checkpoints,
+resume, evaluation during training, multi-GPU through ``accelerate``). hnm-db adds what the trainer
+cannot know: which texts form a training group, which queries are held out, and the record of the run.
 
-* **Less padding.** Examples are grouped by token length (shuffled mega-batches, each sorted by length,
-  cut into batches whose order is then shuffled), so a batch pads to a similar length.
-* **Learning rates that move in few steps.** The fresh head has its own, higher learning rate
-  (``head_lr``), and the body's default is 1e-4: measured on SciFact (minilm-l6, triplet loss, 40 steps
-  of 8 triplets, max length 96, random negatives) lr 2e-5 / head 1e-3 only went from 0.998 to 0.968,
-  lr 1e-4 / head 1e-3 from 0.982 to 0.266 (with one shared 2e-5 LR and hard negatives BCE stayed at
-  0.693 for 115 steps). Linear warm-up then linear decay, gradient clipping at ``max_grad_norm``.
-* **Optional curriculum.** ``warmup_easy_steps`` first trains on random (easy) negatives drawn, seeded,
-  from chunks of documents not judged for the query, before the mined hard negatives.
-* **Reproducible.** ``torch.manual_seed(seed)`` before the head is created and before the loop, batch
-  order from ``numpy.random.default_rng(seed)``: two runs with one seed on one device give the same loss
-  curve and the same weights.
-
-Losses (scores are raw logits s(q, d)):
-``triplet`` mean max(0, margin - s(q, p) + s(q, n)) (the paper); ``bce`` binary cross-entropy on the
-labelled pairs (q, p, 1) and (q, n, 0) of every triplet (the positive pair is repeated once per negative,
-so the classes are balanced); ``mnrl`` cross-entropy over [s(q, p), s(q, n_1) ... s(q, n_k)] per
-(query, positive) with all of its mined negatives (listwise).
+* **Groups.** The unit of training is a group: one (query, positive) pair of the mining run with
+  ``group_size - 1`` of its negatives. Each epoch draws a pair's negatives afresh from all the run
+  mined for it (``numpy.random.default_rng([seed, stream, epoch])``), so a run mined with more
+  negatives than a group holds shows different ones each epoch. A pair with fewer negatives than a
+  group needs is filled with random negatives (chunks of documents not judged for the query in any
+  split), counted in the run's stats as ``filled_random``.
+* **Losses** (``loss``), all fed the same groups: ``lce`` Localized Contrastive Estimation (Gao et al.
+  2021): softmax cross-entropy over the raw logits of [positive, negatives]; ``bce`` sentence-
+  transformers' BinaryCrossEntropyLoss over the group's labelled pairs with ``pos_weight`` = negatives
+  per positive; ``lambda`` LambdaLoss (NDCGLoss2++) and ``listnet`` ListNetLoss over the group as a
+  list labelled [1, 0, ...]; ``mnrl`` sentence-transformers' MultipleNegativesRankingLoss (the group
+  plus in-batch negatives); ``triplet`` the paper's mean max(0, margin - s(q, p) + s(q, n)) over the
+  group's negatives (with ``group_size`` 2: one triplet per row, as in the paper).
+* **One budget.** A step is ``batch_size`` groups, i.e. ``batch_size * group_size`` (query, passage)
+  pairs, for every loss. ``max_steps`` fixes the number of steps whatever the run's size, so methods
+  whose runs differ in size get equal compute; without it, ``epochs`` passes over the pairs.
+* **The fresh head learns at its own rate**: ``learning_rate_mapping`` gives parameters whose name
+  matches the head (``classifier``/``score``) ``head_lr``; the body learns at ``lr``. Measured on
+  SciFact with the earlier loop (minilm-l6, triplet loss, 40 steps): lr 2e-5 / head 1e-3 moved the
+  loss from 0.998 to 0.968, lr 1e-4 / head 1e-3 from 0.982 to 0.266; so the body default is 1e-4.
+* **Warm starts** before the mined negatives, each with its own step count, optimizer and schedule:
+  ``warmup_easy_steps`` trains the loss on groups of random (easy) negatives; ``distill_steps``
+  distils the first stage into the fresh cross-encoder with MarginMSELoss, the teacher margin being
+  ``distill_scale`` x the difference of ensemble similarities (a re-ranker grown from a bi-encoder
+  backbone starts below the retriever it should improve on). Its groups come from ``distill_run``
+  (default: the run trained on), so runs compared against each other can share one warm start: the
+  same distil run and seed give the same warm-started model whatever run is trained on next.
+* **Dev split and the kept checkpoint.** ``dev_ratio`` of the run's queries (chosen by a hash of
+  ``dev_seed`` and the query id, so every method and training seed holds out the same queries) never
+  train; their first-stage top-``dev_k`` is re-ranked every ``eval_steps`` and the checkpoint kept is
+  the one with the best dev nDCG@10 (the Trainer's ``load_best_model_at_end``). Dev qrels come from
+  the training split; test qrels are never read here.
+* **Reproducible.** ``torch.manual_seed(seed)`` before the head is created, the Trainer seeded with
+  ``seed``, the groups drawn from ``seed``: two runs with one seed on one device give the same loss
+  curve and weights (tests/test_train.py).
 
 Interrupted training: the ``training_runs`` row is committed with status ``running`` before the first
-step, and set to ``failed`` (with the error) if training raises or is interrupted; the model is written to
-a temporary sibling folder and renamed to ``out`` only when complete, so ``out`` never holds a half model.
-SIGTERM counts as an interrupt; only a hard kill (SIGKILL, power loss) leaves a stale ``running`` row.
-A ``running``/``failed`` row of the same name is replaced by the next attempt; a ``finished`` one is not.
-Training does not resume mid-run (a rerun starts over): runs are minutes to an hour, and a bit-identical
-resume would need the optimizer, scheduler and RNG states checkpointed too.
+step and set to ``failed`` (with the error) if training raises or is interrupted (SIGTERM counts as an
+interrupt). Checkpoints go to a hidden sibling of ``out`` named after the parameters; running the same
+command again resumes from its last checkpoint (a finished warm start is reused), and the model is
+renamed to ``out`` only when complete, so ``out`` never holds a half model. A ``running``/``failed`` row
+of the same name is replaced by the next attempt; a ``finished`` one is not.
 """
 
 from __future__ import annotations
@@ -37,10 +56,11 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -48,11 +68,19 @@ from typing import Any
 
 import numpy as np
 
+from hnm_db import evaluate, metrics
+from hnm_db.cluster import get_ensemble
+from hnm_db.crossencoder import load_cross_encoder, model_fingerprint, pick_device, resolve_base, score_pairs
 from hnm_db.db import Database
-from hnm_db.errors import AlreadyExists, EmptySelection, InvalidParams, ModelLoadError, NotFound, UnknownModel
+from hnm_db.errors import AlreadyExists, EmptySelection, InvalidParams, NotFound
 from hnm_db.models import quiet_transformers
+from hnm_db.vectors import vectors_by_hash
 
-LOSSES = ("triplet", "bce", "mnrl")
+LOSSES = ("lce", "bce", "lambda", "listnet", "mnrl", "triplet")
+#: Parameters of the fresh one-logit head: BERT-style ``classifier``, decoder-style ``score``.
+HEAD_PATTERN = r"(^|\.)(classifier|score)\."
+#: Random streams of the group draws, so phases never share a draw.
+_MAIN, _EASY, _DISTILL, _FILL = 0, 1, 2, 3
 
 
 @dataclass(frozen=True)
@@ -60,19 +88,29 @@ class TrainParams:
     """Everything that decides a training run; stored verbatim (sorted-key JSON) in ``training_runs``."""
 
     run: str
-    base: str
     out: str
-    loss: str = "triplet"
-    epochs: int = 1
+    base: str = "minilm-l6"
+    loss: str = "lce"
+    group_size: int = 4
     batch_size: int = 16
+    epochs: int = 2
+    max_steps: int | None = None
     max_length: int = 256
     lr: float = 1e-4
     head_lr: float = 1e-3
     seed: int = 0
-    max_steps: int | None = None
     margin: float = 1.0
     warmup_ratio: float = 0.1
     warmup_easy_steps: int = 0
+    distill_steps: int = 0
+    distill_run: str | None = None
+    distill_ensemble: str | None = None
+    distill_scale: float = 20.0
+    dev_ratio: float = 0.1
+    dev_seed: int = 0
+    dev_first_stage: str = "bm25"
+    dev_k: int = 20
+    eval_steps: int | None = None
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
     split: str = "train"
@@ -85,15 +123,24 @@ class TrainParams:
         for name in ("epochs", "batch_size", "max_length"):
             if getattr(self, name) < 1:
                 raise InvalidParams(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise InvalidParams(f"max_steps must be >= 1, got {self.max_steps}")
-        for name in ("lr", "head_lr", "margin", "max_grad_norm"):
+        if self.group_size < 2:
+            raise InvalidParams(f"group_size must be >= 2 (a positive and a negative), got {self.group_size}")
+        for name in ("max_steps", "eval_steps"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise InvalidParams(f"{name} must be >= 1, got {value}")
+        for name in ("lr", "head_lr", "margin", "max_grad_norm", "distill_scale"):
             if not getattr(self, name) > 0:
                 raise InvalidParams(f"{name} must be > 0, got {getattr(self, name)}")
         if not 0 <= self.warmup_ratio < 1:
             raise InvalidParams(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-        if self.warmup_easy_steps < 0 or self.weight_decay < 0:
-            raise InvalidParams("warmup_easy_steps and weight_decay must be >= 0")
+        if not 0 <= self.dev_ratio < 1:
+            raise InvalidParams(f"dev_ratio must be in [0, 1), got {self.dev_ratio}")
+        for name in ("warmup_easy_steps", "distill_steps", "weight_decay"):
+            if getattr(self, name) < 0:
+                raise InvalidParams(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.dev_k < 10:
+            raise InvalidParams(f"dev_k must be >= 10 (dev nDCG@10 needs the top 10), got {self.dev_k}")
         if self.device not in (None, "cpu", "cuda") and not str(self.device).startswith("cuda:"):
             raise InvalidParams(f"device must be cpu or cuda, not {self.device!r}")
 
@@ -105,14 +152,34 @@ class TrainParams:
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
 
+    def digest(self) -> str:
+        """What a resumable partial folder is keyed on: every parameter but where and on what it runs."""
+        keep = {k: v for k, v in asdict(self).items() if k not in ("device", "out", "name")}
+        return hashlib.blake2b(json.dumps(keep, sort_keys=True).encode(), digest_size=6).hexdigest()
+
 
 @dataclass(frozen=True)
-class Example:
-    """One training unit: a query, its positive passage and one (triplet, bce) or more (mnrl) negatives."""
+class Pool:
+    """One (query, positive) pair of a mining run with every negative mined for it, in rank order."""
+
+    query_id: str
+    query: str
+    positive: str
+    negatives: tuple[str, ...]
+    query_hash: str = ""
+    positive_hash: str = ""
+    negative_hashes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Group:
+    """One training unit: a query, its positive and ``group_size - 1`` negatives (text and hash)."""
 
     query: str
     positive: str
     negatives: tuple[str, ...]
+    query_hash: str = ""
+    passage_hashes: tuple[str, ...] = ()  # positive first
 
 
 @dataclass
@@ -126,319 +193,10 @@ class TrainSummary:
     final_loss: float
     seconds: float
     loss_curve: list[float] = field(repr=False, default_factory=list)
+    stats: dict[str, Any] = field(repr=False, default_factory=dict)
 
 
-# -- models ------------------------------------------------------------------------------------------
-def resolve_base(db: Database | None, name_or_path: str) -> Path:
-    """The local transformer folder behind an alias, registered name or path; errors say what is wrong."""
-    from hnm_db.models import resolve_model_path
-
-    path = Path(resolve_model_path(db, name_or_path))
-    check_transformer_folder(path)
-    return path
-
-
-def check_transformer_folder(path: Path) -> None:
-    """A Hugging Face model folder has a config.json naming a model type; anything else is refused."""
-    config = path / "config.json"
-    if not path.is_dir():
-        raise UnknownModel(f"model folder does not exist: {path}")
-    if not config.is_file():
-        raise ModelLoadError(
-            f"{path} is not a transformer model folder (no config.json); pass a sentence-transformers or "
-            "Hugging Face model folder, or an alias such as minilm-l6"
-        )
-    try:
-        model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
-    except (OSError, ValueError, AttributeError) as exc:
-        raise ModelLoadError(f"{config} is not a valid model config: {exc}") from None
-    if not model_type:
-        raise ModelLoadError(f"{config} names no model_type, so {path} is not a transformer model folder")
-
-
-def load_cross_encoder(path: Path, *, max_length: int, device: str, seed: int | None = None) -> Any:
-    """A CrossEncoder with one output logit; an embedding model gets a fresh head, seeded by ``seed``."""
-    import torch
-    from sentence_transformers import CrossEncoder
-
-    if seed is not None:
-        torch.manual_seed(seed)
-    try:
-        with quiet_transformers():
-            return CrossEncoder(
-                str(path), num_labels=1, max_length=max_length, device=device, local_files_only=True
-            )
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelLoadError(f"cannot load {path} as a cross-encoder: {first}") from None
-
-
-def pick_device(device: str | None) -> str:
-    import torch
-
-    if device is None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InvalidParams("device cuda was asked for but no CUDA GPU is available")
-    return device
-
-
-_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
-_TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "merges.txt", "sentencepiece.bpe.model", "spiece.model")
-
-
-def model_fingerprint(folder: Path) -> str:
-    """sha256 over the weight and tokenizer files (relative name + bytes).
-
-    config files are left out on purpose: they carry the folder's own path (``_name_or_path``), which
-    would make two identical trainings written to different folders look different.
-    """
-    h = hashlib.sha256()
-    files = sorted(
-        p
-        for p in folder.rglob("*")
-        if p.is_file() and (p.suffix in _WEIGHT_SUFFIXES or p.name in _TOKENIZER_FILES)
-    )
-    if not any(p.suffix in _WEIGHT_SUFFIXES for p in files):
-        raise ModelLoadError(f"{folder} holds no weight files")
-    for p in files:
-        h.update(p.relative_to(folder).as_posix().encode() + b"\0")
-        with open(p, "rb") as f:
-            for block in iter(lambda: f.read(1 << 22), b""):
-                h.update(block)
-    return h.hexdigest()
-
-
-# -- batching ----------------------------------------------------------------------------------------
-def token_lengths(tokenizer: Any, texts: Sequence[str]) -> dict[str, int]:
-    """Token count (without special tokens) of each distinct text, tokenised once."""
-    unique = sorted(set(texts))
-    if not unique:
-        return {}
-    ids = tokenizer(unique, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
-    return {t: len(i) for t, i in zip(unique, ids, strict=True)}
-
-
-def pair_length(lengths: dict[str, int], query: str, passage: str, max_length: int) -> int:
-    return min(max_length, lengths[query] + lengths[passage] + 3)
-
-
-def length_batches(
-    lengths: np.ndarray, batch_size: int, rng: np.random.Generator, *, pool: int = 32
-) -> list[np.ndarray]:
-    """Indices cut into batches of similar length: shuffle, sort within mega-batches of ``pool`` batches,
-    cut, shuffle the batches. Padding drops, yet every epoch sees a different order (from ``rng``)."""
-    perm = rng.permutation(len(lengths))
-    batches = []
-    mega = batch_size * pool
-    for start in range(0, len(perm), mega):
-        part = perm[start : start + mega]
-        part = part[np.argsort(-lengths[part], kind="stable")]
-        batches += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
-    order = rng.permutation(len(batches))
-    return [batches[i] for i in order]
-
-
-def tokenize_pairs(
-    tokenizer: Any, queries: Sequence[str], passages: Sequence[str], max_length: int, device: str
-) -> Any:
-    enc = tokenizer(
-        list(queries),
-        list(passages),
-        padding=True,
-        truncation="longest_first",
-        max_length=max_length,
-        return_tensors="pt",
-    )
-    return enc.to(device)
-
-
-# -- losses ------------------------------------------------------------------------------------------
-def batch_loss(scores: Any, mask: Any, loss: str, margin: float) -> Any:
-    """Loss of a (batch, 1 + negatives) logit matrix whose column 0 is the positive; ``mask`` marks real
-    negatives (groups of unequal size are padded)."""
-    import torch
-    import torch.nn.functional as F
-
-    pos, neg = scores[:, :1], scores[:, 1:]
-    nmask = mask[:, 1:]
-    if loss == "triplet":
-        hinge = F.relu(margin - pos + neg)
-        return (hinge * nmask).sum() / nmask.sum()
-    if loss == "bce":
-        pos_l = F.binary_cross_entropy_with_logits(
-            pos.squeeze(1), torch.ones_like(pos.squeeze(1)), reduction="sum"
-        )
-        neg_l = F.binary_cross_entropy_with_logits(neg, torch.zeros_like(neg), reduction="none")
-        return (pos_l + (neg_l * nmask).sum()) / (pos.shape[0] + nmask.sum())
-    logits = scores.masked_fill(~mask.bool(), float("-inf"))
-    return F.cross_entropy(logits, torch.zeros(len(scores), dtype=torch.long, device=scores.device))
-
-
-def forward_scores(
-    model: Any, tokenizer: Any, batch: Sequence[Example], max_length: int, device: str
-) -> tuple[Any, Any]:
-    """Raw logits as a (batch, 1 + max negatives) matrix plus its validity mask."""
-    import torch
-
-    width = 1 + max(len(e.negatives) for e in batch)
-    queries, passages, slots = [], [], []
-    for i, e in enumerate(batch):
-        for j, passage in enumerate((e.positive, *e.negatives)):
-            queries.append(e.query)
-            passages.append(passage)
-            slots.append(i * width + j)
-    enc = tokenize_pairs(tokenizer, queries, passages, max_length, device)
-    logits = model(**enc).logits.view(-1).float()
-    flat = torch.zeros(len(batch) * width, device=logits.device)
-    mask = torch.zeros(len(batch) * width, device=logits.device)
-    idx = torch.tensor(slots, device=logits.device)
-    flat = flat.index_put((idx,), logits)
-    mask[idx] = 1.0
-    return flat.view(len(batch), width), mask.view(len(batch), width)
-
-
-# -- the loop ----------------------------------------------------------------------------------------
-def _optimizer(model: Any, params: TrainParams) -> Any:
-    """AdamW; the classification head (fresh) gets ``head_lr``, the body ``lr``; no decay on bias/LayerNorm."""
-    import torch
-
-    groups: dict[tuple[bool, bool], list] = {}
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        head = name.startswith(("classifier", "score")) or ".classifier." in name
-        decay = not (name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name)
-        groups.setdefault((head, decay), []).append(p)
-    param_groups = [
-        {
-            "params": ps,
-            "lr": params.head_lr if head else params.lr,
-            "weight_decay": params.weight_decay if decay else 0.0,
-        }
-        for (head, decay), ps in sorted(groups.items())
-    ]
-    return torch.optim.AdamW(param_groups)
-
-
-def _schedule(optimizer: Any, total: int, warmup_ratio: float) -> Any:
-    import torch
-
-    warm = math.ceil(total * warmup_ratio)
-
-    def factor(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        return max(0.0, (total - step) / max(1, total - warm))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def plan_batches(
-    hard: Sequence[Example], easy: Sequence[Example], lengths: dict[str, int], params: TrainParams
-) -> list[tuple[Sequence[Example], np.ndarray]]:
-    """The whole step plan: easy batches first, then ``epochs`` passes over the hard examples, capped
-    at ``max_steps``. Deterministic given the seed."""
-    rng = np.random.default_rng(params.seed)
-
-    def lens(examples: Sequence[Example]) -> np.ndarray:
-        return np.array(
-            [
-                max(pair_length(lengths, e.query, p, params.max_length) for p in (e.positive, *e.negatives))
-                for e in examples
-            ]
-        )
-
-    plan: list[tuple[Sequence[Example], np.ndarray]] = []
-    if easy:
-        plan += [(easy, b) for b in length_batches(lens(easy), params.batch_size, rng)][
-            : params.warmup_easy_steps
-        ]
-    hard_lens = lens(hard)
-    for _ in range(params.epochs):
-        plan += [(hard, b) for b in length_batches(hard_lens, params.batch_size, rng)]
-    return plan[: params.max_steps] if params.max_steps else plan
-
-
-def train_loop(
-    ce: Any,
-    hard: Sequence[Example],
-    params: TrainParams,
-    *,
-    easy: Sequence[Example] = (),
-    device: str = "cpu",
-    progress: bool = False,
-    on_step: Callable[[int, float], None] | None = None,
-) -> list[float]:
-    """Train ``ce`` in place; returns the loss of every step."""
-    import torch
-    from tqdm.auto import tqdm
-
-    model, tokenizer = ce.model, ce.tokenizer
-    texts = [t for e in (*hard, *easy) for t in (e.query, e.positive, *e.negatives)]
-    lengths = token_lengths(tokenizer, texts)
-    plan = plan_batches(hard, easy, lengths, params)
-    optimizer = _optimizer(model, params)
-    scheduler = _schedule(optimizer, len(plan), params.warmup_ratio)
-    torch.manual_seed(params.seed)
-    model.train()
-    curve: list[float] = []
-    bar = tqdm(plan, desc="train", unit="step", disable=not progress)
-    for step, (pool, idx) in enumerate(bar):
-        batch = [pool[i] for i in idx]
-        scores, mask = forward_scores(model, tokenizer, batch, params.max_length, device)
-        loss = batch_loss(scores, mask, params.loss, params.margin)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), params.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        curve.append(float(loss.detach().cpu()))
-        if progress:
-            bar.set_postfix(loss=f"{np.mean(curve[-20:]):.4f}", refresh=False)
-        if on_step:
-            on_step(step, curve[-1])
-    model.eval()
-    return curve
-
-
-# -- scoring -----------------------------------------------------------------------------------------
-def score_pairs(
-    ce: Any,
-    queries: Sequence[str],
-    passages: Sequence[str],
-    *,
-    batch_size: int = 32,
-    max_length: int = 256,
-    device: str = "cpu",
-    progress: bool = False,
-) -> np.ndarray:
-    """Raw logits s(q, p) for aligned lists, scored in batches sorted by token length (less padding)."""
-    import torch
-    from tqdm.auto import tqdm
-
-    n = len(queries)
-    out = np.zeros(n, dtype=np.float64)
-    if n == 0:
-        return out
-    model, tokenizer = ce.model, ce.tokenizer
-    lengths = token_lengths(tokenizer, [*queries, *passages])
-    order = np.argsort(
-        [-pair_length(lengths, q, p, max_length) for q, p in zip(queries, passages, strict=True)],
-        kind="stable",
-    )
-    model.eval()
-    with torch.inference_mode():
-        for start in tqdm(range(0, n, batch_size), desc="score", unit="batch", disable=not progress):
-            idx = order[start : start + batch_size]
-            enc = tokenize_pairs(
-                tokenizer, [queries[i] for i in idx], [passages[i] for i in idx], max_length, device
-            )
-            out[idx] = model(**enc).logits.view(-1).float().cpu().numpy()
-    return out
-
-
-# -- reading the data --------------------------------------------------------------------------------
+# -- reading the run ----------------------------------------------------------------------------------
 def mining_run_id(db: Database, name: str) -> str:
     run_id = db.scalar("SELECT run_id FROM mining_runs WHERE name = ?", [name])
     if run_id is None:
@@ -446,59 +204,343 @@ def mining_run_id(db: Database, name: str) -> str:
     return run_id
 
 
-def load_examples(db: Database, run_id: str, split: str, loss: str) -> list[Example]:
-    """Triplets of the run and split as examples: one per triplet, or one per (query, positive) for mnrl."""
+def load_pools(db: Database, run_id: str, split: str) -> list[Pool]:
+    """The run's (query, positive) pairs of ``split`` with their negatives, sorted by query and positive."""
     rows = db.execute(
         """
-        SELECT t.query_id, t.positive_chunk_id, q.text, p.text, n.text
+        SELECT t.query_id, t.positive_chunk_id, q.text, q.content_hash, p.text, p.content_hash,
+               list(n.text ORDER BY t.fallback, t.negative_method <> m.method, t.rank, t.negative_chunk_id),
+               list(n.content_hash ORDER BY t.fallback, t.negative_method <> m.method, t.rank, t.negative_chunk_id)
         FROM triplets t
+        JOIN mining_runs m ON m.run_id = t.run_id
         JOIN queries q ON q.query_id = t.query_id
         JOIN chunks p ON p.chunk_id = t.positive_chunk_id
         JOIN chunks n ON n.chunk_id = t.negative_chunk_id
         WHERE t.run_id = ? AND t.split = ?
-        ORDER BY t.query_id, t.positive_chunk_id, t.rank, t.negative_chunk_id
+        GROUP BY ALL
+        ORDER BY t.query_id, t.positive_chunk_id
         """,
         [run_id, split],
     ).fetchall()
-    if loss != "mnrl":
-        return [Example(q, p, (n,)) for _, _, q, p, n in rows]
-    groups: dict[tuple[str, str], list] = {}
-    for qid, pid, q, p, n in rows:
-        groups.setdefault((qid, pid), [q, p, []])[2].append(n)
-    return [Example(q, p, tuple(ns)) for q, p, ns in groups.values()]
+    return [Pool(qid, q, p, tuple(ns), qh, ph, tuple(nh)) for qid, _, q, qh, p, ph, ns, nh in rows]
 
 
-def easy_examples(
-    db: Database, run_id: str, split: str, count: int, rng: np.random.Generator
-) -> list[Example]:
-    """``count`` (query, positive, random chunk) examples; the random chunk's document is never judged
-    for the query in any split, so an easy negative is never a false negative."""
-    if count <= 0:
-        return []
-    pairs = db.execute(
-        """
-        SELECT DISTINCT t.query_id, q.text, p.text
-        FROM triplets t JOIN queries q ON q.query_id = t.query_id JOIN chunks p ON p.chunk_id = t.positive_chunk_id
-        WHERE t.run_id = ? AND t.split = ? ORDER BY 1, 2, 3
-        """,
-        [run_id, split],
-    ).fetchall()
-    chunks = db.execute("SELECT doc_id, text FROM chunks ORDER BY chunk_id").fetchall()
-    judged: dict[str, set[str]] = {}
-    for qid, doc in db.execute("SELECT query_id, doc_id FROM qrels WHERE score > 0").fetchall():
-        judged.setdefault(qid, set()).add(doc)
-    out = []
-    for i in rng.integers(0, len(pairs), size=count):
-        qid, q, p = pairs[i]
-        for _ in range(100):
-            doc, text = chunks[int(rng.integers(0, len(chunks)))]
-            if doc not in judged.get(qid, ()):
-                out.append(Example(q, p, (text,)))
-                break
+def dev_queries(query_ids: Sequence[str], ratio: float, seed: int) -> set[str]:
+    """The held-out share ``ratio`` of ``query_ids``: a query is in when a hash of (seed, id) falls below
+    ``ratio``, so the choice depends on neither the other queries nor the method that mined them."""
+    if ratio <= 0:
+        return set()
+    out = set()
+    for qid in query_ids:
+        h = hashlib.blake2b(f"{seed}\0{qid}".encode(), digest_size=8).digest()
+        if int.from_bytes(h, "little") / 2**64 < ratio:
+            out.add(qid)
     return out
 
 
-# -- the stage ---------------------------------------------------------------------------------------
+class EasyNegatives:
+    """Random chunks of documents not judged for the query in any split (so never false negatives)."""
+
+    def __init__(self, db: Database) -> None:
+        self.chunks = db.execute("SELECT doc_id, text, content_hash FROM chunks ORDER BY chunk_id").fetchall()
+        self.judged: dict[str, set[str]] = {}
+        for qid, doc in db.execute("SELECT DISTINCT query_id, doc_id FROM qrels WHERE score > 0").fetchall():
+            self.judged.setdefault(qid, set()).add(doc)
+
+    def draw(
+        self, query_id: str, n: int, rng: np.random.Generator, avoid: Sequence[str] = ()
+    ) -> list[tuple[str, str]]:
+        """``n`` distinct (text, hash) pairs, none of them in ``avoid`` (texts already in the group)."""
+        out: list[tuple[str, str]] = []
+        seen = set(avoid)
+        judged = self.judged.get(query_id, set())
+        for _ in range(100 * max(n, 1)):
+            if len(out) == n:
+                break
+            doc, text, h = self.chunks[int(rng.integers(0, len(self.chunks)))]
+            if doc not in judged and text not in seen:
+                out.append((text, h))
+                seen.add(text)
+        return out
+
+
+def draw_groups(
+    pools: Sequence[Pool],
+    size: int,
+    count: int,
+    seed: int,
+    stream: int,
+    easy: EasyNegatives,
+    *,
+    only_easy: bool = False,
+) -> tuple[list[Group], int]:
+    """``count`` groups: passes over ``pools`` (epoch e draws with ``default_rng([seed, stream, e])``),
+    ``size - 1`` negatives each (all random when ``only_easy``). Returns the groups and how many
+    negative slots were filled with random negatives because a pool was short."""
+    groups: list[Group] = []
+    filled = 0
+    need = size - 1
+    epoch = 0
+    while len(groups) < count:
+        rng = np.random.default_rng([seed, stream, epoch])
+        fill_rng = np.random.default_rng([seed, _FILL, stream, epoch])
+        for pool in pools:
+            if len(groups) == count:
+                break
+            pairs = [] if only_easy else list(zip(pool.negatives, pool.negative_hashes, strict=True))
+            if len(pairs) > need:
+                pairs = [pairs[i] for i in np.sort(rng.choice(len(pairs), size=need, replace=False))]
+            if len(pairs) < need:
+                extra = easy.draw(
+                    pool.query_id, need - len(pairs), fill_rng, [pool.positive, *(t for t, _ in pairs)]
+                )
+                filled += 0 if only_easy else len(extra)
+                pairs += extra
+            groups.append(
+                Group(
+                    pool.query,
+                    pool.positive,
+                    tuple(t for t, _ in pairs),
+                    pool.query_hash,
+                    (pool.positive_hash, *(h for _, h in pairs)),
+                )
+            )
+        epoch += 1
+    return groups, filled
+
+
+# -- datasets and losses ---------------------------------------------------------------------------------
+def group_dataset(groups: Sequence[Group], loss: str, teacher: np.ndarray | None = None) -> Any:
+    """The groups in the column layout ``loss`` reads (sentence-transformers' conventions)."""
+    from datasets import Dataset
+
+    if loss == "bce":
+        rows = [(g.query, p, float(i == 0)) for g in groups for i, p in enumerate((g.positive, *g.negatives))]
+        return Dataset.from_dict(
+            {"query": [r[0] for r in rows], "passage": [r[1] for r in rows], "label": [r[2] for r in rows]}
+        )
+    if loss in ("lambda", "listnet"):
+        return Dataset.from_dict(
+            {
+                "query": [g.query for g in groups],
+                "docs": [[g.positive, *g.negatives] for g in groups],
+                "label": [[1.0] + [0.0] * len(g.negatives) for g in groups],
+            }
+        )
+    columns: dict[str, list] = {"query": [g.query for g in groups], "positive": [g.positive for g in groups]}
+    for j in range(len(groups[0].negatives)):
+        columns[f"negative_{j + 1}"] = [g.negatives[j] for g in groups]
+    if teacher is not None:
+        columns["label"] = [list(map(float, row)) for row in teacher]
+    return Dataset.from_dict(columns)
+
+
+def make_loss(ce: Any, params: TrainParams, *, distill: bool = False) -> Any:
+    """The sentence-transformers loss module of ``params.loss`` (MarginMSELoss for a distil phase)."""
+    import torch
+    from sentence_transformers.cross_encoder import losses
+
+    if distill:
+        return losses.MarginMSELoss(ce)
+    if params.loss == "bce":
+        return losses.BinaryCrossEntropyLoss(ce, pos_weight=torch.tensor(float(params.group_size - 1)))
+    if params.loss == "lambda":
+        return losses.LambdaLoss(ce)
+    if params.loss == "listnet":
+        return losses.ListNetLoss(ce)
+    if params.loss == "mnrl":
+        return losses.MultipleNegativesRankingLoss(ce)
+    return _GroupLoss(ce, params.loss, params.margin)
+
+
+def _group_loss_class() -> type:
+    """Built on first use: sentence-transformers is imported lazily (the CLI starts without torch)."""
+    import torch
+    import torch.nn.functional as F
+    from sentence_transformers.cross_encoder.losses import MultipleNegativesRankingLoss
+
+    class GroupLoss(MultipleNegativesRankingLoss):
+        """LCE or triplet over (query, positive, negative_1..n) columns: the group's own passages only
+        (no in-batch negatives), raw logits (no activation, no scale)."""
+
+        def __init__(self, model: Any, kind: str, margin: float) -> None:
+            super().__init__(model, num_negatives=None, scale=1.0, activation_fn=None)
+            self.kind, self.margin = kind, margin
+
+        def forward(
+            self, inputs: list[list[str]], labels: Any, prompt: str | None = None, task: str | None = None
+        ) -> Any:
+            anchors = inputs[0]
+            scores = torch.stack(
+                [self.call_model_with_columns(anchors, col, prompt=prompt, task=task) for col in inputs[1:]],
+                dim=1,
+            )
+            if self.kind == "triplet":
+                return F.relu(self.margin - scores[:, :1] + scores[:, 1:]).mean()
+            return F.cross_entropy(scores, torch.zeros(len(anchors), dtype=torch.long, device=scores.device))
+
+        def get_config_dict(self) -> dict[str, Any]:
+            return {"kind": self.kind, "margin": self.margin}
+
+    return GroupLoss
+
+
+def _GroupLoss(model: Any, kind: str, margin: float) -> Any:  # noqa: N802 - a class built lazily
+    return _group_loss_class()(model, kind, margin)
+
+
+def teacher_scores(db: Database, groups: Sequence[Group], ensemble: str, scale: float) -> np.ndarray:
+    """``scale`` x ensemble similarity of each group's (query, passage) pairs, positive first."""
+    ens = get_ensemble(db, ensemble)
+    q, missing_q = vectors_by_hash(
+        db,
+        "ensemble_vectors",
+        "ensemble_id",
+        ens.ensemble_id,
+        "query",
+        np.array([g.query_hash for g in groups]),
+    )
+    width = len(groups[0].passage_hashes)
+    flat = np.array([h for g in groups for h in g.passage_hashes])
+    d, missing_d = vectors_by_hash(db, "ensemble_vectors", "ensemble_id", ens.ensemble_id, "doc", flat)
+    if missing_q or missing_d:
+        raise EmptySelection(
+            f"ensemble {ensemble!r} has no vectors for {missing_q} queries and {missing_d} passages of the "
+            "training groups: distil from the ensemble the run was mined with, or re-create it"
+        )
+    sims = np.einsum("ij,ij->i", np.repeat(q, width, axis=0), d).reshape(len(groups), width)
+    return scale * sims
+
+
+# -- dev evaluation ----------------------------------------------------------------------------------------
+def _dev_evaluator(db: Database, params: TrainParams, dev: set[str], device: str) -> Any:
+    """An evaluator re-ranking the dev queries' first-stage top-k with hnm-db's metrics (per document,
+    as ``hnm-db eval`` reports them); None when there are no dev queries."""
+    if not dev:
+        return None
+    from sentence_transformers.base.evaluation import BaseEvaluator
+
+    qrels = {q: j for q, j in evaluate.load_qrels(db, params.split).items() if q in dev}
+    queries = evaluate.query_frame(db, sorted(qrels))
+    eval_params = evaluate.EvalParams(
+        model=None, first_stage=params.dev_first_stage, k=params.dev_k, split=params.split
+    )
+    cands = evaluate.first_stage_candidates(db, eval_params, queries)
+    texts = dict(zip(queries["query_id"].to_list(), queries["text"].to_list(), strict=True))
+    query_texts = [texts[q] for q in cands["query_id"].to_list()]
+    passages = cands["passage"].to_list()
+
+    class DevEvaluator(BaseEvaluator):
+        """nDCG@10 (primary) and MRR@10 of the dev queries, re-ranked by the model in training."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.primary_metric = "ndcg@10"
+
+        def __call__(
+            self, model: Any, output_path: str | None = None, epoch: int = -1, steps: int = -1
+        ) -> dict:
+            scores = score_pairs(
+                model,
+                query_texts,
+                passages,
+                batch_size=64,
+                max_length=params.max_length,
+                device=str(model.device),
+            )
+            values = metrics.mean_metrics(evaluate.rankings(cands, scores), qrels, params.dev_k)
+            return {"ndcg@10": values["ndcg@10"], "mrr@10": values["mrr@10"]}
+
+    return DevEvaluator()
+
+
+# -- one phase on the Trainer --------------------------------------------------------------------------
+def _quiet_progress() -> type:
+    from transformers.trainer_callback import ProgressCallback
+
+    class QuietProgress(ProgressCallback):
+        """The Trainer's progress bar without its log lines (they would go to stdout, which is for data)."""
+
+        def on_log(
+            self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any
+        ) -> None:
+            if self.training_bar is not None and logs and "loss" in logs:
+                self.training_bar.set_postfix(loss=f"{logs['loss']:.4f}", refresh=False)
+
+    return QuietProgress
+
+
+def run_phase(
+    ce: Any,
+    dataset: Any,
+    loss: Any,
+    params: TrainParams,
+    steps: int,
+    folder: Path,
+    *,
+    batch_rows: int,
+    device: str,
+    evaluator: Any = None,
+    progress: bool = False,
+) -> tuple[list[float], dict[str, Any]]:
+    """Train ``ce`` for ``steps`` steps on ``dataset`` with the Trainer, checkpointing into ``folder`` and
+    resuming from its last checkpoint; with an evaluator, keep the best checkpoint by dev nDCG@10.
+    Returns the loss of every step and the dev record: the (step, nDCG@10) curve, the step kept."""
+    from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncoderTrainingArguments
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    every = params.eval_steps or max(1, math.ceil(steps / 4))
+    args = CrossEncoderTrainingArguments(
+        output_dir=str(folder),
+        max_steps=steps,
+        per_device_train_batch_size=batch_rows,
+        learning_rate=params.lr,
+        learning_rate_mapping={HEAD_PATTERN: params.head_lr},
+        weight_decay=params.weight_decay,
+        max_grad_norm=params.max_grad_norm,
+        warmup_steps=params.warmup_ratio,
+        lr_scheduler_type="linear",
+        seed=params.seed,
+        data_seed=params.seed,
+        logging_steps=1,
+        save_strategy="steps",
+        save_steps=every,
+        save_total_limit=2,
+        eval_strategy="steps" if evaluator is not None else "no",
+        eval_steps=every,
+        eval_on_start=evaluator is not None,
+        load_best_model_at_end=evaluator is not None,
+        metric_for_best_model="ndcg@10" if evaluator is not None else None,
+        greater_is_better=True,
+        report_to="none",
+        disable_tqdm=not progress,
+        use_cpu=device == "cpu",
+        dataloader_num_workers=0,
+    )
+    with quiet_transformers():
+        trainer = CrossEncoderTrainer(
+            model=ce, args=args, train_dataset=dataset, loss=loss, evaluator=evaluator
+        )
+    trainer.remove_callback(PrinterCallback)
+    if progress:
+        trainer.remove_callback(ProgressCallback)
+        trainer.add_callback(_quiet_progress()())
+    resume = any(folder.glob("checkpoint-*"))
+    with quiet_transformers():
+        trainer.train(resume_from_checkpoint=True if resume else None)
+    state = trainer.state
+    curve = [float(h["loss"]) for h in state.log_history if "loss" in h and "step" in h]
+    dev = {
+        "dev_curve": [
+            (int(h["step"]), float(h["eval_ndcg@10"])) for h in state.log_history if "eval_ndcg@10" in h
+        ],
+        "best_step": state.best_global_step if evaluator is not None else None,
+        "best_dev_ndcg@10": state.best_metric if evaluator is not None else None,
+    }
+    return curve, dev
+
+
+# -- the stage ---------------------------------------------------------------------------------------------
 def _claim_name(db: Database, name: str) -> None:
     """A finished run of that name is kept (error); a running/failed leftover is replaced."""
     status = db.scalar("SELECT status FROM training_runs WHERE name = ?", [name])
@@ -528,36 +570,137 @@ def _term_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _validate(db: Database, params: TrainParams) -> tuple[str, Path, list[Example]]:
+@dataclass
+class _Plan:
+    """What :func:`_validate` read: the run, the base folder, the training pools and the dev queries."""
+
+    run_id: str
+    base: Path
+    pools: list[Pool]
+    dev: set[str]
+    distill_pools: list[Pool]
+    distill_ensemble: str | None
+
+
+def _validate(db: Database, params: TrainParams) -> _Plan:
     """Every check that can fail on user input, before anything is written."""
     out = Path(params.out)
     if out.exists():
         raise AlreadyExists(f"output folder exists: {out}; pass a new --out or remove it")
-    if not out.parent.exists():
-        raise InvalidParams(f"parent folder of --out does not exist: {out.parent}")
     run_id = mining_run_id(db, params.run)
-    examples = load_examples(db, run_id, params.split, params.loss)
-    if not examples:
+    pools = load_pools(db, run_id, params.split)
+    if not pools:
         raise EmptySelection(f"mining run {params.run!r} has no triplets for split {params.split!r}")
+    dev = dev_queries(sorted({p.query_id for p in pools}), params.dev_ratio, params.dev_seed)
+    train_pools = [p for p in pools if p.query_id not in dev]
+    if not train_pools:
+        raise EmptySelection(f"dev_ratio {params.dev_ratio} left no query of run {params.run!r} to train on")
     status = db.scalar("SELECT status FROM training_runs WHERE name = ?", [params.run_name])
     if status == "finished":
         raise AlreadyExists(f"a training run named {params.run_name!r} exists; pass another --name")
-    base = resolve_base(db, params.base)
-    return run_id, base, examples
+    ensemble, distill_pools = params.distill_ensemble, train_pools
+    if params.distill_steps:
+        distill_run = params.distill_run or params.run
+        distill_id = mining_run_id(db, distill_run)
+        if distill_run != params.run:
+            distill_pools = [p for p in load_pools(db, distill_id, params.split) if p.query_id not in dev]
+            if not distill_pools:
+                raise EmptySelection(
+                    f"distill_run {distill_run!r} has no triplets for split {params.split!r}"
+                )
+        if ensemble is None:
+            ensemble = db.scalar(
+                "SELECT e.name FROM mining_runs m JOIN ensembles e USING (ensemble_id) WHERE m.run_id = ?",
+                [distill_id],
+            )
+        if ensemble is None:
+            raise InvalidParams(
+                f"distill_steps: mining run {distill_run!r} has no ensemble to distil; pass --distill-ensemble"
+            )
+        get_ensemble(db, ensemble)
+    if dev:
+        evaluate.check_first_stage(db, params.dev_first_stage)
+    return _Plan(run_id, resolve_base(db, params.base), train_pools, dev, distill_pools, ensemble)
+
+
+def _main_steps(params: TrainParams, n_pools: int) -> int:
+    return params.max_steps or math.ceil(params.epochs * n_pools / params.batch_size)
+
+
+def _train_phases(
+    db: Database, params: TrainParams, plan: _Plan, ce: Any, partial: Path, device: str, progress: bool
+) -> tuple[Any, list[float], dict[str, Any]]:
+    """Warm starts, then the mined groups; returns the trained model, the loss curve and stats."""
+    easy = EasyNegatives(db)
+    size, batch = params.group_size, params.batch_size
+    rows = batch * size if params.loss == "bce" else batch
+    curve: list[float] = []
+    stats: dict[str, Any] = {"warm_steps": 0}
+    for steps, stream, distill in (
+        (params.distill_steps, _DISTILL, True),
+        (params.warmup_easy_steps, _EASY, False),
+    ):
+        if not steps:
+            continue
+        folder = partial / ("distill" if distill else "easy")
+        done = folder / "model"
+        pools = plan.distill_pools if distill else plan.pools
+        groups, _ = draw_groups(pools, size, steps * batch, params.seed, stream, easy, only_easy=not distill)
+        if (done / "phase.json").exists():  # finished before an interruption: reuse it
+            phase = json.loads((done / "phase.json").read_text(encoding="utf-8"))
+            ce = load_cross_encoder(done, max_length=params.max_length, device=device)
+        else:
+            teacher = (
+                teacher_scores(db, groups, plan.distill_ensemble, params.distill_scale) if distill else None
+            )
+            data = group_dataset(groups, "distill" if distill else params.loss, teacher)
+            loss = make_loss(ce, params, distill=distill)
+            phase_rows = batch if distill else rows
+            part, _ = run_phase(
+                ce, data, loss, params, steps, folder, batch_rows=phase_rows, device=device, progress=progress
+            )
+            phase = {"loss_curve": part}
+            with quiet_transformers():
+                ce.save_pretrained(str(done))
+            (done / "phase.json").write_text(json.dumps(phase), encoding="utf-8")
+        curve += phase["loss_curve"]
+        stats["warm_steps"] += len(phase["loss_curve"])
+    steps = _main_steps(params, len(plan.pools))
+    groups, filled = draw_groups(plan.pools, size, steps * batch, params.seed, _MAIN, easy)
+    evaluator = _dev_evaluator(db, params, plan.dev, device)
+    part, dev = run_phase(
+        ce,
+        group_dataset(groups, params.loss),
+        make_loss(ce, params),
+        params,
+        steps,
+        partial / "main",
+        batch_rows=rows,
+        device=device,
+        evaluator=evaluator,
+        progress=progress,
+    )
+    curve += part
+    stats.update(
+        {
+            "steps": len(part),
+            "groups": len(groups),
+            "pairs": len(groups) * size,
+            "train_pairs_of_run": len(plan.pools),
+            "train_queries": len({p.query_id for p in plan.pools}),
+            "dev_queries": len(plan.dev),
+            "filled_random": filled,
+            **dev,
+        }
+    )
+    return ce, curve, stats
 
 
 def train(db: Database, params: TrainParams, *, progress: bool = True) -> TrainSummary:
-    """Fine-tune ``params.base`` on the triplets of mining run ``params.run`` and record the run."""
-    run_id, base, hard = _validate(db, params)
+    """Fine-tune ``params.base`` on the mining run ``params.run`` and record the run."""
+    plan = _validate(db, params)
     device = pick_device(params.device)
-    easy = easy_examples(
-        db,
-        run_id,
-        params.split,
-        params.warmup_easy_steps * params.batch_size,
-        np.random.default_rng(params.seed),
-    )
-    ce = load_cross_encoder(base, max_length=params.max_length, device=device, seed=params.seed)
+    ce = load_cross_encoder(plan.base, max_length=params.max_length, device=device, seed=params.seed)
     training_run_id = uuid.uuid4().hex
     with db.transaction():
         _claim_name(db, params.run_name)
@@ -567,7 +710,7 @@ def train(db: Database, params: TrainParams, *, progress: bool = True) -> TrainS
             [
                 training_run_id,
                 params.run_name,
-                run_id,
+                plan.run_id,
                 params.base,
                 params.loss,
                 params.to_json(),
@@ -575,14 +718,17 @@ def train(db: Database, params: TrainParams, *, progress: bool = True) -> TrainS
             ],
         )
     out = Path(params.out)
-    tmp = out.with_name(f".{out.name}.partial-{training_run_id[:8]}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f".{out.name}.partial-{params.digest()}")
     started = time.perf_counter()
     try:
         with _term_as_interrupt():
-            curve = train_loop(ce, hard, params, easy=easy, device=device, progress=progress)
+            ce, curve, stats = _train_phases(db, params, plan, ce, partial, device, progress)
+        final = partial / "model"
+        shutil.rmtree(final, ignore_errors=True)
         with quiet_transformers():
-            ce.save_pretrained(str(tmp))
-        (tmp / "hnm_training.json").write_text(
+            ce.save_pretrained(str(final))
+        (final / "hnm_training.json").write_text(
             json.dumps(
                 {"training_run_id": training_run_id, "mining_run": params.run, "params": asdict(params)},
                 sort_keys=True,
@@ -590,26 +736,28 @@ def train(db: Database, params: TrainParams, *, progress: bool = True) -> TrainS
             ),
             encoding="utf-8",
         )
-        fingerprint = model_fingerprint(tmp)
-        os.replace(tmp, out)
+        fingerprint = model_fingerprint(final)
+        os.replace(final, out)
+        shutil.rmtree(partial, ignore_errors=True)
     except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
         db.execute(
             "UPDATE training_runs SET status = 'failed', finished_at = current_timestamp, stats = ? "
             "WHERE training_run_id = ?",
-            [json.dumps({"error": f"{type(exc).__name__}: {exc}"[:500]}), training_run_id],
+            [
+                json.dumps({"error": f"{type(exc).__name__}: {exc}"[:500], "resume_from": str(partial)}),
+                training_run_id,
+            ],
         )
         raise
     seconds = time.perf_counter() - started
-    stats = {
-        "steps": len(curve),
-        "easy_steps": min(len(curve), params.warmup_easy_steps),
-        "examples": len(hard),
-        "pairs": sum(1 + len(e.negatives) for e in hard),
-        "device": device,
-        "seconds": round(seconds, 3),
-        "final_loss": float(np.mean(curve[-20:])) if curve else None,
-    }
+    stats.update(
+        {
+            "device": device,
+            "seconds": round(seconds, 3),
+            "final_loss": float(np.mean(curve[-20:])) if curve else None,
+            "examples": stats["groups"],
+        }
+    )
     db.execute(
         "UPDATE training_runs SET status = 'finished', finished_at = current_timestamp, loss_curve = ?, "
         "output_path = ?, fingerprint = ?, stats = ? WHERE training_run_id = ?",
@@ -626,9 +774,15 @@ def train(db: Database, params: TrainParams, *, progress: bool = True) -> TrainS
         params.run_name,
         str(out.resolve()),
         fingerprint,
-        len(curve),
-        len(hard),
+        stats["steps"],
+        stats["groups"],
         stats["final_loss"] or 0.0,
         seconds,
         curve,
+        stats,
     )
+
+
+def head_parameters(ce: Any) -> list[str]:
+    """Names of the parameters ``head_lr`` applies to (for tests and the docs)."""
+    return [n for n, _ in ce.named_parameters() if re.search(HEAD_PATTERN, n)]

@@ -92,8 +92,12 @@ def _all_fixture_text() -> list[str]:
     return texts * 3
 
 
-def build_tiny_model(folder: Path, *, seed: int = 0, hidden: int = 32, layers: int = 2) -> Path:
-    """A sentence-transformers folder: WordPiece tokenizer trained on the fixture text + random BERT."""
+def build_tiny_model(
+    folder: Path, *, seed: int = 0, hidden: int = 32, layers: int = 2, dropout: float = 0.1
+) -> Path:
+    """A sentence-transformers folder: WordPiece tokenizer trained on the fixture text + random BERT
+    (``dropout`` 0: the untrained model's near-constant outputs are not drowned by dropout noise, so
+    a few training steps show)."""
     import torch
     from sentence_transformers import SentenceTransformer, models
     from tokenizers import Tokenizer, normalizers, pre_tokenizers
@@ -131,6 +135,8 @@ def build_tiny_model(folder: Path, *, seed: int = 0, hidden: int = 32, layers: i
         num_attention_heads=2,
         intermediate_size=hidden * 2,
         max_position_embeddings=128,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
     )
     BertModel(config).save_pretrained(folder)
     transformer = models.Transformer(str(folder), max_seq_length=64)
@@ -143,6 +149,12 @@ def build_tiny_model(folder: Path, *, seed: int = 0, hidden: int = 32, layers: i
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 32-d, 2-layer random BERT sentence-transformers folder (session-wide, built once)."""
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-a", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir_nodrop(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first tiny model without dropout, for tests that watch a few training steps move the loss."""
+    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-nodrop", seed=0, dropout=0.0)
 
 
 @pytest.fixture(scope="session")
@@ -294,7 +306,10 @@ def populate_mined(db: hnm_db.Database) -> None:
             for q, pos, neg, rank, score, pscore, qc, nc in rows:
                 members_map = {"m1": score + 0.02, "m2": score - 0.02} if run_id == "run-ens" else None
                 db.execute(
-                    "INSERT INTO triplets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'train')",
+                    "INSERT INTO triplets (run_id, query_id, positive_doc_id, positive_chunk_id, negative_doc_id, "
+                    "negative_chunk_id, rank, score, positive_score, member_scores, query_cluster, "
+                    "negative_cluster, split, negative_method) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'train', "
+                    "(SELECT method FROM mining_runs WHERE run_id = ?))",
                     [
                         run_id,
                         q,
@@ -308,6 +323,7 @@ def populate_mined(db: hnm_db.Database) -> None:
                         members_map,
                         qc,
                         nc,
+                        run_id,
                     ],
                 )
             record_run_sources(db, run_id)

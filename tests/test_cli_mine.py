@@ -123,6 +123,16 @@ def test_mine_reports_short_queries_on_stderr(path):
         (["--num-negatives", "0"], "num_negatives: must be an integer >= 1"),
         (["--num-negatives", "-2"], "num_negatives: must be an integer >= 1"),
         (["--cluster-filter", "query"], "needs a cluster run of ensemble 'ens'"),
+        (
+            ["--fallback-depth", "40", "--range-max", "50"],
+            "fallback_depth: must be deeper than range_max (50)",
+        ),
+        (["--mix-random", "-1"], "mix_random: must be an integer >= 0"),
+        (["--min-relevance", "0"], "min_relevance: must be an integer >= 1"),
+        (
+            ["--min-relevance", "2"],
+            "split 'train' has no qrels with a judged-relevant, chunked document at relevance >= 2",
+        ),
     ],
 )
 def test_bad_mining_input_exits_1_and_changes_nothing(path, args, message):
@@ -168,3 +178,44 @@ def test_max_score_ratio_none_disables_the_guard(path):
         "json",
     )
     assert res.exit_code == 0 and json.loads(res.output)[0]["dropped_false_negatives"] == 0
+
+
+def test_fallback_random_mix_and_guard_options_reach_the_run(path):
+    res = run(
+        path,
+        "mine",
+        "--ensemble",
+        "ens",
+        "--num-negatives",
+        "3",
+        "--range-max",
+        "4",
+        "--max-score-ratio",
+        "0.9",
+        "--guard",
+        "query",
+        "--fallback-depth",
+        "40",
+        "--mix-random",
+        "1",
+        "--name",
+        "full",
+        "--format",
+        "json",
+    )
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)[0]
+    assert out["short_queries"] == 0 and out["fallback_negatives"] > 0 and out["mixed_random_negatives"] > 0
+    shown = json.loads(run(path, "runs", "show", "full", "--format", "json").output)
+    assert shown["params"]["guard"] == "query" and shown["params"]["fallback_depth"] == 40
+    assert shown["stats"]["short_pairs"] == 0
+    assert shown["stats"]["mixed_random_negatives"] == out["mixed_random_negatives"]
+    res = run(
+        path,
+        "sql",
+        "SELECT negative_method, fallback, count(*) AS n FROM negative_provenance GROUP BY ALL ORDER BY ALL",
+        "--format",
+        "json",
+    )
+    kinds = {(r["negative_method"], r["fallback"]) for r in json.loads(res.output)}
+    assert kinds == {("ensemble", False), ("ensemble", True), ("random", False)}

@@ -46,12 +46,16 @@ def test_train_then_eval_then_compare(filled, tiny_model_dir, tmp_path):
         "48",
         "--max-steps",
         "2",
+        "--dev-ratio",
+        "0.3",
+        "--eval-steps",
+        "1",
         "--format",
         "json",
     )
     assert res.exit_code == 0, res.output
     trained = json.loads(res.output)[0]
-    assert trained["name"] == "model" and trained["steps"] == 2
+    assert trained["name"] == "model" and trained["steps"] == 2 and trained["best_step"] in (1, 2)
     res = _run(
         filled,
         "eval",
@@ -73,7 +77,29 @@ def test_train_then_eval_then_compare(filled, tiny_model_dir, tmp_path):
     assert res.exit_code == 0 and "first-stage:bm25" in res.output and "ndcg@10" in res.output
     assert len(res.output.strip().splitlines()) == 2 + 3
     res = _run(filled, "eval", "--compare", "--mean-over-seeds")
-    assert res.exit_code == 0 and "ce[mined, triplet]" in res.output
+    assert res.exit_code == 0 and "ce[mined, lce]" in res.output
+    res = _run(
+        filled, "eval", "--paired", "model", "--paired", "first-stage:bm25", "--k", "10", "--format", "json"
+    )
+    assert res.exit_code == 0, res.output
+    test = json.loads(res.output)[0]
+    ndcg = {r["model"]: r["ndcg@10"] for r in rows}
+    assert test["queries"] == 4 and test["diff"] == pytest.approx(ndcg["model"] - ndcg["first-stage:bm25"])
+    assert 0 <= test["p_value"] <= 1 and test["ci_low"] <= test["diff"] <= test["ci_high"]
+    res = _run(
+        filled,
+        "eval",
+        "--paired",
+        "model",
+        "--paired",
+        "first-stage:bm25",
+        "--k",
+        "10",
+        "--interpolate",
+        "0.5",
+    )
+    assert res.exit_code == 1 and "no stored result of 'first-stage:bm25'" in res.output
+    assert _run(filled, "eval", "--paired", "model").exit_code == 2
 
 
 def test_eval_of_the_first_stage_alone(filled):
@@ -85,6 +111,7 @@ def test_eval_of_the_first_stage_alone(filled):
 def test_bad_inputs_exit_1_with_one_line_and_change_nothing(filled, tiny_model_dir, tmp_path):
     before = _counts(filled)
     (tmp_path / "exists").mkdir()
+    train_x = ["train", "--run", "mined", "--base", str(tiny_model_dir), "--out", str(tmp_path / "x")]
     cases = [
         (
             ["train", "--run", "empty", "--base", str(tiny_model_dir), "--out", str(tmp_path / "x")],
@@ -98,6 +125,8 @@ def test_bad_inputs_exit_1_with_one_line_and_change_nothing(filled, tiny_model_d
             ["train", "--run", "mined", "--base", str(tiny_model_dir), "--out", str(tmp_path / "exists")],
             "output folder exists",
         ),
+        ([*train_x, "--loss", "lce", "--distill-steps", "2"], "has no ensemble to distil"),
+        ([*train_x, "--group-size", "1"], "group_size must be >= 2"),
         (["eval", "--split", "dev"], "has no qrels"),
         (["eval", "--k", "5"], "nDCG@10"),
     ]

@@ -208,3 +208,33 @@ def test_views_are_recreated_only_when_their_sql_changed_or_one_is_missing(tmp_p
         assert "x" not in db.sql("SELECT * FROM run_summary LIMIT 0").columns
         assert db.create_views() is False
         assert db.create_views(force=True) is True
+
+
+def test_a_version_5_database_with_runs_migrates_to_the_current_schema(db_path, monkeypatch):
+    """A file written before triplets knew where their negative came from (migration 006) keeps its rows:
+    each negative is its run's method, none from a fallback; old results have no per-query metrics."""
+    real = resources.migrations()
+    monkeypatch.setattr(resources, "migrations", lambda: [m for m in real if m[0] <= 5])
+    monkeypatch.setattr(hnm_db.Database, "create_views", lambda self, force=False: False)
+    with hnm_db.open(db_path) as old:
+        assert old.schema_version() == 5
+        old.execute(
+            "INSERT INTO mining_runs (run_id, name, method, split, params, seed, code_version) "
+            "VALUES ('r1', 'bm25-run', 'bm25', 'train', '{}', 0, '0.1.0')"
+        )
+        old.execute(
+            "INSERT INTO triplets VALUES ('r1', 'q1', 'd1', 'd1#0', 'd2', 'd2#0', 0, 3.5, 4.0, NULL, NULL, NULL, 'train')"
+        )
+        old.execute(
+            "INSERT INTO eval_results (eval_id, split, first_stage, k, model, metrics) "
+            "VALUES ('e1', 'test', 'bm25', 10, 'first-stage:bm25', '{\"ndcg@10\": 0.5}')"
+        )
+    monkeypatch.undo()
+    with hnm_db.open(db_path) as db:
+        assert db.schema_version() == schema_target() >= 6
+        assert db.execute("SELECT negative_method, fallback FROM triplets").fetchall() == [("bm25", False)]
+        assert db.scalar("SELECT per_query FROM eval_results") is None
+        summary = db.sql("SELECT fallback_negatives, mixed_random_negatives, triplets FROM run_summary").row(
+            0
+        )
+        assert summary == (0, 0, 1)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
+from hnm_db import crossencoder as C
 from hnm_db import evaluate as E
 from hnm_db import train as T
 from hnm_db.errors import EmptySelection, InvalidParams, MissingEmbeddings, NotFound
@@ -27,6 +29,7 @@ def trained(train_db, tiny_model_dir, tmp_path):
         batch_size=4,
         max_length=48,
         max_steps=2,
+        dev_ratio=0.0,
     )
     return T.train(train_db, params, progress=False)
 
@@ -74,12 +77,12 @@ def test_cached_scores_equal_fresh_scores(train_db, trained):
     scored = E.attach_scores(
         train_db, trained.fingerprint, 48, summary.candidates.with_columns(query=None, passage=None)
     ).head(3)
-    ce = T.load_cross_encoder(T.Path(trained.output_path), max_length=48, device="cpu")
+    ce = C.load_cross_encoder(Path(trained.output_path), max_length=48, device="cpu")
     texts = train_db.execute(
         "SELECT q.text, c.text FROM queries q, chunks c WHERE q.query_id = ? AND c.chunk_id = ?",
         [scored["query_id"][0], scored["chunk_id"][0]],
     ).fetchone()
-    assert T.score_pairs(ce, [texts[0]], [texts[1]], max_length=48)[0] == pytest.approx(
+    assert C.score_pairs(ce, [texts[0]], [texts[1]], max_length=48)[0] == pytest.approx(
         scored["model_score"][0], abs=1e-5
     )
 
@@ -117,6 +120,7 @@ def test_compare_summarises_seeds(train_db, tiny_model_dir, trained, tmp_path):
         max_length=48,
         max_steps=2,
         seed=7,
+        dev_ratio=0.0,
     )
     other = T.train(train_db, params, progress=False)
     for model in (trained.output_path, other.output_path):
@@ -125,12 +129,12 @@ def test_compare_summarises_seeds(train_db, tiny_model_dir, trained, tmp_path):
     assert set(results["model"]) == {"first-stage:bm25", "ce-a", "ce-b"}
     assert set(results.filter(results["method"].is_not_null())["seed"]) == {0, 7}
     summary = E.summarize(results)
-    row = summary.filter(summary["system"] == "ce[mined, triplet]").to_dicts()[0]
+    row = summary.filter(summary["system"] == "ce[mined, lce]").to_dicts()[0]
     mine = results.filter(results["method"].is_not_null())["ndcg@10"]
     assert row["seeds"] == 2 and row["ndcg@10"] == pytest.approx(mine.mean())
     assert row["ndcg@10 sd"] == pytest.approx(mine.std())
     table = E.markdown_table(summary)
-    assert "| bm25 | 10 | ce[mined, triplet] | 2 |" in table and "±" in table
+    assert "| bm25 | 10 | ce[mined, lce] | 2 |" in table and "±" in table
 
 
 def test_a_split_without_qrels_is_refused(train_db):
@@ -166,7 +170,7 @@ def test_python_api_mirrors_the_commands(train_db, tiny_model_dir, tmp_path):
     assert [r["model"] for r in summary.rows] == ["first-stage:bm25", "api", "api + bm25 (alpha=0.5)"]
     assert train_db.compare().height == 3
     grouped = train_db.compare(mean_over_seeds=True)
-    assert grouped.filter(grouped["system"] == "ce[mined, triplet]")["seeds"].to_list() == [1]
+    assert grouped.filter(grouped["system"] == "ce[mined, lce]")["seeds"].to_list() == [1]
     assert trained.steps == 1
 
 
@@ -188,3 +192,43 @@ def test_evaluation_reads_the_split_that_hnm_db_split_assigned(db):
     assigned = {r[0] for r in db.execute("SELECT query_id FROM query_splits WHERE split = 'test'").fetchall()}
     assert assigned and set(load_qrels(db, "test")) == assigned
     assert not set(load_qrels(db, "train")) & assigned
+
+
+def test_per_query_metrics_are_stored_and_average_to_the_result(train_db, trained):
+    E.evaluate(train_db, E.EvalParams(model="ce-a", k=10, max_length=48), progress=False)
+    for metrics_json, per_query_json in train_db.execute(
+        "SELECT metrics, per_query FROM eval_results"
+    ).fetchall():
+        means, per_query = json.loads(metrics_json), json.loads(per_query_json)
+        assert len(per_query) == means["queries"] == 4  # the fixture's test queries
+        for name in E.METRIC_COLUMNS:
+            assert sum(m[name] for m in per_query.values()) / len(per_query) == pytest.approx(means[name])
+
+
+def test_paired_test_over_queries():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    a = {f"q{i}": float(v) for i, v in enumerate(rng.random(200))}
+    same = E.paired_test(a, dict(a))
+    assert same.diff == 0 and same.p_value == 1.0 and same.ci_low == same.ci_high == 0.0
+    better = E.paired_test(a, {q: v - 0.05 + rng.normal(0, 0.05) for q, v in a.items()})
+    assert better.diff == pytest.approx(0.05, abs=0.01) and better.p_value < 0.001
+    assert 0 < better.ci_low < better.diff < better.ci_high
+    noise = E.paired_test(a, {q: v + rng.normal(0, 0.05) for q, v in a.items()})
+    assert noise.p_value > 0.05 and noise.ci_low < 0 < noise.ci_high
+    assert E.paired_test(a, {"q0": 0.0, "q1": 0.5, "x": 1.0}).queries == 2  # only queries of both count
+    with pytest.raises(EmptySelection, match="at least two queries"):
+        E.paired_test(a, {"q0": 0.0})
+
+
+def test_seeds_average_per_query_before_the_test(train_db, trained, tiny_model_dir, tmp_path):
+    E.evaluate(train_db, E.EvalParams(model="ce-a", k=10, max_length=48), progress=False)
+    E.evaluate(train_db, E.EvalParams(model=f"base:{tiny_model_dir}", k=10, max_length=48), progress=False)
+    ids = dict(train_db.execute("SELECT model, eval_id FROM eval_results").fetchall())
+    one = E.per_query_values(train_db, [ids["ce-a"]])
+    both = E.per_query_values(train_db, [ids["ce-a"], ids[f"base:{tiny_model_dir}"]])
+    base = E.per_query_values(train_db, [ids[f"base:{tiny_model_dir}"]])
+    assert both == {q: pytest.approx((one[q] + base[q]) / 2) for q in one}
+    with pytest.raises(NotFound, match="no per-query metrics"):
+        E.per_query_values(train_db, ["nope"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from _mining_fixture import DUPLICATE_DOC, ENSEMBLE, table_snapshot
@@ -11,13 +13,18 @@ from hnm_db import resources
 from hnm_db.cluster import ClusterParams, cluster
 from hnm_db.errors import AlreadyExists, EmptySelection, InvalidParams, MissingEmbeddings, NotFound
 from hnm_db.mine import (
+    FALLBACK,
+    MIXED,
+    WINDOW,
     Candidates,
     MiningParams,
+    Pairs,
     TopK,
     exclude_positives,
     false_negative_threshold,
     filter_candidates,
     mine,
+    mix_random_negatives,
     sample_negatives,
     score_candidates,
 )
@@ -39,6 +46,13 @@ SCORES = np.array(
 def _candidates(scores: np.ndarray, k: int = 5) -> Candidates:
     order = np.lexsort((np.tile(np.arange(scores.shape[1]), (len(scores), 1)), -scores), axis=-1)[:, :k]
     return Candidates.from_topk(TopK(order, np.take_along_axis(scores, order, axis=1)))
+
+
+def _pairs(queries=(0, 1, 2, 3, 4), scores=None) -> Pairs:
+    """One pair per query row in ``queries`` (repeat a row for a query with two positives)."""
+    q = np.array(queries, dtype=np.int64)
+    sc = np.full(len(q), np.nan) if scores is None else np.array(scores, dtype=np.float64)
+    return Pairs(q, sc, np.array([f"q{i}\x1fp{j}" for j, i in enumerate(q)]))
 
 
 def _params(**kw) -> MiningParams:
@@ -88,10 +102,11 @@ def test_ranks_are_counted_after_positives_are_removed():
 def test_range_window_keeps_ranks_min_to_max_exclusive():
     cands = exclude_positives(_candidates(SCORES), np.array([], int), np.array([], int), 5)
     kept, counts = filter_candidates(
-        cands, _params(range_min=1, range_max=3, num_negatives=1), positive_floor=np.full(5, np.nan)
+        cands, _params(range_min=1, range_max=3, num_negatives=1), pairs=_pairs()
     )
     assert kept.take(kept.query == 0).item.tolist() == [1, 2]
     assert counts.considered == 10
+    assert (kept.origin == WINDOW).all() and kept.pair.tolist() == kept.query.tolist()
 
 
 def test_false_negative_threshold_is_below_a_negative_positive_score():
@@ -100,15 +115,34 @@ def test_false_negative_threshold_is_below_a_negative_positive_score():
     assert thr[1] < -0.5  # plain multiplication would give -0.475, above the positive
 
 
-def test_false_negative_guard_drops_candidates_close_to_the_lowest_positive():
+def test_false_negative_guard_drops_candidates_close_to_the_pairs_positive():
     cands = exclude_positives(_candidates(SCORES), np.array([0, 3]), np.array([0, 0]), 5)
-    floor = np.array([0.75, np.nan, np.nan, -0.12, np.nan])
-    kept, counts = filter_candidates(cands, _params(max_score_ratio=0.95), positive_floor=floor)
+    pairs = _pairs((0, 3), [0.75, -0.12])
+    kept, counts = filter_candidates(cands, _params(max_score_ratio=0.95), pairs=pairs)
     # query 0: threshold 0.7125 drops 0.80 (rank 0), keeps 0.70 and below
     assert kept.take(kept.query == 0).item.tolist() == [2, 3, 4]
     # query 3: positive -0.12 -> threshold -0.126; -0.2 and lower stay
     assert kept.take(kept.query == 3).item.tolist() == [1, 2, 3, 4]
     assert counts.dropped_false_negatives == 1
+
+
+def test_pair_guard_compares_with_each_positive_and_query_guard_with_the_lowest():
+    # query 0 has two positives scoring 0.95 and 0.75: each pair keeps what is below its own positive
+    cands = exclude_positives(_candidates(SCORES), np.array([0]), np.array([0]), 5)
+    pairs = _pairs((0, 0), [0.95, 0.75])
+    kept, counts = filter_candidates(cands.take(cands.query == 0), _params(max_score_ratio=0.95), pairs=pairs)
+    assert kept.take(kept.pair == 0).item.tolist() == [1, 2, 3, 4]  # threshold 0.9025 keeps 0.80
+    assert kept.take(kept.pair == 1).item.tolist() == [2, 3, 4]  # threshold 0.7125 drops 0.80
+    assert counts.dropped_false_negatives == 1
+    floor = np.array([0.75, np.nan, np.nan, np.nan, np.nan])
+    strict, _ = filter_candidates(
+        cands.take(cands.query == 0),
+        _params(max_score_ratio=0.95, guard="query"),
+        pairs=pairs,
+        positive_floor=floor,
+    )
+    assert strict.take(strict.pair == 0).item.tolist() == [2, 3, 4]  # the query's lowest positive rules
+    assert strict.take(strict.pair == 1).item.tolist() == [2, 3, 4]
 
 
 def test_cluster_filter_query_positive_and_either():
@@ -121,7 +155,7 @@ def test_cluster_filter_query_positive_and_either():
         kept, _ = filter_candidates(
             cands,
             _params(cluster_filter=mode),
-            positive_floor=np.full(5, np.nan),
+            pairs=_pairs(),
             query_cluster=query_cluster,
             item_cluster=item_cluster,
             positive_clusters=pos,
@@ -134,20 +168,61 @@ def test_cluster_filter_query_positive_and_either():
     assert run("none") == [1, 2, 3, 4]
 
 
-def test_top_sampling_takes_best_ranks_and_random_is_seeded():
+def _expanded(params: MiningParams, pairs: Pairs | None = None) -> tuple[Candidates, Pairs]:
+    pairs = pairs or _pairs()
     cands = exclude_positives(_candidates(SCORES), np.array([], int), np.array([], int), 5)
-    ids = np.array(["a", "b", "c", "d", "e"])
-    top = sample_negatives(cands, _params(num_negatives=2), ids)
+    kept, _ = filter_candidates(cands, params, pairs=pairs)
+    return kept, pairs
+
+
+def test_top_sampling_takes_best_ranks_and_random_is_seeded():
+    params = _params(num_negatives=2)
+    kept, pairs = _expanded(params)
+    top = sample_negatives(kept, params, pairs)
     assert top.take(top.query == 2).item.tolist() == [2, 4]
-    r1 = sample_negatives(cands, _params(num_negatives=2, sampling="random", seed=5), ids)
-    r2 = sample_negatives(cands, _params(num_negatives=2, sampling="random", seed=5), ids)
+
+    def draw(seed):
+        p = _params(num_negatives=2, sampling="random", seed=seed)
+        kept, pairs = _expanded(p)
+        return sample_negatives(kept, p, pairs)
+
+    r1, r2 = draw(5), draw(5)
     assert np.array_equal(r1.item, r2.item) and len(r1) == 10
-    assert np.all(np.diff(r1.rank)[np.diff(r1.query) == 0] > 0)  # kept in rank order
-    draws = {
-        tuple(sample_negatives(cands, _params(num_negatives=2, sampling="random", seed=s), ids).item)
-        for s in range(8)
-    }
-    assert len(draws) > 1
+    assert np.all(np.diff(r1.rank)[np.diff(r1.pair) == 0] > 0)  # kept in rank order
+    assert len({tuple(draw(s).item) for s in range(8)}) > 1
+
+
+def test_fallback_fills_a_pair_the_guard_left_short_from_deeper_ranks():
+    # query 0, window [0, 2): the guard (positive 0.75) drops 0.80, leaving one; ranks 2-3 refill
+    cands = exclude_positives(_candidates(SCORES), np.array([0]), np.array([0]), 5)
+    pairs = _pairs((0,), [0.75])
+    q0 = cands.take(cands.query == 0)
+    no_fallback = _params(num_negatives=2, range_max=2, max_score_ratio=0.95)
+    kept, _ = filter_candidates(q0, no_fallback, pairs=pairs)
+    assert sample_negatives(kept, no_fallback, pairs).item.tolist() == [2]  # short: not padded
+    params = _params(num_negatives=2, range_max=2, max_score_ratio=0.95, fallback_depth=4)
+    kept, counts = filter_candidates(q0, params, pairs=pairs)
+    chosen = sample_negatives(kept, params, pairs)
+    assert chosen.item.tolist() == [2, 3]
+    assert chosen.origin.tolist() == [WINDOW, FALLBACK]
+    assert counts.considered == 2 and counts.dropped_false_negatives == 1
+    # a pair the window fills takes nothing from the fallback ranks
+    full = _params(num_negatives=1, range_max=2, max_score_ratio=0.95, fallback_depth=4)
+    kept, _ = filter_candidates(q0, full, pairs=pairs)
+    assert sample_negatives(kept, full, pairs).origin.tolist() == [WINDOW]
+
+
+def test_random_mix_adds_unchosen_texts_per_pair():
+    params = _params(num_negatives=2)
+    kept, pairs = _expanded(params)
+    chosen = sample_negatives(kept, params, pairs)
+    # a "random draw" of query 2 in the order 4, 2, 1, 0 (3 is its positive, excluded)
+    drawn = Candidates(np.array([2, 2, 2, 2]), np.array([4, 2, 1, 0]), np.full(4, np.nan), np.arange(4))
+    mixed = mix_random_negatives(chosen, drawn, _pairs(), 2)
+    q2 = mixed.take(mixed.query == 2)
+    assert q2.item.tolist() == [2, 4, 1, 0]  # 4 and 2 were chosen already: skipped
+    assert q2.origin.tolist() == [WINDOW, WINDOW, MIXED, MIXED]
+    assert np.isnan(q2.score[2:]).all()
 
 
 @pytest.mark.parametrize(
@@ -162,6 +237,11 @@ def test_top_sampling_takes_best_ranks_and_random_is_seeded():
         (dict(cluster_filter="query", ensemble=None, method="bm25"), "cluster_filter"),
         (dict(max_score_ratio=1.5), "max_score_ratio"),
         (dict(sampling="best"), "sampling"),
+        (dict(guard="lowest"), "guard"),
+        (dict(min_relevance=0), "min_relevance"),
+        (dict(fallback_depth=5, range_max=5), "fallback_depth"),
+        (dict(mix_random=-1), "mix_random"),
+        (dict(mix_random=2, method="random", ensemble=None), "mix_random"),
         (dict(seed=-1), "seed"),
     ],
 )
@@ -421,16 +501,52 @@ def test_multi_chunk_positive_uses_its_best_chunk(mining_db):
 
 def test_short_queries_are_counted_not_padded(mining_db):
     s = mine(mining_db, MiningParams(ensemble=ENSEMBLE, num_negatives=3, range_max=4, max_score_ratio=0.9))
-    per_query = dict(
-        mining_db.con.execute(
-            "SELECT query_id, count(DISTINCT negative_chunk_id) FROM triplets GROUP BY query_id"
-        ).fetchall()
-    )
-    assert all(n <= 3 for n in per_query.values())
+    per_pair = mining_db.con.execute(
+        "SELECT query_id, positive_doc_id, count(*) FROM triplets GROUP BY ALL"
+    ).fetchall()
+    assert all(n <= 3 for _, _, n in per_pair)
     short = s.stats["short_query_ids"]
-    assert s.short_queries == len(short) > 0
-    assert all(per_query.get(q, 0) < 3 for q in short)
+    assert s.short_queries == len(short) > 0 and s.stats["short_pairs"] >= len(short)
+    counts = {(q, d): n for q, d, n in per_pair}
+    pairs = mining_db.con.execute(
+        "SELECT DISTINCT query_id, doc_id FROM mining_positives WHERE split = 'train'"
+    ).fetchall()
+    assert set(short) == {q for q, d in pairs if counts.get((q, d), 0) < 3}  # some pair has < 3
     assert s.stats["dropped_false_negatives"] > 0
+
+
+def test_fallback_and_random_mix_cover_every_query_with_provenance(mining_db):
+    short = mine(
+        mining_db, MiningParams(ensemble=ENSEMBLE, num_negatives=3, range_max=4, max_score_ratio=0.9)
+    )
+    assert short.short_queries > 0
+    s = mine(
+        mining_db,
+        MiningParams(
+            ensemble=ENSEMBLE,
+            num_negatives=3,
+            range_max=4,
+            max_score_ratio=0.9,
+            fallback_depth=40,
+            mix_random=2,
+            name="covered",
+        ),
+    )
+    assert s.short_queries == 0 and s.stats["short_pairs"] == 0
+    rows = mining_db.con.execute(
+        "SELECT t.negative_method, t.fallback, count(*), min(t.rank), bool_and(t.score IS NULL) "
+        "FROM triplets t JOIN mining_runs r USING (run_id) WHERE r.name = 'covered' GROUP BY ALL ORDER BY ALL"
+    ).fetchall()
+    by_kind = {(m, f): (n, lowest, null) for m, f, n, lowest, null in rows}
+    assert by_kind[("ensemble", True)][1] >= 4  # fallback rows come from below the window
+    assert by_kind[("ensemble", True)][0] == s.stats["fallback_negatives"] > 0
+    assert by_kind[("random", False)][0] == s.stats["mixed_random_negatives"] == 2 * s.stats["positives"]
+    assert by_kind[("random", False)][2] is True  # mixed rows have no score of their own
+    summary = mining_db.sql("SELECT * FROM run_summary WHERE run = 'covered'").row(0, named=True)
+    assert summary["fallback_negatives"] == s.stats["fallback_negatives"]
+    assert summary["mixed_random_negatives"] == s.stats["mixed_random_negatives"]
+    assert summary["short_queries"] == 0
+    assert _check(mining_db, "negative_is_judged_positive") == []
 
 
 def test_run_record_keeps_params_seed_models_and_stats(mining_db):
@@ -484,3 +600,29 @@ def test_a_query_judged_in_two_splits_is_refused_before_mining(mining_db):
         mine(mining_db, MiningParams(method="random", ensemble=ENSEMBLE, name="both"))
     mining_db.execute("DELETE FROM qrels WHERE query_id = 'q-astro-0' AND split = 'test'")
     assert table_snapshot(mining_db) == before
+
+
+def test_min_relevance_keeps_strong_judgements_as_positives_and_weak_ones_out_of_negatives(mining_db):
+    # grade the fixture: a query's first judged document 2, its second (when there is one) 1
+    mining_db.execute(
+        "UPDATE qrels SET score = 2 WHERE (query_id, doc_id) IN "
+        "(SELECT query_id, min(doc_id) FROM qrels GROUP BY query_id)"
+    )
+    weak = set(
+        mining_db.execute("SELECT query_id, doc_id FROM qrels WHERE score = 1 AND split = 'train'").fetchall()
+    )
+    assert weak
+    mine(
+        mining_db,
+        MiningParams(ensemble=ENSEMBLE, num_negatives=5, range_max=40, min_relevance=2, name="strong"),
+    )
+    rows = _rows(mining_db, "strong")
+    positives = {(r[0], r[1]) for r in rows}
+    negatives = {(r[0], r[3]) for r in rows}
+    assert positives and not positives & weak  # weak judgements are no positives...
+    assert not negatives & weak  # ...and never negatives
+    assert (
+        json.loads(mining_db.scalar("SELECT params FROM mining_runs WHERE name = 'strong'"))["min_relevance"]
+        == 2
+    )
+    assert _check(mining_db, "negative_is_judged_positive") == []

@@ -1,4 +1,4 @@
-"""Cross-encoder training on a mining run's triplets: losses, batching, reproducibility, the run record."""
+"""Cross-encoder training on a mining run: groups, losses, dev split, warm starts, the run record."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from hnm_db import train as T
+from hnm_db.crossencoder import load_cross_encoder, model_fingerprint, score_pairs
 from hnm_db.errors import AlreadyExists, EmptySelection, InvalidParams, ModelLoadError, NotFound
 
-FAST = {"batch_size": 4, "max_length": 48, "max_steps": 3, "head_lr": 1e-2, "lr": 1e-3}
+FAST = {"batch_size": 4, "max_length": 48, "max_steps": 3, "head_lr": 1e-2, "lr": 1e-3, "dev_ratio": 0.0}
 
 
 def _params(tmp_path: Path, base: Path, out: str = "ce", **kw) -> T.TrainParams:
@@ -25,54 +26,152 @@ def _snapshot(db) -> dict:
     }
 
 
-def test_triplet_loss_is_the_hinge_on_raw_scores():
-    scores = torch.tensor([[2.0, 0.5], [0.0, 0.5]])
-    mask = torch.ones_like(scores)
-    # max(0, 1 - 2 + 0.5) = 0 ; max(0, 1 - 0 + 0.5) = 1.5 -> mean 0.75
-    assert T.batch_loss(scores, mask, "triplet", 1.0).item() == pytest.approx(0.75)
+class _FixedScores:
+    """Stands in for a model: ``call_model_with_columns`` returns preset logits column by column."""
+
+    def __init__(self, columns: list[list[float]]) -> None:
+        self.columns = iter(torch.tensor(c) for c in columns)
+
+    def __call__(self, anchors, candidates, prompt=None, task=None):
+        return next(self.columns)
 
 
-def test_bce_counts_every_labelled_pair_once():
-    scores = torch.tensor([[0.0, 0.0]])
-    assert T.batch_loss(scores, torch.ones_like(scores), "bce", 1.0).item() == pytest.approx(np.log(2))
+def _group_loss(kind: str, columns: list[list[float]], margin: float = 1.0) -> float:
+    loss = object.__new__(T._group_loss_class())
+    torch.nn.Module.__init__(loss)
+    loss.kind, loss.margin = kind, margin
+    loss.call_model_with_columns = _FixedScores(columns)
+    return loss.forward([["q1", "q2"]] + [["p", "p"]] * len(columns), None).item()
 
 
-def test_mnrl_ignores_padded_negatives():
-    scores = torch.tensor([[1.0, 0.0, 99.0]])
-    mask = torch.tensor([[1.0, 1.0, 0.0]])
-    expected = -np.log(np.exp(1) / (np.exp(1) + 1))
-    assert T.batch_loss(scores, mask, "mnrl", 1.0).item() == pytest.approx(expected, rel=1e-5)
+# -- pure parts ----------------------------------------------------------------------------------------
+def test_lce_is_softmax_cross_entropy_over_the_group():
+    # two groups, scores [positive, negative, negative]
+    got = _group_loss("lce", [[2.0, 0.0], [0.0, 0.0], [1.0, 3.0]])
+    first = -np.log(np.exp(2) / (np.exp(2) + np.exp(0) + np.exp(1)))
+    second = -np.log(np.exp(0) / (np.exp(0) + np.exp(0) + np.exp(3)))
+    assert got == pytest.approx((first + second) / 2, rel=1e-6)
 
 
-def test_length_batches_cover_every_example_once_with_similar_lengths():
-    lengths = np.array([5, 100, 7, 98, 6, 99, 8, 97])
-    batches = T.length_batches(lengths, 2, np.random.default_rng(0))
-    flat = np.concatenate(batches)
-    assert sorted(flat.tolist()) == list(range(8))
-    assert all(np.ptp(lengths[b]) <= 3 for b in batches)  # short with short, long with long
-    again = T.length_batches(lengths, 2, np.random.default_rng(0))
-    assert all((a == b).all() for a, b in zip(batches, again, strict=True))
+def test_triplet_loss_is_the_hinge_on_raw_scores_averaged_over_negatives():
+    # max(0, 1 - 2 + 0.5) = 0 and max(0, 1 - 2 + 1.5) = 0.5 ; max(0, 1 - 0 + 0.5) = 1.5 and 1 - 0 - 1 = 0
+    got = _group_loss("triplet", [[2.0, 0.0], [0.5, 0.5], [1.5, -1.0]])
+    assert got == pytest.approx((0 + 0.5 + 1.5 + 0) / 4)
+
+
+def _pools(n: int = 6, negatives: int = 5) -> list[T.Pool]:
+    return [
+        T.Pool(
+            f"q{i}",
+            f"query {i}",
+            f"positive {i}",
+            tuple(f"neg {i}.{j}" for j in range(negatives)),
+            f"qh{i}",
+            f"ph{i}",
+            tuple(f"nh{i}.{j}" for j in range(negatives)),
+        )
+        for i in range(n)
+    ]
+
+
+class _NoEasy:
+    """EasyNegatives stand-in that hands out numbered texts."""
+
+    chunks: list = []
+
+    def draw(self, query_id, n, rng, avoid=()):
+        return [(f"easy {query_id}.{i}", f"eh{i}") for i in range(n)]
+
+
+def test_groups_redraw_negatives_each_epoch_from_the_pool_and_are_seeded():
+    pools = _pools(n=6, negatives=5)
+    groups, filled = T.draw_groups(pools, 4, 12, seed=0, stream=T._MAIN, easy=_NoEasy())
+    assert len(groups) == 12 and filled == 0
+    assert all(len(g.negatives) == 3 and len(set(g.negatives)) == 3 for g in groups)
+    first, second = groups[:6], groups[6:]  # two epochs over the six pools
+    assert [g.query for g in first] == [g.query for g in second]
+    assert any(a.negatives != b.negatives for a, b in zip(first, second, strict=True))
+    for g in groups:  # negatives stay in rank order and come from the query's own pool
+        ranks = [int(n.split(".")[1]) for n in g.negatives]
+        assert ranks == sorted(ranks) and all(n.startswith(f"neg {g.query.split()[1]}.") for n in g.negatives)
+        assert g.passage_hashes[0] == f"ph{g.query.split()[1]}"
+    again, _ = T.draw_groups(pools, 4, 12, seed=0, stream=T._MAIN, easy=_NoEasy())
+    other, _ = T.draw_groups(pools, 4, 12, seed=1, stream=T._MAIN, easy=_NoEasy())
+    assert again == groups and other != groups
+
+
+def test_a_short_pool_is_filled_with_counted_random_negatives():
+    groups, filled = T.draw_groups(_pools(n=2, negatives=1), 4, 2, seed=0, stream=T._MAIN, easy=_NoEasy())
+    assert filled == 4
+    assert groups[0].negatives == ("neg 0.0", "easy q0.0", "easy q0.1")
+
+
+def test_easy_negatives_are_never_judged_for_the_query(train_db):
+    easy = T.EasyNegatives(train_db)
+    judged = {(q, d) for q, d in train_db.execute("SELECT query_id, doc_id FROM qrels").fetchall()}
+    text_doc = dict(train_db.execute("SELECT text, doc_id FROM chunks").fetchall())
+    rng = np.random.default_rng(0)
+    for qid in [q for q, _ in judged]:
+        drawn = easy.draw(qid, 3, rng)
+        assert len({t for t, _ in drawn}) == 3
+        assert not any((qid, text_doc[t]) in judged for t, _ in drawn)
+
+
+def test_dev_queries_depend_only_on_the_seed_and_the_id():
+    ids = [f"q{i}" for i in range(400)]
+    dev = T.dev_queries(ids, 0.1, seed=0)
+    assert 20 <= len(dev) <= 60
+    assert T.dev_queries(ids[:200], 0.1, seed=0) == {q for q in dev if q in set(ids[:200])}
+    assert T.dev_queries(ids, 0.1, seed=1) != dev and T.dev_queries(ids, 0.0, seed=0) == set()
+
+
+def test_every_loss_reads_its_column_layout():
+    groups = [T.Group("q", "p", ("n1", "n2")), T.Group("r", "s", ("m1", "m2"))]
+    bce = T.group_dataset(groups, "bce")
+    assert bce.column_names == ["query", "passage", "label"] and bce["label"] == [1.0, 0.0, 0.0] * 2
+    listwise = T.group_dataset(groups, "lambda")
+    assert listwise[0] == {"query": "q", "docs": ["p", "n1", "n2"], "label": [1.0, 0.0, 0.0]}
+    ntuple = T.group_dataset(groups, "lce")
+    assert ntuple.column_names == ["query", "positive", "negative_1", "negative_2"]
+    distill = T.group_dataset(groups, "distill", np.array([[3.0, 1.0, 0.0], [2.0, 2.0, 1.0]]))
+    assert distill[1]["label"] == [2.0, 2.0, 1.0]
 
 
 def test_params_name_the_bad_field():
-    with pytest.raises(InvalidParams, match="batch_size"):
-        T.TrainParams(run="r", base="b", out="o", batch_size=0)
-    with pytest.raises(InvalidParams, match="loss"):
-        T.TrainParams(run="r", base="b", out="o", loss="hinge")
+    for kw, field in [
+        ({"batch_size": 0}, "batch_size"),
+        ({"loss": "hinge"}, "loss"),
+        ({"group_size": 1}, "group_size"),
+        ({"dev_ratio": 1.0}, "dev_ratio"),
+        ({"dev_k": 5}, "dev_k"),
+        ({"distill_steps": -1}, "distill_steps"),
+        ({"max_steps": 0}, "max_steps"),
+    ]:
+        with pytest.raises(InvalidParams, match=field):
+            T.TrainParams(run="r", base="b", out="o", **kw)
 
 
+# -- the stage on the fixture database ------------------------------------------------------------------
 def test_training_records_the_run_and_saves_the_model(train_db, tiny_model_dir, tmp_path):
-    summary = T.train(train_db, _params(tmp_path, tiny_model_dir), progress=False)
+    summary = T.train(train_db, _params(tmp_path, tiny_model_dir, out="models/deeper/ce"), progress=False)
     row = train_db.sql("SELECT * FROM training_runs").to_dicts()
     assert len(row) == 1 and row[0]["status"] == "finished" and row[0]["name"] == "ce"
-    assert row[0]["mining_run_id"] == "run-mined" and row[0]["seed"] == 0 and row[0]["loss"] == "triplet"
+    assert row[0]["mining_run_id"] == "run-mined" and row[0]["seed"] == 0 and row[0]["loss"] == "lce"
     assert len(json.loads(row[0]["loss_curve"])) == 3 == summary.steps
     assert json.loads(row[0]["params"])["max_steps"] == 3
+    stats = json.loads(row[0]["stats"])
+    assert stats["groups"] == 3 * 4 and stats["pairs"] == 3 * 4 * 4 and stats["filled_random"] > 0
     out = Path(row[0]["output_path"])
-    assert (out / "model.safetensors").exists() and row[0]["fingerprint"] == T.model_fingerprint(out)
-    assert not list(tmp_path.glob(".ce.partial-*"))
-    ce = T.load_cross_encoder(out, max_length=48, device="cpu")
-    assert T.score_pairs(ce, ["a star"], ["the galaxy"], max_length=48).shape == (1,)
+    assert out == (tmp_path / "models/deeper/ce").resolve()  # parent folders were created
+    assert (out / "model.safetensors").exists() and row[0]["fingerprint"] == model_fingerprint(out)
+    assert not list(out.parent.glob(".ce.partial-*"))
+    ce = load_cross_encoder(out, max_length=48, device="cpu")
+    assert score_pairs(ce, ["a star"], ["the galaxy"], max_length=48).shape == (1,)
+
+
+def test_the_fresh_head_gets_its_own_learning_rate(tiny_model_dir):
+    ce = load_cross_encoder(tiny_model_dir, max_length=48, device="cpu", seed=0)
+    assert sorted(T.head_parameters(ce)) == ["0.model.classifier.bias", "0.model.classifier.weight"]
 
 
 def test_same_seed_gives_identical_loss_curve_and_weights(train_db, tiny_model_dir, tmp_path):
@@ -83,70 +182,155 @@ def test_same_seed_gives_identical_loss_curve_and_weights(train_db, tiny_model_d
     assert a.loss_curve != c.loss_curve and a.fingerprint != c.fingerprint
 
 
-@pytest.mark.parametrize("loss", ["bce", "mnrl"])
-def test_every_loss_trains_and_lowers_nothing_to_nan(train_db, tiny_model_dir, tmp_path, loss):
+@pytest.mark.parametrize("loss", ["bce", "lambda", "listnet", "mnrl", "triplet"])
+def test_every_loss_trains_on_the_same_budget(train_db, tiny_model_dir, tmp_path, loss):
     summary = T.train(train_db, _params(tmp_path, tiny_model_dir, loss=loss, max_steps=2), progress=False)
     assert summary.steps == 2 and all(np.isfinite(summary.loss_curve))
-    if loss == "mnrl":  # one example per (query, positive) with both of its negatives
-        assert summary.examples == train_db.scalar(
-            "SELECT count(DISTINCT (query_id, positive_chunk_id)) FROM triplets WHERE run_id = 'run-mined'"
-        )
+    assert summary.stats["pairs"] == 2 * 4 * 4  # every loss sees batch_size groups of group_size passages
 
 
-def test_easy_negatives_come_first_and_are_never_judged(train_db, tiny_model_dir, tmp_path):
-    easy = T.easy_examples(train_db, "run-mined", "train", 40, np.random.default_rng(0))
-    judged = {(q, d) for q, d in train_db.execute("SELECT query_id, doc_id FROM qrels").fetchall()}
-    text_doc = dict(train_db.execute("SELECT text, doc_id FROM chunks").fetchall())
-    query_id = dict(train_db.execute("SELECT text, query_id FROM queries").fetchall())
-    assert len(easy) == 40
-    assert not any((query_id[e.query], text_doc[e.negatives[0]]) in judged for e in easy)
-    summary = T.train(
-        train_db, _params(tmp_path, tiny_model_dir, warmup_easy_steps=2, max_steps=3), progress=False
+def test_the_loss_falls_on_the_fixture(train_db, tiny_model_dir_nodrop, tmp_path):
+    # two queries' groups (3 pairs): the loss of softmax over 1 + 2 starts at ln 3 and must fall
+    train_db.execute(
+        "INSERT INTO mining_runs (run_id, name, method, split, params, seed, code_version) "
+        "SELECT 'run-two', 'two', method, split, params, seed, code_version FROM mining_runs WHERE name = 'mined'"
     )
-    stats = json.loads(train_db.scalar("SELECT stats FROM training_runs"))
-    assert stats["easy_steps"] == 2 and summary.steps == 3
+    train_db.execute(
+        "INSERT INTO triplets SELECT * REPLACE ('run-two' AS run_id) FROM triplets "
+        "WHERE run_id = 'run-mined' AND query_id IN ('q-astro-0', 'q-bio-1')"
+    )
+    params = _params(
+        tmp_path, tiny_model_dir_nodrop, run="two", max_steps=30, group_size=3, lr=3e-3, head_lr=3e-2
+    )
+    curve = T.train(train_db, params, progress=False).loss_curve
+    assert np.mean(curve[:3]) == pytest.approx(np.log(3), abs=0.01)
+    assert np.mean(curve[-5:]) < 0.2
 
 
-def test_a_run_with_no_triplets_for_the_split_is_refused(train_db, tiny_model_dir, tmp_path):
+def test_dev_queries_never_train_and_the_best_dev_checkpoint_is_kept(train_db, tiny_model_dir, tmp_path):
+    params = _params(tmp_path, tiny_model_dir, dev_ratio=0.3, max_steps=6, eval_steps=2, group_size=3)
+    pools = T.load_pools(train_db, "run-mined", "train")
+    dev = T.dev_queries(sorted({p.query_id for p in pools}), 0.3, 0)
+    assert dev and dev < {p.query_id for p in pools}
+    summary = T.train(train_db, params, progress=False)
+    stats = summary.stats
+    assert stats["dev_queries"] == len(dev) and stats["train_queries"] == len(
+        {p.query_id for p in pools}
+    ) - len(dev)
+    assert [s for s, _ in stats["dev_curve"]] == [0, 2, 4, 6]
+    best_step, best = max(stats["dev_curve"][1:], key=lambda x: (x[1], -x[0]))
+    assert stats["best_step"] == best_step and stats["best_dev_ndcg@10"] == pytest.approx(best)
+    # the saved model is the kept checkpoint: re-scoring the dev queries gives its dev nDCG@10
+    evaluator = T._dev_evaluator(train_db, params, dev, "cpu")
+    ce = load_cross_encoder(Path(summary.output_path), max_length=48, device="cpu")
+    assert evaluator(ce)["ndcg@10"] == pytest.approx(best)
+
+
+def test_dev_qrels_come_from_the_training_split_only(train_db, tiny_model_dir, tmp_path, monkeypatch):
+    seen = []
+    real = T.evaluate.load_qrels
+
+    def spy(db, split):
+        seen.append(split)
+        return real(db, split)
+
+    monkeypatch.setattr(T.evaluate, "load_qrels", spy)
+    T.train(train_db, _params(tmp_path, tiny_model_dir, dev_ratio=0.3, max_steps=2), progress=False)
+    assert seen == ["train"]
+
+
+def test_warm_starts_come_first_and_are_recorded(train_db, tiny_model_dir, tmp_path):
+    summary = T.train(
+        train_db,
+        _params(tmp_path, tiny_model_dir, warmup_easy_steps=2, distill_steps=2, distill_ensemble="onehot"),
+        progress=False,
+    )
+    assert summary.stats["warm_steps"] == 4 and summary.steps == 3 and len(summary.loss_curve) == 7
+    # the distil phase's MarginMSE on onehot similarities x 20: margins of 20 -> a loss near 400 at first
+    assert summary.loss_curve[0] > 50 > summary.loss_curve[-1]
+
+
+def test_runs_sharing_a_distil_run_share_the_warm_start(train_db, tiny_model_dir, tmp_path):
+    train_db.execute(
+        "INSERT INTO mining_runs (run_id, name, method, split, params, seed, code_version) "
+        "SELECT 'run-other', 'other', method, split, params, seed, code_version FROM mining_runs WHERE name = 'mined'"
+    )
+    train_db.execute(
+        "INSERT INTO triplets SELECT * REPLACE ('run-other' AS run_id) FROM triplets "
+        "WHERE run_id = 'run-mined' AND query_id NOT LIKE 'q-astro%'"
+    )
+    warm = {"distill_steps": 2, "distill_ensemble": "onehot", "distill_run": "mined", "max_steps": 2}
+    a = T.train(train_db, _params(tmp_path, tiny_model_dir, out="a", **warm), progress=False)
+    b = T.train(train_db, _params(tmp_path, tiny_model_dir, out="b", run="other", **warm), progress=False)
+    assert a.loss_curve[:2] == b.loss_curve[:2]  # the same distil phase
+    assert a.loss_curve[2:] != b.loss_curve[2:]  # then each run's own groups
+    own = T.train(
+        train_db,
+        _params(tmp_path, tiny_model_dir, out="c", run="other", **(warm | {"distill_run": None})),
+        progress=False,
+    )
+    assert own.loss_curve[:2] != a.loss_curve[:2]
+
+
+def test_teacher_scores_are_scaled_ensemble_similarities(train_db):
+    pools = T.load_pools(train_db, "run-mined", "train")
+    groups, _ = T.draw_groups(pools[:2], 3, 2, 0, T._MAIN, T.EasyNegatives(train_db))
+    teacher = T.teacher_scores(train_db, groups, "onehot", 20.0)
+    assert teacher.shape == (2, 3) and (teacher[:, 0] == 20.0).all() and (teacher[:, 1:] == 0.0).all()
+
+
+def test_bad_runs_and_folders_are_refused_before_anything_is_written(train_db, tiny_model_dir, tmp_path):
     before = _snapshot(train_db)
-    with pytest.raises(EmptySelection, match="no triplets for split 'train'"):
-        T.train(train_db, _params(tmp_path, tiny_model_dir, run="empty"), progress=False)
-    with pytest.raises(EmptySelection, match="split 'test'"):
-        T.train(train_db, _params(tmp_path, tiny_model_dir, split="test"), progress=False)
-    with pytest.raises(NotFound, match="no mining run named 'nope'"):
-        T.train(train_db, _params(tmp_path, tiny_model_dir, run="nope"), progress=False)
-    assert _snapshot(train_db) == before and not (tmp_path / "ce").exists()
-
-
-def test_a_base_that_is_not_a_transformer_folder_is_refused(train_db, tmp_path):
     not_model = tmp_path / "notes"
     not_model.mkdir()
     (not_model / "readme.txt").write_text("hello")
-    before = _snapshot(train_db)
-    with pytest.raises(ModelLoadError, match="not a transformer model folder"):
-        T.train(train_db, _params(tmp_path, not_model), progress=False)
+    (tmp_path / "exists").mkdir()
+    cases = [
+        (EmptySelection, "no triplets for split 'train'", {"run": "empty"}),
+        (EmptySelection, "split 'test'", {"split": "test"}),
+        (NotFound, "no mining run named 'nope'", {"run": "nope"}),
+        (ModelLoadError, "not a transformer model folder", {"base_dir": not_model}),
+        (AlreadyExists, "output folder exists", {"out": str(tmp_path / "exists")}),
+        (InvalidParams, "distill_steps: mining run 'mined' has no ensemble", {"distill_steps": 2}),
+        (NotFound, "no ensemble named 'nope'", {"dev_ratio": 0.3, "dev_first_stage": "ensemble:nope"}),
+    ]
+    for error, message, kw in cases:
+        base = kw.pop("base_dir", tiny_model_dir)
+        with pytest.raises(error, match=message):
+            T.train(train_db, _params(tmp_path, base, **kw), progress=False)
     assert _snapshot(train_db) == before and not (tmp_path / "ce").exists()
 
 
-def test_an_existing_output_folder_is_refused(train_db, tiny_model_dir, tmp_path):
-    (tmp_path / "ce").mkdir()
-    before = _snapshot(train_db)
-    with pytest.raises(AlreadyExists, match="output folder exists"):
-        T.train(train_db, _params(tmp_path, tiny_model_dir), progress=False)
-    assert _snapshot(train_db) == before
-
-
-def test_an_interrupted_training_leaves_a_failed_row_and_no_model(
+def test_an_interrupted_training_is_marked_failed_and_resumes(
     train_db, tiny_model_dir, tmp_path, monkeypatch
 ):
-    def boom(*args, **kwargs):
-        raise KeyboardInterrupt
+    from sentence_transformers.cross_encoder import CrossEncoderTrainer
+    from transformers import TrainerCallback
 
-    monkeypatch.setattr(T, "train_loop", boom)
+    class Stop(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 4:
+                raise KeyboardInterrupt
+
+    init = CrossEncoderTrainer.__init__
+
+    def with_stop(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self.add_callback(Stop())
+
+    params = _params(tmp_path, tiny_model_dir, max_steps=6, eval_steps=2)
+    monkeypatch.setattr(CrossEncoderTrainer, "__init__", with_stop)
     with pytest.raises(KeyboardInterrupt):
-        T.train(train_db, _params(tmp_path, tiny_model_dir), progress=False)
-    assert train_db.sql("SELECT status FROM training_runs")["status"].to_list() == ["failed"]
-    assert not (tmp_path / "ce").exists() and not list(tmp_path.glob(".ce.partial-*"))
+        T.train(train_db, params, progress=False)
+    row = train_db.sql("SELECT status, stats FROM training_runs").to_dicts()
+    assert [r["status"] for r in row] == ["failed"]
+    partial = Path(json.loads(row[0]["stats"])["resume_from"])
+    assert (partial / "main" / "checkpoint-2").exists() and not (tmp_path / "ce").exists()
     monkeypatch.undo()
-    T.train(train_db, _params(tmp_path, tiny_model_dir), progress=False)  # the retry replaces the failed row
+    resumed = T.train(train_db, params, progress=False)  # the same command resumes and replaces the row
     assert train_db.sql("SELECT status FROM training_runs")["status"].to_list() == ["finished"]
+    assert not partial.exists()
+    whole = T.train(
+        train_db, _params(tmp_path, tiny_model_dir, out="whole", max_steps=6, eval_steps=2), progress=False
+    )
+    assert resumed.loss_curve == whole.loss_curve and resumed.fingerprint == whole.fingerprint

@@ -88,7 +88,9 @@ def cluster_cmd(ctx: Ctx, ensemble: str, k: str, seed: int, algorithm: str, fmt:
     "optional for baselines, where it adds ensemble and per-model scores).",
 )
 @click.option("--split", default="train", show_default=True, help="Split whose queries and qrels are read.")
-@click.option("--num-negatives", default=5, show_default=True, type=int, help="Negatives per query.")
+@click.option(
+    "--num-negatives", default=5, show_default=True, type=int, help="Negatives per (query, positive) pair."
+)
 @click.option("--range-min", default=0, show_default=True, type=int, help="First rank kept (0 = hardest).")
 @click.option("--range-max", default=50, show_default=True, type=int, help="Ranks kept are < this.")
 @click.option(
@@ -103,7 +105,37 @@ def cluster_cmd(ctx: Ctx, ensemble: str, k: str, seed: int, algorithm: str, fmt:
     "--max-score-ratio",
     default="0.95",
     show_default=True,
-    help="Drop candidates above this fraction of the lowest positive score ('none': keep all).",
+    help="Drop candidates above this fraction of the positive's score ('none': keep all).",
+)
+@click.option(
+    "--guard",
+    type=click.Choice(["pair", "query"]),
+    default="pair",
+    show_default=True,
+    help="Which positive --max-score-ratio compares with: the pair's own (as NV-Retriever) or the "
+    "query's lowest-scoring one (stricter with several positives).",
+)
+@click.option(
+    "--min-relevance",
+    default=1,
+    show_default=True,
+    type=int,
+    help="Judgements with a qrels score >= this are positives (graded qrels); judged documents "
+    "below it are never negatives either.",
+)
+@click.option(
+    "--fallback-depth",
+    default=None,
+    type=int,
+    help="When the filters leave a pair short, continue down the ranking to this rank "
+    "(rows marked fallback).",
+)
+@click.option(
+    "--mix-random",
+    default=0,
+    show_default=True,
+    type=int,
+    help="Also add this many seeded random negatives per pair (rows keep negative_method 'random').",
 )
 @click.option(
     "--sampling",
@@ -128,6 +160,10 @@ def mine_cmd(
     cluster_filter: str,
     cluster_run: str | None,
     max_score_ratio: str,
+    guard: str,
+    min_relevance: int,
+    fallback_depth: int | None,
+    mix_random: int,
     sampling: str,
     seed: int,
     name: str | None,
@@ -149,6 +185,10 @@ def mine_cmd(
         cluster_filter=cluster_filter,
         cluster_run=cluster_run,
         max_score_ratio=_ratio_value(max_score_ratio),
+        guard=guard,
+        min_relevance=min_relevance,
+        fallback_depth=fallback_depth,
+        mix_random=mix_random,
         sampling=sampling,
         seed=seed,
         name=name,
@@ -159,8 +199,9 @@ def mine_cmd(
         ids = ", ".join(summary.stats["short_query_ids"])
         info(
             ctx,
-            f"{summary.short_queries} queries got fewer than {num_negatives} negatives "
-            f"(not padded): {ids}{' ...' if summary.short_queries > 20 else ''}",
+            f"{summary.short_queries} queries ({summary.stats['short_pairs']} query-positive pairs) got "
+            f"fewer than {num_negatives} negatives (not padded): {ids}"
+            f"{' ...' if summary.short_queries > 20 else ''}",
         )
     emit_mapping(
         {
@@ -172,6 +213,9 @@ def mine_cmd(
             "queries": summary.queries,
             "queries_covered": summary.queries_covered,
             "short_queries": summary.short_queries,
+            "short_pairs": summary.stats["short_pairs"],
+            "fallback_negatives": summary.stats["fallback_negatives"],
+            "mixed_random_negatives": summary.stats["mixed_random_negatives"],
             "dropped_false_negatives": summary.dropped_false_negatives,
             "seconds": round(summary.seconds, 3),
         },

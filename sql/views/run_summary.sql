@@ -1,8 +1,9 @@
 -- One row per mining run: coverage, negatives per query (distinct negative chunks over all of a
 -- query's positives), the score distribution of negatives against positives (each query-positive
--- pair counted once), what the false-negative guard dropped and how many queries came up short
--- (from mining_runs.stats, NULL when the stage did not record them), and cluster agreement: the
--- share of negatives in the query's K-means cluster (NULL when the run has no clusters).
+-- pair counted once), how many negatives came from the fallback ranks and from the random mix, what
+-- the false-negative guard dropped and how many pairs and queries came up short (from
+-- mining_runs.stats, NULL when the stage did not record them), and cluster agreement: the share of
+-- negatives in the query's K-means cluster (NULL when the run has no clusters).
 CREATE OR REPLACE VIEW run_summary AS
 WITH per_query AS (
     SELECT run_id, query_id, count(DISTINCT negative_chunk_id) AS negatives
@@ -17,6 +18,9 @@ per_query_stats AS (
 ),
 negative_scores AS (
     SELECT run_id, count(*) AS triplets,
+           count(*) FILTER (WHERE fallback) AS fallback_negatives,
+           count(*) FILTER (WHERE negative_method = 'random' AND negative_method <> method)
+               AS mixed_random_negatives,
            avg(score) AS neg_score_mean,
            quantile_cont(score, 0.1) AS neg_score_p10,
            quantile_cont(score, 0.5) AS neg_score_p50,
@@ -24,6 +28,7 @@ negative_scores AS (
            avg(CASE WHEN negative_cluster = query_cluster THEN 1.0 ELSE 0.0 END)
                FILTER (WHERE negative_cluster IS NOT NULL AND query_cluster IS NOT NULL) AS cluster_agreement
     FROM triplets
+    JOIN (SELECT run_id, method FROM mining_runs) USING (run_id)
     GROUP BY run_id
 ),
 positive_pairs AS (
@@ -44,10 +49,13 @@ summary AS (
     SELECT r.name AS run, r.method, r.split, r.seed,
            coalesce(q.queries, 0) AS queries, coalesce(p.positives, 0) AS positives,
            coalesce(n.triplets, 0) AS triplets,
+           coalesce(n.fallback_negatives, 0) AS fallback_negatives,
+           coalesce(n.mixed_random_negatives, 0) AS mixed_random_negatives,
            q.neg_per_query_min, q.neg_per_query_median, q.neg_per_query_max,
            n.neg_score_mean, n.neg_score_p10, n.neg_score_p50, n.neg_score_p90,
            p.pos_score_mean, p.pos_score_p10, p.pos_score_p50, p.pos_score_p90,
            TRY_CAST(r.stats ->> 'dropped_false_negatives' AS BIGINT) AS dropped_false_negatives,
+           TRY_CAST(r.stats ->> 'short_pairs' AS BIGINT) AS short_pairs,
            TRY_CAST(r.stats ->> 'short_queries' AS BIGINT) AS short_queries,
            n.cluster_agreement,
            r.created_at, r.run_id
