@@ -110,7 +110,7 @@ def random_hits(db: Database, split: str, hashes: np.ndarray, k: int, seed: int)
 
 def _run_hits(db: Database, name: str, split: str, k: int) -> pa.Table:
     sql = resources.sql_file("mining", name)
-    table = db.con.execute(sql, {"split": split, "k": k}).fetch_arrow_table()
+    table = db.arrow(sql, {"split": split, "k": k})
     hit = table.column("hit").combine_chunks() if table.num_rows else None
     return pa.table(
         {

@@ -16,9 +16,10 @@ from typing import Any
 
 import duckdb
 import polars as pl
+import pyarrow as pa
 
 from hnm_db import resources
-from hnm_db.errors import DatabaseLocked, HnmError, SchemaTooNew
+from hnm_db.errors import DatabaseLocked, HnmError, SchemaTooNew, SchemaTooOld, StorageTooNew
 
 #: The default database file of the CLI (``--db`` or env ``HNM_DB`` override it there).
 DEFAULT_PATH = "hnm.duckdb"
@@ -40,11 +41,13 @@ class Database:
             if not read_only and not parent.exists():
                 raise HnmError(f"folder of the database does not exist: {parent}")
         try:
-            self.con = duckdb.connect(self.path, read_only=read_only)
+            self.con = Connection(duckdb.connect(self.path, read_only=read_only))
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower():
-                raise DatabaseLocked(self.path) from None
-            raise HnmError(f"cannot open database {self.path}: {exc}") from None
+                raise DatabaseLocked(self.path, holder_of(str(exc))) from None
+            if "newer version of DuckDB" in str(exc):
+                raise StorageTooNew(self.path, duckdb.__version__) from None
+            raise HnmError(f"cannot open database {self.path}: {first_line(exc)}") from None
         self._depth = 0
         # Progress is ours to show (tqdm, silenced by --quiet); DuckDB's own bar would interleave with it.
         self.con.execute("SET enable_progress_bar = false")
@@ -72,6 +75,8 @@ class Database:
         found, known = self.schema_version(), schema_target()
         if found > known:
             raise SchemaTooNew(self.path, found, known)
+        if self.read_only and found < known:  # a read-only file cannot be migrated: say how, not a SQL error
+            raise SchemaTooOld(self.path, found, known)
 
     def migrate(self) -> list[int]:
         """Apply pending migrations in order, each in one transaction with its ledger row."""
@@ -100,17 +105,9 @@ class Database:
         if not force and self._views_current(digest):
             return False
         with self.transaction():
-            while pending:
-                failed = {}
-                for name, sql in pending.items():
-                    try:
-                        self.con.execute(sql)
-                    except duckdb.CatalogException as exc:
-                        failed[name] = (sql, exc)
-                if len(failed) == len(pending):
-                    name, (_, exc) = next(iter(failed.items()))
-                    raise RuntimeError(f"view {name} cannot be created: {exc}")
-                pending = {n: s for n, (s, _) in failed.items()}
+            # Dependencies first: a failed statement aborts a DuckDB 2 transaction, so no trial and error.
+            for sql in view_order(pending):
+                self.con.execute(sql)
             self.con.executemany(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                 [["views_digest", digest], ["views_objects", json.dumps(self._view_objects())]],
@@ -138,7 +135,7 @@ class Database:
 
     # -- access ---------------------------------------------------------------------------------
     @contextmanager
-    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def transaction(self) -> Iterator[Connection]:
         """One transaction; nested uses join the outer one (DuckDB has no savepoints)."""
         if self._depth:
             self._depth += 1
@@ -165,15 +162,36 @@ class Database:
     def execute(
         self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None
     ) -> duckdb.DuckDBPyConnection:
-        """Run one statement on the connection (parameters bound, never formatted in)."""
+        """Run one statement on the connection (parameters bound, never formatted in); fetch from the result."""
         return self.con.execute(sql, params) if params is not None else self.con.execute(sql)
 
     def sql(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pl.DataFrame:
         """Run a query and return its rows as a polars DataFrame (empty frame for statements)."""
-        cur = self.execute(sql, params)
-        if cur.description is None:
-            return pl.DataFrame()
-        return cur.pl()
+        table = self.arrow(sql, params)
+        return pl.DataFrame() if table is None else polars_frame(table)
+
+    def arrow(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pa.Table | None:
+        """Run a query and return its rows as an Arrow table (None for a statement without rows).
+
+        Through the relation API, which duckdb 1.5 and 2.x share: 2.x dropped the cursor's ``.pl()``,
+        ``fetch_arrow_table`` and ``fetch_record_batch``, and its cursor Arrow methods copy the rows once more.
+        """
+        rel = self.con.sql(sql, params=params)
+        return None if rel is None or not returns_rows(rel) else rel.to_arrow_table()
+
+    def arrow_batches(
+        self,
+        sql: str,
+        params: Sequence[Any] | dict[str, Any] | None = None,
+        *,
+        batch_rows: int = 100_000,
+        con: duckdb.DuckDBPyConnection | Connection | None = None,
+    ) -> pa.RecordBatchReader:
+        """Stream a query's rows as Arrow batches of at most ``batch_rows`` (on ``con``, e.g. a second
+        cursor that reads a snapshot while the main connection commits)."""
+        con = con or self.con
+        settle(con)
+        return con.sql(sql, params=params).to_arrow_reader(batch_rows)
 
     def scalar(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
         """The first column of the first row, or None."""
@@ -471,6 +489,117 @@ class Database:
 
         results = stored_results(self, split)
         return summarize(results) if mean_over_seeds else results
+
+
+def view_order(views: dict[str, str]) -> list[str]:
+    """The view SQL of ``views`` (name -> SQL) ordered so that every view comes after those it reads.
+
+    A view reads another when the other's name appears in its SQL as a word; ties keep name order.
+    """
+    import re
+
+    deps = {
+        name: {o for o in views if o != name and re.search(rf"\b{re.escape(o)}\b", sql)}
+        for name, sql in views.items()
+    }
+    ordered: list[str] = []
+    while len(ordered) < len(views):
+        ready = [n for n in views if n not in ordered and deps[n] <= set(ordered)]
+        if not ready:
+            stuck = sorted(set(views) - set(ordered))
+            raise RuntimeError(f"views read each other in a cycle: {', '.join(stuck)}")
+        ordered += ready
+    return [views[n] for n in ordered]
+
+
+class Connection:
+    """A DuckDB connection that behaves alike on duckdb 1.5 and 2.x; everything else is delegated.
+
+    duckdb 2.x refuses ``register``, ``sql`` and other non-``execute`` work while an ``execute()`` result
+    is half read (``scalar`` reads one row), where 1.5 dropped that result silently: this settles it
+    first. And ``unregister`` in a ``finally`` after a failed statement no longer hides that statement's
+    error behind 2.x's "transaction is aborted" (the rollback drops the registration anyway).
+    """
+
+    #: Methods that read or replace the current result, or need no settling.
+    _AS_IS = frozenset(
+        {"execute", "executemany", "cursor", "close", "complete", "abort", "description", "rowcount"}
+    )
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self._con = con
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._con, name)
+        if name in self._AS_IS or name.startswith("fetch") or not callable(attr):
+            return attr
+
+        def settled(*args: Any, **kwargs: Any) -> Any:
+            settle(self._con)
+            return attr(*args, **kwargs)
+
+        return settled
+
+    def unregister(self, name: str) -> None:
+        """Drop a registered Arrow table; inside a failed transaction the rollback drops it."""
+        try:
+            settle(self._con)
+            self._con.unregister(name)
+        except duckdb.TransactionException:
+            pass
+
+
+def settle(con: duckdb.DuckDBPyConnection | Connection) -> None:
+    """Run a half-read ``execute()`` result to its end (e.g. after ``fetchone``): duckdb 2.x refuses
+    relation queries on a connection that holds one. A no-op on 1.5, which has no ``complete``."""
+    complete = getattr(con, "complete", None)
+    if complete is not None:
+        complete()
+
+
+def returns_rows(rel: duckdb.DuckDBPyRelation) -> bool:
+    """False for the one-column ``Count`` / ``Success`` result duckdb 2.x gives a statement such as
+    INSERT, CREATE or SET (1.5 gives no relation at all), so statements print nothing on either version."""
+    return not (rel.type == "MATERIALIZED_RELATION" and rel.columns in (["Count"], ["Success"]))
+
+
+def polars_frame(table: pa.Table) -> pl.DataFrame:
+    """An Arrow table as a polars frame; columns polars cannot import (INTERVAL) become text."""
+    for i, field in enumerate(table.schema):
+        if pa.types.is_interval(field.type):
+            text = pa.array([interval_text(v) for v in table.column(i).to_pylist()], pa.string())
+            table = table.set_column(i, field.name, text)
+    return pl.from_arrow(table)
+
+
+def interval_text(value: Any) -> str | None:
+    """An Arrow month-day-nano interval as DuckDB prints it: '1 year 2 months 3 days 04:05:06'."""
+    if value is None:
+        return None
+    years, months = divmod(value.months, 12)
+    parts = [f"{n} {unit}{'s' if abs(n) != 1 else ''}" for n, unit in
+             ((years, "year"), (months, "month"), (value.days, "day")) if n]  # fmt: skip
+    if value.nanoseconds or not parts:
+        seconds, nanos = divmod(abs(value.nanoseconds), 1_000_000_000)
+        clock = f"{'-' if value.nanoseconds < 0 else ''}{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+        parts.append(clock + (f".{nanos // 1000:06d}" if nanos else ""))
+    return " ".join(parts)
+
+
+def holder_of(message: str) -> str | None:
+    """'PID 123, /usr/bin/python3' from DuckDB's lock message ('... is held in PATH (PID 123) ...')."""
+    import re
+
+    m = re.search(r"held in (.+?) \(PID (\d+)\)", message)
+    if m:
+        return f"PID {m.group(2)}, {m.group(1)}"
+    m = re.search(r"PID (\d+)", message)
+    return f"PID {m.group(1)}" if m else None
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (DuckDB appends hints on later lines)."""
+    return (str(exc).strip().splitlines() or [""])[0]
 
 
 def open(path: str | os.PathLike[str] = DEFAULT_PATH, *, read_only: bool = False) -> Database:  # noqa: A001

@@ -186,7 +186,7 @@ def _iter_pending(
     params.update({f"m{i}": m.model_id for i, m in enumerate(members)})
     cur = db.con.cursor()
     try:
-        reader = cur.execute(sql, params).fetch_record_batch(batch_rows)
+        reader = db.arrow_batches(sql, params, batch_rows=batch_rows, con=cur)
         for batch in reader:
             mats = [from_arrow_list(batch.column(f"v{i}")) for i in range(len(members))]
             yield batch.column("content_hash").to_pylist(), mats

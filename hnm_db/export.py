@@ -325,7 +325,7 @@ def _write_dataset(
     slices = _slices(db, args, params.batch_size * _BATCHES_PER_SLICE)
     whole = {**args, "lo": slices[0][0], "hi": slices[-1][1]}
     total = int(db.scalar(f"SELECT count(*) FROM ({sql})", whole))
-    schema = _plain_schema(db.execute(f"{sql} LIMIT 0", whole).to_arrow_reader(1).schema)
+    schema = _plain_schema(db.arrow_batches(f"{sql} LIMIT 0", whole, batch_rows=1).schema)
     arrow_path = out.parent / "rows.arrow"
     parquet_path = out / "data" / _parquet_name(params.split)
     rows = 0
@@ -338,7 +338,7 @@ def _write_dataset(
             pq_writer = stack.enter_context(pq.ParquetWriter(str(parquet_path), schema))
         bar = stack.enter_context(tqdm(total=total, disable=not progress, unit="rows", desc="export"))
         for lo, hi in slices:
-            for batch in db.execute(sql, {**args, "lo": lo, "hi": hi}).to_arrow_reader(params.batch_size):
+            for batch in db.arrow_batches(sql, {**args, "lo": lo, "hi": hi}, batch_rows=params.batch_size):
                 batch = batch.cast(schema)
                 writer.write_batch(batch)
                 if pq_writer is not None:

@@ -453,9 +453,9 @@ def _classify(db: Database, kind: str, frame: pl.DataFrame) -> pl.DataFrame:
     keys, version = _KEYS[kind], _VERSION[kind]
     on = " AND ".join(f"t.{k} = i.{k}" for k in keys)
     with _Registered(db, "_hnm_incoming_keys", frame.select(keys)) as name:
-        old = db.con.execute(
+        old = db.sql(
             f"SELECT {', '.join('t.' + k for k in keys)}, t.{version} AS _old FROM {kind} t JOIN {name} i ON {on}"
-        ).pl()
+        )
     old = old.with_columns(pl.col("_old").cast(frame.schema[version]))
     return frame.join(old, on=list(keys), how="left", maintain_order="left")
 
@@ -466,7 +466,7 @@ def _check_references(db: Database, qrels: pl.DataFrame, incoming: dict[str, pl.
     for col, table in (("query_id", "queries"), ("doc_id", "documents")):
         wanted = qrels.select(col).unique()
         with _Registered(db, "_hnm_wanted", wanted) as name:
-            known = db.con.execute(f"SELECT t.{col} FROM {table} t JOIN {name} w ON t.{col} = w.{col}").pl()
+            known = db.sql(f"SELECT t.{col} FROM {table} t JOIN {name} w ON t.{col} = w.{col}")
         if table in incoming:
             known = pl.concat([known, incoming[table].select(col)])
         unknown[col] = qrels.join(known, on=col, how="anti", maintain_order="left")
