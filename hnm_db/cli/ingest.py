@@ -17,7 +17,7 @@ from hnm_db import ingest as ingest_lib
 from hnm_db.cli._common import Ctx, emit_frame, format_option, info, pass_ctx
 from hnm_db.errors import InvalidParams
 
-#: Notes about skipped empty texts printed at most (the counts are always complete).
+#: Notes about skipped empty texts (and the qrels naming them) printed at most; the counts are complete.
 MAX_NOTES = 10
 
 
@@ -41,7 +41,7 @@ def report(ctx: Ctx, summary: ingest_lib.IngestSummary, fmt: str) -> None:
     for note in summary.skipped[:MAX_NOTES]:
         info(ctx, f"skipped: {note}")
     if len(summary.skipped) > MAX_NOTES:
-        info(ctx, f"skipped: ... and {len(summary.skipped) - MAX_NOTES} more empty texts")
+        info(ctx, f"skipped: ... and {len(summary.skipped) - MAX_NOTES} more")
     info(ctx, summary.describe())
 
 
