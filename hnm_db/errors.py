@@ -94,6 +94,10 @@ class AlreadyExists(HnmError):
     """A named object or output folder exists and replacing it was not asked for."""
 
 
+class ModelRegisteredAs(AlreadyExists):
+    """A model identical to one registered under another name (same fingerprint): one model, one name."""
+
+
 class UnknownModel(HnmError):
     """A model alias or path that cannot be resolved."""
 
