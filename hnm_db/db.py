@@ -19,7 +19,7 @@ import polars as pl
 import pyarrow as pa
 
 from hnm_db import resources
-from hnm_db.errors import DatabaseLocked, HnmError, SchemaTooNew, SchemaTooOld, StorageTooNew
+from hnm_db.errors import DatabaseLocked, HnmError, SchemaTooNew, SchemaTooOld, StorageTooNew, WriteRefused
 
 #: The default database file of the CLI (``--db`` or env ``HNM_DB`` override it there).
 DEFAULT_PATH = "hnm.duckdb"
@@ -169,6 +169,26 @@ class Database:
         """Run a query and return its rows as a polars DataFrame (empty frame for statements)."""
         table = self.arrow(sql, params)
         return pl.DataFrame() if table is None else polars_frame(table)
+
+    def read_query(self, sql: str) -> pl.DataFrame:
+        """Run SQL that only reads, and return the last statement's rows (``hnm-db sql`` without --write).
+
+        A read-only connection still lets DuckDB write files (COPY ... TO, EXPORT DATABASE, ATTACH of a
+        new file, INSTALL, a log or profile path set with SET), so "read-only" is checked per statement:
+        queries (SELECT, EXPLAIN, PRAGMA without '=') and SET VARIABLE pass, anything else is
+        :class:`WriteRefused` before any statement runs.
+        """
+        for i, stmt in enumerate(self.con.extract_statements(sql), start=1):
+            kind = stmt.type.name
+            text = stmt.query.strip()
+            reads = kind in READ_STATEMENTS and not (kind == "PRAGMA" and "=" in text)
+            if not (reads or _is_set_variable(kind, text)):
+                first = " ".join(text.split()[:3])
+                raise WriteRefused(
+                    f"statement {i} ({kind}: {first} ...) may write to the database or a file; only queries "
+                    "run without --write"
+                )
+        return self.sql(sql)
 
     def arrow(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pa.Table | None:
         """Run a query and return its rows as an Arrow table (None for a statement without rows).
@@ -547,6 +567,17 @@ class Connection:
             self._con.unregister(name)
         except duckdb.TransactionException:
             pass
+
+
+#: Statement types ``read_query`` runs: they read the database and write nothing.
+READ_STATEMENTS = frozenset({"SELECT", "EXPLAIN", "PRAGMA"})
+
+
+def _is_set_variable(kind: str, text: str) -> bool:
+    """SET VARIABLE only names a value for later statements (duckdb 1.5 types it SET, 2.x VARIABLE_SET)."""
+    import re
+
+    return kind in ("SET", "VARIABLE_SET") and re.match(r"(?i)SET\s+VARIABLE\b", text) is not None
 
 
 def settle(con: duckdb.DuckDBPyConnection | Connection) -> None:

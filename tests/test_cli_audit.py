@@ -166,3 +166,23 @@ def test_commands_have_help():
     for command in ("export", "audit"):
         result = CliRunner().invoke(main, [command, "--help"])
         assert result.exit_code == 0 and len(result.output) > 200
+
+
+def test_audit_and_check_open_read_only_so_they_run_beside_another_reader(mined_db_path, digest):
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen(  # a second process reading the file holds DuckDB's shared (reader) lock
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1], read_only=True); "
+         "print('open', flush=True); time.sleep(60)", str(mined_db_path)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        result = run(mined_db_path, "audit", "--check")
+        assert result.exit_code == 0, result.output
+        assert result.stdout.startswith("all checks passed")
+        assert run(mined_db_path, "audit", "--format", "csv").exit_code == 0
+    finally:
+        holder.kill()
+        holder.wait()

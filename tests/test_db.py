@@ -177,11 +177,49 @@ def test_sql_prints_table_csv_and_json(filled_path):
 def test_sql_is_read_only_unless_write_is_given(filled_path):
     denied = CliRunner().invoke(main, ["--db", str(filled_path), "sql", "DELETE FROM queries"])
     assert denied.exit_code == 1
-    assert denied.stderr.startswith("Error: SQL error:") and len(denied.stderr.strip().splitlines()) == 1
+    assert denied.stderr.startswith("Error: statement 1 (DELETE: DELETE FROM queries ...) may write")
+    assert len(denied.stderr.strip().splitlines()) == 1
     allowed = CliRunner().invoke(main, ["--db", str(filled_path), "sql", "--write", "DELETE FROM queries"])
     assert allowed.exit_code == 0
     with hnm_db.open(filled_path) as db:
         assert db.scalar("SELECT count(*) FROM queries") == 0
+
+
+@pytest.mark.parametrize(
+    ("statement", "kind"),
+    [
+        ("COPY queries TO '{out}'", "COPY"),
+        ("SELECT 1; COPY (SELECT * FROM queries) TO '{out}' (FORMAT parquet)", "COPY"),
+        ("EXPORT DATABASE '{out}'", "EXPORT"),
+        ("ATTACH '{out}' AS other", "ATTACH"),
+        ("SET log_query_path = '{out}'", "SET"),
+        ("PRAGMA profiling_output = '{out}'", "SET"),
+        ("INSTALL json", "LOAD"),
+    ],
+)
+def test_sql_without_write_writes_no_file(filled_path, tmp_path, digest, statement, kind):
+    out = tmp_path / "written"
+    with hnm_db.open(filled_path) as db:
+        before = digest(db)
+    result = CliRunner().invoke(main, ["--db", str(filled_path), "sql", statement.format(out=out)])
+    assert result.exit_code == 1 and len(result.stderr.strip().splitlines()) == 1
+    assert f"({kind}: " in result.stderr and "only queries run without --write" in result.stderr
+    assert not out.exists()
+    with hnm_db.open(filled_path) as db:
+        assert digest(db) == before
+    written = CliRunner().invoke(
+        main, ["--db", str(filled_path), "sql", "--write", f"COPY queries TO '{out}'"]
+    )
+    assert written.exit_code == 0 and out.exists()
+
+
+def test_sql_without_write_runs_queries_variables_and_explain(filled_path):
+    query = "SET VARIABLE n = 1; SELECT count(*) + getvariable('n') AS n FROM queries"
+    result = CliRunner().invoke(main, ["--db", str(filled_path), "sql", query, "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "n\n3\n"
+    for query in ("EXPLAIN SELECT * FROM queries", "PRAGMA table_info('queries')", "FROM queries"):
+        assert CliRunner().invoke(main, ["--db", str(filled_path), "sql", query]).exit_code == 0, query
 
 
 def test_bad_sql_is_one_line_error(filled_path):

@@ -45,18 +45,22 @@ def init(ctx: Ctx) -> None:
 @main.command("sql")
 @click.argument("query")
 @format_option
-@click.option("--write", is_flag=True, help="Allow statements that change the database.")
+@click.option(
+    "--write", is_flag=True, help="Allow statements that change the database or write files (COPY ... TO)."
+)
 @pass_ctx
 def sql_cmd(ctx: Ctx, query: str, fmt: str, write: bool) -> None:
     """Run a SQL query against the database and print the rows.
 
-    The database is opened read-only unless --write is given.
+    Without --write the database is opened read-only and only queries run (SELECT, EXPLAIN, PRAGMA,
+    SET VARIABLE): a statement that would write to the database or to a file (INSERT, COPY ... TO,
+    EXPORT DATABASE, ATTACH, INSTALL, SET) is refused before anything runs.
     """
     import duckdb
 
     with ctx.open(read_only=not write) as db:
         try:
-            df = db.sql(query)
+            df = db.sql(query) if write else db.read_query(query)
         except duckdb.Error as exc:
             first = str(exc).strip().splitlines()[0]
             raise click.ClickException(f"SQL error: {first}") from None

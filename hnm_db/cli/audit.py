@@ -84,7 +84,7 @@ def audit_cmd(ctx: Ctx, runs: tuple[str, ...], fmt: str, plot_dir: Path | None, 
 
     if check_ and (runs or plot_dir is not None):
         raise click.UsageError("--check covers the whole database; use it without --run and --plot")
-    with ctx.open() as db:
+    with ctx.open(read_only=True) as db:  # reads only: works on a read-only mount and beside other readers
         if check_:
             results = check(db)
             click.echo(f"all checks passed ({len(results)} checks)")
