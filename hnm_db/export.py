@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -109,7 +110,8 @@ def export(db: Database, params: ExportParams, *, progress: bool = False) -> Exp
     n, dropped = _negatives_per_row(db, params, runs, args) if params.format == "n-tuple" else (None, 0)
     sql = build_query(params.format, params.keep_ids, n, params.drop_short)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    remove_stale_staging(target)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
     try:
         out = staging / "dataset"
         rows, schema = _write_dataset(db, sql, args, out, params, progress)
@@ -372,7 +374,7 @@ def _publish(staged: Path, target: Path, overwrite: bool) -> None:
         return
     if not overwrite:  # appeared while we were writing
         raise AlreadyExists(f"export folder exists: {target} (pass --overwrite to replace it)")
-    old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+    old = target.with_name(f".{target.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     target.rename(old)
     try:
         staged.rename(target)
@@ -380,6 +382,41 @@ def _publish(staged: Path, target: Path, overwrite: bool) -> None:
         old.rename(target)
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+def remove_stale_staging(target: Path) -> list[Path]:
+    """Remove the hidden ``.NAME.tmp-PID-*`` / ``.NAME.old-PID-*`` folders a killed export left beside
+    ``target``; those of a process still running are kept (an export in progress). Returns the removed.
+
+    Folders an older hnm-db named without a PID are removed too: no export of this one writes them.
+    """
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.(?:tmp|old)-(?:(\d+)-)?[\w-]+$")
+    removed = []
+    for path in sorted(target.parent.glob(f".{glob_escape(target.name)}.*")):
+        m = pattern.match(path.name)
+        if not m or not path.is_dir() or (m.group(1) and _running(int(m.group(1)))):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def glob_escape(name: str) -> str:
+    """``name`` with glob metacharacters escaped (an export folder may be called ``run[1]``)."""
+    return re.sub(r"([*?\[])", r"[\1]", name)
+
+
+def _running(pid: int) -> bool:
+    """Whether a process with this id exists (signal 0 checks without sending anything)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except PermissionError:  # it exists, and belongs to another user
+        return True
+    except (ProcessLookupError, OverflowError, OSError):
+        return False
+    return True
 
 
 # -- the dataset card ----------------------------------------------------------------------------------

@@ -236,3 +236,19 @@ def test_small_batches_and_query_slices_give_the_same_dataset(mined_db, tmp_path
     export(mined_db, ExportParams(runs=runs, to=tmp_path / "b", format=fmt, keep_ids=True, **kw))
     small, whole = (datasets.load_from_disk(str(tmp_path / x)).to_list() for x in "ab")
     assert small == whole and len(small) > 3
+
+
+def test_folders_a_killed_export_left_behind_are_removed_by_the_next_one(mined_db, tmp_path):
+    import os
+
+    leftovers = [
+        tmp_path / n for n in (".out.tmp-999999999-k1ll", ".out.old-999999999-0ld1", ".out.tmp-ab12cd")
+    ]
+    kept = [tmp_path / n for n in (f".out.tmp-{os.getpid()}-busy", ".other.tmp-999999999-x", ".out.tmpfile")]
+    for folder in leftovers + kept:
+        folder.mkdir()
+        (folder / "rows.arrow").write_bytes(b"partial")
+    export(mined_db, ExportParams(runs=("random",), to=tmp_path / "out"))
+    assert datasets.load_from_disk(str(tmp_path / "out")).num_rows == 8
+    assert not [p for p in leftovers if p.exists()]
+    assert all(p.exists() for p in kept)  # a running export's folder, another target's, not ours
