@@ -23,6 +23,8 @@ from hnm_db.errors import DatabaseLocked, HnmError, SchemaTooNew, SchemaTooOld, 
 
 #: The default database file of the CLI (``--db`` or env ``HNM_DB`` override it there).
 DEFAULT_PATH = "hnm.duckdb"
+#: Arrow field metadata key that :meth:`Database.arrow` sets on columns of DuckDB's JSON type.
+JSON_FIELD = b"hnm.json"
 
 
 def schema_target() -> int:
@@ -171,12 +173,17 @@ class Database:
         return pl.DataFrame() if table is None else polars_frame(table)
 
     def read_query(self, sql: str) -> pl.DataFrame:
-        """Run SQL that only reads, and return the last statement's rows (``hnm-db sql`` without --write).
+        """Run SQL that only reads and return the last statement's rows (``hnm-db sql`` without --write);
+        see :meth:`check_read_only`."""
+        self.check_read_only(sql)
+        return self.sql(sql)
+
+    def check_read_only(self, sql: str) -> None:
+        """Raise :class:`WriteRefused` unless every statement of ``sql`` only reads; runs nothing.
 
         A read-only connection still lets DuckDB write files (COPY ... TO, EXPORT DATABASE, ATTACH of a
         new file, INSTALL, a log or profile path set with SET), so "read-only" is checked per statement:
-        queries (SELECT, EXPLAIN, PRAGMA without '=') and SET VARIABLE pass, anything else is
-        :class:`WriteRefused` before any statement runs.
+        queries (SELECT, EXPLAIN, PRAGMA without '=') and SET VARIABLE pass, anything else is refused.
         """
         for i, stmt in enumerate(self.con.extract_statements(sql), start=1):
             kind = stmt.type.name
@@ -188,7 +195,6 @@ class Database:
                     f"statement {i} ({kind}: {first} ...) may write to the database or a file; only queries "
                     "run without --write"
                 )
-        return self.sql(sql)
 
     def arrow(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pa.Table | None:
         """Run a query and return its rows as an Arrow table (None for a statement without rows).
@@ -197,7 +203,16 @@ class Database:
         ``fetch_arrow_table`` and ``fetch_record_batch``, and its cursor Arrow methods copy the rows once more.
         """
         rel = self.con.sql(sql, params=params)
-        return None if rel is None or not returns_rows(rel) else rel.to_arrow_table()
+        if rel is None or not returns_rows(rel):
+            return None
+        table = rel.to_arrow_table()
+        if "JSON" not in (str(t) for t in rel.types):
+            return table
+        fields = [  # JSON columns arrive as text: mark them, so output can nest them (hnm-db sql --format json)
+            f.with_metadata({JSON_FIELD: b"1"}) if str(t) == "JSON" else f
+            for f, t in zip(table.schema, rel.types, strict=True)
+        ]
+        return pa.Table.from_arrays(table.columns, schema=pa.schema(fields))
 
     def arrow_batches(
         self,
@@ -240,11 +255,18 @@ class Database:
 
     # Stage methods (the Python API mirroring the CLI) are added below by each stage.
     # -- ingest / chunk / split (issue 2) -------------------------------------------------------
-    def ingest_beir(self, folder: str | os.PathLike[str], *, on_duplicate: str = "error") -> Any:
+    def ingest_beir(
+        self,
+        folder: str | os.PathLike[str],
+        *,
+        on_duplicate: str = "error",
+        license: str | None = None,  # noqa: A002
+        language: str | None = None,
+    ) -> Any:
         """``hnm-db ingest beir``: corpus.jsonl, queries.jsonl, qrels/<split>.tsv -> IngestSummary."""
         from hnm_db import ingest
 
-        return ingest.ingest_beir(self, folder, on_duplicate=on_duplicate)
+        return ingest.ingest_beir(self, folder, on_duplicate=on_duplicate, license=license, language=language)
 
     def ingest_table(
         self, path: str | os.PathLike[str], kind: str = "documents", *, fmt: str | None = None, **columns: Any
@@ -431,18 +453,31 @@ class Database:
 
     # -- export / audit (issue 5) ---------------------------------------------------------------
     def export(
-        self, runs: str | Sequence[str], to: str | os.PathLike[str], *, format: str = "triplet",  # noqa: A002
-        progress: bool = False, **options: Any,
-    ) -> Any:  # fmt: skip
+        self,
+        runs: str | Sequence[str],
+        to: str | os.PathLike[str],
+        *,
+        layout: str = "triplet",
+        progress: bool = False,
+        **options: Any,
+    ) -> Any:
         """``hnm-db export``: write runs as a HuggingFace dataset folder -> ExportSummary.
 
         ``options`` are the other ExportParams fields: split, parquet, keep_ids, overwrite,
-        num_negatives, drop_short, license, batch_size.
+        num_negatives, drop_short, license, language, batch_size. ``format=`` is the old name of
+        ``layout`` (deprecated: it clashed with the output ``--format`` of every other command).
         """
+        import warnings
+
         from hnm_db.export import ExportParams, export
 
+        if "format" in options:
+            warnings.warn("export(format=...) is deprecated: use layout=", DeprecationWarning, stacklevel=2)
+            layout = options.pop("format")
         names = (runs,) if isinstance(runs, str) else tuple(runs)
-        params = ExportParams(runs=names, to=Path(to), format=format, **options)
+        if isinstance(options.get("language"), str):
+            options["language"] = (options["language"],)
+        params = ExportParams(runs=names, to=Path(to), layout=layout, **options)
         return export(self, params, progress=progress)
 
     def audit(self, runs: str | Sequence[str] = (), *, plot_dir: str | os.PathLike[str] | None = None) -> Any:

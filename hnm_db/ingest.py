@@ -163,6 +163,8 @@ class TableSpec:
     meta_columns: tuple[str, ...] = ()
     all_meta: bool = False
     on_duplicate: str = "error"
+    license: str | None = None
+    language: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -175,7 +177,7 @@ class TableSpec:
         only = {
             "qrels": ("query_id_column", "doc_id_column", "score_column", "split"),
             "text": ("id_column", "text_column"),
-            "documents": ("title_column",),
+            "documents": ("title_column", "license", "language"),
         }
         for owner, names in only.items():
             allowed = self.kind == owner or (owner == "text" and self.kind != "qrels")
@@ -403,8 +405,13 @@ def _scalar_text(loc: Loc, name: str, value: Any) -> str:
 
 
 def _meta(loc: Loc, rec: dict[str, Any], used: set[str], spec: TableSpec) -> str | None:
+    """The record's meta JSON; a source's license and language (option or card) fill in missing keys,
+    so an export's dataset card can carry them."""
     names = [k for k in rec if k not in used] if spec.all_meta else list(spec.meta_columns)
     meta = {k: rec[k] for k in names if rec.get(k) is not None}
+    for key in ("license", "language"):
+        if getattr(spec, key) and meta.get(key) is None:
+            meta[key] = getattr(spec, key)
     if not meta:
         return None
     try:  # NaN and Infinity are not JSON: DuckDB's JSON column would refuse them
@@ -700,24 +707,31 @@ def _folder(path: str | Path) -> Path:
     return folder
 
 
-def ingest_beir(db: Database, folder: str | Path, *, on_duplicate: str = "error") -> IngestSummary:
+def ingest_beir(
+    db: Database,
+    folder: str | Path,
+    *,
+    on_duplicate: str = "error",
+    license: str | None = None,  # noqa: A002 (the card's word)
+    language: str | None = None,
+) -> IngestSummary:
     """A BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv (split = file stem).
 
     Keys other than _id/title/text go to ``meta``. queries.jsonl and qrels/ are optional (a corpus
-    alone is a valid source), corpus.jsonl is not.
+    alone is a valid source), corpus.jsonl is not. The license and language of the documents come
+    from the options, else from the folder's dataset card (README.md front matter, as on the Hub),
+    and are kept in each document's meta unless its record has its own.
     """
     check_policy(on_duplicate)
     root = _folder(folder)
     summary = IngestSummary()
     corpus = root / "corpus.jsonl"
-    frames = {
-        "documents": text_rows(
-            read_jsonl(corpus),
-            TableSpec("documents", id_column="_id", text_column="text", all_meta=True),
-            str(corpus.resolve()),
-            summary,
-        )
-    }
+    card = read_card_metadata(root / "README.md")
+    spec = TableSpec(
+        "documents", id_column="_id", text_column="text", all_meta=True,
+        license=license or card.get("license"), language=language or card.get("language"),
+    )  # fmt: skip
+    frames = {"documents": text_rows(read_jsonl(corpus), spec, str(corpus.resolve()), summary)}
     if (root / "queries.jsonl").exists():
         spec = TableSpec("queries", id_column="_id", text_column="text", all_meta=True)
         frames["queries"] = text_rows(read_jsonl(root / "queries.jsonl"), spec, None, summary)
@@ -727,6 +741,34 @@ def ingest_beir(db: Database, folder: str | Path, *, on_duplicate: str = "error"
         parts = [qrel_rows(read_beir_qrels(p), spec, summary, split=p.stem) for p in qrel_files]
         frames["qrels"] = pl.concat(parts)
     return store(db, frames, on_duplicate, summary)
+
+
+def read_card_metadata(path: Path) -> dict[str, str]:
+    """``license`` and ``language`` of a dataset card's YAML front matter (a list becomes a comma-separated
+    text); empty when there is no card or it has no front matter. A card that is not valid YAML is an
+    error naming it: it says something about the data, so it is not skipped silently."""
+    import yaml
+
+    if not path.is_file():
+        return {}
+    text = decode_utf8(read_bytes(path), str(path))
+    if not text.startswith("---"):
+        return {}
+    head = text.split("---", 2)[1] if text.count("---") >= 2 else ""
+    try:
+        meta = yaml.safe_load(head) or {}
+    except yaml.YAMLError as exc:
+        raise InputError(
+            f"dataset card front matter is not YAML: {one_line(str(exc))}", path=str(path)
+        ) from None
+    out = {}
+    for key in ("license", "language"):
+        value = meta.get(key) if isinstance(meta, dict) else None
+        if isinstance(value, list):
+            value = ",".join(str(v) for v in value if v is not None)
+        if value:
+            out[key] = str(value)
+    return out
 
 
 def ingest_table(db: Database, path: str | Path, spec: TableSpec, fmt: str | None = None) -> IngestSummary:

@@ -595,3 +595,22 @@ def test_qrels_naming_an_empty_document_are_skipped_with_a_note(db, beir_dir):
     )
     assert "train.tsv line" in note
     assert db.scalar("SELECT count(*) FROM qrels WHERE doc_id = 'title-only'") == 0
+
+
+def test_license_and_language_come_from_the_folder_card_or_the_options(db, beir_dir, tmp_path):
+    (beir_dir / "README.md").write_text("---\nlicense: cc-by-sa-4.0\nlanguage:\n- en\n---\n# A corpus\n")
+    ingest_beir(db, beir_dir)
+    metas = {json.loads(m)["license"] for (m,) in db.execute("SELECT meta FROM documents").fetchall()}
+    assert metas == {"cc-by-sa-4.0"}
+    assert db.scalar("SELECT DISTINCT meta ->> 'language' FROM documents") == "en"
+    other = write_jsonl(
+        tmp_path / "more.jsonl", [{"_id": "m1", "text": "more", "license": "mit"}, {"_id": "m2", "text": "x"}]
+    )
+    ingest_table(db, other, TableSpec("documents", all_meta=True, license="odc-by", language="de"))
+    rows = dict(
+        db.execute("SELECT doc_id, meta ->> 'license' FROM documents WHERE doc_id LIKE 'm%'").fetchall()
+    )
+    assert rows == {"m1": "mit", "m2": "odc-by"}  # a record's own license wins over the option
+    (beir_dir / "README.md").write_text("---\nlicense: [unclosed\n---\n")
+    with pytest.raises(InputError, match=r"README\.md: dataset card front matter is not YAML"):
+        ingest_beir(db, beir_dir)

@@ -21,7 +21,7 @@ from hnm_db.cli._common import Ctx, emit_frame, emit_mapping, format_option, inf
     help="triplet: max(0, margin - s(q,p) + s(q,n)); bce: labelled pairs; mnrl: listwise per query.",
 )
 @click.option("--out", required=True, type=click.Path(), help="Output folder for the model (must not exist).")
-@click.option("--epochs", default=1, show_default=True, type=int)
+@click.option("--epochs", default=1, show_default=True, type=int, help="Passes over the run's triplets.")
 @click.option(
     "--batch-size", default=16, show_default=True, type=int, help="Triplets (or query groups) per step."
 )
@@ -34,7 +34,13 @@ from hnm_db.cli._common import Ctx, emit_frame, emit_mapping, format_option, inf
 @click.option(
     "--head-lr", default=1e-3, show_default=True, type=float, help="Learning rate of the fresh head."
 )
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=int,
+    help="Seed of the fresh head's weights, the batch order and dropout.",
+)
 @click.option("--max-steps", type=int, help="Stop after this many optimizer steps.")
 @click.option("--margin", default=1.0, show_default=True, type=float, help="Margin of the triplet loss.")
 @click.option(
@@ -57,12 +63,17 @@ def train_cmd(ctx: Ctx, fmt: str, **options: object) -> None:
 
     The run, its parameters, seed, loss curve, output folder and model fingerprint are stored in
     training_runs. An interrupted run is left with status 'failed' and is replaced by the next attempt.
+
+    \b
+    Examples:
+      hnm-db train --run ens-top --out models/ce-ens --max-steps 200
+      hnm-db train --run bm25 --base minilm-l6 --loss bce --epochs 2 --seed 1 --out models/ce-bm25
     """
     from hnm_db.train import TrainParams, train
 
     params = TrainParams(**options)  # type: ignore[arg-type]
     with ctx.open() as db:
-        summary = train(db, params, progress=not ctx.quiet)
+        summary = train(db, params, progress=ctx.progress)
     info(
         ctx,
         f"trained {summary.name}: {summary.steps} steps in {summary.seconds:.1f}s -> {summary.output_path}",
@@ -101,8 +112,10 @@ def _with_spread(frame: pl.DataFrame, metrics: list[str]) -> pl.DataFrame:
 @click.option(
     "--split", default="test", show_default=True, help="Split whose queries and qrels are evaluated."
 )
-@click.option("--max-length", default=256, show_default=True, type=int)
-@click.option("--batch-size", default=32, show_default=True, type=int)
+@click.option(
+    "--max-length", default=256, show_default=True, type=int, help="Tokens per (query, passage) pair scored."
+)
+@click.option("--batch-size", default=32, show_default=True, type=int, help="Pairs scored per model call.")
 @click.option(
     "--interpolate",
     "interpolate",
@@ -111,7 +124,7 @@ def _with_spread(frame: pl.DataFrame, metrics: list[str]) -> pl.DataFrame:
     help="Also report alpha*z(model) + (1-alpha)*z(first stage); repeatable.",
 )
 @click.option("--head-seed", default=0, show_default=True, type=int, help="Seed of the fresh head of base:.")
-@click.option("--device", type=click.Choice(["cpu", "cuda"]))
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Default: cuda when available.")
 @click.option("--compare", is_flag=True, help="Print the stored results of the split; computes nothing.")
 @click.option("--mean-over-seeds", is_flag=True, help="With --compare: mean ± sd over training seeds.")
 @format_option
@@ -121,6 +134,12 @@ def eval_cmd(ctx: Ctx, fmt: str, compare: bool, mean_over_seeds: bool, **options
 
     The first stage alone is always a row. Pair scores are cached by model fingerprint, so a repeated
     evaluation scores only new pairs; results go to eval_results (see the eval_summary view).
+
+    \b
+    Examples:
+      hnm-db eval --model models/ce-ens --first-stage bm25 --k 30
+      hnm-db eval --model base:minilm-l6 --interpolate 0.5
+      hnm-db eval --compare --mean-over-seeds --format csv
     """
     from hnm_db.evaluate import METRIC_COLUMNS, EvalParams, evaluate, stored_results, summarize
 
@@ -143,7 +162,7 @@ def eval_cmd(ctx: Ctx, fmt: str, compare: bool, mean_over_seeds: bool, **options
         raise click.UsageError("--interpolate needs --model")
     params = EvalParams(**{**options, "interpolate": tuple(options["interpolate"])})  # type: ignore[arg-type]
     with ctx.open() as db:
-        summary = evaluate(db, params, progress=not ctx.quiet)
+        summary = evaluate(db, params, progress=ctx.progress)
     info(
         ctx,
         f"{summary.queries} queries; scored {summary.scored_pairs} new pairs, {summary.cached_pairs} cached",
