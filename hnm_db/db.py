@@ -199,18 +199,23 @@ class Database:
     def arrow(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pa.Table | None:
         """Run a query and return its rows as an Arrow table (None for a statement without rows).
 
-        Through the relation API, which duckdb 1.5 and 2.x share: 2.x dropped the cursor's ``.pl()``,
-        ``fetch_arrow_table`` and ``fetch_record_batch``, and its cursor Arrow methods copy the rows once more.
+        Through ``execute`` and ``to_arrow_table``, which duckdb 1.5 and 2.x share (2.x dropped the
+        cursor's ``.pl()``, ``fetch_arrow_table`` and ``fetch_record_batch``). Not through the relation
+        API: with parameters duckdb 1.5 materialises a whole relation before streaming it, and a
+        relation left half read can stall the next query on the connection.
         """
-        rel = self.con.sql(sql, params=params)
-        if rel is None or not returns_rows(rel):
+        statement = _is_statement(self.con, sql)
+        cur = self.execute(sql, params)
+        if cur.description is None or statement and _counts_only(cur.description):
             return None
-        table = rel.to_arrow_table()
-        if "JSON" not in (str(t) for t in rel.types):
+        with _no_copy_warning():
+            table = cur.to_arrow_table()
+        types = [str(d[1]) for d in cur.description]
+        if "JSON" not in types:
             return table
         fields = [  # JSON columns arrive as text: mark them, so output can nest them (hnm-db sql --format json)
-            f.with_metadata({JSON_FIELD: b"1"}) if str(t) == "JSON" else f
-            for f, t in zip(table.schema, rel.types, strict=True)
+            f.with_metadata({JSON_FIELD: b"1"}) if t == "JSON" else f
+            for f, t in zip(table.schema, types, strict=True)
         ]
         return pa.Table.from_arrays(table.columns, schema=pa.schema(fields))
 
@@ -223,10 +228,12 @@ class Database:
         con: duckdb.DuckDBPyConnection | Connection | None = None,
     ) -> pa.RecordBatchReader:
         """Stream a query's rows as Arrow batches of at most ``batch_rows`` (on ``con``, e.g. a second
-        cursor that reads a snapshot while the main connection commits)."""
+        cursor that reads a snapshot while the main connection commits). Read it to the end before
+        running anything else on the same connection."""
         con = con or self.con
-        settle(con)
-        return con.sql(sql, params=params).to_arrow_reader(batch_rows)
+        cur = con.execute(sql, params) if params is not None else con.execute(sql)
+        with _no_copy_warning():
+            return cur.to_arrow_reader(batch_rows)
 
     def scalar(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
         """The first column of the first row, or None."""
@@ -584,6 +591,11 @@ class Connection:
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self._con = con
 
+    @property
+    def raw(self) -> duckdb.DuckDBPyConnection:
+        """The DuckDB connection itself."""
+        return self._con
+
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._con, name)
         if name in self._AS_IS or name.startswith("fetch") or not callable(attr):
@@ -623,10 +635,31 @@ def settle(con: duckdb.DuckDBPyConnection | Connection) -> None:
         complete()
 
 
-def returns_rows(rel: duckdb.DuckDBPyRelation) -> bool:
-    """False for the one-column ``Count`` / ``Success`` result duckdb 2.x gives a statement such as
-    INSERT, CREATE or SET (1.5 gives no relation at all), so statements print nothing on either version."""
-    return not (rel.type == "MATERIALIZED_RELATION" and rel.columns in (["Count"], ["Success"]))
+def _is_statement(con: Connection | duckdb.DuckDBPyConnection, sql: str) -> bool:
+    """Whether the last statement of ``sql`` is one that returns no rows of its own (INSERT, CREATE, SET,
+    ...): duckdb 2.x answers those with a one-column ``Count`` / ``Success`` result, 1.5 with none."""
+    raw = con.raw if isinstance(con, Connection) else con
+    settle(raw)  # a half-read earlier result would block parsing on 2.x; execute drops it anyway
+    try:
+        statements = raw.extract_statements(sql)
+    except duckdb.Error:
+        return False  # let execute report the error
+    return bool(statements) and statements[-1].type.name not in ("SELECT", "EXPLAIN", "PRAGMA", "CALL")
+
+
+def _counts_only(description: Sequence[Any]) -> bool:
+    return len(description) == 1 and description[0][0] in ("Count", "Success")
+
+
+@contextmanager
+def _no_copy_warning() -> Iterator[None]:
+    """duckdb 2.x warns that Arrow output of an ``execute()`` result copies the rows (once, batch by batch
+    for a reader); that is the price of the one API both versions stream through, so it is not news."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Arrow output on a DB-API result")
+        yield
 
 
 def polars_frame(table: pa.Table) -> pl.DataFrame:
