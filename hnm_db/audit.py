@@ -159,8 +159,14 @@ def audit(db: Database, params: AuditParams | None = None) -> AuditReport:
 
 
 # -- charts --------------------------------------------------------------------------------------------
+#: Resolution of the PNG charts (dots per inch): sharp enough to read when zoomed or printed.
+PLOT_DPI = 150
+
+
 def write_plots(db: Database, names: list[str] | None, folder: Path) -> list[Path]:
-    """PNG charts (matplotlib, Agg): score histograms per method, rank distribution, cluster sizes."""
+    """PNG charts (matplotlib, Agg), one panel or one bar group per run: scores of negatives beside
+    their positives, on the ensemble cosine every run shares when mined with an ensemble; ranks;
+    cluster sizes. Axes are labelled; bars stand side by side, never blended."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -175,50 +181,140 @@ def write_plots(db: Database, names: list[str] | None, folder: Path) -> list[Pat
         args,
     )
     figures = {
-        "score_histograms.png": _plot_scores(plt, rows),
+        "score_histograms.png": score_figure(plt, plot_scores(db, names)),
         "rank_distribution.png": _plot_ranks(plt, rows),
         "cluster_sizes.png": _plot_clusters(plt, db, rows, names),
     }
     written = []
     for name, fig in figures.items():
-        fig.savefig(folder / name, dpi=80)
+        fig.savefig(folder / name, dpi=PLOT_DPI)
         plt.close(fig)
         written.append(folder / name)
     return written
 
 
-def _plot_scores(plt, rows: pl.DataFrame):  # noqa: ANN001, ANN202 (matplotlib types)
-    """One panel per method: histogram of negative scores against positive scores."""
-    methods = sorted(rows["method"].unique().to_list()) or ["(no runs)"]
-    fig, axes = plt.subplots(1, len(methods), figsize=(4 * len(methods), 3), squeeze=False)
-    for ax, method in zip(axes[0], methods, strict=True):
-        part = rows.filter(pl.col("method") == method)
-        neg = part["score"].drop_nulls().to_numpy() if part.height else []
-        pairs = part.unique(
-            ["run", "query_id", "positive_chunk_id"]
-        )  # a positive counts once, not per negative
-        pos = pairs["positive_score"].drop_nulls().to_numpy() if part.height else []
-        if len(neg) or len(pos):
-            ax.hist([neg, pos], bins=20, label=["negatives", "positives"])
-            ax.legend(fontsize=7)
+@dataclass(frozen=True)
+class RunScores:
+    """One run's negative and positive scores on one scale, and the scale's name for the axis."""
+
+    run: str
+    method: str
+    scale: str | None  # None: the run has no score at all (random, mined without an ensemble)
+    negatives: list[float]
+    positives: list[float]
+
+
+def plot_scores(db: Database, names: list[str] | None) -> list[RunScores]:
+    """Per run (ordered by name): the ensemble cosine of its negatives and of its query-positive pairs
+    when it has one (the ensemble method's own score, or the '@ensemble' member score and vectors a
+    baseline mined with --ensemble stores), else its own score (BM25), else nothing."""
+    filt, args = ("WHERE r.name IN (SELECT unnest($names))", {"names": names}) if names else ("", None)
+    runs = db.sql(
+        f"""
+        WITH picked AS (SELECT r.run_id, r.name AS run, r.method, e.name AS ensemble
+                        FROM mining_runs r LEFT JOIN ensembles e USING (ensemble_id) {filt}),
+        negatives AS (
+            SELECT t.run_id,
+                   list(coalesce(t.member_scores['@ensemble'], CASE WHEN p.method = 'ensemble' THEN t.score END)
+                        ORDER BY t.query_id, t.rank) FILTER (WHERE coalesce(t.member_scores['@ensemble'],
+                        CASE WHEN p.method = 'ensemble' THEN t.score END) IS NOT NULL) AS neg_cos,
+                   list(t.score ORDER BY t.query_id, t.rank) FILTER (WHERE t.score IS NOT NULL) AS neg_own
+            FROM triplets t JOIN picked p USING (run_id) GROUP BY t.run_id
+        ),
+        pairs AS (  -- a positive counts once per query, not once per negative
+            SELECT DISTINCT t.run_id, t.query_id, t.positive_chunk_id, t.positive_score FROM triplets t
+            JOIN picked USING (run_id)
+        ),
+        positives AS (
+            SELECT a.run_id,
+                   list(CASE WHEN p.method = 'ensemble' THEN a.positive_score
+                             ELSE list_inner_product(qv.vec, cv.vec) END ORDER BY a.query_id, a.positive_chunk_id)
+                       FILTER (WHERE p.method = 'ensemble' AND a.positive_score IS NOT NULL
+                               OR p.method <> 'ensemble' AND qv.vec IS NOT NULL AND cv.vec IS NOT NULL) AS pos_cos,
+                   list(a.positive_score ORDER BY a.query_id, a.positive_chunk_id)
+                       FILTER (WHERE a.positive_score IS NOT NULL) AS pos_own
+            FROM pairs a
+            JOIN picked p USING (run_id)
+            JOIN mining_runs r USING (run_id)
+            LEFT JOIN queries q ON q.query_id = a.query_id
+            LEFT JOIN chunks c ON c.chunk_id = a.positive_chunk_id
+            LEFT JOIN ensemble_vectors qv
+              ON qv.ensemble_id = r.ensemble_id AND qv.role = 'query' AND qv.content_hash = q.content_hash
+            LEFT JOIN ensemble_vectors cv
+              ON cv.ensemble_id = r.ensemble_id AND cv.role = 'doc' AND cv.content_hash = c.content_hash
+            GROUP BY a.run_id
+        )
+        SELECT p.run, p.method, p.ensemble, n.neg_cos, n.neg_own, s.pos_cos, s.pos_own
+        FROM picked p LEFT JOIN negatives n USING (run_id) LEFT JOIN positives s USING (run_id)
+        ORDER BY p.run
+        """,
+        args,
+    )
+    out = []
+    for r in runs.iter_rows(named=True):
+        if r["neg_cos"]:
+            out.append(RunScores(r["run"], r["method"], f"ensemble cosine ({r['ensemble']})",
+                                 r["neg_cos"], r["pos_cos"] or []))  # fmt: skip
+        elif r["neg_own"]:
+            out.append(
+                RunScores(r["run"], r["method"], f"{r['method']} score", r["neg_own"], r["pos_own"] or [])
+            )
         else:
-            ax.text(0.5, 0.5, "no scores", ha="center", va="center")
-        ax.set_title(method)
-        ax.set_xlabel("score")
+            out.append(RunScores(r["run"], r["method"], None, [], []))
+    return out
+
+
+def score_figure(plt, scores: list[RunScores]):  # noqa: ANN001, ANN202 (matplotlib types)
+    """One panel per run: side-by-side bars of negatives and positives; runs on the same scale share
+    the bins, so their panels compare at a glance."""
+    import numpy as np
+    from matplotlib.ticker import MaxNLocator
+
+    cols = max(1, min(3, len(scores)))
+    rows = max(1, -(-len(scores) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows), squeeze=False)
+    bins: dict[str, np.ndarray] = {}
+    for scale in {s.scale for s in scores if s.scale}:
+        values = [v for s in scores if s.scale == scale for v in (*s.negatives, *s.positives)]
+        lo, hi = min(values), max(values)
+        bins[scale] = np.linspace(lo, hi if hi > lo else lo + 1e-6, 21)
+    for ax, item in zip(axes.flat, scores, strict=False):
+        ax.set_title(f"{item.run} ({item.method})", fontsize=9)
+        if item.scale is None:
+            ax.text(0.5, 0.5, "no scores: mine with --ensemble\nto compare on the ensemble cosine",
+                    ha="center", va="center", fontsize=8, transform=ax.transAxes)  # fmt: skip
+            ax.set_xticks([])
+            ax.set_yticks([])
+            continue
+        ax.hist([item.negatives, item.positives], bins=bins[item.scale], label=["negatives", "positives"])
+        ax.set_xlabel(item.scale)
+        ax.set_ylabel("count (each positive once)")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(scores) :]:
+        ax.axis("off")
+    if not scores:
+        axes[0][0].text(0.5, 0.5, "no runs", ha="center", va="center")
     fig.tight_layout()
     return fig
 
 
 def _plot_ranks(plt, rows: pl.DataFrame):  # noqa: ANN001, ANN202
-    """How deep in the candidate list each run's negatives were taken (rank 0 = hardest kept)."""
-    fig, ax = plt.subplots(figsize=(5, 3))
-    for run in sorted(rows["run"].unique().to_list()):
-        ranks = rows.filter(pl.col("run") == run)["rank"].to_numpy()
-        ax.hist(ranks, bins=min(30, max(1, int(ranks.max()) + 1)), histtype="step", label=run)
-    ax.set_xlabel("rank")
-    ax.set_ylabel("negatives")
-    if rows.height:
+    """How deep in the candidate list each run's negatives were taken (rank 0 = hardest kept); one bar
+    per run in each rank bin, side by side."""
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    runs = sorted(rows["run"].unique().to_list())
+    if runs:
+        ranks = [rows.filter(pl.col("run") == run)["rank"].to_numpy() for run in runs]
+        top = max(int(r.max()) for r in ranks if len(r)) + 1
+        ax.hist(ranks, bins=np.linspace(0, top, min(30, top) + 1), label=runs)
         ax.legend(fontsize=7)
+    else:
+        ax.text(0.5, 0.5, "no runs", ha="center", va="center")
+    ax.set_xlabel("rank of the negative among the candidates (0 = hardest)")
+    ax.set_ylabel("negatives")
     fig.tight_layout()
     return fig
 
@@ -242,19 +338,28 @@ def _plot_clusters(plt, db: Database, rows: pl.DataFrame, names: list[str] | Non
         .agg(pl.len().alias("n"))
         .sort("run", "negative_cluster")
     )
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3))
-    _bars(left, sizes, "cluster_run_id", "cluster", "chunks per cluster")
-    _bars(right, negatives, "run", "negative_cluster", "negatives per cluster of the negative")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
+    _bars(left, sizes, "cluster_run_id", "cluster", "chunks per cluster", "chunks")
+    _bars(right, negatives, "run", "negative_cluster", "negatives per cluster of the negative", "negatives")
     fig.tight_layout()
     return fig
 
 
-def _bars(ax, frame: pl.DataFrame, series: str, x: str, title: str) -> None:  # noqa: ANN001
-    for key in frame[series].unique(maintain_order=True).to_list():
+def _bars(ax, frame: pl.DataFrame, series: str, x: str, title: str, ylabel: str) -> None:  # noqa: ANN001
+    """Grouped bars: one group per cluster, one bar per series side by side (not drawn over each other)."""
+    keys = frame[series].unique(maintain_order=True).to_list()
+    clusters = sorted(frame[x].unique().to_list())
+    width = 0.8 / max(1, len(keys))
+    for i, key in enumerate(keys):
         part = frame.filter(pl.col(series) == key)
-        ax.bar(part[x].cast(pl.Utf8).to_list(), part["n"].to_list(), label=str(key), alpha=0.6)
+        where = {c: j for j, c in enumerate(clusters)}
+        ax.bar([where[c] + (i - (len(keys) - 1) / 2) * width for c in part[x].to_list()], part["n"].to_list(),
+               width=width, label=str(key))  # fmt: skip
     if frame.height:
+        ax.set_xticks(range(len(clusters)), [str(c) for c in clusters])
         ax.legend(fontsize=7)
     else:
         ax.text(0.5, 0.5, "no clusters", ha="center", va="center")
     ax.set_title(title, fontsize=9)
+    ax.set_xlabel("cluster")
+    ax.set_ylabel(ylabel)

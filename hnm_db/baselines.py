@@ -113,7 +113,7 @@ def random_hits(
 
 def _run_hits(db: Database, name: str, split: str, k: int) -> pa.Table:
     sql = resources.sql_file("mining", name)
-    table = db.con.execute(sql, {"split": split, "k": k}).fetch_arrow_table()
+    table = db.arrow(sql, {"split": split, "k": k})
     hit = table.column("hit").combine_chunks() if table.num_rows else None
     return pa.table(
         {

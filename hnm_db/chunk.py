@@ -535,9 +535,9 @@ def _fetch(db: Database, doc_ids: list[str]) -> pa.Table:
         return pa.table({c: pa.array([], pa.string()) for c in ("doc_id", "title", "text", "content_hash")})
     db.con.register("_chunk_fetch", pa.table({"doc_id": pa.array(doc_ids, pa.string())}))
     try:
-        return db.execute(
+        return db.arrow(
             "SELECT d.doc_id, d.title, d.text, d.content_hash FROM documents d "
             "JOIN _chunk_fetch f USING (doc_id) ORDER BY d.doc_id"
-        ).fetch_arrow_table()
+        )
     finally:
         db.con.unregister("_chunk_fetch")

@@ -104,7 +104,8 @@ def check_chunk_vectors(db: Database, ens: EnsembleInfo) -> int:
             per_model.append(f"model {m['name']!r} lacks {n}")
         raise MissingEmbeddings(
             f"ensemble {ens.name!r} has no vectors for {missing} of {total} chunk texts "
-            f"({'; '.join(per_model)}): run `hnm-db embed` for its models and re-create the ensemble"
+            f"({'; '.join(per_model)}): run `hnm-db ensemble update {ens.name}` "
+            "(after `hnm-db embed` for a model that lacks some)"
         )
     return int(total)
 

@@ -16,12 +16,15 @@ from typing import Any
 
 import duckdb
 import polars as pl
+import pyarrow as pa
 
 from hnm_db import resources
-from hnm_db.errors import DatabaseLocked, HnmError, SchemaTooNew
+from hnm_db.errors import DatabaseLocked, HnmError, SchemaTooNew, SchemaTooOld, StorageTooNew, WriteRefused
 
 #: The default database file of the CLI (``--db`` or env ``HNM_DB`` override it there).
 DEFAULT_PATH = "hnm.duckdb"
+#: Arrow field metadata key that :meth:`Database.arrow` sets on columns of DuckDB's JSON type.
+JSON_FIELD = b"hnm.json"
 
 
 def schema_target() -> int:
@@ -40,11 +43,13 @@ class Database:
             if not read_only and not parent.exists():
                 raise HnmError(f"folder of the database does not exist: {parent}")
         try:
-            self.con = duckdb.connect(self.path, read_only=read_only)
+            self.con = Connection(duckdb.connect(self.path, read_only=read_only))
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower():
-                raise DatabaseLocked(self.path) from None
-            raise HnmError(f"cannot open database {self.path}: {exc}") from None
+                raise DatabaseLocked(self.path, holder_of(str(exc))) from None
+            if "newer version of DuckDB" in str(exc):
+                raise StorageTooNew(self.path, duckdb.__version__) from None
+            raise HnmError(f"cannot open database {self.path}: {first_line(exc)}") from None
         self._depth = 0
         # Progress is ours to show (tqdm, silenced by --quiet); DuckDB's own bar would interleave with it.
         self.con.execute("SET enable_progress_bar = false")
@@ -72,6 +77,8 @@ class Database:
         found, known = self.schema_version(), schema_target()
         if found > known:
             raise SchemaTooNew(self.path, found, known)
+        if self.read_only and found < known:  # a read-only file cannot be migrated: say how, not a SQL error
+            raise SchemaTooOld(self.path, found, known)
 
     def migrate(self) -> list[int]:
         """Apply pending migrations in order, each in one transaction with its ledger row."""
@@ -100,17 +107,9 @@ class Database:
         if not force and self._views_current(digest):
             return False
         with self.transaction():
-            while pending:
-                failed = {}
-                for name, sql in pending.items():
-                    try:
-                        self.con.execute(sql)
-                    except duckdb.CatalogException as exc:
-                        failed[name] = (sql, exc)
-                if len(failed) == len(pending):
-                    name, (_, exc) = next(iter(failed.items()))
-                    raise RuntimeError(f"view {name} cannot be created: {exc}")
-                pending = {n: s for n, (s, _) in failed.items()}
+            # Dependencies first: a failed statement aborts a DuckDB 2 transaction, so no trial and error.
+            for sql in view_order(pending):
+                self.con.execute(sql)
             self.con.executemany(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                 [["views_digest", digest], ["views_objects", json.dumps(self._view_objects())]],
@@ -138,7 +137,7 @@ class Database:
 
     # -- access ---------------------------------------------------------------------------------
     @contextmanager
-    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def transaction(self) -> Iterator[Connection]:
         """One transaction; nested uses join the outer one (DuckDB has no savepoints)."""
         if self._depth:
             self._depth += 1
@@ -165,15 +164,76 @@ class Database:
     def execute(
         self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None
     ) -> duckdb.DuckDBPyConnection:
-        """Run one statement on the connection (parameters bound, never formatted in)."""
+        """Run one statement on the connection (parameters bound, never formatted in); fetch from the result."""
         return self.con.execute(sql, params) if params is not None else self.con.execute(sql)
 
     def sql(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pl.DataFrame:
         """Run a query and return its rows as a polars DataFrame (empty frame for statements)."""
+        table = self.arrow(sql, params)
+        return pl.DataFrame() if table is None else polars_frame(table)
+
+    def read_query(self, sql: str) -> pl.DataFrame:
+        """Run SQL that only reads and return the last statement's rows (``hnm-db sql`` without --write);
+        see :meth:`check_read_only`."""
+        self.check_read_only(sql)
+        return self.sql(sql)
+
+    def check_read_only(self, sql: str) -> None:
+        """Raise :class:`WriteRefused` unless every statement of ``sql`` only reads; runs nothing.
+
+        A read-only connection still lets DuckDB write files (COPY ... TO, EXPORT DATABASE, ATTACH of a
+        new file, INSTALL, a log or profile path set with SET), so "read-only" is checked per statement:
+        queries (SELECT, EXPLAIN, PRAGMA without '=') and SET VARIABLE pass, anything else is refused.
+        """
+        for i, stmt in enumerate(self.con.extract_statements(sql), start=1):
+            kind = stmt.type.name
+            text = stmt.query.strip()
+            reads = kind in READ_STATEMENTS and not (kind == "PRAGMA" and "=" in text)
+            if not (reads or _is_set_variable(kind, text)):
+                first = " ".join(text.split()[:3])
+                raise WriteRefused(
+                    f"statement {i} ({kind}: {first} ...) may write to the database or a file; only queries "
+                    "run without --write"
+                )
+
+    def arrow(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pa.Table | None:
+        """Run a query and return its rows as an Arrow table (None for a statement without rows).
+
+        Through ``execute`` and ``to_arrow_table``, which duckdb 1.5 and 2.x share (2.x dropped the
+        cursor's ``.pl()``, ``fetch_arrow_table`` and ``fetch_record_batch``). Not through the relation
+        API: with parameters duckdb 1.5 materialises a whole relation before streaming it, and a
+        relation left half read can stall the next query on the connection.
+        """
+        statement = _is_statement(self.con, sql)
         cur = self.execute(sql, params)
-        if cur.description is None:
-            return pl.DataFrame()
-        return cur.pl()
+        if cur.description is None or statement and _counts_only(cur.description):
+            return None
+        with _no_copy_warning():
+            table = cur.to_arrow_table()
+        types = [str(d[1]) for d in cur.description]
+        if "JSON" not in types:
+            return table
+        fields = [  # JSON columns arrive as text: mark them, so output can nest them (hnm-db sql --format json)
+            f.with_metadata({JSON_FIELD: b"1"}) if t == "JSON" else f
+            for f, t in zip(table.schema, types, strict=True)
+        ]
+        return pa.Table.from_arrays(table.columns, schema=pa.schema(fields))
+
+    def arrow_batches(
+        self,
+        sql: str,
+        params: Sequence[Any] | dict[str, Any] | None = None,
+        *,
+        batch_rows: int = 100_000,
+        con: duckdb.DuckDBPyConnection | Connection | None = None,
+    ) -> pa.RecordBatchReader:
+        """Stream a query's rows as Arrow batches of at most ``batch_rows`` (on ``con``, e.g. a second
+        cursor that reads a snapshot while the main connection commits). Read it to the end before
+        running anything else on the same connection."""
+        con = con or self.con
+        cur = con.execute(sql, params) if params is not None else con.execute(sql)
+        with _no_copy_warning():
+            return cur.to_arrow_reader(batch_rows)
 
     def scalar(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
         """The first column of the first row, or None."""
@@ -202,11 +262,18 @@ class Database:
 
     # Stage methods (the Python API mirroring the CLI) are added below by each stage.
     # -- ingest / chunk / split (issue 2) -------------------------------------------------------
-    def ingest_beir(self, folder: str | os.PathLike[str], *, on_duplicate: str = "error") -> Any:
+    def ingest_beir(
+        self,
+        folder: str | os.PathLike[str],
+        *,
+        on_duplicate: str = "error",
+        license: str | None = None,  # noqa: A002
+        language: str | None = None,
+    ) -> Any:
         """``hnm-db ingest beir``: corpus.jsonl, queries.jsonl, qrels/<split>.tsv -> IngestSummary."""
         from hnm_db import ingest
 
-        return ingest.ingest_beir(self, folder, on_duplicate=on_duplicate)
+        return ingest.ingest_beir(self, folder, on_duplicate=on_duplicate, license=license, language=language)
 
     def ingest_table(
         self, path: str | os.PathLike[str], kind: str = "documents", *, fmt: str | None = None, **columns: Any
@@ -393,18 +460,31 @@ class Database:
 
     # -- export / audit (issue 5) ---------------------------------------------------------------
     def export(
-        self, runs: str | Sequence[str], to: str | os.PathLike[str], *, format: str = "triplet",  # noqa: A002
-        progress: bool = False, **options: Any,
-    ) -> Any:  # fmt: skip
+        self,
+        runs: str | Sequence[str],
+        to: str | os.PathLike[str],
+        *,
+        layout: str = "triplet",
+        progress: bool = False,
+        **options: Any,
+    ) -> Any:
         """``hnm-db export``: write runs as a HuggingFace dataset folder -> ExportSummary.
 
         ``options`` are the other ExportParams fields: split, parquet, keep_ids, overwrite,
-        num_negatives, drop_short, license, batch_size.
+        num_negatives, drop_short, license, language, batch_size. ``format=`` is the old name of
+        ``layout`` (deprecated: it clashed with the output ``--format`` of every other command).
         """
+        import warnings
+
         from hnm_db.export import ExportParams, export
 
+        if "format" in options:
+            warnings.warn("export(format=...) is deprecated: use layout=", DeprecationWarning, stacklevel=2)
+            layout = options.pop("format")
         names = (runs,) if isinstance(runs, str) else tuple(runs)
-        params = ExportParams(runs=names, to=Path(to), format=format, **options)
+        if isinstance(options.get("language"), str):
+            options["language"] = (options["language"],)
+        params = ExportParams(runs=names, to=Path(to), layout=layout, **options)
         return export(self, params, progress=progress)
 
     def audit(self, runs: str | Sequence[str] = (), *, plot_dir: str | os.PathLike[str] | None = None) -> Any:
@@ -472,6 +552,154 @@ class Database:
 
         results = stored_results(self, split)
         return summarize(results) if mean_over_seeds else results
+
+
+def view_order(views: dict[str, str]) -> list[str]:
+    """The view SQL of ``views`` (name -> SQL) ordered so that every view comes after those it reads.
+
+    A view reads another when the other's name appears in its SQL as a word; ties keep name order.
+    """
+    import re
+
+    deps = {
+        name: {o for o in views if o != name and re.search(rf"\b{re.escape(o)}\b", sql)}
+        for name, sql in views.items()
+    }
+    ordered: list[str] = []
+    while len(ordered) < len(views):
+        ready = [n for n in views if n not in ordered and deps[n] <= set(ordered)]
+        if not ready:
+            stuck = sorted(set(views) - set(ordered))
+            raise RuntimeError(f"views read each other in a cycle: {', '.join(stuck)}")
+        ordered += ready
+    return [views[n] for n in ordered]
+
+
+class Connection:
+    """A DuckDB connection that behaves alike on duckdb 1.5 and 2.x; everything else is delegated.
+
+    duckdb 2.x refuses ``register``, ``sql`` and other non-``execute`` work while an ``execute()`` result
+    is half read (``scalar`` reads one row), where 1.5 dropped that result silently: this settles it
+    first. And ``unregister`` in a ``finally`` after a failed statement no longer hides that statement's
+    error behind 2.x's "transaction is aborted" (the rollback drops the registration anyway).
+    """
+
+    #: Methods that read or replace the current result, or need no settling.
+    _AS_IS = frozenset(
+        {"execute", "executemany", "cursor", "close", "complete", "abort", "description", "rowcount"}
+    )
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self._con = con
+
+    @property
+    def raw(self) -> duckdb.DuckDBPyConnection:
+        """The DuckDB connection itself."""
+        return self._con
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._con, name)
+        if name in self._AS_IS or name.startswith("fetch") or not callable(attr):
+            return attr
+
+        def settled(*args: Any, **kwargs: Any) -> Any:
+            settle(self._con)
+            return attr(*args, **kwargs)
+
+        return settled
+
+    def unregister(self, name: str) -> None:
+        """Drop a registered Arrow table; inside a failed transaction the rollback drops it."""
+        try:
+            settle(self._con)
+            self._con.unregister(name)
+        except duckdb.TransactionException:
+            pass
+
+
+#: Statement types ``read_query`` runs: they read the database and write nothing.
+READ_STATEMENTS = frozenset({"SELECT", "EXPLAIN", "PRAGMA"})
+
+
+def _is_set_variable(kind: str, text: str) -> bool:
+    """SET VARIABLE only names a value for later statements (duckdb 1.5 types it SET, 2.x VARIABLE_SET)."""
+    import re
+
+    return kind in ("SET", "VARIABLE_SET") and re.match(r"(?i)SET\s+VARIABLE\b", text) is not None
+
+
+def settle(con: duckdb.DuckDBPyConnection | Connection) -> None:
+    """Run a half-read ``execute()`` result to its end (e.g. after ``fetchone``): duckdb 2.x refuses
+    relation queries on a connection that holds one. A no-op on 1.5, which has no ``complete``."""
+    complete = getattr(con, "complete", None)
+    if complete is not None:
+        complete()
+
+
+def _is_statement(con: Connection | duckdb.DuckDBPyConnection, sql: str) -> bool:
+    """Whether the last statement of ``sql`` is one that returns no rows of its own (INSERT, CREATE, SET,
+    ...): duckdb 2.x answers those with a one-column ``Count`` / ``Success`` result, 1.5 with none."""
+    raw = con.raw if isinstance(con, Connection) else con
+    settle(raw)  # a half-read earlier result would block parsing on 2.x; execute drops it anyway
+    try:
+        statements = raw.extract_statements(sql)
+    except duckdb.Error:
+        return False  # let execute report the error
+    return bool(statements) and statements[-1].type.name not in ("SELECT", "EXPLAIN", "PRAGMA", "CALL")
+
+
+def _counts_only(description: Sequence[Any]) -> bool:
+    return len(description) == 1 and description[0][0] in ("Count", "Success")
+
+
+@contextmanager
+def _no_copy_warning() -> Iterator[None]:
+    """duckdb 2.x warns that Arrow output of an ``execute()`` result copies the rows (once, batch by batch
+    for a reader); that is the price of the one API both versions stream through, so it is not news."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Arrow output on a DB-API result")
+        yield
+
+
+def polars_frame(table: pa.Table) -> pl.DataFrame:
+    """An Arrow table as a polars frame; columns polars cannot import (INTERVAL) become text."""
+    for i, field in enumerate(table.schema):
+        if pa.types.is_interval(field.type):
+            text = pa.array([interval_text(v) for v in table.column(i).to_pylist()], pa.string())
+            table = table.set_column(i, field.name, text)
+    return pl.from_arrow(table)
+
+
+def interval_text(value: Any) -> str | None:
+    """An Arrow month-day-nano interval as DuckDB prints it: '1 year 2 months 3 days 04:05:06'."""
+    if value is None:
+        return None
+    years, months = divmod(value.months, 12)
+    parts = [f"{n} {unit}{'s' if abs(n) != 1 else ''}" for n, unit in
+             ((years, "year"), (months, "month"), (value.days, "day")) if n]  # fmt: skip
+    if value.nanoseconds or not parts:
+        seconds, nanos = divmod(abs(value.nanoseconds), 1_000_000_000)
+        clock = f"{'-' if value.nanoseconds < 0 else ''}{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+        parts.append(clock + (f".{nanos // 1000:06d}" if nanos else ""))
+    return " ".join(parts)
+
+
+def holder_of(message: str) -> str | None:
+    """'PID 123, /usr/bin/python3' from DuckDB's lock message ('... is held in PATH (PID 123) ...')."""
+    import re
+
+    m = re.search(r"held in (.+?) \(PID (\d+)\)", message)
+    if m:
+        return f"PID {m.group(2)}, {m.group(1)}"
+    m = re.search(r"PID (\d+)", message)
+    return f"PID {m.group(1)}" if m else None
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (DuckDB appends hints on later lines)."""
+    return (str(exc).strip().splitlines() or [""])[0]
 
 
 def open(path: str | os.PathLike[str] = DEFAULT_PATH, *, read_only: bool = False) -> Database:  # noqa: A001

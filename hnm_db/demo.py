@@ -129,7 +129,7 @@ def run_demo(
     step(
         "export triplet + parquet",
         lambda: db.export(
-            list(DEMO_RUNS), export_dir, format="triplet", parquet=True, keep_ids=True, overwrite=True
+            list(DEMO_RUNS), export_dir, layout="triplet", parquet=True, keep_ids=True, overwrite=True
         ),
         lambda s: f"{s.rows} rows, columns {', '.join(s.columns)}",
     )

@@ -115,7 +115,7 @@ def iter_missing(
     """
     cur = db.con.cursor()
     try:
-        reader = cur.execute(_missing_sql(role), [model_id, role]).fetch_record_batch(batch_size)
+        reader = db.arrow_batches(_missing_sql(role), [model_id, role], batch_rows=batch_size, con=cur)
         for batch in reader:
             yield batch.column(0).to_pylist(), batch.column(1).to_pylist()
     finally:

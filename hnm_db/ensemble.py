@@ -186,7 +186,7 @@ def _iter_pending(
     params.update({f"m{i}": m.model_id for i, m in enumerate(members)})
     cur = db.con.cursor()
     try:
-        reader = cur.execute(sql, params).fetch_record_batch(batch_rows)
+        reader = db.arrow_batches(sql, params, batch_rows=batch_rows, con=cur)
         for batch in reader:
             mats = [from_arrow_list(batch.column(f"v{i}")) for i in range(len(members))]
             yield batch.column("content_hash").to_pylist(), mats
@@ -209,7 +209,10 @@ def _same_members(stored: list[dict], members: Sequence[Member]) -> bool:
 def create_ensemble(db: Database, params: EnsembleParams, *, progress: bool = True) -> EnsembleSummary:
     """Create (or extend, when the members are unchanged) the ensemble ``params.name``.
 
-    Like embed, commits batch by batch, so it must not run inside an open ``db.transaction()``.
+    Like embed, commits batch by batch, so it must not run inside an open ``db.transaction()``, and a
+    killed run resumes: the vectors are keyed by the ensemble id (a hash of name, members and weights),
+    and the ``ensembles`` row is written after the last batch, so a half-built ensemble does not exist
+    for ``cluster`` or ``mine`` (which would otherwise report missing vectors and suggest ``embed``).
     """
     if db.in_transaction:
         raise RuntimeError("create_ensemble commits batch by batch: call it outside db.transaction()")
@@ -224,18 +227,25 @@ def create_ensemble(db: Database, params: EnsembleParams, *, progress: bool = Tr
     ensemble_id = _ensemble_id(params.name, members)
     dim = sum(m.dim for m in members)
     created = existing is None or existing[0] != ensemble_id
-    if created:
+    with db.transaction():
+        if existing and created:  # --replace: the old members' ensemble goes first
+            db.execute("DELETE FROM ensemble_vectors WHERE ensemble_id = ?", [existing[0]])
+            db.execute("DELETE FROM ensembles WHERE ensemble_id = ?", [existing[0]])
+        # vectors of a killed creation with other members, which no ensemble row will ever name
+        db.execute(
+            "DELETE FROM ensemble_vectors WHERE ensemble_id <> ? AND ensemble_id NOT IN "
+            "(SELECT ensemble_id FROM ensembles)",
+            [ensemble_id],
+        )
+    added = {
+        role: _build_role(db, ensemble_id, role, members, params.batch_rows, progress) for role in ROLE_TABLES
+    }
+    if created:  # the row last: an ensemble is visible (to cluster, mine) only once all its vectors are
         with db.transaction():
-            if existing:
-                db.execute("DELETE FROM ensemble_vectors WHERE ensemble_id = ?", [existing[0]])
-                db.execute("DELETE FROM ensembles WHERE ensemble_id = ?", [existing[0]])
             db.execute(
                 "INSERT INTO ensembles (ensemble_id, name, members, dim) VALUES (?, ?, ?, ?)",
                 [ensemble_id, params.name, _members_json(members), dim],
             )
-    added = {
-        role: _build_role(db, ensemble_id, role, members, params.batch_rows, progress) for role in ROLE_TABLES
-    }
     return EnsembleSummary(ensemble_id, params.name, members, dim, added, created)
 
 

@@ -12,11 +12,13 @@ class HnmError(Exception):
 
 
 class DatabaseLocked(HnmError):
-    """Another process holds the database file."""
+    """Another process holds the database file (DuckDB lets one writer or many readers in, not both)."""
 
-    def __init__(self, path: str) -> None:
-        super().__init__(f"database is locked by another process: {path}")
+    def __init__(self, path: str, holder: str | None = None) -> None:
+        held = f" ({holder})" if holder else ""
+        super().__init__(f"database is locked by another process{held}: {path}")
         self.path = path
+        self.holder = holder
 
 
 class SchemaTooNew(HnmError):
@@ -27,6 +29,30 @@ class SchemaTooNew(HnmError):
             f"{path} has schema version {found} but this hnm-db knows only up to {known}: "
             "upgrade hnm-db to open it"
         )
+
+
+class StorageTooNew(HnmError):
+    """The file was written by a newer DuckDB than the one installed (its storage format is unknown here)."""
+
+    def __init__(self, path: str, installed: str) -> None:
+        super().__init__(
+            f"{path} was written by a newer DuckDB than the installed duckdb {installed}: "
+            "upgrade duckdb (pip install -U duckdb) to open it"
+        )
+
+
+class SchemaTooOld(HnmError):
+    """A read-only open of a file that an older hnm-db wrote: it needs migrating, which writes."""
+
+    def __init__(self, path: str, found: int, known: int) -> None:
+        super().__init__(
+            f"{path} has schema version {found} and this hnm-db needs {known}: open it once for writing "
+            "(e.g. `hnm-db init`) to migrate it"
+        )
+
+
+class WriteRefused(HnmError):
+    """A statement would write (to the database or a file) where only reading was asked for."""
 
 
 class InvalidParams(HnmError):
@@ -66,6 +92,10 @@ class NotFound(HnmError):
 
 class AlreadyExists(HnmError):
     """A named object or output folder exists and replacing it was not asked for."""
+
+
+class ModelRegisteredAs(AlreadyExists):
+    """A model identical to one registered under another name (same fingerprint): one model, one name."""
 
 
 class UnknownModel(HnmError):

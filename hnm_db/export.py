@@ -1,6 +1,19 @@
 """Export mining runs as HuggingFace ``datasets`` in sentence-transformers' column conventions.
 
-Rows stream from DuckDB as Arrow record batches into an Arrow file (and a Parquet file) on disk, so a
+Two folder layouts, each loading one way (``datasets.load_dataset`` refuses a folder holding
+``save_to_disk``'s ``state.json``, so one folder cannot serve both):
+
+* default: ``save_to_disk`` files plus the card, for ``datasets.load_from_disk(DIR)``;
+* ``parquet``: a Hub dataset folder (``README.md`` whose ``configs`` name ``data/<split>-*.parquet``),
+  for ``datasets.load_dataset(DIR)`` and for uploading as is.
+
+The main dataset holds only the columns a trainer reads: sentence-transformers' trainers take every
+column but ``label``/``score`` as a text input, so ids, ranks and scores (``keep_ids``) go to a second
+dataset ``ids`` with the same rows plus those columns (``DIR/ids`` for ``load_from_disk``; config
+``ids`` for ``load_dataset(DIR, "ids")``). Two exports of the same rows are byte-identical: the
+``datasets`` fingerprint in ``state.json`` is the content hash of the rows instead of a random one.
+
+Rows stream from DuckDB as Arrow record batches into an Arrow file (and Parquet files) on disk, so a
 large run never becomes one Python object per row; ``datasets`` then memory-maps that file and
 ``save_to_disk`` writes the dataset. The ordered query runs over consecutive slices of query ids, so
 DuckDB sorts one slice at a time (500,000 triplets with ~500-character texts: about 190 MB of
@@ -8,7 +21,7 @@ anonymous memory above the interpreter's, against 750 MB with one ORDER BY over 
 and moved into place at the end, so a failed export leaves no half-written folder behind and
 ``--overwrite`` replaces an old export in one rename.
 
-Formats (https://sbert.net/docs/sentence_transformer/training_overview.html#dataset-format):
+Layouts (https://sbert.net/docs/sentence_transformer/training_overview.html#dataset-format):
 
 * ``triplet``: ``anchor, positive, negative``, one row per triplet;
 * ``n-tuple``: ``anchor, positive, negative_1 .. negative_n``, one row per query-positive pair,
@@ -24,7 +37,9 @@ attributed to the first run given.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -41,7 +56,9 @@ from hnm_db.audit import resolve_runs
 from hnm_db.db import Database
 from hnm_db.errors import AlreadyExists, EmptySelection, InvalidParams, NotFound, TooFewNegatives
 
-FORMATS = ("triplet", "n-tuple", "labeled-pair")
+LAYOUTS = ("triplet", "n-tuple", "labeled-pair")
+#: The config (and folder) of the rows with ids, ranks and scores (``keep_ids``).
+IDS_CONFIG = "ids"
 
 #: Files ``save_to_disk`` writes; a folder holding one of them may be replaced by ``overwrite``.
 _EXPORT_MARKERS = ("state.json", "dataset_info.json")
@@ -55,7 +72,7 @@ class ExportParams:
 
     runs: tuple[str, ...]
     to: Path
-    format: str = "triplet"
+    layout: str = "triplet"
     split: str = "train"
     parquet: bool = False
     keep_ids: bool = False
@@ -63,6 +80,7 @@ class ExportParams:
     num_negatives: int | None = None
     drop_short: bool = False
     license: str | None = None
+    language: tuple[str, ...] = ()
     batch_size: int = 10_000
 
     def __post_init__(self) -> None:
@@ -70,26 +88,29 @@ class ExportParams:
             raise InvalidParams("runs: name at least one mining run (a tuple of names)")
         if len(set(self.runs)) != len(self.runs):
             raise InvalidParams(f"runs: a run is named twice: {list(self.runs)}")
-        if self.format not in FORMATS:
-            raise InvalidParams(f"format: must be one of {', '.join(FORMATS)}, not {self.format!r}")
+        if self.layout not in LAYOUTS:
+            raise InvalidParams(f"layout: must be one of {', '.join(LAYOUTS)}, not {self.layout!r}")
         if not _SPLIT_NAME.match(self.split):
             raise InvalidParams(f"split: must be letters, digits or '_', not {self.split!r}")
-        if self.num_negatives is not None and self.format != "n-tuple":
-            raise InvalidParams("num_negatives: only the n-tuple format takes a number of negatives")
+        if self.num_negatives is not None and self.layout != "n-tuple":
+            raise InvalidParams("num_negatives: only the n-tuple layout takes a number of negatives")
         if self.num_negatives is not None and self.num_negatives < 1:
             raise InvalidParams(f"num_negatives: must be >= 1, not {self.num_negatives}")
-        if self.drop_short and self.format != "n-tuple":
-            raise InvalidParams("drop_short: only the n-tuple format drops short query-positive pairs")
+        if self.drop_short and self.layout != "n-tuple":
+            raise InvalidParams("drop_short: only the n-tuple layout drops short query-positive pairs")
+        if isinstance(self.language, str):
+            raise InvalidParams("language: give a tuple of language codes, not one string")
         if self.batch_size < 1:
             raise InvalidParams(f"batch_size: must be >= 1, not {self.batch_size}")
 
 
 @dataclass(frozen=True)
 class ExportSummary:
-    """What was written: folder, rows, columns, and for n-tuple the size and dropped pairs."""
+    """What was written: folder, rows, the trainer's columns (and those of the ``ids`` dataset), the
+    Parquet files, and for n-tuple the size and dropped pairs."""
 
     path: Path
-    format: str
+    layout: str
     split: str
     runs: list[str]
     rows: int
@@ -97,6 +118,7 @@ class ExportSummary:
     parquet_files: list[Path]
     num_negatives: int | None = None
     dropped_pairs: int = 0
+    id_columns: list[str] | None = None
 
 
 def export(db: Database, params: ExportParams, *, progress: bool = False) -> ExportSummary:
@@ -106,22 +128,29 @@ def export(db: Database, params: ExportParams, *, progress: bool = False) -> Exp
     runs = resolve_runs(db, params.runs)
     args: dict[str, Any] = {"runs": [rid for rid, _ in runs], "split": params.split}
     _check_selection(db, params, runs, args)
-    n, dropped = _negatives_per_row(db, params, runs, args) if params.format == "n-tuple" else (None, 0)
-    sql = build_query(params.format, params.keep_ids, n, params.drop_short)
+    n, dropped = _negatives_per_row(db, params, runs, args) if params.layout == "n-tuple" else (None, 0)
+    sql = build_query(params.layout, params.keep_ids, n, params.drop_short)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    remove_stale_staging(target)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
     try:
         out = staging / "dataset"
         rows, schema = _write_dataset(db, sql, args, out, params, progress)
-        card = dataset_card(db, params, runs, rows, list(schema.names), n)
-        (out / "README.md").write_text(card, encoding="utf-8")
+        out.mkdir(exist_ok=True)
+        columns = _train_columns(list(schema.names), params.layout)
+        card = dataset_card(
+            db, params, runs, rows, columns, list(schema.names) if params.keep_ids else None, n
+        )
+        (out / "README.md").write_text(card.text, encoding="utf-8")
+        if not params.parquet:
+            _save_to_disk(staging / "rows.arrow", out, params, columns, card, progress)
         _publish(out, target, params.overwrite)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    parquet = [target / "data" / _parquet_name(params.split)] if params.parquet else []
+    parquet = [target / folder / _parquet_name(params.split) for folder in _parquet_folders(params)]
     return ExportSummary(
-        target, params.format, params.split, [name for _, name in runs], rows, list(schema.names),
-        parquet, n, dropped,
+        target, params.layout, params.split, [name for _, name in runs], rows, columns,
+        parquet if params.parquet else [], n, dropped, list(schema.names) if params.keep_ids else None,
     )  # fmt: skip
 
 
@@ -228,11 +257,19 @@ def _check_target(target: Path, overwrite: bool) -> None:
         return
     if not overwrite:
         raise AlreadyExists(f"export folder exists: {target} (pass --overwrite to replace it)")
-    is_export = target.is_dir() and (
-        not any(target.iterdir()) or any((target / m).exists() for m in _EXPORT_MARKERS)
-    )
-    if not is_export:
+    if not _is_earlier_export(target):
         raise AlreadyExists(f"{target} exists and is not an earlier export; refusing to replace it")
+
+
+def _is_earlier_export(folder: Path) -> bool:
+    """An empty folder, a save_to_disk folder, or a Hub folder whose card hnm-db wrote (tag hnm-db)."""
+    if not folder.is_dir():
+        return False
+    if not any(folder.iterdir()) or any((folder / m).exists() for m in _EXPORT_MARKERS):
+        return True
+    card = folder / "README.md"
+    head = card.read_text(encoding="utf-8", errors="replace")[:4000] if card.is_file() else ""
+    return head.startswith("---") and "\n- hnm-db\n" in head
 
 
 def _check_selection(db: Database, params: ExportParams, runs: list[tuple[str, str]], args: dict) -> None:
@@ -314,42 +351,107 @@ def _slices(db: Database, args: dict, rows_per_slice: int) -> list[tuple[str, st
     ).fetchall()
 
 
+def _train_columns(columns: list[str], layout: str) -> list[str]:
+    """The columns a trainer reads: the layout's texts (and label), never ids, ranks or scores."""
+    if layout == "labeled-pair":
+        return ["query", "passage", "label"]
+    return [c for c in columns if c in ("anchor", "positive", "negative") or re.fullmatch(r"negative_\d+", c)]
+
+
+def _parquet_folders(params: ExportParams) -> list[str]:
+    """Hub-layout folders: ``data`` (the trainer's columns), and ``ids`` with ``keep_ids``."""
+    return ["data", IDS_CONFIG] if params.keep_ids else ["data"]
+
+
 def _write_dataset(
     db: Database, sql: str, args: dict, out: Path, params: ExportParams, progress: bool
 ) -> tuple[int, pa.Schema]:
-    """Stream the rows slice by slice into an Arrow file (and Parquet); ``save_to_disk`` from its memory map."""
-    import datasets
+    """Stream the rows slice by slice into an Arrow file (and with ``parquet`` the Hub-layout files)."""
     import pyarrow.parquet as pq
     from tqdm import tqdm
 
     slices = _slices(db, args, params.batch_size * _BATCHES_PER_SLICE)
     whole = {**args, "lo": slices[0][0], "hi": slices[-1][1]}
     total = int(db.scalar(f"SELECT count(*) FROM ({sql})", whole))
-    schema = _plain_schema(db.execute(f"{sql} LIMIT 0", whole).to_arrow_reader(1).schema)
-    arrow_path = out.parent / "rows.arrow"
-    parquet_path = out / "data" / _parquet_name(params.split)
+    schema = _plain_schema(db.arrow_batches(f"{sql} LIMIT 0", whole, batch_rows=1).schema)
+    train = _train_columns(list(schema.names), params.layout)
     rows = 0
     with contextlib.ExitStack() as stack:
-        sink = stack.enter_context(pa.OSFile(str(arrow_path), "wb"))
+        sink = stack.enter_context(pa.OSFile(str(out.parent / "rows.arrow"), "wb"))
         writer = stack.enter_context(pa.ipc.new_stream(sink, schema))
-        pq_writer = None
-        if params.parquet:
-            parquet_path.parent.mkdir(parents=True)
-            pq_writer = stack.enter_context(pq.ParquetWriter(str(parquet_path), schema))
+        parquet: list[tuple[Any, list[str]]] = []
+        for folder in _parquet_folders(params) if params.parquet else []:
+            path = out / folder / _parquet_name(params.split)
+            path.parent.mkdir(parents=True)
+            cols = train if folder == "data" else list(schema.names)
+            parquet.append((stack.enter_context(pq.ParquetWriter(str(path), schema_of(schema, cols))), cols))
         bar = stack.enter_context(tqdm(total=total, disable=not progress, unit="rows", desc="export"))
         for lo, hi in slices:
-            for batch in db.execute(sql, {**args, "lo": lo, "hi": hi}).to_arrow_reader(params.batch_size):
-                batch = batch.cast(schema)
+            for batch in db.arrow_batches(sql, {**args, "lo": lo, "hi": hi}, batch_rows=params.batch_size):
+                batch = zero_null_slots(batch.cast(schema))
                 writer.write_batch(batch)
-                if pq_writer is not None:
-                    pq_writer.write_batch(batch)
+                for pq_writer, cols in parquet:
+                    pq_writer.write_batch(batch.select(cols))
                 rows += batch.num_rows
                 bar.update(batch.num_rows)
-    with _progress_bars(progress):
-        dataset = datasets.Dataset.from_file(str(arrow_path), split=datasets.NamedSplit(params.split))
-        dataset.save_to_disk(str(out))
-    del dataset
     return rows, schema
+
+
+def zero_null_slots(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """The batch with every NULL slot's bytes zeroed, so equal rows are equal files.
+
+    DuckDB leaves whatever memory held under a NULL (a random run's NULL scores): valid Arrow, but two
+    exports of the same rows would differ. Columns holding a NULL at any depth are rebuilt by
+    pyarrow's builders, which write zeros; the others are kept as they are (most columns, no copy).
+    """
+
+    def has_nulls(arr: pa.Array) -> bool:
+        if arr.null_count:
+            return True
+        if pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type):
+            return has_nulls(arr.flatten())
+        if pa.types.is_struct(arr.type):
+            return any(has_nulls(arr.field(i)) for i in range(arr.type.num_fields))
+        return False
+
+    columns = [pa.array(c.to_pylist(), type=c.type) if has_nulls(c) else c for c in batch.columns]
+    return pa.RecordBatch.from_arrays(columns, schema=batch.schema)
+
+
+def schema_of(schema: pa.Schema, columns: list[str]) -> pa.Schema:
+    """The fields of ``schema`` named in ``columns``, in that order."""
+    return pa.schema([schema.field(c) for c in columns])
+
+
+def _save_to_disk(
+    arrow_path: Path, out: Path, params: ExportParams, columns: list[str], card: Card, progress: bool
+) -> None:
+    """``save_to_disk`` the trainer's columns into ``out`` (and every column into ``out/ids``).
+
+    The fingerprint ``datasets`` writes into state.json is the rows' content hash, not a random one,
+    so two exports of the same rows are byte-identical; dataset_info.json carries the card's
+    description and license.
+    """
+    import datasets
+
+    info = datasets.DatasetInfo(description=card.description, license=card.license)
+    with _progress_bars(progress):
+        full = datasets.Dataset.from_file(str(arrow_path), info=info, split=datasets.NamedSplit(params.split))
+        full._fingerprint = file_digest(arrow_path)
+        main = full.select_columns(columns) if full.column_names != columns else full
+        main.save_to_disk(str(out))
+        if params.keep_ids:
+            full.save_to_disk(str(out / IDS_CONFIG))
+    del full, main
+
+
+def file_digest(path: Path) -> str:
+    """blake2b-128 of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 @contextlib.contextmanager
@@ -372,7 +474,7 @@ def _publish(staged: Path, target: Path, overwrite: bool) -> None:
         return
     if not overwrite:  # appeared while we were writing
         raise AlreadyExists(f"export folder exists: {target} (pass --overwrite to replace it)")
-    old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+    old = target.with_name(f".{target.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     target.rename(old)
     try:
         staged.rename(target)
@@ -382,13 +484,48 @@ def _publish(staged: Path, target: Path, overwrite: bool) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def remove_stale_staging(target: Path) -> list[Path]:
+    """Remove the hidden ``.NAME.tmp-PID-*`` / ``.NAME.old-PID-*`` folders a killed export left beside
+    ``target``; those of a process still running are kept (an export in progress). Returns the removed.
+
+    Folders an older hnm-db named without a PID are removed too: no export of this one writes them.
+    """
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.(?:tmp|old)-(?:(\d+)-)?[\w-]+$")
+    removed = []
+    for path in sorted(target.parent.glob(f".{glob_escape(target.name)}.*")):
+        m = pattern.match(path.name)
+        if not m or not path.is_dir() or (m.group(1) and _running(int(m.group(1)))):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def glob_escape(name: str) -> str:
+    """``name`` with glob metacharacters escaped (an export folder may be called ``run[1]``)."""
+    return re.sub(r"([*?\[])", r"[\1]", name)
+
+
+def _running(pid: int) -> bool:
+    """Whether a process with this id exists (signal 0 checks without sending anything)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except PermissionError:  # it exists, and belongs to another user
+        return True
+    except (ProcessLookupError, OverflowError, OSError):
+        return False
+    return True
+
+
 # -- the dataset card ----------------------------------------------------------------------------------
 _SIZE_CATEGORIES = [
     (1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
     (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B"),
 ]  # fmt: skip
 
-_COLUMNS = {
+_COLUMNS = {  # per layout
     "triplet": "`anchor` (query text), `positive` (a judged-relevant passage), `negative` (a mined hard negative)",
     "n-tuple": "`anchor`, `positive`, `negative_1` .. `negative_n` (hard negatives, hardest first)",
     "labeled-pair": "`query`, `passage`, `label` (1.0 for the judged-relevant passage, 0.0 for a negative)",
@@ -403,8 +540,9 @@ def size_category(rows: int) -> str:
     return "n>1B"
 
 
-def _corpus_facts(db: Database, run_ids: list[str], split: str) -> tuple[list[str], list[str]]:
-    """Distinct licenses (documents.meta ->> 'license') and sources of the documents the rows use."""
+def _corpus_facts(db: Database, run_ids: list[str], split: str) -> tuple[list[str], list[str], list[str]]:
+    """Distinct licenses, languages (documents.meta ->> 'license' / 'language') and sources of the
+    documents the rows use: ingest records them from a source's dataset card or its options."""
     rows = db.execute(
         """
         WITH docs AS (
@@ -413,55 +551,98 @@ def _corpus_facts(db: Database, run_ids: list[str], split: str) -> tuple[list[st
             SELECT negative_doc_id FROM triplets WHERE list_contains($runs, run_id) AND split = $split
         )
         SELECT list(DISTINCT lower(trim(d.meta ->> 'license'))) FILTER (WHERE d.meta ->> 'license' <> ''),
+               list(DISTINCT lower(trim(d.meta ->> 'language'))) FILTER (WHERE d.meta ->> 'language' <> ''),
                list(DISTINCT d.source) FILTER (WHERE d.source IS NOT NULL)
         FROM docs JOIN documents d USING (doc_id)
         """,
         {"runs": run_ids, "split": split},
-    ).fetchone()
-    return sorted(rows[0] or []), sorted(rows[1] or [])
+    ).fetchall()[0]
+    languages = sorted({code.strip() for text in rows[1] or [] for code in text.split(",") if code.strip()})
+    return sorted(rows[0] or []), languages, sorted(rows[2] or [])
+
+
+@dataclass(frozen=True)
+class Card:
+    """The dataset card (README.md) and the two facts dataset_info.json repeats from it."""
+
+    text: str
+    description: str
+    license: str
 
 
 def dataset_card(
     db: Database, params: ExportParams, runs: list[tuple[str, str]], rows: int, columns: list[str],
-    n: int | None,
-) -> str:  # fmt: skip
-    """README.md: YAML front matter for the Hub, then how to load it and where every row came from."""
-    import yaml
+    id_columns: list[str] | None, n: int | None,
+) -> Card:  # fmt: skip
+    """README.md: Hub metadata (``huggingface_hub.DatasetCardData``), how to load it, and where every
+    row came from (each run's method, models with fingerprints, parameters, seed, counts)."""
+    from huggingface_hub import DatasetCard, DatasetCardData
 
     run_ids = [rid for rid, _ in runs]
-    licenses, sources = _corpus_facts(db, run_ids, params.split)
+    licenses, languages, sources = _corpus_facts(db, run_ids, params.split)
     license_ = params.license or (licenses[0] if len(licenses) == 1 else "other" if licenses else "unknown")
-    meta: dict[str, Any] = {
-        "license": license_,
-        "task_categories": ["sentence-similarity", "text-ranking"],
-        "tags": ["sentence-transformers", "hard-negatives", "hnm-db", params.format],
-        "size_categories": [size_category(rows)],
-    }
-    if sources:
-        meta["source_datasets"] = sorted({source_name(x) for x in sources})[:_MAX_SOURCES]
-    if params.parquet:
-        meta["configs"] = [{
-            "config_name": "default",
-            "data_files": [{"split": params.split, "path": f"data/{params.split}-*.parquet"}],
-        }]  # fmt: skip
-    names = ", ".join(f"`{name}`" for _, name in runs)
+    names = ", ".join(name for _, name in runs)
+    pretty = f"Hard negatives mined by hnm-db: {names} ({params.layout})"
+    description = (
+        f"{rows} {params.layout} rows of hard negatives for training re-rankers, mined by hnm-db from "
+        f"{', '.join(sorted({source_name(x) for x in sources})) or 'a corpus'} (runs: {names})."
+    )
+    data = DatasetCardData(
+        pretty_name=pretty,
+        language=list(params.language) or languages or None,
+        license=license_,
+        task_categories=["sentence-similarity", "text-ranking"],
+        tags=["sentence-transformers", "hard-negatives", "hnm-db", params.layout],
+        size_categories=[size_category(rows)],
+        # Hub convention: 'extended|<source>' for data derived from another dataset
+        source_datasets=[f"extended|{x}" for x in sorted({source_name(x) for x in sources})[:_MAX_SOURCES]]
+        or None,
+        configs=_configs(params) if params.parquet else None,
+    )
+    shown_ids = [c for c in id_columns or [] if c not in columns]
     parts = [
-        "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n",
-        f"# Hard negatives from {names}\n",
-        f"{rows} rows in the `{params.split}` split, format `{params.format}`"
+        f"# {pretty}\n",
+        description,
+        f"{rows} rows in the `{params.split}` split, layout `{params.layout}`"
         + (f" with {n} negatives per row" if n else "")
-        + f", exported by hnm-db. Columns: {_COLUMNS[params.format]}.",
-        "All columns: " + ", ".join(f"`{c}`" for c in columns) + ".\n",
-        _usage(Path(params.to).name, params.split, params.parquet),
+        + f". Columns: {_COLUMNS[params.layout]}.",
+        "All columns: " + ", ".join(f"`{c}`" for c in columns) + ": what sentence-transformers' trainers read, "
+        "unchanged.\n",
+        *([f"The `{IDS_CONFIG}` dataset holds the same rows, in the same order, with "
+           + ", ".join(f"`{c}`" for c in shown_ids)
+           + " added: the key of the `negative_provenance` view in the hnm-db database. It is for joining back, "
+           "not for training (a trainer would read the ids as texts).\n"] if id_columns else []),
+        _usage(Path(params.to).name, params.split, params.parquet, params.keep_ids),
         _sources_line(sources),
         f"Corpus license: {', '.join(licenses) if licenses else 'not recorded in the corpus metadata'}"
         + (f" (card license set to `{params.license}`)" if params.license else "") + ".",
+        f"Language: {', '.join(list(params.language) or languages) or 'not recorded (export --language sets it)'}.",
         "Rows are ordered by query id, positive chunk id, rank, negative chunk id."
         + (" A triple mined by several runs appears once, attributed to the first run listed." if len(runs) > 1 else ""),
         "\n## Provenance\n",
     ]  # fmt: skip
     parts += [_run_section(db, rid, params.split, run_ids) for rid in run_ids]
-    return "\n".join(parts).rstrip() + "\n"
+    body = "\n".join(parts).rstrip() + "\n"
+    card = DatasetCard(f"---\n{data.to_yaml()}\n---\n{body}")
+    return Card(str(card), description, license_)
+
+
+def _configs(params: ExportParams) -> list[dict[str, Any]]:
+    """The Hub's ``configs``: ``default`` (the trainer's columns) and, with ids, ``ids``."""
+    configs = [
+        {
+            "config_name": "default",
+            "data_files": [{"split": params.split, "path": f"data/{params.split}-*.parquet"}],
+        }
+    ]
+    if params.keep_ids:
+        configs.append(
+            {
+                "config_name": IDS_CONFIG,
+                "data_files": [{"split": params.split, "path": f"{IDS_CONFIG}/{params.split}-*.parquet"}],
+            }
+        )
+    return configs
 
 
 _MAX_SOURCES = 20
@@ -489,15 +670,20 @@ def _sources_line(raw: list[str]) -> str:
     return f"Documents from {shown}{more}."
 
 
-def _usage(folder: str, split: str, parquet: bool) -> str:
-    lines = ["```python", "from datasets import load_from_disk", "", f'ds = load_from_disk("{folder}")']
+def _usage(folder: str, split: str, parquet: bool, keep_ids: bool) -> str:
     if parquet:
-        lines += [
-            "# or, from the Parquet files (also what the Hub reads, see `configs` above):",
+        lines = [
+            "```python",
             "from datasets import load_dataset",
             "",
-            f'ds = load_dataset("parquet", data_files="{folder}/data/{split}-*.parquet", split="{split}")',
+            f'ds = load_dataset("{folder}", split="{split}")',
         ]
+        if keep_ids:
+            lines.append(f'ids = load_dataset("{folder}", "{IDS_CONFIG}", split="{split}")')
+    else:
+        lines = ["```python", "from datasets import load_from_disk", "", f'ds = load_from_disk("{folder}")']
+        if keep_ids:
+            lines.append(f'ids = load_from_disk("{folder}/{IDS_CONFIG}")')
     return "\n".join(lines) + "\n```\n"
 
 

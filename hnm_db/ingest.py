@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import io
 import json
+import math
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Sequence
@@ -103,11 +105,16 @@ class Failure:
 
 @dataclass
 class IngestSummary:
-    """Counts per table, plus the failures (URLs) and the places where empty texts were skipped."""
+    """Counts per table, plus the failures (URLs) and the places where empty texts were skipped.
+
+    ``empty`` maps kind -> id -> where, for the documents and queries skipped as empty: a qrel naming
+    one of them is skipped too (and noted), rather than failing the ingest as an unknown id.
+    """
 
     counts: dict[str, KindCounts] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    empty: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def kind(self, kind: str) -> KindCounts:
         return self.counts.setdefault(kind, KindCounts())
@@ -156,6 +163,8 @@ class TableSpec:
     meta_columns: tuple[str, ...] = ()
     all_meta: bool = False
     on_duplicate: str = "error"
+    license: str | None = None
+    language: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -168,7 +177,7 @@ class TableSpec:
         only = {
             "qrels": ("query_id_column", "doc_id_column", "score_column", "split"),
             "text": ("id_column", "text_column"),
-            "documents": ("title_column",),
+            "documents": ("title_column", "license", "language"),
         }
         for owner, names in only.items():
             allowed = self.kind == owner or (owner == "text" and self.kind != "qrels")
@@ -201,6 +210,33 @@ def _lines(path: Path) -> list[str]:
     return decode_utf8(read_bytes(path), str(path)).split("\n")
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _surrogate(value: Any, name: str | None = None) -> tuple[str | None, str] | None:
+    """(field, character) of the first lone surrogate in a decoded JSON value, keys included.
+
+    JSON's ``\\ud800`` escapes decode to such halves of a UTF-16 pair, which are not Unicode text:
+    they cannot be hashed, stored or written back, so they are refused where the line is still known.
+    """
+    if isinstance(value, str):
+        m = _SURROGATE.search(value)
+        return (name, m.group()) if m else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if isinstance(key, str) and _SURROGATE.search(key):
+            return key, _SURROGATE.search(key).group()
+        found = _surrogate(item, name if name is not None else str(key))
+        if found:
+            return found
+    return None
+
+
+def _no_records(path: Path, what: str) -> InputError:
+    """An input without a single record is a mistake (a wrong or truncated file), never '0 new'."""
+    return InputError(f"no records: {what}", path=str(path))
+
+
 def read_jsonl(path: Path) -> list[Record]:
     """One JSON object per line; blank lines are ignored; errors name the file and line."""
     records = []
@@ -214,20 +250,71 @@ def read_jsonl(path: Path) -> list[Record]:
             raise loc.error(InputError, f"malformed JSON: {exc.msg} (column {exc.colno})") from None
         if not isinstance(obj, dict):
             raise loc.error(InputError, f"expected a JSON object, found {type(obj).__name__}")
+        bad = _surrogate(obj)
+        if bad:
+            field, char = bad
+            where = f"field {field!r}" if field is not None else "a key"
+            raise loc.error(
+                InputError, f"{where} holds a lone surrogate \\u{ord(char):04x}, which is not Unicode text"
+            )
         records.append((loc, obj))
+    if not records:
+        raise _no_records(path, "the file is empty" if not path.stat().st_size else "only blank lines")
     return records
 
 
-def read_csv(path: Path) -> list[Record]:
-    """A CSV (or .tsv) file with a header; every value is read as text, empty cells as missing."""
+def read_csv(path: Path, *, header: bool = True, names: Sequence[str] = ()) -> list[Record]:
+    """A CSV (or .tsv) file; every value is read as text, empty cells as missing.
+
+    With a header (the default) its first line names the columns; without one, ``names`` does.
+    """
     text = decode_utf8(read_bytes(path), str(path))
+    if not text.strip():
+        raise _no_records(path, "the file is empty" if not text else "only blank lines")
     sep = "\t" if path.suffix.lower() == ".tsv" else ","
     try:
-        frame = pl.read_csv(io.StringIO(text), separator=sep, infer_schema=False)
-    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError) as exc:
+        frame = pl.read_csv(
+            io.StringIO(text), separator=sep, infer_schema=False, has_header=header,
+            new_columns=list(names) or None,
+        )  # fmt: skip
+    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, pl.exceptions.ShapeError) as exc:
         raise InputError(f"malformed CSV: {str(exc).splitlines()[0]}", path=str(path)) from None
-    # Line numbers assume no quoted newlines inside cells (the header is line 1).
-    return [(Loc(str(path), "line", i + 2), row) for i, row in enumerate(frame.iter_rows(named=True))]
+    if not frame.height:
+        raise _no_records(path, "a header line and no rows")
+    # Line numbers assume no quoted newlines inside cells (the header, when there is one, is line 1).
+    first = 2 if header else 1
+    return [(Loc(str(path), "line", i + first), row) for i, row in enumerate(frame.iter_rows(named=True))]
+
+
+#: Column names that mark a qrels file's first line as a header (so a header is known by what it says).
+QRELS_HEADER_NAMES = frozenset({"query-id", "query_id", "qid", "corpus-id", "corpus_id", "doc_id", "docid",
+                                "score", "split", "relevance"})  # fmt: skip
+#: The columns of a qrels file without a header, in BEIR's order (a 4th column is the split).
+QRELS_POSITIONAL = ("query-id", "corpus-id", "score", "split")
+
+
+def read_qrels_csv(path: Path, spec: TableSpec) -> list[Record]:
+    """A qrels CSV/TSV, with or without a header: the first line is a header when it names a column.
+
+    BEIR's qrels are usually written with a header but not always; a one-line file whose only line is a
+    judgement must not be swallowed as a header (and ingest nothing).
+    """
+    text = decode_utf8(read_bytes(path), str(path))
+    sep = "\t" if path.suffix.lower() == ".tsv" else ","
+    first = next((line for line in text.split("\n") if line.strip()), "")
+    named = {c for c in (spec.query_id_column, spec.doc_id_column, spec.score_column) if c}
+    fields = {f.strip().strip('"').lower() for f in first.rstrip("\r").split(sep)}
+    if not first or fields & (QRELS_HEADER_NAMES | {n.lower() for n in named}):
+        return read_csv(path)
+    width = len(first.rstrip("\r").split(sep))
+    if not 2 <= width <= len(QRELS_POSITIONAL) or named:
+        raise InputError(
+            f"the first line names no qrels column ({', '.join(sorted(QRELS_HEADER_NAMES))}); add a header "
+            f"line, or give 2-4 columns in the order {', '.join(QRELS_POSITIONAL)}",
+            path=str(path),
+            line=1,
+        )
+    return read_csv(path, header=False, names=QRELS_POSITIONAL[:width])
 
 
 def read_parquet(path: Path) -> list[Record]:
@@ -237,18 +324,21 @@ def read_parquet(path: Path) -> list[Record]:
         frame = pl.read_parquet(path)
     except (pl.exceptions.ComputeError, OSError) as exc:
         raise InputError(f"not a readable Parquet file: {str(exc).splitlines()[0]}", path=str(path)) from None
+    if not frame.height:
+        raise _no_records(path, "the table has no rows")
     return [(Loc(str(path), "row", i + 1), row) for i, row in enumerate(frame.iter_rows(named=True))]
 
 
 def read_beir_qrels(path: Path) -> list[Record]:
-    """BEIR qrels: tab-separated query-id, corpus-id, score, with a header line; split = file stem."""
+    """BEIR qrels: tab-separated query-id, corpus-id, score, split = file stem; the first line is a
+    header when it names a column (by what it says, not where it is)."""
     records = []
     for i, line in enumerate(_lines(path), start=1):
         if not line.strip():
             continue
         loc = Loc(str(path), "line", i)
         fields = line.rstrip("\r").split("\t")
-        if i == 1 and fields[0].strip().lower() in ("query-id", "query_id", "qid"):
+        if not records and {f.strip().lower() for f in fields} & QRELS_HEADER_NAMES:
             continue
         if len(fields) != 3:
             raise loc.error(
@@ -256,6 +346,8 @@ def read_beir_qrels(path: Path) -> list[Record]:
                 f"expected 3 tab-separated fields (query-id, corpus-id, score), found {len(fields)}",
             )
         records.append((loc, {"query-id": fields[0], "corpus-id": fields[1], "score": fields[2]}))
+    if not records:
+        raise _no_records(path, "no judgements (an empty file or a header line only)")
     return records
 
 
@@ -292,20 +384,44 @@ def _value(loc: Loc, rec: dict[str, Any], name: str, *, what: str) -> str:
     value = rec.get(name)
     if value is None:
         raise loc.error(InputError, f"missing required field {name!r}")
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise loc.error(InputError, f"field {name!r} must be a string, found {type(value).__name__}")
-    text = str(value)
+    text = _scalar_text(loc, name, value)
     if what == "id":
         text = text.strip()
         if not text:
             raise loc.error(InputError, f"field {name!r} is an empty id")
+        if "\x00" in text:
+            raise loc.error(InputError, f"field {name!r} holds a NUL character, which an id cannot hold")
     return text
 
 
-def _meta(rec: dict[str, Any], used: set[str], spec: TableSpec) -> str | None:
+def _scalar_text(loc: Loc, name: str, value: Any) -> str:
+    """A string, or a finite number written as text; anything else would be stored as its Python repr
+    ('nan', "['a', 1]", 'True'), which is never what the source meant."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise loc.error(InputError, f"field {name!r} must be a string, found {type(value).__name__}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise loc.error(InputError, f"field {name!r} must be a string, found the number {value!r}")
+    return str(value)
+
+
+def _meta(loc: Loc, rec: dict[str, Any], used: set[str], spec: TableSpec) -> str | None:
+    """The record's meta JSON; a source's license and language (option or card) fill in missing keys,
+    so an export's dataset card can carry them."""
     names = [k for k in rec if k not in used] if spec.all_meta else list(spec.meta_columns)
     meta = {k: rec[k] for k in names if rec.get(k) is not None}
-    return json.dumps(meta, sort_keys=True, ensure_ascii=False, default=str) if meta else None
+    for key in ("license", "language"):
+        if getattr(spec, key) and meta.get(key) is None:
+            meta[key] = getattr(spec, key)
+    if not meta:
+        return None
+    try:  # NaN and Infinity are not JSON: DuckDB's JSON column would refuse them
+        return json.dumps(meta, sort_keys=True, ensure_ascii=False, default=str, allow_nan=False)
+    except ValueError:
+        field = next(k for k in sorted(meta) if "NaN" in json.dumps(meta[k], default=str)
+                     or "Infinity" in json.dumps(meta[k], default=str))  # fmt: skip
+        raise loc.error(
+            InputError, f"field {field!r} holds NaN or Infinity, which JSON cannot store"
+        ) from None
 
 
 def _check_meta_columns(records: Sequence[Record], spec: TableSpec) -> None:
@@ -343,14 +459,14 @@ def text_rows(
         row = {
             _KEYS[kind][0]: rid,
             "text": text,
-            "meta": _meta(rec, used, spec),
+            "meta": _meta(loc, rec, used, spec),
             "_file": loc.file,
             "_unit": loc.unit,
             "_line": loc.n,
         }
         if kind == "documents":
             raw_title = rec.get(title_col) if title_col else None
-            title = one_line(None if raw_title is None else str(raw_title))
+            title = one_line(None if raw_title is None else _scalar_text(loc, title_col, raw_title))
             row |= {"title": title, "source": source or loc.file, "content_hash": document_hash(title, text)}
         else:
             row["content_hash"] = content_hash(text)
@@ -415,6 +531,9 @@ def _finish(kind: str, rows: list[dict[str, Any]], summary: IngestSummary) -> pl
         f"{Loc(r['_file'], r['_unit'], r['_line'])}: empty text, id {r[key]!r} skipped"
         for r in empty.iter_rows(named=True)
     ]
+    summary.empty.setdefault(kind, {}).update(
+        {r[key]: str(Loc(r["_file"], r["_unit"], r["_line"])) for r in empty.iter_rows(named=True)}
+    )
     return frame.join(empty.select(key), on=key, how="anti", maintain_order="left")
 
 
@@ -453,26 +572,26 @@ def _classify(db: Database, kind: str, frame: pl.DataFrame) -> pl.DataFrame:
     keys, version = _KEYS[kind], _VERSION[kind]
     on = " AND ".join(f"t.{k} = i.{k}" for k in keys)
     with _Registered(db, "_hnm_incoming_keys", frame.select(keys)) as name:
-        old = db.con.execute(
+        old = db.sql(
             f"SELECT {', '.join('t.' + k for k in keys)}, t.{version} AS _old FROM {kind} t JOIN {name} i ON {on}"
-        ).pl()
+        )
     old = old.with_columns(pl.col("_old").cast(frame.schema[version]))
     return frame.join(old, on=list(keys), how="left", maintain_order="left")
 
 
-def _check_references(db: Database, qrels: pl.DataFrame, incoming: dict[str, pl.DataFrame]) -> None:
-    """Qrels must name queries and documents in the database or in this same ingest."""
-    unknown = {}
-    for col, table in (("query_id", "queries"), ("doc_id", "documents")):
-        wanted = qrels.select(col).unique()
-        with _Registered(db, "_hnm_wanted", wanted) as name:
-            known = db.con.execute(f"SELECT t.{col} FROM {table} t JOIN {name} w ON t.{col} = w.{col}").pl()
-        if table in incoming:
-            known = pl.concat([known, incoming[table].select(col)])
-        unknown[col] = qrels.join(known, on=col, how="anti", maintain_order="left")
+def _check_references(
+    db: Database, qrels: pl.DataFrame, incoming: dict[str, pl.DataFrame], summary: IngestSummary
+) -> pl.DataFrame:
+    """Qrels must name queries and documents in the database or in this same ingest.
+
+    Returns the qrels to store: one naming a text this same ingest skipped as empty is skipped too,
+    counted and noted (real collections hold empty documents that their qrels still name).
+    """
+    qrels = _skip_qrels_of_empty_texts(db, qrels, incoming, summary)
+    unknown = _unknown_references(db, qrels, incoming)
     bad = pl.concat([unknown["query_id"], unknown["doc_id"]]).unique(maintain_order=True)
     if not bad.height:
-        return
+        return qrels
     examples = []
     for col, label in (("query_id", "query"), ("doc_id", "document")):
         for r in unknown[col].head(EXAMPLES).iter_rows(named=True):
@@ -482,6 +601,43 @@ def _check_references(db: Database, qrels: pl.DataFrame, incoming: dict[str, pl.
         f"{unknown['doc_id']['doc_id'].n_unique()} unknown documents), e.g. {'; '.join(examples[:EXAMPLES])}; "
         "ingest the queries and documents first (or in the same command)"
     )
+
+
+def _unknown_references(
+    db: Database, qrels: pl.DataFrame, incoming: dict[str, pl.DataFrame]
+) -> dict[str, pl.DataFrame]:
+    """query_id / doc_id -> the qrels rows whose id is neither stored nor in this ingest."""
+    unknown = {}
+    for col, table in (("query_id", "queries"), ("doc_id", "documents")):
+        wanted = qrels.select(col).unique()
+        with _Registered(db, "_hnm_wanted", wanted) as name:
+            known = db.sql(f"SELECT t.{col} FROM {table} t JOIN {name} w ON t.{col} = w.{col}")
+        if table in incoming:
+            known = pl.concat([known, incoming[table].select(col)])
+        unknown[col] = qrels.join(known, on=col, how="anti", maintain_order="left")
+    return unknown
+
+
+def _skip_qrels_of_empty_texts(
+    db: Database, qrels: pl.DataFrame, incoming: dict[str, pl.DataFrame], summary: IngestSummary
+) -> pl.DataFrame:
+    """Drop (count, note) the unknown-id qrels whose query or document this ingest skipped as empty."""
+    unknown = _unknown_references(db, qrels, incoming)
+    skip = []
+    for col, kind, label in (("doc_id", "documents", "document"), ("query_id", "queries", "query")):
+        empty = summary.empty.get(kind, {})
+        for r in unknown[col].filter(pl.col(col).is_in(list(empty))).iter_rows(named=True):
+            where = Loc(r["_file"], r["_unit"], r["_line"])
+            summary.skipped.append(
+                f"{where}: qrel ({r['query_id']!r}, {r['doc_id']!r}) skipped: {label} {r[col]!r} has an "
+                f"empty text ({empty[r[col]]})"
+            )
+            skip.append((r["_file"], r["_line"]))
+    if not skip:
+        return qrels
+    summary.kind("qrels").skipped_empty += len(set(skip))
+    gone = pl.DataFrame(sorted(set(skip)), schema={"_file": pl.String, "_line": pl.Int64}, orient="row")
+    return qrels.join(gone, on=["_file", "_line"], how="anti", maintain_order="left")
 
 
 def _plan(kind: str, frame: pl.DataFrame, on_duplicate: str, counts: KindCounts) -> tuple[pl.DataFrame, ...]:
@@ -531,9 +687,10 @@ def store(
     """Phase 2: classify against the database, check qrels, apply the policy, write; one transaction."""
     check_policy(on_duplicate)
     with db.transaction():
-        classified = {k: _classify(db, k, f) for k, f in frames.items()}
         if "qrels" in frames and frames["qrels"].height:
-            _check_references(db, frames["qrels"], {k: f for k, f in frames.items() if k != "qrels"})
+            texts = {k: f for k, f in frames.items() if k != "qrels"}
+            frames = {**frames, "qrels": _check_references(db, frames["qrels"], texts, summary)}
+        classified = {k: _classify(db, k, f) for k, f in frames.items()}
         plans = {k: _plan(k, classified[k], on_duplicate, summary.kind(k)) for k in KINDS if k in classified}
         for kind, (new, changed) in plans.items():
             _write(db, kind, new, changed)
@@ -550,24 +707,31 @@ def _folder(path: str | Path) -> Path:
     return folder
 
 
-def ingest_beir(db: Database, folder: str | Path, *, on_duplicate: str = "error") -> IngestSummary:
+def ingest_beir(
+    db: Database,
+    folder: str | Path,
+    *,
+    on_duplicate: str = "error",
+    license: str | None = None,  # noqa: A002 (the card's word)
+    language: str | None = None,
+) -> IngestSummary:
     """A BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv (split = file stem).
 
     Keys other than _id/title/text go to ``meta``. queries.jsonl and qrels/ are optional (a corpus
-    alone is a valid source), corpus.jsonl is not.
+    alone is a valid source), corpus.jsonl is not. The license and language of the documents come
+    from the options, else from the folder's dataset card (README.md front matter, as on the Hub),
+    and are kept in each document's meta unless its record has its own.
     """
     check_policy(on_duplicate)
     root = _folder(folder)
     summary = IngestSummary()
     corpus = root / "corpus.jsonl"
-    frames = {
-        "documents": text_rows(
-            read_jsonl(corpus),
-            TableSpec("documents", id_column="_id", text_column="text", all_meta=True),
-            str(corpus.resolve()),
-            summary,
-        )
-    }
+    card = read_card_metadata(root / "README.md")
+    spec = TableSpec(
+        "documents", id_column="_id", text_column="text", all_meta=True,
+        license=license or card.get("license"), language=language or card.get("language"),
+    )  # fmt: skip
+    frames = {"documents": text_rows(read_jsonl(corpus), spec, str(corpus.resolve()), summary)}
     if (root / "queries.jsonl").exists():
         spec = TableSpec("queries", id_column="_id", text_column="text", all_meta=True)
         frames["queries"] = text_rows(read_jsonl(root / "queries.jsonl"), spec, None, summary)
@@ -577,6 +741,34 @@ def ingest_beir(db: Database, folder: str | Path, *, on_duplicate: str = "error"
         parts = [qrel_rows(read_beir_qrels(p), spec, summary, split=p.stem) for p in qrel_files]
         frames["qrels"] = pl.concat(parts)
     return store(db, frames, on_duplicate, summary)
+
+
+def read_card_metadata(path: Path) -> dict[str, str]:
+    """``license`` and ``language`` of a dataset card's YAML front matter (a list becomes a comma-separated
+    text); empty when there is no card or it has no front matter. A card that is not valid YAML is an
+    error naming it: it says something about the data, so it is not skipped silently."""
+    import yaml
+
+    if not path.is_file():
+        return {}
+    text = decode_utf8(read_bytes(path), str(path))
+    if not text.startswith("---"):
+        return {}
+    head = text.split("---", 2)[1] if text.count("---") >= 2 else ""
+    try:
+        meta = yaml.safe_load(head) or {}
+    except yaml.YAMLError as exc:
+        raise InputError(
+            f"dataset card front matter is not YAML: {one_line(str(exc))}", path=str(path)
+        ) from None
+    out = {}
+    for key in ("license", "language"):
+        value = meta.get(key) if isinstance(meta, dict) else None
+        if isinstance(value, list):
+            value = ",".join(str(v) for v in value if v is not None)
+        if value:
+            out[key] = str(value)
+    return out
 
 
 def ingest_table(db: Database, path: str | Path, spec: TableSpec, fmt: str | None = None) -> IngestSummary:
@@ -591,7 +783,7 @@ def ingest_table(db: Database, path: str | Path, spec: TableSpec, fmt: str | Non
     }.get(path.suffix.lower())
     if fmt not in READERS:
         raise InvalidParams(f"format must be one of {', '.join(READERS)} (cannot tell from {path.name!r})")
-    records = READERS[fmt](path)
+    records = read_qrels_csv(path, spec) if fmt == "csv" and spec.kind == "qrels" else READERS[fmt](path)
     summary = IngestSummary()
     if spec.kind == "qrels":
         frame = qrel_rows(records, spec, summary)
@@ -648,8 +840,11 @@ def ingest_files(
     check_policy(on_duplicate)
     root = _folder(folder)
     summary = IngestSummary()
+    files = list_files(root)
+    if not files:
+        raise InputError(f"no records: no {', '.join(SUFFIXES)} files in the folder", path=str(root))
     items = []
-    for path in _progress(list_files(root), progress, "extract"):
+    for path in _progress(files, progress, "extract"):
         rel = path.relative_to(root).as_posix()
         items.append((rel, str(path.resolve()), Loc(str(path)), extract_file(path)))
     return store(db, {"documents": _extracted_rows(items, summary)}, on_duplicate, summary)
@@ -673,6 +868,10 @@ def read_url_list(path: Path) -> list[tuple[Loc, str]]:
             raise loc.error(DuplicateId, f"duplicate URL {url!r}, first at line {seen[url]}")
         seen[url] = i
         urls.append((loc, url))
+    if not urls:
+        raise _no_records(
+            path, "no URLs (only blank lines and # comments)" if path.stat().st_size else "the file is empty"
+        )
     return urls
 
 

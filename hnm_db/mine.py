@@ -539,7 +539,7 @@ def read_vectors_for(db: Database, ens: EnsembleInfo, role: str, hashes: np.ndar
         what = "query" if role == "query" else "chunk"
         raise MissingEmbeddings(
             f"ensemble {ens.name!r} has no vectors for {missing} of {len(np.unique(hashes))} {what} texts "
-            f"(members: {', '.join(m['name'] for m in ens.members)}): run `hnm-db embed` and re-create the ensemble"
+            f"(members: {', '.join(m['name'] for m in ens.members)}): run `hnm-db ensemble update {ens.name}`"
         )
     return mat
 

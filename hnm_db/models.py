@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hnm_db.errors import ModelLoadError, NotFound, UnknownModel
+from hnm_db.errors import ModelLoadError, ModelRegisteredAs, NotFound, UnknownModel
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -426,10 +426,14 @@ def add_model(
     doc_prompt: str | None = None,
     max_seq_length: int | None = None,
     normalize: bool = True,
+    reuse_identical: bool = False,
 ) -> Registration:
     """Register ``source`` (alias or folder) under ``name``; an identical fingerprint reuses its row.
 
-    The model is loaded once to check it works and to learn its dimension and pooling.
+    The model is loaded once to check it works and to learn its dimension and pooling. A model
+    identical to one registered under *another* name is refused (:class:`ModelRegisteredAs`): the
+    fingerprint is unique, so a second name would silently mean the first row. ``reuse_identical``
+    returns that row instead (embedding with a built-in alias does, since the vectors are the same).
     """
     if not name or not name.strip():
         from hnm_db.errors import InvalidParams
@@ -449,15 +453,29 @@ def add_model(
         _pooling_of(model),
         _dim_of(model),
     )
-    return _register(db, name, source, folder, config, model)
+    return _register(db, name, source, folder, config, model, reuse_identical=reuse_identical)
 
 
 def _register(
-    db: Database, name: str, source: str, folder: Path, config: ModelConfig, model: SentenceTransformer | None
+    db: Database,
+    name: str,
+    source: str,
+    folder: Path,
+    config: ModelConfig,
+    model: SentenceTransformer | None,
+    *,
+    reuse_identical: bool = True,
 ) -> Registration:
     files = file_digests(folder)
     fp = fingerprint(files, config)
     existing = _rows(db, "fingerprint = ?", [fp])
+    if existing and existing[0].name != name and not reuse_identical:
+        row = existing[0]
+        raise ModelRegisteredAs(
+            f"model {name!r} would be identical to the registered model {row.name!r} ({row.model_id}: same "
+            f"files, prompts, pooling and length): use the name {row.name!r}, or register a variant "
+            "(another prompt or --max-seq-length)"
+        )
     if existing:
         return Registration(existing[0], False, model)
     model_id = f"{name}-{fp[:8]}"
@@ -497,7 +515,7 @@ def current_model(db: Database, name: str) -> tuple[Registration, int]:
             raise UnknownModel(
                 f"model {name!r} is a folder but not registered: run `hnm-db models add NAME --source {name}`"
             )
-        return add_model(db, name, name), 1
+        return add_model(db, name, name, reuse_identical=True), 1
     versions = len(model_versions(db, row.name))
     try:
         folder = resolve_source(row.source)

@@ -83,7 +83,7 @@ def read_vectors(
 
     keys maps each other column to a numpy array aligned with the matrix rows.
     """
-    table = db.con.execute(sql, params or []).fetch_arrow_table()
+    table = db.arrow(sql, params or [])
     keys = {
         name: table.column(name).to_numpy(zero_copy_only=False)
         for name in table.column_names
@@ -101,7 +101,7 @@ def iter_vectors(
     vec_column: str = "vec",
 ) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
     """Like :func:`read_vectors` but yields bounded batches, for corpora that do not fit at once."""
-    reader = db.con.execute(sql, params or []).fetch_record_batch(batch_rows)
+    reader = db.arrow_batches(sql, params or [], batch_rows=batch_rows)
     for batch in reader:
         keys = {
             name: batch.column(name).to_numpy(zero_copy_only=False)

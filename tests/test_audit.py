@@ -212,8 +212,93 @@ def test_runs_without_a_snapshot_fall_back_to_ingest_time(mined_db):
 
 
 def test_python_api_mirrors_the_commands(mined_db, tmp_path):
-    summary = mined_db.export("random", tmp_path / "api", format="labeled-pair", keep_ids=True)
+    summary = mined_db.export("random", tmp_path / "api", layout="labeled-pair", keep_ids=True)
     assert summary.rows == 12 and summary.columns[:3] == ["query", "passage", "label"]
     assert mined_db.audit(["ens-top"]).runs["run"].to_list() == ["ens-top"]
     assert all(r.passed for r in mined_db.check())
     assert mined_db.record_run_sources("run-ens") == 8
+
+
+def _with_ensemble_scores(db) -> None:
+    """Give the random run an ensemble (e1) and its '@ensemble' member scores, plus the ensemble vectors
+    of its queries and positives, as `mine --method random --ensemble ab` stores them; and add a second
+    ensemble run over the same queries with a deeper window."""
+    import numpy as np
+
+    from hnm_db.vectors import write_vectors
+
+    db.execute("UPDATE mining_runs SET ensemble_id = 'e1' WHERE run_id = 'run-rnd'")
+    db.execute(
+        "UPDATE triplets SET member_scores = MAP {'@ensemble': 0.1 + rank / 10} WHERE run_id = 'run-rnd'"
+    )
+    hashes = db.execute(
+        "SELECT 'query', content_hash FROM queries UNION ALL SELECT 'doc', content_hash FROM chunks"
+    ).fetchall()
+    rng = np.random.default_rng(0)
+    for role in ("query", "doc"):
+        keys = [h for r, h in hashes if r == role]
+        vecs = rng.normal(size=(len(keys), 4)).astype(np.float32)
+        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+        write_vectors(db, "ensemble_vectors", {"ensemble_id": "e1", "role": role, "content_hash": keys}, vecs)
+    db.execute(
+        "INSERT INTO mining_runs SELECT 'run-deep', 'ens-deep', method, split, "
+        "json_merge_patch(params, '{\"range_min\": 10}'), seed, ensemble_id, cluster_run_id, models, "
+        "code_version, created_at, stats FROM mining_runs WHERE run_id = 'run-ens'"
+    )
+    db.execute(
+        "INSERT INTO triplets SELECT 'run-deep', * EXCLUDE (run_id) REPLACE (score - 0.2 AS score) "
+        "FROM triplets WHERE run_id = 'run-ens'"
+    )
+
+
+def test_score_chart_has_a_panel_per_run_on_the_ensemble_cosine_they_share(mined_db):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from hnm_db.audit import plot_scores, score_figure
+
+    _with_ensemble_scores(mined_db)
+    scores = plot_scores(mined_db, None)
+    assert [(s.run, s.scale) for s in scores] == [
+        ("bm25-top", "bm25 score"),  # no ensemble: its own score, labelled so
+        ("ens-deep", "ensemble cosine (ab)"),  # two ensemble runs with other windows: two panels
+        ("ens-top", "ensemble cosine (ab)"),
+        ("random", "ensemble cosine (ab)"),  # the stored ensemble cosine, not "no scores"
+    ]
+    rnd = next(s for s in scores if s.run == "random")
+    assert sorted(rnd.negatives) == pytest.approx([0.1] * 4 + [0.2] * 4) and len(rnd.positives) == 4
+    fig = score_figure(plt, scores)
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in panels] == [
+        "bm25-top (bm25)", "ens-deep (ensemble)", "ens-top (ensemble)", "random (random)",
+    ]  # fmt: skip
+    assert all(ax.get_xlabel() and ax.get_ylabel() for ax in panels)
+    shared = [ax for ax in panels if ax.get_xlabel() == "ensemble cosine (ab)"]
+    assert len({ax.get_xlim() for ax in shared}) == 1  # same bins, same scale
+    for ax in panels:  # negatives beside positives: no two bars start at the same x
+        starts = [round(bar.get_x(), 9) for bar in ax.patches]
+        assert len(starts) == len(set(starts))
+    plt.close(fig)
+
+
+def test_charts_are_150_dpi_with_labelled_axes_and_side_by_side_cluster_bars(mined_db, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from hnm_db.audit import _plot_clusters
+
+    report = audit(mined_db, AuditParams(plot_dir=tmp_path / "plots"))
+    for path in report.plots:
+        assert Image.open(path).info["dpi"] == pytest.approx((150, 150), abs=1)
+    rows = mined_db.sql("SELECT run, rank, negative_cluster FROM negative_provenance")
+    fig = _plot_clusters(plt, mined_db, rows, None)
+    for ax in fig.axes:
+        assert ax.get_xlabel() == "cluster" and ax.get_ylabel()
+        starts = [round(bar.get_x(), 9) for bar in ax.patches]
+        assert len(starts) == len(set(starts))
+    plt.close(fig)

@@ -35,8 +35,9 @@ def test_export_writes_a_dataset_that_loads_with_the_runs_row_count(mined_db_pat
     result = run(mined_db_path, "export", "--run", "ens-top", "--to", str(out), "--parquet", "--keep-ids")
     assert result.exit_code == 0, result.output
     assert "rows" in result.stdout and "12" in result.stdout and str(out) in result.stdout
-    ds = datasets.load_from_disk(str(out))
-    assert ds.num_rows == 12 and "negative_chunk_id" in ds.column_names
+    ds = datasets.load_dataset(str(out), split="train")
+    assert ds.num_rows == 12 and ds.column_names == ["anchor", "positive", "negative"]
+    assert "negative_chunk_id" in datasets.load_dataset(str(out), "ids", split="train").column_names
     assert (out / "data" / "train-00000-of-00001.parquet").exists() and (out / "README.md").exists()
 
 
@@ -64,7 +65,7 @@ def test_export_n_tuple_with_too_few_negatives_fails_unless_drop_short(mined_db_
         "export",
         "--run",
         "bm25-top",
-        "--format",
+        "--layout",
         "n-tuple",
         "--num-negatives",
         "3",
@@ -82,7 +83,25 @@ def test_export_rejects_n_tuple_options_for_other_formats(mined_db_path, tmp_pat
     result = run(
         mined_db_path, "export", "--run", "random", "--num-negatives", "2", "--to", str(tmp_path / "y")
     )
-    assert result.exit_code == 2 and "only to --format n-tuple" in result.output
+    assert result.exit_code == 2 and "only to --layout n-tuple" in result.output
+
+
+def test_export_takes_layout_and_the_shared_output_format(mined_db_path, tmp_path):
+    result = run(mined_db_path, "export", "--run", "random", "--layout", "labeled-pair", "--to",
+                 str(tmp_path / "p"), "--format", "json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary == [
+        {**summary[0], "layout": "labeled-pair", "rows": 12, "columns": "query, passage, label"}
+    ]
+    old = CliRunner().invoke(main, ["--db", str(mined_db_path), "export", "--run", "random", "--format", "n-tuple",
+                                    "--to", str(tmp_path / "n")])  # fmt: skip
+    assert old.exit_code == 0, old.output
+    assert "note: --format n-tuple is deprecated for the layout; use --layout n-tuple" in old.stderr
+    assert datasets.load_from_disk(str(tmp_path / "n")).column_names[-1] == "negative_2"
+    clash = run(mined_db_path, "export", "--run", "random", "--format", "n-tuple", "--layout", "triplet",
+                "--to", str(tmp_path / "c"))  # fmt: skip
+    assert clash.exit_code == 2 and "conflicts with --layout triplet" in clash.output
 
 
 def test_audit_prints_one_column_per_run_and_the_overlap(mined_db_path):
@@ -166,3 +185,23 @@ def test_commands_have_help():
     for command in ("export", "audit"):
         result = CliRunner().invoke(main, [command, "--help"])
         assert result.exit_code == 0 and len(result.output) > 200
+
+
+def test_audit_and_check_open_read_only_so_they_run_beside_another_reader(mined_db_path, digest):
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen(  # a second process reading the file holds DuckDB's shared (reader) lock
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1], read_only=True); "
+         "print('open', flush=True); time.sleep(60)", str(mined_db_path)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        result = run(mined_db_path, "audit", "--check")
+        assert result.exit_code == 0, result.output
+        assert result.stdout.startswith("all checks passed")
+        assert run(mined_db_path, "audit", "--format", "csv").exit_code == 0
+    finally:
+        holder.kill()
+        holder.wait()

@@ -106,6 +106,14 @@ def test_ensemble_errors_name_the_model(run, texts_db, tiny_model_dir, tiny_mode
     assert _count(texts_db, "SELECT count(*) FROM ensemble_vectors") == 0
 
 
+def test_models_add_under_a_second_name_exits_1_naming_the_registered_one(run, texts_db, tiny_model_dir):
+    assert run("models", "add", "tiny", "--source", str(tiny_model_dir)).exit_code == 0
+    res = run("models", "add", "l3copy", "--source", str(tiny_model_dir))
+    assert res.exit_code == 1 and len(res.stderr.strip().splitlines()) == 1
+    assert res.stderr.startswith("Error: model 'l3copy' would be identical to the registered model 'tiny'")
+    assert _count(texts_db, "SELECT count(*) FROM models WHERE name = 'l3copy'") == 0
+
+
 def test_bad_option_values_are_usage_errors(run, texts_db):
     assert run("embed", "--model", "a", "--what", "docs").exit_code == 2
     assert run("embed").exit_code == 2

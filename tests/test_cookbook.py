@@ -63,7 +63,7 @@ def test_every_sql_recipe_runs_and_returns_rows(cookbook_dir):
 def test_exported_rows_join_back_to_every_provenance_row(cookbook_dir):
     with hnm_db.open(cookbook_dir) as db:
         joined = db.scalar(
-            "SELECT count(p.rank) FROM read_parquet('hnm-export/data/train-*.parquet') e "
+            "SELECT count(p.rank) FROM read_parquet('hnm-export/ids/train-*.parquet') e "
             "LEFT JOIN negative_provenance p USING (run, query_id, positive_chunk_id, negative_chunk_id)"
         )
         assert joined == db.scalar("SELECT count(*) FROM triplets WHERE run_id = 'run-ens'")

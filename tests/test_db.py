@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -131,12 +132,15 @@ def _cli(db_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_a_second_process_gets_database_is_locked_not_a_traceback(db_path):
+def test_a_second_process_gets_database_is_locked_naming_the_holder_pid(db_path):
     with hnm_db.open(db_path):
-        for args in (["sql", "select 1"], ["init"]):
+        for args in (["sql", "select 1"], ["init"], ["runs"]):
             result = _cli(db_path, *args)
             assert result.returncode == 1
-            assert result.stderr == f"Error: database is locked by another process: {db_path}\n"
+            assert result.stderr.startswith(
+                f"Error: database is locked by another process (PID {os.getpid()}, "
+            )
+            assert result.stderr.endswith(f"): {db_path}\n") and result.stderr.count("\n") == 1
             assert result.stdout == ""
     assert _cli(db_path, "sql", "select 1 AS one", "--format", "csv").stdout == "one\n1\n"
 
@@ -173,11 +177,49 @@ def test_sql_prints_table_csv_and_json(filled_path):
 def test_sql_is_read_only_unless_write_is_given(filled_path):
     denied = CliRunner().invoke(main, ["--db", str(filled_path), "sql", "DELETE FROM queries"])
     assert denied.exit_code == 1
-    assert denied.stderr.startswith("Error: SQL error:") and len(denied.stderr.strip().splitlines()) == 1
+    assert denied.stderr.startswith("Error: statement 1 (DELETE: DELETE FROM queries ...) may write")
+    assert len(denied.stderr.strip().splitlines()) == 1
     allowed = CliRunner().invoke(main, ["--db", str(filled_path), "sql", "--write", "DELETE FROM queries"])
     assert allowed.exit_code == 0
     with hnm_db.open(filled_path) as db:
         assert db.scalar("SELECT count(*) FROM queries") == 0
+
+
+@pytest.mark.parametrize(
+    ("statement", "kind"),
+    [
+        ("COPY queries TO '{out}'", "COPY"),
+        ("SELECT 1; COPY (SELECT * FROM queries) TO '{out}' (FORMAT parquet)", "COPY"),
+        ("EXPORT DATABASE '{out}'", "EXPORT"),
+        ("ATTACH '{out}' AS other", "ATTACH"),
+        ("SET log_query_path = '{out}'", "SET"),
+        ("PRAGMA profiling_output = '{out}'", "SET"),
+        ("INSTALL json", "LOAD"),
+    ],
+)
+def test_sql_without_write_writes_no_file(filled_path, tmp_path, digest, statement, kind):
+    out = tmp_path / "written"
+    with hnm_db.open(filled_path) as db:
+        before = digest(db)
+    result = CliRunner().invoke(main, ["--db", str(filled_path), "sql", statement.format(out=out)])
+    assert result.exit_code == 1 and len(result.stderr.strip().splitlines()) == 1
+    assert f"({kind}: " in result.stderr and "only queries run without --write" in result.stderr
+    assert not out.exists()
+    with hnm_db.open(filled_path) as db:
+        assert digest(db) == before
+    written = CliRunner().invoke(
+        main, ["--db", str(filled_path), "sql", "--write", f"COPY queries TO '{out}'"]
+    )
+    assert written.exit_code == 0 and out.exists()
+
+
+def test_sql_without_write_runs_queries_variables_and_explain(filled_path):
+    query = "SET VARIABLE n = 1; SELECT count(*) + getvariable('n') AS n FROM queries"
+    result = CliRunner().invoke(main, ["--db", str(filled_path), "sql", query, "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "n\n3\n"
+    for query in ("EXPLAIN SELECT * FROM queries", "PRAGMA table_info('queries')", "FROM queries"):
+        assert CliRunner().invoke(main, ["--db", str(filled_path), "sql", query]).exit_code == 0, query
 
 
 def test_bad_sql_is_one_line_error(filled_path):
@@ -238,3 +280,51 @@ def test_a_version_5_database_with_runs_migrates_to_the_current_schema(db_path, 
             0
         )
         assert summary == (0, 0, 1)
+
+
+# An empty database file written by duckdb 2.0.1 (storage version 69), gzip + base64: 12 KB on disk.
+DUCKDB2_FILE = (
+    "H4sIAAAAAAACA+3XsQpBARQGYGGw2qXuC8jVrXsNJtckNgsrr6BrJQ/gGcyewisoysDmMRgkpciiDN+3/J3O6QxnO7to2dp3F8N00O5e"
+    "CrmvTBu1ei1830/GcRKG0aRZ/7xnPaueypuoH8yD83Z1zOcAAACAnzjEWVYZpb1HfX3xnCzeo3SPjtMBAACA/x8AAAD4GzeakVpZADAAAA=="
+)
+
+
+def test_a_file_from_duckdb_2_opens_or_gets_a_clear_error(tmp_path):
+    import base64
+    import gzip
+
+    path = tmp_path / "from-duckdb-2.duckdb"
+    path.write_bytes(gzip.decompress(base64.b64decode(DUCKDB2_FILE)))
+    if int(duckdb.__version__.split(".")[0]) >= 2:
+        with hnm_db.open(path) as db:
+            assert db.schema_version() == schema_target()
+        return
+    result = CliRunner().invoke(main, ["--db", str(path), "init"])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: {path} was written by a newer DuckDB than the installed duckdb {duckdb.__version__}: "
+        "upgrade duckdb (pip install -U duckdb) to open it\n"
+    )
+
+
+def test_rows_read_through_the_api_duckdb_1_5_and_2_share(db):
+    db.execute("CREATE TABLE t AS SELECT range AS a, 'x' || range AS b FROM range(7)")
+    assert (
+        db.scalar("SELECT count(*) FROM t") == 7
+    )  # a half-read result (fetchone) must not block what follows
+    assert db.sql("SELECT a, b FROM t ORDER BY a").rows()[:2] == [(0, "x0"), (1, "x1")]
+    assert db.arrow("SELECT sum(a) AS s FROM t").to_pylist() == [{"s": 21}]
+    assert [b.num_rows for b in db.arrow_batches("SELECT a FROM t", batch_rows=3)] == [3, 3, 1]
+    assert db.sql("INSERT INTO t VALUES (7, 'x7')").shape == (0, 0)  # a statement gives no rows
+    assert db.arrow("SELECT $n AS n", {"n": 5}).to_pylist() == [{"n": 5}]
+    intervals = db.sql("SELECT INTERVAL 1 DAY AS i UNION ALL SELECT INTERVAL '14 months 2 hours' ORDER BY 1")
+    assert intervals["i"].to_list() == ["1 day", "1 year 2 months 02:00:00"]  # polars reads no INTERVAL
+
+
+def test_views_are_created_after_the_views_they_read():
+    from hnm_db.db import view_order
+
+    views = {"a_top": "SELECT * FROM m_mid", "m_mid": "SELECT * FROM z_base", "z_base": "SELECT 1"}
+    assert view_order(views) == ["SELECT 1", "SELECT * FROM z_base", "SELECT * FROM m_mid"]
+    with pytest.raises(RuntimeError, match="cycle: a, b"):
+        view_order({"a": "SELECT * FROM b", "b": "SELECT * FROM a"})

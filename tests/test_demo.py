@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import yaml
 from click.testing import CliRunner
 
 import hnm_db
@@ -21,7 +22,13 @@ def test_demo_builds_every_stage_and_a_second_run_recomputes_nothing(
         methods = {r[0] for r in db.execute("SELECT method FROM mining_runs").fetchall()}
         assert methods == {"ensemble", "bm25", "random"}
         assert first.checks_passed >= 4
-        assert (tmp_path / "export" / "README.md").exists()
+        card = (tmp_path / "export" / "README.md").read_text(encoding="utf-8")
+        meta = yaml.safe_load(card.split("---\n", 2)[1])  # from the sample's own card, through ingest
+        assert (meta["license"], meta["language"], meta["source_datasets"]) == (
+            "other",
+            ["en"],
+            ["extended|sample"],
+        )
         runs_before = db.sql("SELECT name, run_id FROM mining_runs ORDER BY name").rows()
 
         second = run_demo(db, tmp_path / "export", models=models, chunk_tokens=None, progress=False)

@@ -180,3 +180,48 @@ def test_ensemble_vectors_are_read_in_batches(two_model_db):
     create_ensemble(db, EnsembleParams("ens", (("a", None), ("b", None))), progress=False)
     batches = list(db.ensemble_vectors("ens", "doc", batch_rows=16))
     assert sum(len(h) for h, _ in batches) == len(DOCS) and all(m.shape[1] == 80 for _, m in batches)
+
+
+def test_an_interrupted_create_leaves_no_ensemble_and_a_rerun_resumes(two_model_db, monkeypatch):
+    """A kill after some batches: no half-built ensemble for cluster/mine to trip over (they would ask
+    for `embed`, which is not needed); running create again adds only what is missing."""
+    import hnm_db.ensemble as ensemble_mod
+    from hnm_db.cluster import get_ensemble
+
+    db = two_model_db
+    params = EnsembleParams("ens", (("a", None), ("b", None)), batch_rows=8)
+    real_write, calls = ensemble_mod.write_vectors, []
+
+    def write_then_die(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # what a kill looks like to the database: batches 1-2 committed
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(ensemble_mod, "write_vectors", write_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        create_ensemble(db, params, progress=False)
+    assert _state(db) == (0, 16)  # two committed batches of 8 doc vectors, no ensemble row
+    with pytest.raises(NotFound, match=r"no ensemble named 'ens' \(known: none\)"):
+        get_ensemble(db, "ens")
+    monkeypatch.setattr(ensemble_mod, "write_vectors", real_write)
+    resumed = create_ensemble(db, params, progress=False)
+    assert resumed.created and resumed.added == {"doc": len(DOCS) - 16, "query": len(QTEXTS)}
+    assert _state(db) == (1, len(DOCS) + len(QTEXTS))
+
+
+def test_vectors_of_an_abandoned_creation_are_removed_by_the_next_create(two_model_db, monkeypatch):
+    import hnm_db.ensemble as ensemble_mod
+
+    db = two_model_db
+    monkeypatch.setattr(
+        ensemble_mod, "write_vectors", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt)
+    )
+    with pytest.raises(KeyboardInterrupt):
+        create_ensemble(db, EnsembleParams("ens", (("a", 2.0), ("b", 1.0)), batch_rows=8), progress=False)
+    monkeypatch.undo()
+    db.execute(
+        "INSERT INTO ensemble_vectors SELECT 'gone-1234', role, content_hash, vec FROM embeddings LIMIT 3"
+    )
+    create_ensemble(db, EnsembleParams("ens", (("a", None), ("b", None))), progress=False)
+    assert db.scalar("SELECT count(DISTINCT ensemble_id) FROM ensemble_vectors") == 1

@@ -32,9 +32,14 @@ def _front_matter(folder: Path) -> tuple[dict, str]:
     return yaml.safe_load(head), body
 
 
+def load_ids(folder: Path) -> pl.DataFrame:
+    """The ``ids`` dataset of a --keep-ids export (save_to_disk layout) as a polars frame."""
+    return pl.from_arrow(datasets.load_from_disk(str(folder / "ids")).data.table)
+
+
 def test_triplet_export_loads_back_with_the_rows_of_sql(mined_db, tmp_path):
     out = tmp_path / "ens"
-    summary = export(mined_db, ExportParams(runs=("ens-top",), to=out, parquet=True, batch_size=5))
+    summary = export(mined_db, ExportParams(runs=("ens-top",), to=out, batch_size=5))
     expected = mined_db.sql(TRIPLETS_SQL, ["ens-top"])
     count = mined_db.scalar("SELECT count(*) FROM triplets WHERE run_id = 'run-ens'")
     assert summary.rows == count == expected.height == 12
@@ -42,17 +47,37 @@ def test_triplet_export_loads_back_with_the_rows_of_sql(mined_db, tmp_path):
     assert loaded.column_names == ["anchor", "positive", "negative"]
     assert loaded.num_rows == count
     assert loaded.to_dict() == expected.select("anchor", "positive", "negative").to_dict(as_series=False)
-    parquet = out / "data" / "train-00000-of-00001.parquet"
-    assert summary.parquet_files == [parquet]
-    assert pq.read_table(parquet).to_pydict() == loaded.to_dict()
-    assert pl.read_parquet(parquet).equals(expected.select("anchor", "positive", "negative"))
+    assert summary.parquet_files == [] and not (out / "data").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left
 
 
+def test_parquet_export_is_a_hub_folder_that_load_dataset_reads(mined_db, tmp_path):
+    out = tmp_path / "hub"
+    summary = export(
+        mined_db, ExportParams(runs=("ens-top",), to=out, parquet=True, keep_ids=True, batch_size=5)
+    )
+    expected = mined_db.sql(TRIPLETS_SQL, ["ens-top"])
+    assert not (out / "state.json").exists()  # load_dataset refuses a save_to_disk folder
+    loaded = datasets.load_dataset(str(out), split="train")
+    assert loaded.column_names == ["anchor", "positive", "negative"]
+    assert loaded.to_dict() == expected.select("anchor", "positive", "negative").to_dict(as_series=False)
+    assert datasets.load_dataset(str(out))["train"].num_rows == 12
+    ids = datasets.load_dataset(str(out), "ids", split="train")
+    assert (
+        ids.column_names[:3] == loaded.column_names
+        and ids["negative_chunk_id"] == expected["negative_chunk_id"].to_list()
+    )
+    parquet = out / "data" / "train-00000-of-00001.parquet"
+    assert summary.parquet_files == [parquet, out / "ids" / "train-00000-of-00001.parquet"]
+    assert pl.read_parquet(parquet).equals(expected.select("anchor", "positive", "negative"))
+    assert pq.read_table(parquet).to_pydict() == loaded.to_dict()
+
+
 def test_keep_ids_adds_ids_ranks_and_scores_matching_the_triplets(mined_db, tmp_path):
-    export(mined_db, ExportParams(runs=("bm25-top",), to=tmp_path / "b", keep_ids=True))
-    loaded = pl.from_arrow(datasets.load_from_disk(str(tmp_path / "b")).data.table)
-    assert loaded.columns == [
+    summary = export(mined_db, ExportParams(runs=("bm25-top",), to=tmp_path / "b", keep_ids=True))
+    assert datasets.load_from_disk(str(tmp_path / "b")).column_names == ["anchor", "positive", "negative"]
+    loaded = load_ids(tmp_path / "b")
+    assert summary.id_columns == loaded.columns == [
         "anchor", "positive", "negative", "query_id", "positive_doc_id", "positive_chunk_id",
         "negative_doc_id", "negative_chunk_id", "rank", "score", "positive_score", "run",
     ]  # fmt: skip
@@ -64,9 +89,12 @@ def test_keep_ids_adds_ids_ranks_and_scores_matching_the_triplets(mined_db, tmp_
 
 def test_ntuple_rows_list_negatives_in_rank_order(mined_db, tmp_path):
     summary = export(
-        mined_db, ExportParams(runs=("ens-top",), to=tmp_path / "n", format="n-tuple", keep_ids=True)
+        mined_db, ExportParams(runs=("ens-top",), to=tmp_path / "n", layout="n-tuple", keep_ids=True)
     )
-    rows = datasets.load_from_disk(str(tmp_path / "n")).to_list()
+    assert datasets.load_from_disk(str(tmp_path / "n")).column_names == summary.columns == [
+        "anchor", "positive", "negative_1", "negative_2", "negative_3",
+    ]  # fmt: skip
+    rows = load_ids(tmp_path / "n").to_dicts()
     assert summary.num_negatives == 3 and len(rows) == 4  # one row per query-positive pair
     assert list(rows[0])[:5] == ["anchor", "positive", "negative_1", "negative_2", "negative_3"]
     first = rows[0]
@@ -82,19 +110,20 @@ def test_ntuple_needing_more_negatives_than_the_run_has_fails_naming_short_queri
     before = digest(mined_db)
     with pytest.raises(TooFewNegatives, match=r"3 negatives: 1 of 3 queries \(1 query-positive pairs\)"):
         export(
-            mined_db, ExportParams(runs=("bm25-top",), to=tmp_path / "n", format="n-tuple", num_negatives=3)
+            mined_db, ExportParams(runs=("bm25-top",), to=tmp_path / "n", layout="n-tuple", num_negatives=3)
         )
     assert not (tmp_path / "n").exists()
     assert digest(mined_db) == before
-    summary = export(mined_db, ExportParams(runs=("bm25-top",), to=tmp_path / "n", format="n-tuple",
+    summary = export(mined_db, ExportParams(runs=("bm25-top",), to=tmp_path / "n", layout="n-tuple",
                                             num_negatives=3, drop_short=True))  # fmt: skip
     assert (summary.rows, summary.dropped_pairs) == (3, 1)
     assert "q2" not in datasets.load_from_disk(str(tmp_path / "n"))["anchor"][0]
 
 
 def test_labeled_pair_gives_each_positive_once_then_its_negatives(mined_db, tmp_path):
-    export(mined_db, ExportParams(runs=("random",), to=tmp_path / "p", format="labeled-pair", keep_ids=True))
-    rows = datasets.load_from_disk(str(tmp_path / "p")).to_list()
+    export(mined_db, ExportParams(runs=("random",), to=tmp_path / "p", layout="labeled-pair", keep_ids=True))
+    assert datasets.load_from_disk(str(tmp_path / "p")).column_names == ["query", "passage", "label"]
+    rows = load_ids(tmp_path / "p").to_dicts()
     pairs = mined_db.scalar(
         "SELECT count(DISTINCT (query_id, positive_chunk_id)) FROM triplets WHERE run_id = 'run-rnd'"
     )
@@ -112,7 +141,7 @@ def test_several_runs_export_each_triple_once_first_run_first(mined_db, tmp_path
         "SELECT count(DISTINCT (query_id, positive_chunk_id, negative_chunk_id)) FROM triplets "
         "WHERE run_id IN ('run-ens', 'run-bm25')"
     )
-    loaded = pl.from_arrow(datasets.load_from_disk(str(tmp_path / "m")).data.table)
+    loaded = load_ids(tmp_path / "m")
     assert summary.rows == loaded.height == distinct
     shared = loaded.filter((pl.col("query_id") == "q1") & (pl.col("negative_chunk_id") == "d5#0"))
     assert shared["run"].to_list() == ["ens-top"]
@@ -125,7 +154,9 @@ def test_dataset_card_has_hub_front_matter_and_run_provenance(mined_db, tmp_path
     meta, body = _front_matter(tmp_path / "c")
     assert meta["license"] == "cc-by-4.0"
     assert meta["size_categories"] == ["n<1K"]
-    assert meta["source_datasets"] == ["tiny-corpus"]
+    assert meta["source_datasets"] == ["extended|tiny-corpus"]  # the Hub's form for derived data
+    assert meta["pretty_name"] == "Hard negatives mined by hnm-db: ens-top (triplet)"
+    assert "language" not in meta and "Language: not recorded (export --language sets it)." in body
     assert "sentence-transformers" in meta["tags"] and meta["task_categories"]
     files = meta["configs"][0]["data_files"][0]
     assert files["split"] == "train"
@@ -199,9 +230,9 @@ def test_triplets_pointing_at_deleted_chunks_block_the_export(mined_db, tmp_path
     ("kwargs", "field"),
     [
         ({"runs": ()}, "runs"),
-        ({"format": "pairs"}, "format"),
+        ({"layout": "pairs"}, "layout"),
         ({"num_negatives": 2}, "num_negatives"),
-        ({"format": "n-tuple", "num_negatives": 0}, "num_negatives"),
+        ({"layout": "n-tuple", "num_negatives": 0}, "num_negatives"),
         ({"split": "../x"}, "split"),
     ],
 )
@@ -231,8 +262,57 @@ def test_small_batches_and_query_slices_give_the_same_dataset(mined_db, tmp_path
     assert _slices(mined_db, args, 8) == [("q1", "q2"), ("q3", "q3")]
     kw = {"num_negatives": 3} if fmt == "n-tuple" else {}
     export(
-        mined_db, ExportParams(runs=runs, to=tmp_path / "a", format=fmt, keep_ids=True, batch_size=1, **kw)
+        mined_db, ExportParams(runs=runs, to=tmp_path / "a", layout=fmt, keep_ids=True, batch_size=1, **kw)
     )
-    export(mined_db, ExportParams(runs=runs, to=tmp_path / "b", format=fmt, keep_ids=True, **kw))
-    small, whole = (datasets.load_from_disk(str(tmp_path / x)).to_list() for x in "ab")
+    export(mined_db, ExportParams(runs=runs, to=tmp_path / "b", layout=fmt, keep_ids=True, **kw))
+    small, whole = (load_ids(tmp_path / x).to_dicts() for x in "ab")
     assert small == whole and len(small) > 3
+
+
+def test_folders_a_killed_export_left_behind_are_removed_by_the_next_one(mined_db, tmp_path):
+    import os
+
+    leftovers = [
+        tmp_path / n for n in (".out.tmp-999999999-k1ll", ".out.old-999999999-0ld1", ".out.tmp-ab12cd")
+    ]
+    kept = [tmp_path / n for n in (f".out.tmp-{os.getpid()}-busy", ".other.tmp-999999999-x", ".out.tmpfile")]
+    for folder in leftovers + kept:
+        folder.mkdir()
+        (folder / "rows.arrow").write_bytes(b"partial")
+    export(mined_db, ExportParams(runs=("random",), to=tmp_path / "out"))
+    assert datasets.load_from_disk(str(tmp_path / "out")).num_rows == 8
+    assert not [p for p in leftovers if p.exists()]
+    assert all(p.exists() for p in kept)  # a running export's folder, another target's, not ours
+
+
+def test_card_carries_license_language_and_dataset_info_is_filled(mined_db, tmp_path):
+    import json
+
+    mined_db.execute("""UPDATE documents SET meta = '{"license": "CC-BY-4.0", "language": "en"}'""")
+    export(mined_db, ExportParams(runs=("ens-top",), to=tmp_path / "d"))
+    meta, body = _front_matter(tmp_path / "d")
+    assert (meta["license"], meta["language"]) == ("cc-by-4.0", ["en"]) and "Language: en." in body
+    info = json.loads((tmp_path / "d" / "dataset_info.json").read_text())
+    assert info["license"] == "cc-by-4.0"
+    assert (
+        info["description"].startswith("12 triplet rows of hard negatives")
+        and "tiny-corpus" in info["description"]
+    )
+    export(mined_db, ExportParams(runs=("ens-top",), to=tmp_path / "o", language=("de", "fr"), license="mit"))
+    assert _front_matter(tmp_path / "o")[0]["language"] == ["de", "fr"]
+    assert json.loads((tmp_path / "o" / "dataset_info.json").read_text())["license"] == "mit"
+
+
+@pytest.mark.parametrize("parquet", [False, True])
+def test_two_exports_of_one_run_are_byte_identical(mined_db, tmp_path, parquet):
+    def files(folder: Path) -> dict[str, bytes]:
+        return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+    for name in ("a", "b"):  # the card names the folder, so both are called "out"
+        params = ExportParams(
+            runs=("ens-top", "random"), to=tmp_path / name / "out", keep_ids=True, parquet=parquet
+        )
+        export(mined_db, params)
+    first, second = files(tmp_path / "a" / "out"), files(tmp_path / "b" / "out")
+    assert first.keys() == second.keys() and len(first) >= 3
+    assert [k for k in first if first[k] != second[k]] == []

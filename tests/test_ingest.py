@@ -6,6 +6,7 @@ Every bad-input test checks the message and that the database is exactly as befo
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -473,3 +474,143 @@ def test_database_api_mirrors_the_commands(db, beir_dir, tmp_path):
     assert db.ingest_beir(beir_dir).counts["documents"].new == len(CORPUS)
     path = write_jsonl(tmp_path / "more.jsonl", [{"id": "extra", "text": "extra doc"}])
     assert db.ingest_table(path, "documents").counts["documents"].new == 1
+
+
+# -- issue 11: bad values, empty inputs, qrels of empty documents --------------------------------------
+@pytest.mark.parametrize(
+    ("line", "field"),
+    [
+        ('{"_id": "s1", "text": "a\\ud800b"}', "'text'"),
+        ('{"_id": "s\\udfff1", "text": "fine"}', "'_id'"),
+        ('{"_id": "s1", "text": "fine", "tags": ["x", "\\ud83d"]}', "'tags'"),
+        ('{"_id": "s1", "text": "fine", "\\ud800": 1}', "'\\ud800'"),
+    ],
+)
+def test_lone_surrogate_escape_names_file_line_and_field(loaded, tmp_path, digest, line, field):
+    path = tmp_path / "s.jsonl"
+    path.write_text('{"_id": "ok", "text": "fine"}\n' + line + "\n", encoding="utf-8")
+    before = digest(loaded)
+    with pytest.raises(InputError, match=r"s\.jsonl line 2: .*holds a lone surrogate \\u[0-9a-f]{4}") as exc:
+        ingest_table(loaded, path, TableSpec("documents", all_meta=True))
+    assert (field in str(exc.value) or "a key" in str(exc.value)) and "\n" not in str(exc.value)
+    assert digest(loaded) == before
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ('{"_id": "d1", "text": NaN}', "field 'text' must be a string, found the number nan"),
+        ('{"_id": "d1", "text": Infinity}', "field 'text' must be a string, found the number inf"),
+        ('{"_id": "d1", "title": ["a", 1], "text": "t"}', "field 'title' must be a string, found list"),
+        ('{"_id": "d1", "title": {"x": 1}, "text": "t"}', "field 'title' must be a string, found dict"),
+        ('{"_id": "d\\u00001", "text": "t"}', "field '_id' holds a NUL character"),
+        ('{"_id": NaN, "text": "t"}', "field '_id' must be a string, found the number nan"),
+        ('{"_id": "d1", "text": "t", "year": NaN}', "field 'year' holds NaN or Infinity"),
+    ],
+)
+def test_values_that_would_be_converted_silently_are_refused(loaded, tmp_path, digest, row, message):
+    path = tmp_path / "v.jsonl"
+    path.write_text(row + "\n", encoding="utf-8")
+    before = digest(loaded)
+    with pytest.raises(InputError, match=r"v\.jsonl line 1: ") as exc:
+        ingest_table(loaded, path, TableSpec("documents", all_meta=True))
+    assert message in str(exc.value)
+    assert digest(loaded) == before
+
+
+def _write(path: Path, content: str | bytes) -> Path:
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "kind", "why"),
+    [
+        ("e.jsonl", "", "documents", "the file is empty"),
+        ("b.jsonl", "\n  \n\t\n", "queries", "only blank lines"),
+        ("e.csv", "", "documents", "the file is empty"),
+        ("h.csv", "_id,text\n", "documents", "a header line and no rows"),
+        ("h.tsv", "query-id\tcorpus-id\tscore\n", "qrels", "a header line and no rows"),
+    ],
+)
+def test_an_empty_input_is_an_error_naming_the_file(loaded, tmp_path, digest, name, content, kind, why):
+    before = digest(loaded)
+    with pytest.raises(InputError, match=re.escape(f"{name}: no records: {why}") + "$"):
+        ingest_table(loaded, _write(tmp_path / name, content), TableSpec(kind))
+    assert digest(loaded) == before
+
+
+def test_empty_parquet_url_list_folder_and_beir_qrels_are_errors(loaded, tmp_path, digest):
+    before = digest(loaded)
+    empty_pq = tmp_path / "z.parquet"
+    pl.DataFrame(schema={"_id": pl.String, "text": pl.String}).write_parquet(empty_pq)
+    with pytest.raises(InputError, match=r"z\.parquet: no records: the table has no rows"):
+        ingest_table(loaded, empty_pq, TableSpec("documents"))
+    with pytest.raises(InputError, match=r"urls\.txt: no records: no URLs"):
+        ingest_urls(loaded, _write(tmp_path / "urls.txt", "# nothing yet\n\n"))
+    (tmp_path / "nofiles").mkdir()
+    _write(tmp_path / "nofiles" / "notes.csv", "not a supported suffix")
+    with pytest.raises(InputError, match=r"nofiles: no records: no \.txt, \.md"):
+        ingest_files(loaded, tmp_path / "nofiles")
+    beir = tmp_path / "beir-empty-qrels"
+    beir.mkdir()
+    write_jsonl(beir / "corpus.jsonl", [{"_id": "x1", "text": "one"}])
+    (beir / "qrels").mkdir()
+    _write(beir / "qrels" / "test.tsv", "query-id\tcorpus-id\tscore\n")
+    with pytest.raises(InputError, match=r"test\.tsv: no records: no judgements"):
+        ingest_beir(loaded, beir)
+    assert digest(loaded) == before
+
+
+@pytest.mark.parametrize("suffix", [".tsv", ".csv"])
+def test_a_qrels_header_is_recognised_by_its_content_not_its_position(loaded, tmp_path, suffix):
+    sep = "\t" if suffix == ".tsv" else ","
+    one = _write(tmp_path / f"one{suffix}", sep.join(["q-astro-0", "astro-1", "2"]) + "\n")
+    summary = ingest_table(loaded, one, TableSpec("qrels", split="dev"))
+    assert summary.counts["qrels"].new == 1
+    assert loaded.execute("SELECT * FROM qrels WHERE split = 'dev'").fetchall() == [
+        ("q-astro-0", "astro-1", 2, "dev")
+    ]
+    named = _write(
+        tmp_path / f"named{suffix}", sep.join(["qid", "docid"]) + "\n" + sep.join(["q-bio-0", "bio-2"])
+    )
+    assert ingest_table(loaded, named, TableSpec("qrels", split="dev")).counts["qrels"].new == 1
+
+
+def test_qrels_naming_an_empty_document_are_skipped_with_a_note(db, beir_dir):
+    with open(beir_dir / "corpus.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps({"_id": "title-only", "title": "Only a title", "text": ""}) + "\n")
+    with open(beir_dir / "qrels" / "train.tsv", "a", encoding="utf-8") as f:
+        f.write("q-astro-0\ttitle-only\t1\n")
+    summary = ingest_beir(db, beir_dir)
+    assert summary.counts["documents"].skipped_empty == 1
+    assert (summary.counts["qrels"].new, summary.counts["qrels"].skipped_empty) == (len(QRELS), 1)
+    note = next(n for n in summary.skipped if "skipped: document" in n)
+    assert note.endswith(
+        "qrel ('q-astro-0', 'title-only') skipped: document 'title-only' has an empty text "
+        f"({(beir_dir / 'corpus.jsonl').resolve()} line {len(CORPUS) + 1})"
+    )
+    assert "train.tsv line" in note
+    assert db.scalar("SELECT count(*) FROM qrels WHERE doc_id = 'title-only'") == 0
+
+
+def test_license_and_language_come_from_the_folder_card_or_the_options(db, beir_dir, tmp_path):
+    (beir_dir / "README.md").write_text("---\nlicense: cc-by-sa-4.0\nlanguage:\n- en\n---\n# A corpus\n")
+    ingest_beir(db, beir_dir)
+    metas = {json.loads(m)["license"] for (m,) in db.execute("SELECT meta FROM documents").fetchall()}
+    assert metas == {"cc-by-sa-4.0"}
+    assert db.scalar("SELECT DISTINCT meta ->> 'language' FROM documents") == "en"
+    other = write_jsonl(
+        tmp_path / "more.jsonl", [{"_id": "m1", "text": "more", "license": "mit"}, {"_id": "m2", "text": "x"}]
+    )
+    ingest_table(db, other, TableSpec("documents", all_meta=True, license="odc-by", language="de"))
+    rows = dict(
+        db.execute("SELECT doc_id, meta ->> 'license' FROM documents WHERE doc_id LIKE 'm%'").fetchall()
+    )
+    assert rows == {"m1": "mit", "m2": "odc-by"}  # a record's own license wins over the option
+    (beir_dir / "README.md").write_text("---\nlicense: [unclosed\n---\n")
+    with pytest.raises(InputError, match=r"README\.md: dataset card front matter is not YAML"):
+        ingest_beir(db, beir_dir)

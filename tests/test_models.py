@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from hnm_db import models
-from hnm_db.errors import InvalidParams, ModelLoadError, NotFound, UnknownModel
+from hnm_db.errors import InvalidParams, ModelLoadError, ModelRegisteredAs, NotFound, UnknownModel
 
 
 @pytest.fixture(autouse=True)
@@ -45,6 +45,17 @@ def test_same_folder_and_settings_reuse_the_registered_row(db, tiny_model_dir):
     again = models.add_model(db, "tiny", str(tiny_model_dir))
     assert not again.created and again.row.model_id == first.model_id
     assert db.scalar("SELECT count(*) FROM models") == 1
+
+
+def test_an_identical_model_under_a_second_name_is_refused_naming_the_first(db, tiny_model_dir, digest):
+    first = models.add_model(db, "tiny", str(tiny_model_dir)).row
+    before = digest(db)
+    with pytest.raises(ModelRegisteredAs, match=rf"model 'copy' would be identical to the registered model "
+                       rf"'tiny' \({first.model_id}: .*use the name 'tiny'"):  # fmt: skip
+        models.add_model(db, "copy", str(tiny_model_dir))
+    assert digest(db) == before
+    variant = models.add_model(db, "copy", str(tiny_model_dir), query_prompt="q: ")  # a variant is welcome
+    assert variant.created and variant.row.name == "copy"
 
 
 @pytest.mark.parametrize(

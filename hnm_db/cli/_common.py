@@ -5,31 +5,43 @@ Only the ``hnm_db.cli`` package imports click; everything here formats or forwar
 
 from __future__ import annotations
 
-import csv
+import base64
 import datetime as _dt
-import io
+import decimal
 import json
+import math
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import click
 import polars as pl
+import pyarrow as pa
 
 import hnm_db
+from hnm_db.db import JSON_FIELD
 from hnm_db.errors import HnmError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-FORMATS = ("table", "csv", "json")
+#: Output formats of every command that prints rows: a text table for people (floats rounded for
+#: display), and faithful machine formats: CSV (polars' writer, full precision), a JSON array, and
+#: NDJSON (one object per line). JSON has no NaN or Infinity: they are written as null.
+FORMATS = ("table", "csv", "json", "ndjson")
 
 
 class Ctx:
     """What the top-level group hands every command: where the database is and how loud to be."""
 
-    def __init__(self, db_path: str, quiet: bool) -> None:
+    def __init__(self, db_path: str, quiet: bool, db_given: bool = True) -> None:
         self.db_path = db_path
         self.quiet = quiet
+        self.db_given = db_given
+
+    @property
+    def progress(self) -> bool:
+        """Progress bars only to a terminal (a log gets no carriage-return frames) and never with --quiet."""
+        return not self.quiet and sys.stderr.isatty()
 
     def open(self, read_only: bool = False) -> hnm_db.Database:
         return hnm_db.open(self.db_path, read_only=read_only)
@@ -39,46 +51,135 @@ pass_ctx = click.make_pass_decorator(Ctx)
 
 
 def format_option(fn: F) -> F:
-    """``--format table|csv|json`` on every command that prints rows."""
+    """``--format table|csv|json|ndjson`` on every command that prints rows."""
     return click.option(
         "--format",
         "fmt",
         type=click.Choice(FORMATS),
         default="table",
         show_default=True,
-        help="Output format for the printed rows.",
+        help="Output format: an aligned table (floats rounded), csv, json (an array) or ndjson (one "
+        "object per line); the machine formats keep every digit, and JSON writes NaN as null.",
     )(fn)
 
 
+def _set_quiet(click_ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    if value:
+        click_ctx.ensure_object(Ctx).quiet = True
+    return value
+
+
+def add_quiet_option(command: click.Command) -> None:
+    """``-q/--quiet`` on ``command`` (and its subcommands) as well as on the group: where users type it."""
+    if not any(p.name == "quiet" for p in command.params):
+        command.params.append(
+            click.Option(
+                ["--quiet", "-q"],
+                is_flag=True,
+                expose_value=False,
+                is_eager=True,
+                callback=_set_quiet,
+                help="No progress bars or notes on stderr (as the group's --quiet).",
+            )  # fmt: skip
+        )
+    for sub in getattr(command, "commands", {}).values():
+        add_quiet_option(sub)
+
+
+# -- values ----------------------------------------------------------------------------------------
 def _cell(value: Any) -> str:
+    """A value for the text table: floats rounded for display, nested values as JSON."""
     if value is None:
         return ""
     if isinstance(value, float):
         return f"{value:.4f}"
     if isinstance(value, (dict, list)):
-        return json.dumps(value, default=str)
+        return json.dumps(json_value(value), ensure_ascii=False)
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(bytes(value)).decode("ascii")
     return str(value)
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (_dt.datetime, _dt.date)):
+def json_value(value: Any, *, json_text: bool = False) -> Any:
+    """A Python value as JSON can hold it: NaN/Infinity -> null, bytes -> base64, dates -> ISO 8601,
+    decimals -> numbers, and (``json_text``) a JSON column's text -> the value it holds."""
+    if value is None:
+        return None
+    if json_text and isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
         return value.isoformat()
-    return str(value)
+    if isinstance(value, dict):
+        return {str(k): json_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_value(v) for v in value]
+    return str(value)  # timedelta, UUID, ...
 
 
-def render_rows(columns: Sequence[str], rows: Iterable[Sequence[Any]], fmt: str) -> str:
-    """Rows as an aligned text table, CSV, or a JSON array of objects."""
+def dumps(value: Any) -> str:
+    """Strict JSON of a (converted) value: never NaN, never a Python repr."""
+    return json.dumps(json_value(value), ensure_ascii=False, allow_nan=False, sort_keys=False)
+
+
+# -- tables ----------------------------------------------------------------------------------------
+def _as_arrow(rows: pl.DataFrame | pa.Table) -> pa.Table:
+    return rows if isinstance(rows, pa.Table) else rows.to_arrow()
+
+
+def _json_columns(table: pa.Table, extra: Iterable[str] = ()) -> set[str]:
+    marked = {f.name for f in table.schema if f.metadata and f.metadata.get(JSON_FIELD)}
+    return marked | set(extra)
+
+
+def _csv(table: pa.Table) -> str:
+    """CSV through polars' writer (full float precision, NaN as NaN, NULL as an empty field); nested
+    values as JSON text and binary as base64, which CSV cannot hold otherwise."""
+    columns = {}
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        t = column.type
+        if pa.types.is_nested(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t) or _not_polars(t):
+            column = pa.array([None if v is None else _cell(v) for v in column.to_pylist()], pa.string())
+        columns[name] = column
+    frame = pl.from_arrow(pa.table(columns)) if columns else pl.DataFrame()
+    return frame.write_csv().rstrip("\n")
+
+
+def _not_polars(t: pa.DataType) -> bool:
+    return pa.types.is_interval(t) or pa.types.is_decimal(t) and t.precision > 38
+
+
+def _json_rows(table: pa.Table, json_columns: set[str]) -> Iterator[str]:
+    for row in table.to_pylist():
+        yield dumps({k: json_value(v, json_text=k in json_columns) for k, v in row.items()})
+
+
+def render_rows(
+    columns: Sequence[str], rows: Iterable[Sequence[Any]], fmt: str, *, json_columns: Iterable[str] = ()
+) -> str:
+    """Rows as an aligned text table, CSV, a JSON array of objects, or NDJSON."""
     rows = [list(r) for r in rows]
-    if fmt == "json":
-        return json.dumps(
-            [dict(zip(columns, r, strict=False)) for r in rows], default=_json_default, indent=1
-        )
+    if fmt in ("json", "ndjson"):
+        objects = [
+            dumps(
+                {c: json_value(v, json_text=c in set(json_columns)) for c, v in zip(columns, r, strict=True)}
+            )
+            for r in rows
+        ]
+        return _join_json(objects, fmt)
     if fmt == "csv":
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(columns)
-        writer.writerows([[_cell(v) for v in r] for r in rows])
-        return buf.getvalue().rstrip("\n")
+        table = pa.table({c: pa.array([_csv_value(r[i]) for r in rows]) for i, c in enumerate(columns)})
+        return _csv(table) if rows else ",".join(columns)
     cells = [[_cell(v) for v in r] for r in rows]
     widths = [len(c) for c in columns]
     for r in cells:
@@ -93,9 +194,32 @@ def render_rows(columns: Sequence[str], rows: Iterable[Sequence[Any]], fmt: str)
     return "\n".join(out)
 
 
-def emit_frame(df: pl.DataFrame, fmt: str) -> None:
-    """Print a polars frame in the chosen format."""
-    click.echo(render_rows(df.columns, df.rows(), fmt))
+def _csv_value(value: Any) -> Any:
+    """A Python value for one CSV cell of a hand-built row: nested values as JSON text."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (dict, list, tuple)):
+        return dumps(value)
+    return _cell(value)
+
+
+def _join_json(objects: Sequence[str], fmt: str) -> str:
+    if fmt == "ndjson":
+        return "\n".join(objects)
+    return "[" + ",".join("\n " + o for o in objects) + ("\n]" if objects else "]")
+
+
+def emit_frame(rows: pl.DataFrame | pa.Table, fmt: str, *, json_columns: Iterable[str] = ()) -> None:
+    """Print a polars frame or an Arrow table in the chosen format (JSON columns come out nested)."""
+    table = _as_arrow(rows)
+    if fmt == "csv":
+        out = _csv(table) if table.num_rows else ",".join(table.column_names)
+    elif fmt in ("json", "ndjson"):
+        out = _join_json(list(_json_rows(table, _json_columns(table, json_columns))), fmt)
+    else:
+        out = render_rows(table.column_names, (r.values() for r in table.to_pylist()), fmt)
+    if out or fmt != "ndjson":
+        click.echo(out)
 
 
 def emit_mapping(mapping: dict[str, Any], fmt: str) -> None:
@@ -113,7 +237,12 @@ def info(ctx: Ctx, message: str) -> None:
 
 
 class HnmGroup(click.Group):
-    """A group that turns library errors into one stderr line and exit code 1."""
+    """A group that turns library errors into one stderr line and exit code 1, and gives every command
+    a ``-q/--quiet`` of its own (added when the command is registered)."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        add_quiet_option(cmd)
+        super().add_command(cmd, name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

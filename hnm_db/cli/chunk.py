@@ -62,12 +62,18 @@ def chunk_cmd(
     their old chunks are replaced in one transaction. A document too short to split is one chunk.
     With sentences, a sentence longer than --size is a chunk of its own (characters) or is split into
     token windows (with --model, so every chunk fits the model).
+
+    \b
+    Examples:
+      hnm-db chunk --strategy whole
+      hnm-db chunk --strategy tokens --model minilm-l6 --size 128 --overlap 16
+      hnm-db chunk --strategy sentences --size 800
     """
     from hnm_db.chunk import ChunkParams, chunk
 
     params = ChunkParams(strategy=strategy, size=size, overlap=overlap, model=model, title=title)
     with ctx.open() as db:
-        summary = chunk(db, params, list(doc_ids) or None, progress=not ctx.quiet)
+        summary = chunk(db, params, list(doc_ids) or None, progress=ctx.progress)
     emit_mapping(summary.as_dict(), fmt)
 
 
@@ -82,6 +88,11 @@ def split_cmd(ctx: Ctx, test_ratio: float, seed: int, dev_ratio: float, fmt: str
 
     Qrels keep the split they came with; the view query_splits shows each query's effective split.
     Re-running replaces the previous assignment.
+
+    \b
+    Examples:
+      hnm-db split --test-ratio 0.2 --seed 0
+      hnm-db split --test-ratio 0.1 --dev-ratio 0.1 --seed 7
     """
     from hnm_db.split import SplitParams, split
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 import polars as pl
 
@@ -12,14 +10,26 @@ from hnm_db.cli._common import Ctx, emit_frame, emit_mapping, format_option, inf
 
 @click.group("models")
 def models_group() -> None:
-    """Register embedding models and list them (built-in aliases: minilm-l6, minilm-l3, mpnet-base)."""
+    """Register embedding models and list them (built-in aliases: minilm-l6, minilm-l3, mpnet-base).
+
+    \b
+    Examples:
+      hnm-db models add e5 --source ~/models/e5-small-v2 --query-prompt 'query: ' --doc-prompt 'passage: '
+      hnm-db models list
+    """
 
 
 @models_group.command("list")
 @format_option
 @pass_ctx
 def models_list(ctx: Ctx, fmt: str) -> None:
-    """List registered models, newest first, with how many vectors each has."""
+    """List registered models, newest first, with how many vectors each has.
+
+    \b
+    Examples:
+      hnm-db models list
+      hnm-db models list --format json
+    """
     with ctx.open(read_only=True) as db:
         df = db.list_models()
     emit_frame(df, fmt)
@@ -46,7 +56,13 @@ def models_add(
     normalize: bool,
     fmt: str,
 ) -> None:
-    """Register model SOURCE under NAME (loads it once to check it and learn its dimension)."""
+    """Register model SOURCE under NAME (loads it once to check it and learn its dimension).
+
+    \b
+    Examples:
+      hnm-db models add mini --source minilm-l6 --max-seq-length 128
+      hnm-db models add e5 --source ~/models/e5-small-v2 --query-prompt 'query: '
+    """
     with ctx.open() as db:
         reg = db.add_model(
             name,
@@ -102,10 +118,16 @@ def models_add(
 def embed_cmd(
     ctx: Ctx, models: tuple[str, ...], what: str, batch_size: int, threads: int | None, fmt: str
 ) -> None:
-    """Embed every chunk and/or query text that has no vector yet for each model."""
+    """Embed every chunk and/or query text that has no vector yet for each model.
+
+    \b
+    Examples:
+      hnm-db embed -m minilm-l6 -m minilm-l3
+      hnm-db embed -m mpnet-base --what queries --batch-size 32 --threads 2
+    """
     with ctx.open() as db:
         summary = db.embed(
-            list(models), what=what, batch_size=batch_size, threads=threads, progress=not ctx.quiet
+            list(models), what=what, batch_size=batch_size, threads=threads, progress=ctx.progress
         )
     rows = []
     for rep in summary.models:
@@ -127,16 +149,20 @@ def embed_cmd(
 
 @click.group("ensemble")
 def ensemble_group() -> None:
-    """Build ensemble vectors whose dot product is the weighted mean of member cosines."""
+    """Build ensemble vectors whose dot product is the weighted mean of member cosines.
+
+    \b
+    Examples:
+      hnm-db ensemble create ens -m minilm-l6 -m minilm-l3
+      hnm-db ensemble list
+    """
 
 
 def _emit_summary(summary, fmt: str) -> None:
     emit_mapping(
         {
             "ensemble_id": summary.ensemble_id,
-            "members": json.dumps(
-                [{"model_id": m.model_id, "weight": round(m.weight, 6)} for m in summary.members]
-            ),
+            "members": [{"model_id": m.model_id, "weight": round(m.weight, 6)} for m in summary.members],
             "dim": summary.dim,
             "added_doc": summary.added.get("doc", 0),
             "added_query": summary.added.get("query", 0),
@@ -159,9 +185,15 @@ def _emit_summary(summary, fmt: str) -> None:
 @format_option
 @pass_ctx
 def ensemble_create(ctx: Ctx, name: str, members: tuple[str, ...], replace: bool, fmt: str) -> None:
-    """Create ensemble NAME (re-running with the same members adds vectors for new texts only)."""
+    """Create ensemble NAME (re-running with the same members adds vectors for new texts only).
+
+    \b
+    Examples:
+      hnm-db ensemble create ens -m minilm-l6 -m minilm-l3 -m mpnet-base
+      hnm-db ensemble create ens -m minilm-l6:2 -m mpnet-base:1 --replace
+    """
     with ctx.open() as db:
-        summary = db.create_ensemble(name, list(members), replace=replace, progress=not ctx.quiet)
+        summary = db.create_ensemble(name, list(members), replace=replace, progress=ctx.progress)
     _emit_summary(summary, fmt)
 
 
@@ -170,9 +202,14 @@ def ensemble_create(ctx: Ctx, name: str, members: tuple[str, ...], replace: bool
 @format_option
 @pass_ctx
 def ensemble_update(ctx: Ctx, name: str, fmt: str) -> None:
-    """Add vectors for texts embedded since ensemble NAME was built."""
+    """Add vectors for texts embedded since ensemble NAME was built.
+
+    \b
+    Examples:
+      hnm-db ensemble update ens
+    """
     with ctx.open() as db:
-        summary = db.update_ensemble(name, progress=not ctx.quiet)
+        summary = db.update_ensemble(name, progress=ctx.progress)
     _emit_summary(summary, fmt)
 
 
@@ -180,10 +217,16 @@ def ensemble_update(ctx: Ctx, name: str, fmt: str) -> None:
 @format_option
 @pass_ctx
 def ensemble_list(ctx: Ctx, fmt: str) -> None:
-    """List ensembles with their members, dimension and vector counts."""
+    """List ensembles with their members, dimension and vector counts.
+
+    \b
+    Examples:
+      hnm-db ensemble list
+      hnm-db ensemble list --format ndjson
+    """
     with ctx.open(read_only=True) as db:
         df = db.list_ensembles()
-    emit_frame(df, fmt)
+    emit_frame(df, fmt, json_columns=["members"])
 
 
 COMMANDS: list[click.Command] = [models_group, embed_cmd, ensemble_group]

@@ -17,7 +17,7 @@ from hnm_db import ingest as ingest_lib
 from hnm_db.cli._common import Ctx, emit_frame, format_option, info, pass_ctx
 from hnm_db.errors import InvalidParams
 
-#: Notes about skipped empty texts printed at most (the counts are always complete).
+#: Notes about skipped empty texts (and the qrels naming them) printed at most; the counts are complete.
 MAX_NOTES = 10
 
 
@@ -31,6 +31,23 @@ def on_duplicate_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     )(fn)
 
 
+def source_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--license and --language: facts about the source that an export's dataset card carries."""
+    fn = click.option(
+        "--language",
+        default=None,
+        help="Language code(s) of the documents, comma-separated (e.g. en); kept in each new document's "
+        "meta for the export's dataset card.",
+    )(fn)
+    return click.option(
+        "--license",
+        "license_",
+        default=None,
+        help="License of the documents (a Hub license id, e.g. cc-by-4.0); kept in each new document's "
+        "meta for the export's dataset card.",
+    )(fn)
+
+
 def report(ctx: Ctx, summary: ingest_lib.IngestSummary, fmt: str) -> None:
     """Counts to stdout in the chosen format; failures, skipped rows and a one-line total to stderr."""
     columns = ["table", *ingest_lib.KindCounts.__dataclass_fields__]
@@ -41,7 +58,7 @@ def report(ctx: Ctx, summary: ingest_lib.IngestSummary, fmt: str) -> None:
     for note in summary.skipped[:MAX_NOTES]:
         info(ctx, f"skipped: {note}")
     if len(summary.skipped) > MAX_NOTES:
-        info(ctx, f"skipped: ... and {len(summary.skipped) - MAX_NOTES} more empty texts")
+        info(ctx, f"skipped: ... and {len(summary.skipped) - MAX_NOTES} more")
     info(ctx, summary.describe())
 
 
@@ -51,19 +68,49 @@ def ingest() -> None:
 
     Re-ingesting the same data changes nothing; a known id whose content changed follows
     --on-duplicate. Every command is one transaction: on any error the database is unchanged.
+
+    \b
+    Examples:
+      hnm-db ingest beir ../datasets/scifact
+      hnm-db ingest jsonl corpus.jsonl --id-column doc_id --all-meta
+      hnm-db ingest csv judgements.tsv --kind qrels --split test
     """
 
 
 @ingest.command("beir")
 @click.argument("folder", type=click.Path(path_type=Path))
 @on_duplicate_option
+@source_options
 @format_option
 @pass_ctx
-def beir_cmd(ctx: Ctx, folder: Path, on_duplicate: str, fmt: str) -> None:
-    """Ingest a BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv (split = file name)."""
+def beir_cmd(
+    ctx: Ctx, folder: Path, on_duplicate: str, license_: str | None, language: str | None, fmt: str
+) -> None:
+    """Ingest a BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv (split = file name).
+
+    The documents' license and language come from --license / --language, else from the folder's
+    dataset card (README.md with YAML front matter, as on the Hub).
+
+    \b
+    Examples:
+      hnm-db ingest beir ../datasets/scifact
+      hnm-db ingest beir data/fiqa --on-duplicate replace --license cc-by-sa-4.0 --language en
+    """
     with ctx.open() as db:
-        summary = ingest_lib.ingest_beir(db, folder, on_duplicate=on_duplicate)
+        summary = ingest_lib.ingest_beir(
+            db, folder, on_duplicate=on_duplicate, license=license_, language=language
+        )
     report(ctx, summary, fmt)
+
+
+_TABLE_EXAMPLES = {
+    "jsonl": [
+        "corpus.jsonl --id-column doc_id --all-meta",
+        "questions.jsonl --kind queries --text-column question",
+    ],
+    "csv": ["docs.csv --title-column headline --meta-column year", "qrels.tsv --kind qrels --split test"],
+    "parquet": ["passages.parquet --id-column pid --text-column passage", "judged.parquet --kind qrels"],
+}
 
 
 def _table_command(fmt_name: str) -> click.Command:
@@ -73,7 +120,9 @@ def _table_command(fmt_name: str) -> click.Command:
         fmt_name,
         help=f"Ingest documents, queries or qrels from a {fmt_name.upper()} file.\n\n"
         "Columns not named by an option are ignored unless --meta-column or --all-meta "
-        "puts them into meta (JSON).",
+        "puts them into meta (JSON). A qrels CSV/TSV may come without a header: its first line is a "
+        "header when it names a column (query-id, corpus-id, score, ...).\n\n"
+        "\b\nExamples:\n" + "".join(f"  hnm-db ingest {fmt_name} {x}\n" for x in _TABLE_EXAMPLES[fmt_name]),
     )
     @click.argument("file", type=click.Path(path_type=Path))
     @click.option(
@@ -96,6 +145,7 @@ def _table_command(fmt_name: str) -> click.Command:
     @click.option("--meta-column", "meta_columns", multiple=True, help="Column to keep in meta (repeatable).")
     @click.option("--all-meta", is_flag=True, help="Keep every other column in meta.")
     @on_duplicate_option
+    @source_options
     @format_option
     @pass_ctx
     def command(
@@ -104,16 +154,18 @@ def _table_command(fmt_name: str) -> click.Command:
         kind: str,
         meta_columns: tuple[str, ...],
         on_duplicate: str,
+        license_: str | None,
         fmt: str,
         **columns: str | bool | None,
     ) -> None:
         try:
             spec = ingest_lib.TableSpec(
-                kind=kind, meta_columns=meta_columns, on_duplicate=on_duplicate, **columns
+                kind=kind, meta_columns=meta_columns, on_duplicate=on_duplicate, license=license_, **columns
             )  # type: ignore[arg-type]
         except InvalidParams as exc:
+            message = str(exc).replace("_column", "-column").replace("all_meta", "--all-meta")
             raise click.UsageError(
-                str(exc).replace("_column", "-column").replace("all_meta", "--all-meta")
+                message.replace("license ", "--license ").replace("language ", "--language ")
             ) from None
         with ctx.open() as db:
             summary = ingest_lib.ingest_table(db, file, spec, fmt=fmt_name)
@@ -132,9 +184,14 @@ def files_cmd(ctx: Ctx, folder: Path, on_duplicate: str, fmt: str) -> None:
 
     HTML boilerplate (scripts, navigation, footers) is removed; the title comes from <title>, the
     first heading or the file name; doc_id is the path relative to FOLDER.
+
+    \b
+    Examples:
+      hnm-db ingest files ~/notes
+      hnm-db ingest files site-dump/ --on-duplicate skip
     """
     with ctx.open() as db:
-        summary = ingest_lib.ingest_files(db, folder, on_duplicate=on_duplicate, progress=not ctx.quiet)
+        summary = ingest_lib.ingest_files(db, folder, on_duplicate=on_duplicate, progress=ctx.progress)
     report(ctx, summary, fmt)
 
 
@@ -165,6 +222,11 @@ def urls_cmd(
 
     Failed URLs (timeouts, HTTP errors, non-HTML pages) are reported and the others ingested; the
     command fails only if all failed, or with --strict if any failed.
+
+    \b
+    Examples:
+      hnm-db ingest urls urls.txt
+      hnm-db ingest urls urls.txt --timeout 5 --workers 4 --strict
     """
     with ctx.open() as db:
         summary = ingest_lib.ingest_urls(
@@ -174,7 +236,7 @@ def urls_cmd(
             workers=workers,
             strict=strict,
             on_duplicate=on_duplicate,
-            progress=not ctx.quiet,
+            progress=ctx.progress,
         )
     report(ctx, summary, fmt)
 

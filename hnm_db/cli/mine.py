@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 import polars as pl
 
-from hnm_db.cli._common import Ctx, emit_frame, emit_mapping, format_option, info, pass_ctx
+from hnm_db.cli._common import Ctx, dumps, emit_frame, emit_mapping, format_option, info, pass_ctx
 
 
 def _k_value(value: str) -> int | str:
@@ -51,12 +49,18 @@ def _ratio_value(value: str) -> float | None:
 @format_option
 @pass_ctx
 def cluster_cmd(ctx: Ctx, ensemble: str, k: str, seed: int, algorithm: str, fmt: str) -> None:
-    """Cluster an ensemble's chunk vectors with K-means and assign queries; print cluster sizes."""
+    """Cluster an ensemble's chunk vectors with K-means and assign queries; print cluster sizes.
+
+    \b
+    Examples:
+      hnm-db cluster --ensemble ens --k auto --seed 0
+      hnm-db cluster --ensemble ens --k 20 --algorithm minibatch
+    """
     from hnm_db.cluster import ClusterParams, cluster, cluster_sizes
 
     params = ClusterParams(ensemble=ensemble, k=_k_value(k), seed=seed, algorithm=algorithm)
     with ctx.open() as db:
-        summary = cluster(db, params, progress=not ctx.quiet)
+        summary = cluster(db, params, progress=ctx.progress)
         sizes = cluster_sizes(db, summary.cluster_run_id)
     info(
         ctx,
@@ -170,7 +174,14 @@ def mine_cmd(
     replace: bool,
     fmt: str,
 ) -> None:
-    """Mine hard negatives (or a baseline) for one split into the triplets table."""
+    """Mine hard negatives (or a baseline) for one split into the triplets table.
+
+    \b
+    Examples:
+      hnm-db mine --method ensemble --ensemble ens --num-negatives 3 --cluster-filter query --name ens-top
+      hnm-db mine --method bm25 --ensemble ens --num-negatives 3 --seed 0 --name bm25
+      hnm-db mine --method random --num-negatives 3 --sampling random --seed 1 --name random
+    """
     from hnm_db.mine import MiningParams, mine
 
     if method == "ensemble" and not ensemble:
@@ -194,7 +205,7 @@ def mine_cmd(
         name=name,
     )
     with ctx.open() as db:
-        summary = mine(db, params, replace=replace, progress=not ctx.quiet)
+        summary = mine(db, params, replace=replace, progress=ctx.progress)
     if summary.short_queries:
         ids = ", ".join(summary.stats["short_query_ids"])
         info(
@@ -227,7 +238,13 @@ def mine_cmd(
 @format_option
 @click.pass_context
 def runs_group(click_ctx: click.Context, fmt: str) -> None:
-    """List mining runs (default) or show one."""
+    """List mining runs (default) or show one.
+
+    \b
+    Examples:
+      hnm-db runs
+      hnm-db runs show ens-top --format json
+    """
     if click_ctx.invoked_subcommand is None:
         click_ctx.invoke(runs_list, fmt=fmt)
 
@@ -236,7 +253,13 @@ def runs_group(click_ctx: click.Context, fmt: str) -> None:
 @format_option
 @pass_ctx
 def runs_list(ctx: Ctx, fmt: str) -> None:
-    """List mining runs: name, method, split, triplets, queries, created_at."""
+    """List mining runs: name, method, split, triplets, queries, created_at.
+
+    \b
+    Examples:
+      hnm-db runs list
+      hnm-db runs list --format csv
+    """
     from hnm_db.mine import list_runs
 
     with ctx.open(read_only=True) as db:
@@ -248,13 +271,19 @@ def runs_list(ctx: Ctx, fmt: str) -> None:
 @format_option
 @pass_ctx
 def runs_show(ctx: Ctx, name: str, fmt: str) -> None:
-    """Show one mining run: parameters, stats, models, counts."""
+    """Show one mining run: parameters, stats, models, counts.
+
+    \b
+    Examples:
+      hnm-db runs show ens-top
+      hnm-db runs show ens-top --format json
+    """
     from hnm_db.mine import show_run
 
     with ctx.open(read_only=True) as db:
         row = show_run(db, name)
-    if fmt == "json":
-        click.echo(json.dumps(row, default=str, indent=1, sort_keys=True))
+    if fmt in ("json", "ndjson"):
+        click.echo(dumps(dict(sorted(row.items()))))
         return
     flat = {k: v for k, v in row.items() if k not in ("params", "stats", "models")}
     flat.update({f"params.{k}": v for k, v in sorted(row["params"].items())})

@@ -168,12 +168,13 @@ def train_cmd(ctx: Ctx, fmt: str, **options: object) -> None:
     Examples:
       hnm-db train --run ens-top --out models/ce-ens --max-steps 200
       hnm-db train --run ens-top --out models/ce-lce --loss lce --group-size 8 --distill-steps 50
+      hnm-db train --run bm25 --base minilm-l6 --loss bce --epochs 2 --seed 1 --out models/ce-bm25
     """
     from hnm_db.train import TrainParams, train
 
     params = TrainParams(**options)  # type: ignore[arg-type]
     with ctx.open() as db:
-        summary = train(db, params, progress=not ctx.quiet)
+        summary = train(db, params, progress=ctx.progress)
     info(
         ctx,
         f"trained {summary.name}: {summary.steps} steps in {summary.seconds:.1f}s -> {summary.output_path}",
@@ -214,8 +215,10 @@ def _with_spread(frame: pl.DataFrame, metrics: list[str]) -> pl.DataFrame:
 @click.option(
     "--split", default="test", show_default=True, help="Split whose queries and qrels are evaluated."
 )
-@click.option("--max-length", default=256, show_default=True, type=int)
-@click.option("--batch-size", default=32, show_default=True, type=int)
+@click.option(
+    "--max-length", default=256, show_default=True, type=int, help="Tokens per (query, passage) pair scored."
+)
+@click.option("--batch-size", default=32, show_default=True, type=int, help="Pairs scored per model call.")
 @click.option(
     "--interpolate",
     "interpolate",
@@ -224,7 +227,7 @@ def _with_spread(frame: pl.DataFrame, metrics: list[str]) -> pl.DataFrame:
     help="Also report alpha*z(model) + (1-alpha)*z(first stage); repeatable.",
 )
 @click.option("--head-seed", default=0, show_default=True, type=int, help="Seed of the fresh head of base:.")
-@click.option("--device", type=click.Choice(["cpu", "cuda"]))
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Default: cuda when available.")
 @click.option("--compare", is_flag=True, help="Print the stored results of the split; computes nothing.")
 @click.option(
     "--paired",
@@ -256,6 +259,12 @@ def eval_cmd(
 
     The first stage alone is always a row. Pair scores are cached by model fingerprint, so a repeated
     evaluation scores only new pairs; results go to eval_results (see the eval_summary view).
+
+    \b
+    Examples:
+      hnm-db eval --model models/ce-ens --first-stage bm25 --k 30
+      hnm-db eval --model base:minilm-l6 --interpolate 0.5
+      hnm-db eval --compare --mean-over-seeds --format csv
     """
     from hnm_db.evaluate import METRIC_COLUMNS, EvalParams, evaluate, stored_results, summarize
 
@@ -287,7 +296,7 @@ def eval_cmd(
         raise click.UsageError("--interpolate needs --model")
     params = EvalParams(**{**options, "interpolate": tuple(options["interpolate"])})  # type: ignore[arg-type]
     with ctx.open() as db:
-        summary = evaluate(db, params, progress=not ctx.quiet)
+        summary = evaluate(db, params, progress=ctx.progress)
     info(
         ctx,
         f"{summary.queries} queries; scored {summary.scored_pairs} new pairs, {summary.cached_pairs} cached",
