@@ -32,7 +32,9 @@ cannot know: which texts form a training group, which queries are held out, and 
   ``distill_scale`` x the difference of ensemble similarities (a re-ranker grown from a bi-encoder
   backbone starts below the retriever it should improve on). Its groups come from ``distill_run``
   (default: the run trained on), so runs compared against each other can share one warm start: the
-  same distil run and seed give the same warm-started model whatever run is trained on next.
+  same distil run and seed give the same warm-started model whatever run is trained on next. It is
+  kept in a hidden folder ``.hnm-warm-<digest>`` beside ``out`` and reused by every later run with the
+  same warm-start settings (``TrainParams.warm_start_digest``) instead of being trained again.
 * **Dev split and the kept checkpoint.** ``dev_ratio`` of the run's queries (chosen by a hash of
   ``dev_seed`` and the query id, so every method and training seed holds out the same queries) never
   train; their first-stage top-``dev_k`` is re-ranked every ``eval_steps`` and the checkpoint kept is
@@ -156,6 +158,17 @@ class TrainParams:
         """What a resumable partial folder is keyed on: every parameter but where and on what it runs."""
         keep = {k: v for k, v in asdict(self).items() if k not in ("device", "out", "name")}
         return hashlib.blake2b(json.dumps(keep, sort_keys=True).encode(), digest_size=6).hexdigest()
+
+    def warm_start_digest(self, distill_run_id: str, device: str) -> str:
+        """What decides the distilled warm start: the run it reads (by id), the teacher, the held-out
+        queries and the optimisation settings; not the run trained on afterwards."""
+        keys = (
+            "base", "distill_steps", "distill_ensemble", "distill_scale", "seed", "group_size", "batch_size",
+            "max_length", "lr", "head_lr", "warmup_ratio", "weight_decay", "max_grad_norm", "dev_ratio",
+            "dev_seed", "split",
+        )  # fmt: skip
+        keep = {k: getattr(self, k) for k in keys} | {"distill_run": distill_run_id, "device": device}
+        return hashlib.blake2b(json.dumps(keep, sort_keys=True).encode(), digest_size=8).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -580,6 +593,7 @@ class _Plan:
     dev: set[str]
     distill_pools: list[Pool]
     distill_ensemble: str | None
+    distill_run_id: str | None
 
 
 def _validate(db: Database, params: TrainParams) -> _Plan:
@@ -598,7 +612,7 @@ def _validate(db: Database, params: TrainParams) -> _Plan:
     status = db.scalar("SELECT status FROM training_runs WHERE name = ?", [params.run_name])
     if status == "finished":
         raise AlreadyExists(f"a training run named {params.run_name!r} exists; pass another --name")
-    ensemble, distill_pools = params.distill_ensemble, train_pools
+    ensemble, distill_pools, distill_id = params.distill_ensemble, train_pools, None
     if params.distill_steps:
         distill_run = params.distill_run or params.run
         distill_id = mining_run_id(db, distill_run)
@@ -620,7 +634,7 @@ def _validate(db: Database, params: TrainParams) -> _Plan:
         get_ensemble(db, ensemble)
     if dev:
         evaluate.check_first_stage(db, params.dev_first_stage)
-    return _Plan(run_id, resolve_base(db, params.base), train_pools, dev, distill_pools, ensemble)
+    return _Plan(run_id, resolve_base(db, params.base), train_pools, dev, distill_pools, ensemble, distill_id)
 
 
 def _main_steps(params: TrainParams, n_pools: int) -> int:
@@ -642,13 +656,17 @@ def _train_phases(
     ):
         if not steps:
             continue
-        folder = partial / ("distill" if distill else "easy")
+        if distill:  # shared by every run with the same warm-start settings (module docstring)
+            folder = partial.parent / f".hnm-warm-{params.warm_start_digest(plan.distill_run_id, device)}"
+        else:
+            folder = partial / "easy"
         done = folder / "model"
         pools = plan.distill_pools if distill else plan.pools
         groups, _ = draw_groups(pools, size, steps * batch, params.seed, stream, easy, only_easy=not distill)
-        if (done / "phase.json").exists():  # finished before an interruption: reuse it
+        if (done / "phase.json").exists():  # finished before (an interruption, another run): reuse it
             phase = json.loads((done / "phase.json").read_text(encoding="utf-8"))
             ce = load_cross_encoder(done, max_length=params.max_length, device=device)
+            stats["warm_start_reused" if distill else "easy_reused"] = True
         else:
             teacher = (
                 teacher_scores(db, groups, plan.distill_ensemble, params.distill_scale) if distill else None
@@ -663,6 +681,8 @@ def _train_phases(
             with quiet_transformers():
                 ce.save_pretrained(str(done))
             (done / "phase.json").write_text(json.dumps(phase), encoding="utf-8")
+            for checkpoint in folder.glob("checkpoint-*"):  # the finished phase is all a later run reads
+                shutil.rmtree(checkpoint, ignore_errors=True)
         curve += phase["loss_curve"]
         stats["warm_steps"] += len(phase["loss_curve"])
     steps = _main_steps(params, len(plan.pools))

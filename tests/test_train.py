@@ -270,6 +270,11 @@ def test_runs_sharing_a_distil_run_share_the_warm_start(train_db, tiny_model_dir
         progress=False,
     )
     assert own.loss_curve[:2] != a.loss_curve[:2]
+    # b reused a's warm start from disk (not trained again) and ends where a fresh one would
+    assert b.stats.get("warm_start_reused") and not a.stats.get("warm_start_reused")
+    again = T.train(train_db, _params(tmp_path, tiny_model_dir, out="d", **warm), progress=False)
+    assert again.stats["warm_start_reused"] and again.fingerprint == a.fingerprint
+    assert len(list(tmp_path.glob(".hnm-warm-*"))) == 2  # mined's and other's own
 
 
 def test_teacher_scores_are_scaled_ensemble_similarities(train_db):
