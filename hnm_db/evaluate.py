@@ -492,10 +492,11 @@ def result_ids(
     """eval_ids of the stored results of ``systems`` (training run names or model labels such as
     ``base:minilm-l6`` or ``first-stage:bm25``) on one first stage and k, standalone or at one
     interpolation weight; NotFound names a system with no such result."""
-    rows = db.execute(
-        "SELECT coalesce(training_run, model), eval_id FROM eval_summary WHERE split = ? AND first_stage = ? "
-        "AND k = ? AND coalesce(training_run, model) IN (SELECT unnest(?)) "
-        "AND (interpolate = ? OR (interpolate IS NULL AND ? IS NULL))",
+    rows = db.execute(  # an interpolated row's model label is "<system> + <first stage> (alpha=...)"
+        "WITH r AS (SELECT coalesce(training_run, split_part(model, ' + ', 1)) AS system, eval_id, split, "
+        "first_stage, k, interpolate FROM eval_summary) "
+        "SELECT system, eval_id FROM r WHERE split = ? AND first_stage = ? AND k = ? "
+        "AND system IN (SELECT unnest(?)) AND (interpolate = ? OR (interpolate IS NULL AND ? IS NULL))",
         [split, first_stage, k, list(systems), interpolate, interpolate],
     ).fetchall()
     found = {name for name, _ in rows}
