@@ -21,10 +21,11 @@ demo *ARGS:
 test *ARGS: setup
     HF_HUB_OFFLINE=1 {{py}} -m pytest -q {{ARGS}}
 
-# Lint and format check.
+# Lint, format check and the layer contract (import-linter, pyproject.toml: layers go one way, no cycle).
 lint:
     {{bin}}/ruff check hnm_db tests bench
     {{bin}}/ruff format --check hnm_db tests bench
+    {{bin}}/lint-imports
 
 # Format the code.
 fmt:

@@ -248,9 +248,8 @@ def build_synthetic(path: Path, n_chunks: int, n_queries: int, dim: int = 384, s
                     "chunker": ["{}"] * n,
                 }
             )
-            db.con.register("_syn", table)
-            db.execute("INSERT INTO chunks SELECT * FROM _syn")
-            db.con.unregister("_syn")
+            with db.registered("_syn", table):
+                db.execute("INSERT INTO chunks SELECT * FROM _syn")
             write_vectors(
                 db, "ensemble_vectors", {"ensemble_id": "syn-e", "role": "doc", "content_hash": hashes}, v
             )
@@ -263,22 +262,19 @@ def build_synthetic(path: Path, n_chunks: int, n_queries: int, dim: int = 384, s
         ).astype(np.float32)
         qv /= np.linalg.norm(qv, axis=1, keepdims=True)
         qh = [f"q{i:012d}" for i in range(n_queries)]
-        db.con.register(
-            "_q",
-            pa.table(
-                {
-                    "query_id": [f"q{i}" for i in range(n_queries)],
-                    "text": ["q"] * n_queries,
-                    "content_hash": qh,
-                    "doc_id": [f"d{p}" for p in positives],
-                }
-            ),
+        queries = pa.table(
+            {
+                "query_id": [f"q{i}" for i in range(n_queries)],
+                "text": ["q"] * n_queries,
+                "content_hash": qh,
+                "doc_id": [f"d{p}" for p in positives],
+            }
         )
-        db.execute(
-            "INSERT INTO queries (query_id, text, content_hash) SELECT query_id, text, content_hash FROM _q"
-        )
-        db.execute("INSERT INTO qrels SELECT query_id, doc_id, 1, 'train' FROM _q")
-        db.con.unregister("_q")
+        with db.registered("_q", queries):
+            db.execute(
+                "INSERT INTO queries (query_id, text, content_hash) SELECT query_id, text, content_hash FROM _q"
+            )
+            db.execute("INSERT INTO qrels SELECT query_id, doc_id, 1, 'train' FROM _q")
         write_vectors(
             db, "ensemble_vectors", {"ensemble_id": "syn-e", "role": "query", "content_hash": qh}, qv
         )

@@ -5,9 +5,8 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from hnm_db.db import Database, open  # noqa: E402,A004
-from hnm_db.errors import HnmError  # noqa: E402
+from hnm_db._version import __version__
+from hnm_db.db import Database, open  # noqa: A004
+from hnm_db.errors import HnmError
 
 __all__ = ["Database", "HnmError", "__version__", "open"]

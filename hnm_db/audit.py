@@ -13,8 +13,8 @@ from pathlib import Path
 import polars as pl
 
 from hnm_db import resources
-from hnm_db.db import Database
 from hnm_db.errors import ChecksFailed, InvalidParams, NotFound
+from hnm_db.store import Store
 
 #: How many offending rows of each failed check an error message shows.
 SHOWN_ROWS = 10
@@ -33,7 +33,7 @@ CHANGED_CHECK = "negative_doc_changed_since_mining"
 
 
 # -- provenance snapshot -----------------------------------------------------------------------------
-def record_run_sources(db: Database, run_id: str) -> int:
+def record_run_sources(db: Store, run_id: str) -> int:
     """Snapshot the content hashes of every chunk (and its document) a run's triplets name.
 
     The mining stage calls this in its write transaction, right after inserting the triplets, so
@@ -73,7 +73,7 @@ class CheckResult:
         return self.rows.height == 0
 
 
-def run_checks(db: Database) -> list[CheckResult]:
+def run_checks(db: Store) -> list[CheckResult]:
     """Run every ``sql/checks/*.sql`` query (read-only), in file-name order."""
     return [CheckResult(name, db.sql(sql)) for name, sql in resources.sql_files("checks").items()]
 
@@ -92,7 +92,7 @@ def describe_failures(results: list[CheckResult], shown: int = SHOWN_ROWS) -> st
     return "\n".join(lines)
 
 
-def check(db: Database) -> list[CheckResult]:
+def check(db: Store) -> list[CheckResult]:
     """Run all checks; raise :class:`ChecksFailed` naming the broken rules and rows, else return them."""
     results = run_checks(db)
     if any(not r.passed for r in results):
@@ -125,7 +125,7 @@ class AuditReport:
     plots: list[Path] = field(default_factory=list)
 
 
-def resolve_runs(db: Database, names: tuple[str, ...] | list[str]) -> list[tuple[str, str]]:
+def resolve_runs(db: Store, names: tuple[str, ...] | list[str]) -> list[tuple[str, str]]:
     """(run_id, name) for each name in the order given; NotFound lists the known runs."""
     known = dict(db.execute("SELECT name, run_id FROM mining_runs ORDER BY name").fetchall())
     missing = [n for n in names if n not in known]
@@ -135,7 +135,7 @@ def resolve_runs(db: Database, names: tuple[str, ...] | list[str]) -> list[tuple
     return [(known[n], n) for n in names]
 
 
-def audit(db: Database, params: AuditParams | None = None) -> AuditReport:
+def audit(db: Store, params: AuditParams | None = None) -> AuditReport:
     """Summarise the chosen runs from the views; draw charts if asked. Reads only."""
     params = params or AuditParams()
     names = [n for _, n in resolve_runs(db, params.runs)] if params.runs else None
@@ -163,7 +163,7 @@ def audit(db: Database, params: AuditParams | None = None) -> AuditReport:
 PLOT_DPI = 150
 
 
-def write_plots(db: Database, names: list[str] | None, folder: Path) -> list[Path]:
+def write_plots(db: Store, names: list[str] | None, folder: Path) -> list[Path]:
     """PNG charts (matplotlib, Agg), one panel or one bar group per run: scores of negatives beside
     their positives, on the ensemble cosine every run shares when mined with an ensemble; ranks;
     cluster sizes. Axes are labelled; bars stand side by side, never blended."""
@@ -204,7 +204,7 @@ class RunScores:
     positives: list[float]
 
 
-def plot_scores(db: Database, names: list[str] | None) -> list[RunScores]:
+def plot_scores(db: Store, names: list[str] | None) -> list[RunScores]:
     """Per run (ordered by name): the ensemble cosine of its negatives and of its query-positive pairs
     when it has one (the ensemble method's own score, or the '@ensemble' member score and vectors a
     baseline mined with --ensemble stores), else its own score (BM25), else nothing."""
@@ -319,7 +319,7 @@ def _plot_ranks(plt, rows: pl.DataFrame):  # noqa: ANN001, ANN202
     return fig
 
 
-def _plot_clusters(plt, db: Database, rows: pl.DataFrame, names: list[str] | None):  # noqa: ANN001, ANN202
+def _plot_clusters(plt, db: Store, rows: pl.DataFrame, names: list[str] | None):  # noqa: ANN001, ANN202
     """Left: chunks per K-means cluster of each cluster run the runs used; right: negatives per cluster."""
     filt, args = ("AND r.name IN (SELECT unnest(?))", [names]) if names else ("", None)
     sizes = db.sql(

@@ -20,17 +20,14 @@ A candidate is a distinct chunk text (content hash); see :mod:`hnm_db.mine` for 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from hnm_db import resources
-from hnm_db.db import Database
+from hnm_db.store import Store
 
 HIT_TYPE = pa.list_(pa.struct([("content_hash", pa.string()), ("score", pa.float64())]))
 _HIT_SQL_TYPE = "STRUCT(content_hash VARCHAR, score DOUBLE)[]"
@@ -44,18 +41,6 @@ def query_key(query_id: str) -> int:
 def query_rng(seed: int, query_id: str, stream: int) -> np.random.Generator:
     """The Generator of one query in one run; ``stream`` separates independent uses (draw, sampling)."""
     return np.random.default_rng([seed, query_key(query_id), stream])
-
-
-@contextmanager
-def registered_udf(
-    db: Database, name: str, fn: Callable, params: list[str], return_type: str
-) -> Iterator[None]:
-    """Register a vectorised (Arrow) Python UDF on the connection for the duration of the block."""
-    db.con.create_function(name, fn, params, duckdb.sqltype(return_type), type="arrow", side_effects=False)
-    try:
-        yield
-    finally:
-        db.con.remove_function(name)
 
 
 def _hits_array(indices: np.ndarray, scores: np.ndarray | None, hashes: np.ndarray) -> pa.ListArray:
@@ -77,7 +62,7 @@ def _hits_array(indices: np.ndarray, scores: np.ndarray | None, hashes: np.ndarr
     return pa.ListArray.from_arrays(pa.array(offsets), struct)
 
 
-def bm25_hits(db: Database, split: str, hashes: np.ndarray, texts: list[str], k: int) -> tuple[pa.Table, Any]:
+def bm25_hits(db: Store, split: str, hashes: np.ndarray, texts: list[str], k: int) -> tuple[pa.Table, Any]:
     """(query_id, hit_order, content_hash, score) of the BM25 top-k of every query of ``split``, and the index."""
     from hnm_db.bm25 import BM25Index  # imports scikit-learn: only when BM25 is asked for
 
@@ -89,14 +74,12 @@ def bm25_hits(db: Database, split: str, hashes: np.ndarray, texts: list[str], k:
         idx, sc = index.top_k(query_texts.to_pylist(), kk, block=block)
         return _hits_array(idx, sc, hashes)
 
-    with registered_udf(db, "hnm_bm25_top_k", top_k, ["VARCHAR", "INTEGER"], _HIT_SQL_TYPE):
+    with db.udf("hnm_bm25_top_k", top_k, ["VARCHAR", "INTEGER"], _HIT_SQL_TYPE):
         table = _run_hits(db, "bm25_hits", split, k)
     return table, index
 
 
-def random_hits(
-    db: Database, split: str, hashes: np.ndarray, k: int, seed: int, *, stream: int = 0
-) -> pa.Table:
+def random_hits(db: Store, split: str, hashes: np.ndarray, k: int, seed: int, *, stream: int = 0) -> pa.Table:
     """(query_id, hit_order, content_hash, NULL score) of k uniform draws per query of ``split``;
     ``stream`` picks an independent draw of the same seed (the random mix of a hard run uses 2)."""
     n = len(hashes)
@@ -107,11 +90,11 @@ def random_hits(
         idx = np.asarray(rows, dtype=np.int64).reshape(len(rows), kk)
         return _hits_array(idx, None, hashes)
 
-    with registered_udf(db, "hnm_random_draw", draw, ["VARCHAR", "INTEGER"], _HIT_SQL_TYPE):
+    with db.udf("hnm_random_draw", draw, ["VARCHAR", "INTEGER"], _HIT_SQL_TYPE):
         return _run_hits(db, "random_hits", split, k)
 
 
-def _run_hits(db: Database, name: str, split: str, k: int) -> pa.Table:
+def _run_hits(db: Store, name: str, split: str, k: int) -> pa.Table:
     sql = resources.sql_file("mining", name)
     table = db.arrow(sql, {"split": split, "k": k})
     hit = table.column("hit").combine_chunks() if table.num_rows else None

@@ -25,21 +25,19 @@ whether it was).
 from __future__ import annotations
 
 import bisect
-import hashlib
 import json
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 
-from hnm_db.errors import EmptySelection, InvalidParams, ModelLoadError, UnknownIds, UnknownModel
+from hnm_db.errors import EmptySelection, InvalidParams, ModelLoadError, UnknownIds
+from hnm_db.models import digest_fingerprint, file_digests, resolve_model_path, tokenizer_files
+from hnm_db.store import Store
 from hnm_db.text import content_hash
-
-if TYPE_CHECKING:
-    from hnm_db.db import Database
 
 STRATEGIES = ("whole", "tokens", "sentences")
 #: Default ``size`` of the sentences strategy in character mode (token modes default to the model's capacity).
@@ -137,32 +135,19 @@ class TokenCounter:
 
 
 def _tokenizer_fingerprint(folder: Path, max_length: int) -> str:
-    """Hash of the files that decide tokenisation, so other vocabularies never count as unchanged."""
-    h = hashlib.blake2b(digest_size=16)
-    for path in sorted(folder.iterdir()):
-        if path.is_file() and (
-            path.name.startswith(
-                ("tokenizer", "vocab", "special_tokens", "merges", "spiece", "sentencepiece")
-            )
-        ):
-            h.update(path.name.encode())
-            h.update(path.read_bytes())
-    h.update(str(max_length).encode())
-    return h.hexdigest()
+    """The fingerprint of the files that decide tokenisation and the window length, so another
+    vocabulary never counts as unchanged (:func:`hnm_db.models.digest_fingerprint`)."""
+    return digest_fingerprint(file_digests(folder, files=tokenizer_files(folder)), max_length=max_length)
 
 
-def _model_folder(db: Database | None, name: str) -> Path:
+def _model_folder(db: Store | None, name: str) -> Path:
     path = Path(name).expanduser()
     if path.is_dir():
         return path
-    try:
-        from hnm_db.models import resolve_model_path
-    except ImportError:  # pragma: no cover - models.py ships with the package
-        raise UnknownModel(f"model: {name!r} is not a folder") from None
     return Path(resolve_model_path(db, name))
 
 
-def load_tokenizer(db: Database | None, name: str) -> TokenCounter:
+def load_tokenizer(db: Store | None, name: str) -> TokenCounter:
     """The tokenizer of a model name, alias or folder; ``max_seq_length`` from its sentence-transformers
     config (the tokenizer's ``model_max_length`` otherwise)."""
     folder = _model_folder(db, name)
@@ -410,11 +395,10 @@ def _same_run(stored: str | None, config: dict[str, Any], doc_hash: str) -> bool
     return {k: v for k, v in found.items() if k not in _PER_DOC_KEYS} == config
 
 
-def plan(db: Database, config: dict[str, Any], doc_ids: Sequence[str] | None) -> tuple[list[str], int]:
+def plan(db: Store, config: dict[str, Any], doc_ids: Sequence[str] | None) -> tuple[list[str], int]:
     """Documents to (re)chunk, in id order, and how many are already chunked this way."""
     wanted = sorted(set(doc_ids)) if doc_ids is not None else None
-    db.con.register("_chunk_wanted", pa.table({"doc_id": pa.array(wanted or [], pa.string())}))
-    try:
+    with db.registered("_chunk_wanted", pa.table({"doc_id": pa.array(wanted or [], pa.string())})):
         if wanted is not None:
             missing = db.sql(
                 "SELECT doc_id FROM _chunk_wanted WHERE doc_id NOT IN (SELECT doc_id FROM documents) "
@@ -434,8 +418,6 @@ def plan(db: Database, config: dict[str, Any], doc_ids: Sequence[str] | None) ->
             ORDER BY d.doc_id
             """
         ).fetchall()
-    finally:
-        db.con.unregister("_chunk_wanted")
     if not rows:
         raise EmptySelection("no documents to chunk: ingest some first")
     todo = [doc_id for doc_id, doc_hash, stored in rows if not _same_run(stored, config, doc_hash)]
@@ -467,7 +449,7 @@ def build_rows(docs: pa.Table, config: dict[str, Any], tok: TokenCounter | None)
     return pa.table({k: pa.array(v, types.get(k, pa.string())) for k, v in cols.items()})
 
 
-def _replace(db: Database, doc_ids: list[str], rows: pa.Table, drop_orphans: bool) -> int:
+def _replace(db: Store, doc_ids: list[str], rows: pa.Table, drop_orphans: bool) -> int:
     """Delete the old chunks of ``doc_ids`` (and of vanished documents) and insert ``rows``; returns
     the number of chunks deleted. Runs inside the caller's transaction."""
     removed = 0
@@ -475,9 +457,8 @@ def _replace(db: Database, doc_ids: list[str], rows: pa.Table, drop_orphans: boo
         removed += db.scalar("SELECT count(*) FROM chunks WHERE doc_id NOT IN (SELECT doc_id FROM documents)")
         db.execute("DELETE FROM chunks WHERE doc_id NOT IN (SELECT doc_id FROM documents)")
     if doc_ids:
-        db.con.register("_chunk_docs", pa.table({"doc_id": pa.array(doc_ids, pa.string())}))
-        db.con.register("_chunk_rows", rows)
-        try:
+        docs = pa.table({"doc_id": pa.array(doc_ids, pa.string())})
+        with db.registered("_chunk_docs", docs), db.registered("_chunk_rows", rows):
             removed += db.scalar(
                 "SELECT count(*) FROM chunks WHERE doc_id IN (SELECT doc_id FROM _chunk_docs)"
             )
@@ -488,9 +469,6 @@ def _replace(db: Database, doc_ids: list[str], rows: pa.Table, drop_orphans: boo
                 "SELECT chunk_id, doc_id, ord, text, start_char, end_char, content_hash, chunker::JSON "
                 "FROM _chunk_rows"
             )
-        finally:
-            db.con.unregister("_chunk_docs")
-            db.con.unregister("_chunk_rows")
     return removed
 
 
@@ -500,7 +478,7 @@ def _batches(items: list[str], size: int) -> Iterator[list[str]]:
 
 
 def chunk(
-    db: Database,
+    db: Store,
     params: ChunkParams,
     doc_ids: Sequence[str] | None = None,
     *,
@@ -530,14 +508,11 @@ def chunk(
     return ChunkSummary(documents=len(todo), chunks=written, unchanged=unchanged, removed=removed)
 
 
-def _fetch(db: Database, doc_ids: list[str]) -> pa.Table:
+def _fetch(db: Store, doc_ids: list[str]) -> pa.Table:
     if not doc_ids:
         return pa.table({c: pa.array([], pa.string()) for c in ("doc_id", "title", "text", "content_hash")})
-    db.con.register("_chunk_fetch", pa.table({"doc_id": pa.array(doc_ids, pa.string())}))
-    try:
+    with db.registered("_chunk_fetch", pa.table({"doc_id": pa.array(doc_ids, pa.string())})):
         return db.arrow(
             "SELECT d.doc_id, d.title, d.text, d.content_hash FROM documents d "
             "JOIN _chunk_fetch f USING (doc_id) ORDER BY d.doc_id"
         )
-    finally:
-        db.con.unregister("_chunk_fetch")

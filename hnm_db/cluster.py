@@ -31,83 +31,14 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from hnm_db.db import Database
-from hnm_db.errors import EmptySelection, InvalidParams, MissingEmbeddings, NotFound
+from hnm_db.ensemble import EnsembleInfo, check_chunk_vectors, get_ensemble
+from hnm_db.errors import EmptySelection, InvalidParams
+from hnm_db.store import Store
 from hnm_db.vectors import read_vectors, write_vectors
 
 ALGORITHMS = ("auto", "kmeans", "minibatch")
 #: Above this many distinct chunk texts ``algorithm="auto"`` switches to MiniBatchKMeans.
 MINIBATCH_ABOVE = 50_000
-
-
-# -- ensemble access (shared with hnm_db.mine) -------------------------------------------------------
-@dataclass(frozen=True)
-class EnsembleInfo:
-    ensemble_id: str
-    name: str
-    members: list[dict]  # [{"model_id", "weight", "name", "fingerprint"}]
-    dim: int
-
-
-def get_ensemble(db: Database, name: str) -> EnsembleInfo:
-    """The ensemble called ``name`` with its members' model names and fingerprints."""
-    row = db.execute(
-        "SELECT ensemble_id, name, members, dim FROM ensembles WHERE name = ?", [name]
-    ).fetchone()
-    if row is None:
-        known = [r[0] for r in db.execute("SELECT name FROM ensembles ORDER BY name").fetchall()]
-        raise NotFound(f"no ensemble named {name!r} (known: {', '.join(known) or 'none'})")
-    members = json.loads(row[2]) if isinstance(row[2], str) else list(row[2])
-    out = []
-    for m in members:
-        found = db.execute(
-            "SELECT name, fingerprint, dim FROM models WHERE model_id = ?", [m["model_id"]]
-        ).fetchone()
-        out.append(
-            {
-                "model_id": m["model_id"],
-                "weight": float(m["weight"]),
-                "name": found[0] if found else m["model_id"],
-                "fingerprint": found[1] if found else None,
-                "dim": int(found[2]) if found else None,
-            }
-        )
-    return EnsembleInfo(row[0], row[1], out, int(row[3]))
-
-
-def check_chunk_vectors(db: Database, ens: EnsembleInfo) -> int:
-    """Raise MissingEmbeddings unless every distinct chunk text has a doc vector; return how many texts.
-
-    The message names the ensemble, the count, and for each member model how many of those texts it
-    has not embedded, which is what the user has to fix.
-    """
-    total, missing = db.execute(
-        """
-        WITH texts AS (SELECT DISTINCT content_hash FROM chunks)
-        SELECT count(*), count(*) FILTER (WHERE ev.content_hash IS NULL)
-        FROM texts LEFT JOIN ensemble_vectors ev
-          ON ev.ensemble_id = ? AND ev.role = 'doc' AND ev.content_hash = texts.content_hash
-        """,
-        [ens.ensemble_id],
-    ).fetchone()
-    if missing:
-        per_model = []
-        for m in ens.members:
-            n = db.scalar(
-                """
-                SELECT count(*) FROM (SELECT DISTINCT content_hash FROM chunks) t
-                WHERE t.content_hash NOT IN
-                      (SELECT content_hash FROM embeddings WHERE model_id = ? AND role = 'doc')
-                """,
-                [m["model_id"]],
-            )
-            per_model.append(f"model {m['name']!r} lacks {n}")
-        raise MissingEmbeddings(
-            f"ensemble {ens.name!r} has no vectors for {missing} of {total} chunk texts "
-            f"({'; '.join(per_model)}): run `hnm-db ensemble update {ens.name}` "
-            "(after `hnm-db embed` for a model that lacks some)"
-        )
-    return int(total)
 
 
 def nearest_centroid(
@@ -221,7 +152,7 @@ def fit_centroids(vectors: np.ndarray, k: int, algorithm: str, seed: int) -> np.
     return np.asarray(model.cluster_centers_, dtype=np.float32)
 
 
-def _read(db: Database, ens: EnsembleInfo, role: str) -> tuple[np.ndarray, np.ndarray]:
+def _read(db: Store, ens: EnsembleInfo, role: str) -> tuple[np.ndarray, np.ndarray]:
     if role == "doc":
         sql = """SELECT content_hash, vec FROM ensemble_vectors
                  WHERE ensemble_id = ? AND role = 'doc'
@@ -244,7 +175,7 @@ def _run_id(ensemble_id: str, params: ClusterParams, doc_hashes: np.ndarray, q_h
     return h.hexdigest()
 
 
-def _stored_summary(db: Database, run_id: str, ensemble: str) -> ClusterSummary | None:
+def _stored_summary(db: Store, run_id: str, ensemble: str) -> ClusterSummary | None:
     row = db.execute(
         "SELECT k, algorithm, inertia, params FROM cluster_runs WHERE cluster_run_id = ?", [run_id]
     ).fetchone()
@@ -277,7 +208,7 @@ def _stored_summary(db: Database, run_id: str, ensemble: str) -> ClusterSummary 
     )
 
 
-def cluster(db: Database, params: ClusterParams, *, progress: bool = False) -> ClusterSummary:
+def cluster(db: Store, params: ClusterParams, *, progress: bool = False) -> ClusterSummary:
     """Cluster the ensemble's chunk vectors, assign queries, and store the run (one transaction).
 
     The run id is derived from the ensemble, the parameters and the exact set of chunk and query texts,
@@ -346,7 +277,7 @@ def cluster(db: Database, params: ClusterParams, *, progress: bool = False) -> C
 
 
 def _write_assignments(
-    db: Database, run_id: str, role: str, hashes: np.ndarray, labels: np.ndarray, dist: np.ndarray
+    db: Store, run_id: str, role: str, hashes: np.ndarray, labels: np.ndarray, dist: np.ndarray
 ) -> None:
     import pyarrow as pa
 
@@ -361,14 +292,11 @@ def _write_assignments(
             "distance": pa.array(dist.astype(np.float64)),
         }
     )
-    db.con.register("_hnm_assign", table)
-    try:
+    with db.registered("_hnm_assign", table):
         db.execute("INSERT INTO cluster_assignments SELECT * FROM _hnm_assign")
-    finally:
-        db.con.unregister("_hnm_assign")
 
 
-def latest_cluster_run(db: Database, ensemble_id: str) -> str | None:
+def latest_cluster_run(db: Store, ensemble_id: str) -> str | None:
     """The newest cluster run of an ensemble (mining's default for the cluster filter), or None."""
     return db.scalar(
         "SELECT cluster_run_id FROM cluster_runs WHERE ensemble_id = ? ORDER BY created_at DESC, cluster_run_id "
@@ -377,7 +305,7 @@ def latest_cluster_run(db: Database, ensemble_id: str) -> str | None:
     )
 
 
-def cluster_sizes(db: Database, cluster_run_id: str):
+def cluster_sizes(db: Store, cluster_run_id: str):
     """Cluster sizes of a run as a polars frame (cluster, size, queries)."""
     return db.sql(
         """

@@ -9,7 +9,6 @@ of ``predict`` on SciFact pairs, so it went.)
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,15 +16,16 @@ from typing import Any
 
 import numpy as np
 
-from hnm_db.db import Database
 from hnm_db.errors import InvalidParams, ModelLoadError, UnknownModel
-from hnm_db.models import quiet_transformers
+from hnm_db.models import digest_fingerprint, file_digests, quiet_transformers, tokenizer_files
+from hnm_db.store import Store
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
-_TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "merges.txt", "sentencepiece.bpe.model", "spiece.model")
+#: Beside a trained model: its files' digests at training time, so evaluating it does not re-hash them.
+DIGESTS_FILE = ".hnm_digests.json"
 
 
-def resolve_base(db: Database | None, name_or_path: str) -> Path:
+def resolve_base(db: Store | None, name_or_path: str) -> Path:
     """The local transformer folder behind an alias, registered name or path; errors say what is wrong."""
     from hnm_db.models import resolve_model_path
 
@@ -80,26 +80,38 @@ def pick_device(device: str | None) -> str:
     return device
 
 
-def model_fingerprint(folder: Path) -> str:
-    """sha256 over the weight and tokenizer files (relative name + bytes).
+def model_digests(folder: Path) -> dict[str, dict[str, Any]]:
+    """Digests of a cross-encoder's weight and tokenizer files; those recorded at training time
+    (:data:`DIGESTS_FILE`) are reused while a file's size and mtime still match.
 
-    config files are left out on purpose: they carry the folder's own path (``_name_or_path``), which
-    would make two identical trainings written to different folders look different.
+    config files are left out on purpose: ``config.json`` carries the folder's own path
+    (``_name_or_path``), and ``tokenizer_config.json`` gains default keys on every save/load round trip
+    (a warm start reloaded from disk writes 458 bytes where the fresh one wrote 268), which would make two
+    identical trainings look different. The vocabulary files decide tokenisation.
     """
-    h = hashlib.sha256()
-    files = sorted(
-        p
-        for p in folder.rglob("*")
-        if p.is_file() and (p.suffix in _WEIGHT_SUFFIXES or p.name in _TOKENIZER_FILES)
-    )
-    if not any(p.suffix in _WEIGHT_SUFFIXES for p in files):
+    weights = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in _WEIGHT_SUFFIXES)
+    if not weights:
         raise ModelLoadError(f"{folder} holds no weight files")
-    for p in files:
-        h.update(p.relative_to(folder).as_posix().encode() + b"\0")
-        with open(p, "rb") as f:
-            for block in iter(lambda: f.read(1 << 22), b""):
-                h.update(block)
-    return h.hexdigest()
+    known = folder / DIGESTS_FILE
+    try:
+        recorded = json.loads(known.read_text(encoding="utf-8")) if known.is_file() else None
+    except (OSError, ValueError):
+        recorded = None
+    vocab = [p for p in tokenizer_files(folder) if not p.name.endswith("_config.json")]
+    return file_digests(folder, recorded, sorted({*weights, *vocab}))
+
+
+def model_fingerprint(folder: Path) -> str:
+    """A cross-encoder's fingerprint: its weight and tokenizer files (:func:`model_digests`), in hnm-db's
+    one fingerprint scheme (:func:`hnm_db.models.digest_fingerprint`)."""
+    return digest_fingerprint(model_digests(folder))
+
+
+def record_digests(folder: Path) -> str:
+    """Write :data:`DIGESTS_FILE` into a freshly trained model folder; returns its fingerprint."""
+    digests = model_digests(folder)
+    (folder / DIGESTS_FILE).write_text(json.dumps(digests, sort_keys=True), encoding="utf-8")
+    return digest_fingerprint(digests)
 
 
 def score_pairs(

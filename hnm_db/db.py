@@ -1,343 +1,155 @@
-"""The one DuckDB file: opening it, migrating it, transactions and SQL access.
+"""The typed facade: :class:`Database` is a :class:`~hnm_db.store.Store` with one method per ``hnm-db``
+command, each a thin call into the stage module that does the work (``hnm_db.open(path)`` returns one).
 
-Every entry point (CLI, Python API, tests) opens through :class:`Database`, so every caller sees the
-current schema and views. Stage modules take a ``Database`` and read and write tables through it.
+Layers go one way: the store at the bottom, the stage modules above it (they take a ``Store``), this
+facade above them and the click CLI on top; ``just lint`` checks it (import-linter, pyproject.toml).
+
+Parameters default to :data:`DEFAULT`, which means "the default of the stage": of its ``*Params``
+dataclass, or of the stage function's own keyword. Defaults live there alone, and the CLI reads them
+from there too.
+Stage modules are imported when a method runs, so ``import hnm_db`` (and the CLI's start) stays light.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
+import numpy as np
 import polars as pl
-import pyarrow as pa
 
-from hnm_db import resources
-from hnm_db.errors import DatabaseLocked, HnmError, SchemaTooNew, SchemaTooOld, StorageTooNew, WriteRefused
+from hnm_db.store import DEFAULT_PATH, Store
 
-#: The default database file of the CLI (``--db`` or env ``HNM_DB`` override it there).
-DEFAULT_PATH = "hnm.duckdb"
-#: Arrow field metadata key that :meth:`Database.arrow` sets on columns of DuckDB's JSON type.
-JSON_FIELD = b"hnm.json"
+if TYPE_CHECKING:
+    from hnm_db.audit import AuditReport
+    from hnm_db.chunk import ChunkSummary
+    from hnm_db.cluster import ClusterSummary
+    from hnm_db.embed import EmbedSummary
+    from hnm_db.ensemble import EnsembleSummary
+    from hnm_db.evaluate import EvalSummary
+    from hnm_db.export import ExportSummary
+    from hnm_db.ingest import IngestSummary
+    from hnm_db.mine import MiningSummary
+    from hnm_db.models import Registration
+    from hnm_db.split import SplitSummary
+    from hnm_db.train import TrainSummary
 
 
-def schema_target() -> int:
-    """The highest migration number this code ships."""
-    return resources.migrations()[-1][0]
-
-
-class Database:
-    """An open hnm-db database: a DuckDB connection plus the schema, views and transaction helper."""
-
-    def __init__(self, path: str | os.PathLike[str] = DEFAULT_PATH, *, read_only: bool = False) -> None:
-        self.path = str(path)
-        self.read_only = read_only
-        if self.path != ":memory:":
-            parent = Path(self.path).parent
-            if not read_only and not parent.exists():
-                raise HnmError(f"folder of the database does not exist: {parent}")
-        try:
-            self.con = Connection(duckdb.connect(self.path, read_only=read_only))
-        except duckdb.IOException as exc:
-            if "lock" in str(exc).lower():
-                raise DatabaseLocked(self.path, holder_of(str(exc))) from None
-            if "newer version of DuckDB" in str(exc):
-                raise StorageTooNew(self.path, duckdb.__version__) from None
-            raise HnmError(f"cannot open database {self.path}: {first_line(exc)}") from None
-        self._depth = 0
-        # Progress is ours to show (tqdm, silenced by --quiet); DuckDB's own bar would interleave with it.
-        self.con.execute("SET enable_progress_bar = false")
-        try:
-            self._check_version()
-            if not read_only:
-                applied = self.migrate()
-                self.create_views(force=bool(applied))
-        except BaseException:
-            self.con.close()
-            raise
-
-    # -- schema -------------------------------------------------------------------------------
-    def schema_version(self) -> int:
-        """The highest applied migration, -1 for an empty file."""
-        exists = self.con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
-        ).fetchone()[0]
-        if not exists:
-            return -1
-        v = self.con.execute("SELECT max(version) FROM schema_version").fetchone()[0]
-        return -1 if v is None else int(v)
-
-    def _check_version(self) -> None:
-        found, known = self.schema_version(), schema_target()
-        if found > known:
-            raise SchemaTooNew(self.path, found, known)
-        if self.read_only and found < known:  # a read-only file cannot be migrated: say how, not a SQL error
-            raise SchemaTooOld(self.path, found, known)
-
-    def migrate(self) -> list[int]:
-        """Apply pending migrations in order, each in one transaction with its ledger row."""
-        current = self.schema_version()
-        applied = []
-        for version, name, sql in resources.migrations():
-            if version <= current:
-                continue
-            with self.transaction():
-                self.con.execute(sql)
-                self.con.execute("INSERT INTO schema_version (version, name) VALUES (?, ?)", [version, name])
-            applied.append(version)
-        return applied
-
-    def create_views(self, *, force: bool = False) -> bool:
-        """(Re)create every view in sql/views; a view may read another, so retry until all resolve.
-
-        Skipped (returns False) when the stored ``views_digest`` matches this hnm-db's view SQL and every
-        view exists, so opening a database costs no DDL transaction; ``force`` re-creates regardless.
-        """
-        pending = resources.sql_files("views")
-        digest = hashlib.blake2b(  # the schema version too: views read the tables it shapes
-            "\0".join([str(self.schema_version()), *(f"{n}\0{sql}" for n, sql in pending.items())]).encode(),
-            digest_size=16,
-        ).hexdigest()
-        if not force and self._views_current(digest):
-            return False
-        with self.transaction():
-            # Dependencies first: a failed statement aborts a DuckDB 2 transaction, so no trial and error.
-            for sql in view_order(pending):
-                self.con.execute(sql)
-            self.con.executemany(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                [["views_digest", digest], ["views_objects", json.dumps(self._view_objects())]],
-            )
-        return True
-
-    def _view_objects(self) -> list[str]:
-        """Names of the user views and macros in the database, sorted."""
-        rows = self.con.execute(
-            "SELECT view_name FROM duckdb_views() WHERE NOT internal AND schema_name = 'main' "
-            "UNION SELECT function_name FROM duckdb_functions() "
-            "WHERE NOT internal AND schema_name = 'main' AND function_type IN ('macro', 'table_macro')"
-        ).fetchall()
-        return sorted(r[0] for r in rows)
-
-    def _views_current(self, digest: str) -> bool:
-        stored = dict(
-            self.con.execute(
-                "SELECT key, value FROM meta WHERE key IN ('views_digest', 'views_objects')"
-            ).fetchall()
-        )
-        if stored.get("views_digest") != digest or "views_objects" not in stored:
-            return False
-        return set(json.loads(stored["views_objects"])) <= set(self._view_objects())
-
-    # -- access ---------------------------------------------------------------------------------
-    @contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        """One transaction; nested uses join the outer one (DuckDB has no savepoints)."""
-        if self._depth:
-            self._depth += 1
-            try:
-                yield self.con
-            finally:
-                self._depth -= 1
-            return
-        self.con.execute("BEGIN TRANSACTION")
-        self._depth = 1
-        try:
-            yield self.con
-        except BaseException:
-            self._depth = 0
-            self.con.execute("ROLLBACK")
-            raise
-        self._depth = 0
-        self.con.execute("COMMIT")
-
-    @property
-    def in_transaction(self) -> bool:
-        return self._depth > 0
-
-    def execute(
-        self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None
-    ) -> duckdb.DuckDBPyConnection:
-        """Run one statement on the connection (parameters bound, never formatted in); fetch from the result."""
-        return self.con.execute(sql, params) if params is not None else self.con.execute(sql)
-
-    def sql(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pl.DataFrame:
-        """Run a query and return its rows as a polars DataFrame (empty frame for statements)."""
-        table = self.arrow(sql, params)
-        return pl.DataFrame() if table is None else polars_frame(table)
-
-    def read_query(self, sql: str) -> pl.DataFrame:
-        """Run SQL that only reads and return the last statement's rows (``hnm-db sql`` without --write);
-        see :meth:`check_read_only`."""
-        self.check_read_only(sql)
-        return self.sql(sql)
-
-    def check_read_only(self, sql: str) -> None:
-        """Raise :class:`WriteRefused` unless every statement of ``sql`` only reads; runs nothing.
-
-        A read-only connection still lets DuckDB write files (COPY ... TO, EXPORT DATABASE, ATTACH of a
-        new file, INSTALL, a log or profile path set with SET), so "read-only" is checked per statement:
-        queries (SELECT, EXPLAIN, PRAGMA without '=') and SET VARIABLE pass, anything else is refused.
-        """
-        for i, stmt in enumerate(self.con.extract_statements(sql), start=1):
-            kind = stmt.type.name
-            text = stmt.query.strip()
-            reads = kind in READ_STATEMENTS and not (kind == "PRAGMA" and "=" in text)
-            if not (reads or _is_set_variable(kind, text)):
-                first = " ".join(text.split()[:3])
-                raise WriteRefused(
-                    f"statement {i} ({kind}: {first} ...) may write to the database or a file; only queries "
-                    "run without --write"
-                )
-
-    def arrow(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pa.Table | None:
-        """Run a query and return its rows as an Arrow table (None for a statement without rows).
-
-        Through ``execute`` and ``to_arrow_table``, which duckdb 1.5 and 2.x share (2.x dropped the
-        cursor's ``.pl()``, ``fetch_arrow_table`` and ``fetch_record_batch``). Not through the relation
-        API: with parameters duckdb 1.5 materialises a whole relation before streaming it, and a
-        relation left half read can stall the next query on the connection.
-        """
-        statement = _is_statement(self.con, sql)
-        cur = self.execute(sql, params)
-        if cur.description is None or statement and _counts_only(cur.description):
-            return None
-        with _no_copy_warning():
-            table = cur.to_arrow_table()
-        types = [str(d[1]) for d in cur.description]
-        if "JSON" not in types:
-            return table
-        fields = [  # JSON columns arrive as text: mark them, so output can nest them (hnm-db sql --format json)
-            f.with_metadata({JSON_FIELD: b"1"}) if t == "JSON" else f
-            for f, t in zip(table.schema, types, strict=True)
-        ]
-        return pa.Table.from_arrays(table.columns, schema=pa.schema(fields))
-
-    def arrow_batches(
-        self,
-        sql: str,
-        params: Sequence[Any] | dict[str, Any] | None = None,
-        *,
-        batch_rows: int = 100_000,
-        con: duckdb.DuckDBPyConnection | Connection | None = None,
-    ) -> pa.RecordBatchReader:
-        """Stream a query's rows as Arrow batches of at most ``batch_rows`` (on ``con``, e.g. a second
-        cursor that reads a snapshot while the main connection commits). Read it to the end before
-        running anything else on the same connection."""
-        con = con or self.con
-        cur = con.execute(sql, params) if params is not None else con.execute(sql)
-        with _no_copy_warning():
-            return cur.to_arrow_reader(batch_rows)
-
-    def scalar(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
-        """The first column of the first row, or None."""
-        row = self.execute(sql, params).fetchone()
-        return None if row is None else row[0]
-
-    def tables(self) -> list[str]:
-        """Base tables of the schema, sorted."""
-        rows = self.con.execute(
-            "SELECT table_name FROM information_schema.tables "
-            "WHERE table_type = 'BASE TABLE' ORDER BY table_name"
-        ).fetchall()
-        return [r[0] for r in rows]
-
-    def close(self) -> None:
-        self.con.close()
-
-    def __enter__(self) -> Database:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
+class _Default:
     def __repr__(self) -> str:
-        return f"Database({self.path!r})"
+        return "DEFAULT"
 
-    # Stage methods (the Python API mirroring the CLI) are added below by each stage.
-    # -- ingest / chunk / split (issue 2) -------------------------------------------------------
+
+#: "The ``*Params`` dataclass's default" (typed Any so it fits every annotation).
+DEFAULT: Any = _Default()
+
+
+def _given(values: dict[str, Any], *skip: str) -> dict[str, Any]:
+    """The arguments a caller gave: DEFAULT ones are left to the dataclass, ``skip`` names dropped."""
+    return {k: v for k, v in values.items() if v is not DEFAULT and k not in ("self", *skip)}
+
+
+def _names(value: str | Sequence[str]) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+class Database(Store):
+    """An open hnm-db database whose methods mirror the CLI commands."""
+
+    # -- ingest / chunk / split ---------------------------------------------------------------------
     def ingest_beir(
         self,
         folder: str | os.PathLike[str],
         *,
-        on_duplicate: str = "error",
-        license: str | None = None,  # noqa: A002
-        language: str | None = None,
-    ) -> Any:
-        """``hnm-db ingest beir``: corpus.jsonl, queries.jsonl, qrels/<split>.tsv -> IngestSummary."""
+        on_duplicate: str = DEFAULT,
+        license: str | None = DEFAULT,  # noqa: A002
+        language: str | None = DEFAULT,
+    ) -> IngestSummary:
+        """``hnm-db ingest beir``: corpus.jsonl, queries.jsonl, qrels/<split>.tsv."""
+        fields = _given(locals())
         from hnm_db import ingest
 
-        return ingest.ingest_beir(self, folder, on_duplicate=on_duplicate, license=license, language=language)
+        return ingest.ingest_beir(self, **fields)
 
     def ingest_table(
-        self, path: str | os.PathLike[str], kind: str = "documents", *, fmt: str | None = None, **columns: Any
-    ) -> Any:
-        """``hnm-db ingest jsonl|csv|parquet``; ``columns`` are TableSpec fields (id_column=..., ...)."""
+        self,
+        path: str | os.PathLike[str],
+        kind: str = DEFAULT,
+        *,
+        fmt: str | None = None,
+        id_column: str | None = DEFAULT,
+        text_column: str | None = DEFAULT,
+        title_column: str | None = DEFAULT,
+        query_id_column: str | None = DEFAULT,
+        doc_id_column: str | None = DEFAULT,
+        score_column: str | None = DEFAULT,
+        split: str | None = DEFAULT,
+        meta_columns: tuple[str, ...] = DEFAULT,
+        all_meta: bool = DEFAULT,
+        on_duplicate: str = DEFAULT,
+        license: str | None = DEFAULT,  # noqa: A002
+        language: str | None = DEFAULT,
+    ) -> IngestSummary:
+        """``hnm-db ingest jsonl|csv|parquet``: the other arguments are :class:`hnm_db.ingest.TableSpec`'s."""
+        fields = _given(locals(), "path", "fmt")
         from hnm_db import ingest
 
-        return ingest.ingest_table(self, path, ingest.TableSpec(kind=kind, **columns), fmt=fmt)
+        return ingest.ingest_table(self, path, ingest.TableSpec(**fields), fmt=fmt)
 
     def ingest_files(
-        self, folder: str | os.PathLike[str], *, on_duplicate: str = "error", progress: bool = False
-    ) -> Any:
+        self, folder: str | os.PathLike[str], *, on_duplicate: str = DEFAULT, progress: bool = False
+    ) -> IngestSummary:
         """``hnm-db ingest files``: .txt/.md/.html/.pdf under a folder -> documents."""
+        fields = _given(locals())
         from hnm_db import ingest
 
-        return ingest.ingest_files(self, folder, on_duplicate=on_duplicate, progress=progress)
+        return ingest.ingest_files(self, **fields)
 
     def ingest_urls(
         self,
         path: str | os.PathLike[str],
         *,
-        timeout: float = 10.0,
-        strict: bool = False,
-        workers: int = 8,
-        on_duplicate: str = "error",
+        timeout: float = DEFAULT,
+        strict: bool = DEFAULT,
+        workers: int = DEFAULT,
+        on_duplicate: str = DEFAULT,
         progress: bool = False,
-    ) -> Any:
+    ) -> IngestSummary:
         """``hnm-db ingest urls``: fetch each listed URL and store its clean text."""
+        fields = _given(locals())
         from hnm_db import ingest
 
-        return ingest.ingest_urls(
-            self,
-            path,
-            timeout=timeout,
-            strict=strict,
-            workers=workers,
-            on_duplicate=on_duplicate,
-            progress=progress,
-        )
+        return ingest.ingest_urls(self, **fields)
 
     def chunk(
         self,
-        strategy: str = "whole",
-        size: int | None = None,
-        overlap: int = 0,
+        strategy: str = DEFAULT,
+        size: int | None = DEFAULT,
+        overlap: int = DEFAULT,
         *,
-        model: str | None = None,
-        title: bool = True,
+        model: str | None = DEFAULT,
+        title: bool = DEFAULT,
         doc_ids: Sequence[str] | None = None,
         progress: bool = False,
-    ) -> Any:
-        """``hnm-db chunk``: (re)chunk documents that need it -> ChunkSummary (see hnm_db.chunk)."""
+    ) -> ChunkSummary:
+        """``hnm-db chunk``: (re)chunk documents that need it (see :mod:`hnm_db.chunk`)."""
+        fields = _given(locals(), "doc_ids", "progress")
         from hnm_db import chunk
 
-        params = chunk.ChunkParams(strategy=strategy, size=size, overlap=overlap, model=model, title=title)
-        return chunk.chunk(self, params, doc_ids, progress=progress)
+        return chunk.chunk(self, chunk.ChunkParams(**fields), doc_ids, progress=progress)
 
-    def split(self, test_ratio: float = 0.2, *, seed: int = 0, dev_ratio: float = 0.0) -> Any:
-        """``hnm-db split``: assign queries without a source split -> SplitSummary (see hnm_db.split)."""
-        from hnm_db import split
+    def split(
+        self, test_ratio: float = DEFAULT, *, seed: int = DEFAULT, dev_ratio: float = DEFAULT
+    ) -> SplitSummary:
+        """``hnm-db split``: assign queries without a source split (see :mod:`hnm_db.split`)."""
+        fields = _given(locals())
+        from hnm_db import split as stage
 
-        return split.split(self, split.SplitParams(test_ratio=test_ratio, seed=seed, dev_ratio=dev_ratio))
+        return stage.split(self, stage.SplitParams(**fields))
 
-    # -- models / embed / ensemble (issue 3) ----------------------------------------------------
+    # -- models / embed / ensemble ------------------------------------------------------------------
     def resolve_model_path(self, name_or_path: str) -> str:
         """Local folder of a registered model name, a built-in alias or a model folder."""
         from hnm_db.models import resolve_model_path
@@ -349,23 +161,16 @@ class Database:
         name: str,
         source: str,
         *,
-        query_prompt: str | None = None,
-        doc_prompt: str | None = None,
-        max_seq_length: int | None = None,
-        normalize: bool = True,
-    ) -> Any:
-        """Register a model (``hnm-db models add``); returns a ``models.Registration``."""
+        query_prompt: str | None = DEFAULT,
+        doc_prompt: str | None = DEFAULT,
+        max_seq_length: int | None = DEFAULT,
+        normalize: bool = DEFAULT,
+    ) -> Registration:
+        """``hnm-db models add``: register a model folder or alias under ``name``."""
+        fields = _given(locals())
         from hnm_db.models import add_model
 
-        return add_model(
-            self,
-            name,
-            source,
-            query_prompt=query_prompt,
-            doc_prompt=doc_prompt,
-            max_seq_length=max_seq_length,
-            normalize=normalize,
-        )
+        return add_model(self, **fields)
 
     def list_models(self) -> pl.DataFrame:
         """Registered models with vector counts (``hnm-db models list``)."""
@@ -375,76 +180,98 @@ class Database:
 
     def embed(
         self,
-        models: Sequence[str] | str,
+        models: str | Sequence[str],
         *,
-        what: str = "all",
-        batch_size: int = 64,
-        threads: int | None = None,
+        what: str = DEFAULT,
+        batch_size: int = DEFAULT,
+        threads: int | None = DEFAULT,
         progress: bool = True,
-    ) -> Any:
-        """Embed texts lacking vectors (``hnm-db embed``); returns an ``embed.EmbedSummary``."""
+    ) -> EmbedSummary:
+        """``hnm-db embed``: embed the texts each model has no vector for yet."""
+        fields = _given(locals(), "models", "progress")
         from hnm_db.embed import EmbedParams, embed
 
-        names = (models,) if isinstance(models, str) else tuple(models)
-        params = EmbedParams(names, what=what, batch_size=batch_size, threads=threads)
-        return embed(self, params, progress=progress)
+        return embed(self, EmbedParams(_names(models), **fields), progress=progress)
 
     def create_ensemble(
         self,
         name: str,
         members: Sequence[str | tuple[str, float | None]],
         *,
-        replace: bool = False,
+        replace: bool = DEFAULT,
         progress: bool = True,
-    ) -> Any:
-        """Build ensemble vectors (``hnm-db ensemble create``); members are "MODEL[:WEIGHT]" or tuples."""
+    ) -> EnsembleSummary:
+        """``hnm-db ensemble create``: members are "MODEL[:WEIGHT]" or (model, weight) tuples."""
         from hnm_db.ensemble import EnsembleParams, create_ensemble, parse_member
 
         parsed = tuple(parse_member(m) if isinstance(m, str) else (m[0], m[1]) for m in members)
-        return create_ensemble(self, EnsembleParams(name, parsed, replace=replace), progress=progress)
+        return create_ensemble(
+            self, EnsembleParams(name, parsed, **_given({"replace": replace})), progress=progress
+        )
 
-    def update_ensemble(self, name: str, *, progress: bool = True) -> Any:
-        """Add vectors for newly embedded texts (``hnm-db ensemble update``)."""
+    def update_ensemble(self, name: str, *, progress: bool = True) -> EnsembleSummary:
+        """``hnm-db ensemble update``: add vectors for newly embedded texts."""
         from hnm_db.ensemble import update_ensemble
 
         return update_ensemble(self, name, progress=progress)
 
     def list_ensembles(self) -> pl.DataFrame:
-        """Ensembles with members and vector counts (``hnm-db ensemble list``)."""
+        """``hnm-db ensemble list``: ensembles with members and vector counts."""
         from hnm_db.ensemble import list_ensembles
 
         return list_ensembles(self)
 
-    def ensemble_vectors(self, name: str, role: str = "doc", *, batch_rows: int = 50_000) -> Iterator[Any]:
+    def ensemble_vectors(
+        self, name: str, role: str = "doc", *, batch_rows: int = 50_000
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Batches of (content_hashes, float32 matrix) of an ensemble's vectors for one role."""
         from hnm_db.ensemble import read_ensemble_vectors
 
         return read_ensemble_vectors(self, name, role, batch_rows=batch_rows)
 
-    # -- cluster / mine / runs (issue 4) --------------------------------------------------------
+    # -- cluster / mine / runs ----------------------------------------------------------------------
     def cluster(
         self,
         ensemble: str,
         *,
-        k: int | str = "auto",
-        seed: int = 0,
-        algorithm: str = "auto",
+        k: int | str = DEFAULT,
+        seed: int = DEFAULT,
+        algorithm: str = DEFAULT,
         progress: bool = False,
-    ) -> Any:
+    ) -> ClusterSummary:
         """``hnm-db cluster``: K-means over the ensemble's chunk vectors (:func:`hnm_db.cluster.cluster`)."""
+        fields = _given(locals(), "progress")
         from hnm_db.cluster import ClusterParams, cluster
 
-        return cluster(
-            self, ClusterParams(ensemble=ensemble, k=k, seed=seed, algorithm=algorithm), progress=progress
-        )
+        return cluster(self, ClusterParams(**fields), progress=progress)
 
     def mine(
-        self, method: str = "ensemble", *, replace: bool = False, progress: bool = False, **params: Any
-    ) -> Any:
-        """``hnm-db mine``: one mining run; ``params`` are :class:`hnm_db.mine.MiningParams` fields."""
+        self,
+        method: str = DEFAULT,
+        *,
+        ensemble: str | None = DEFAULT,
+        split: str = DEFAULT,
+        num_negatives: int = DEFAULT,
+        range_min: int = DEFAULT,
+        range_max: int = DEFAULT,
+        cluster_filter: str = DEFAULT,
+        cluster_run: str | None = DEFAULT,
+        max_score_ratio: float | None = DEFAULT,
+        guard: str = DEFAULT,
+        min_relevance: int = DEFAULT,
+        fallback_depth: int | None = DEFAULT,
+        mix_random: int = DEFAULT,
+        sampling: str = DEFAULT,
+        seed: int = DEFAULT,
+        name: str | None = DEFAULT,
+        replace: bool = False,
+        progress: bool = False,
+    ) -> MiningSummary:
+        """``hnm-db mine``: one mining run (:class:`hnm_db.mine.MiningParams` says what each argument does)."""
+        fields = _given(locals(), "replace", "progress")
         from hnm_db.mine import MiningParams, mine
 
-        return mine(self, MiningParams(method=method, **params), replace=replace, progress=progress)
+        return mine(self, MiningParams(**fields), replace=replace, progress=progress)
 
     def runs(self) -> pl.DataFrame:
         """``hnm-db runs``: one row per mining run."""
@@ -458,43 +285,53 @@ class Database:
 
         return show_run(self, name)
 
-    # -- export / audit (issue 5) ---------------------------------------------------------------
+    # -- export / audit -----------------------------------------------------------------------------
     def export(
         self,
         runs: str | Sequence[str],
         to: str | os.PathLike[str],
         *,
-        layout: str = "triplet",
+        layout: str = DEFAULT,
+        split: str = DEFAULT,
+        parquet: bool = DEFAULT,
+        keep_ids: bool = DEFAULT,
+        overwrite: bool = DEFAULT,
+        num_negatives: int | None = DEFAULT,
+        drop_short: bool = DEFAULT,
+        license: str | None = DEFAULT,  # noqa: A002
+        language: str | Sequence[str] = DEFAULT,
+        batch_size: int = DEFAULT,
         progress: bool = False,
-        **options: Any,
-    ) -> Any:
-        """``hnm-db export``: write runs as a HuggingFace dataset folder -> ExportSummary.
+        format: str | None = None,  # noqa: A002 - the deprecated name of layout
+    ) -> ExportSummary:
+        """``hnm-db export``: write runs as a HuggingFace dataset folder (:class:`hnm_db.export.ExportParams`).
 
-        ``options`` are the other ExportParams fields: split, parquet, keep_ids, overwrite,
-        num_negatives, drop_short, license, language, batch_size. ``format=`` is the old name of
-        ``layout`` (deprecated: it clashed with the output ``--format`` of every other command).
+        ``format=`` is the old name of ``layout`` (deprecated: it clashed with the output ``--format`` of
+        every other command).
         """
+        fields = _given(locals(), "runs", "to", "progress", "format")
         import warnings
 
         from hnm_db.export import ExportParams, export
 
-        if "format" in options:
+        if format is not None:
             warnings.warn("export(format=...) is deprecated: use layout=", DeprecationWarning, stacklevel=2)
-            layout = options.pop("format")
-        names = (runs,) if isinstance(runs, str) else tuple(runs)
-        if isinstance(options.get("language"), str):
-            options["language"] = (options["language"],)
-        params = ExportParams(runs=names, to=Path(to), layout=layout, **options)
-        return export(self, params, progress=progress)
+            fields["layout"] = format
+        if isinstance(fields.get("language"), str):
+            fields["language"] = (fields["language"],)
+        return export(self, ExportParams(runs=_names(runs), to=Path(to), **fields), progress=progress)
 
-    def audit(self, runs: str | Sequence[str] = (), *, plot_dir: str | os.PathLike[str] | None = None) -> Any:
-        """``hnm-db audit``: per-run summary, overlap, changed sources (and charts) -> AuditReport."""
+    def audit(
+        self, runs: str | Sequence[str] = (), *, plot_dir: str | os.PathLike[str] | None = None
+    ) -> AuditReport:
+        """``hnm-db audit``: per-run summary, overlap, changed sources (and charts)."""
         from hnm_db.audit import AuditParams, audit
 
-        names = (runs,) if isinstance(runs, str) else tuple(runs)
-        return audit(self, AuditParams(runs=names, plot_dir=None if plot_dir is None else Path(plot_dir)))
+        return audit(
+            self, AuditParams(runs=_names(runs), plot_dir=None if plot_dir is None else Path(plot_dir))
+        )
 
-    def check(self) -> list[Any]:
+    def check(self) -> list[str]:
         """``hnm-db audit --check``: run sql/checks; raise ChecksFailed naming broken rules and rows."""
         from hnm_db.audit import check
 
@@ -506,45 +343,70 @@ class Database:
 
         return record_run_sources(self, run_id)
 
-    # -- train / eval (issue 6) -----------------------------------------------------------------
+    # -- train / eval -------------------------------------------------------------------------------
     def train(
         self,
         run: str,
         *,
         out: str | os.PathLike[str],
-        base: str = "minilm-l6",
+        base: str = DEFAULT,
+        loss: str = DEFAULT,
+        group_size: int = DEFAULT,
+        batch_size: int = DEFAULT,
+        epochs: int = DEFAULT,
+        max_steps: int | None = DEFAULT,
+        max_length: int = DEFAULT,
+        lr: float = DEFAULT,
+        head_lr: float = DEFAULT,
+        seed: int = DEFAULT,
+        margin: float = DEFAULT,
+        warmup_ratio: float = DEFAULT,
+        warmup_easy_steps: int = DEFAULT,
+        distill_steps: int = DEFAULT,
+        distill_run: str | None = DEFAULT,
+        distill_ensemble: str | None = DEFAULT,
+        distill_scale: float = DEFAULT,
+        dev_ratio: float = DEFAULT,
+        dev_seed: int = DEFAULT,
+        dev_first_stage: str = DEFAULT,
+        dev_k: int = DEFAULT,
+        eval_steps: int | None = DEFAULT,
+        weight_decay: float = DEFAULT,
+        max_grad_norm: float = DEFAULT,
+        split: str = DEFAULT,
+        name: str | None = DEFAULT,
+        device: str | None = DEFAULT,
         progress: bool = False,
-        **params: Any,
-    ) -> Any:
-        """``hnm-db train``: fine-tune a cross-encoder on mining run ``run`` -> TrainSummary.
-
-        ``params`` are the other :class:`hnm_db.train.TrainParams` fields (loss, group_size, epochs,
-        batch_size, max_steps, max_length, lr, head_lr, seed, warmup_easy_steps, distill_steps, dev_ratio,
-        split, name, device, ...).
-        """
+    ) -> TrainSummary:
+        """``hnm-db train``: fine-tune a cross-encoder on mining run ``run``
+        (:class:`hnm_db.train.TrainParams` says what each argument does)."""
+        fields = _given(locals(), "progress") | {"out": str(out)}
         from hnm_db.train import TrainParams, train
 
-        return train(self, TrainParams(run=run, base=base, out=str(out), **params), progress=progress)
+        return train(self, TrainParams(**fields), progress=progress)
 
     def evaluate(
         self,
         model: str | None = None,
         *,
-        first_stage: str = "bm25",
-        k: int = 30,
-        split: str = "test",
+        first_stage: str = DEFAULT,
+        k: int = DEFAULT,
+        split: str = DEFAULT,
+        max_length: int = DEFAULT,
+        batch_size: int = DEFAULT,
+        interpolate: Sequence[float] = DEFAULT,
+        head_seed: int = DEFAULT,
+        device: str | None = DEFAULT,
         progress: bool = False,
-        **params: Any,
-    ) -> Any:
+    ) -> EvalSummary:
         """``hnm-db eval``: re-rank the first stage's top-k with ``model`` (folder, training run name or
-        ``base:ALIAS``; None = first stage only) -> EvalSummary. ``params``: max_length, batch_size,
-        interpolate (tuple of alphas), head_seed, device."""
+        ``base:ALIAS``; None = the first stage alone)."""
+        fields = _given(locals(), "progress")
         from hnm_db.evaluate import EvalParams, evaluate
 
-        if "interpolate" in params:
-            params["interpolate"] = tuple(params["interpolate"])
-        eval_params = EvalParams(model=model, first_stage=first_stage, k=k, split=split, **params)
-        return evaluate(self, eval_params, progress=progress)
+        if "interpolate" in fields:
+            fields["interpolate"] = tuple(fields["interpolate"])
+        return evaluate(self, EvalParams(**fields), progress=progress)
 
     def compare(self, split: str = "test", *, mean_over_seeds: bool = False) -> pl.DataFrame:
         """``hnm-db eval --compare``: stored results of a split (or their mean/sd over training seeds)."""
@@ -552,154 +414,6 @@ class Database:
 
         results = stored_results(self, split)
         return summarize(results) if mean_over_seeds else results
-
-
-def view_order(views: dict[str, str]) -> list[str]:
-    """The view SQL of ``views`` (name -> SQL) ordered so that every view comes after those it reads.
-
-    A view reads another when the other's name appears in its SQL as a word; ties keep name order.
-    """
-    import re
-
-    deps = {
-        name: {o for o in views if o != name and re.search(rf"\b{re.escape(o)}\b", sql)}
-        for name, sql in views.items()
-    }
-    ordered: list[str] = []
-    while len(ordered) < len(views):
-        ready = [n for n in views if n not in ordered and deps[n] <= set(ordered)]
-        if not ready:
-            stuck = sorted(set(views) - set(ordered))
-            raise RuntimeError(f"views read each other in a cycle: {', '.join(stuck)}")
-        ordered += ready
-    return [views[n] for n in ordered]
-
-
-class Connection:
-    """A DuckDB connection that behaves alike on duckdb 1.5 and 2.x; everything else is delegated.
-
-    duckdb 2.x refuses ``register``, ``sql`` and other non-``execute`` work while an ``execute()`` result
-    is half read (``scalar`` reads one row), where 1.5 dropped that result silently: this settles it
-    first. And ``unregister`` in a ``finally`` after a failed statement no longer hides that statement's
-    error behind 2.x's "transaction is aborted" (the rollback drops the registration anyway).
-    """
-
-    #: Methods that read or replace the current result, or need no settling.
-    _AS_IS = frozenset(
-        {"execute", "executemany", "cursor", "close", "complete", "abort", "description", "rowcount"}
-    )
-
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
-        self._con = con
-
-    @property
-    def raw(self) -> duckdb.DuckDBPyConnection:
-        """The DuckDB connection itself."""
-        return self._con
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._con, name)
-        if name in self._AS_IS or name.startswith("fetch") or not callable(attr):
-            return attr
-
-        def settled(*args: Any, **kwargs: Any) -> Any:
-            settle(self._con)
-            return attr(*args, **kwargs)
-
-        return settled
-
-    def unregister(self, name: str) -> None:
-        """Drop a registered Arrow table; inside a failed transaction the rollback drops it."""
-        try:
-            settle(self._con)
-            self._con.unregister(name)
-        except duckdb.TransactionException:
-            pass
-
-
-#: Statement types ``read_query`` runs: they read the database and write nothing.
-READ_STATEMENTS = frozenset({"SELECT", "EXPLAIN", "PRAGMA"})
-
-
-def _is_set_variable(kind: str, text: str) -> bool:
-    """SET VARIABLE only names a value for later statements (duckdb 1.5 types it SET, 2.x VARIABLE_SET)."""
-    import re
-
-    return kind in ("SET", "VARIABLE_SET") and re.match(r"(?i)SET\s+VARIABLE\b", text) is not None
-
-
-def settle(con: duckdb.DuckDBPyConnection | Connection) -> None:
-    """Run a half-read ``execute()`` result to its end (e.g. after ``fetchone``): duckdb 2.x refuses
-    relation queries on a connection that holds one. A no-op on 1.5, which has no ``complete``."""
-    complete = getattr(con, "complete", None)
-    if complete is not None:
-        complete()
-
-
-def _is_statement(con: Connection | duckdb.DuckDBPyConnection, sql: str) -> bool:
-    """Whether the last statement of ``sql`` is one that returns no rows of its own (INSERT, CREATE, SET,
-    ...): duckdb 2.x answers those with a one-column ``Count`` / ``Success`` result, 1.5 with none."""
-    raw = con.raw if isinstance(con, Connection) else con
-    settle(raw)  # a half-read earlier result would block parsing on 2.x; execute drops it anyway
-    try:
-        statements = raw.extract_statements(sql)
-    except duckdb.Error:
-        return False  # let execute report the error
-    return bool(statements) and statements[-1].type.name not in ("SELECT", "EXPLAIN", "PRAGMA", "CALL")
-
-
-def _counts_only(description: Sequence[Any]) -> bool:
-    return len(description) == 1 and description[0][0] in ("Count", "Success")
-
-
-@contextmanager
-def _no_copy_warning() -> Iterator[None]:
-    """duckdb 2.x warns that Arrow output of an ``execute()`` result copies the rows (once, batch by batch
-    for a reader); that is the price of the one API both versions stream through, so it is not news."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Arrow output on a DB-API result")
-        yield
-
-
-def polars_frame(table: pa.Table) -> pl.DataFrame:
-    """An Arrow table as a polars frame; columns polars cannot import (INTERVAL) become text."""
-    for i, field in enumerate(table.schema):
-        if pa.types.is_interval(field.type):
-            text = pa.array([interval_text(v) for v in table.column(i).to_pylist()], pa.string())
-            table = table.set_column(i, field.name, text)
-    return pl.from_arrow(table)
-
-
-def interval_text(value: Any) -> str | None:
-    """An Arrow month-day-nano interval as DuckDB prints it: '1 year 2 months 3 days 04:05:06'."""
-    if value is None:
-        return None
-    years, months = divmod(value.months, 12)
-    parts = [f"{n} {unit}{'s' if abs(n) != 1 else ''}" for n, unit in
-             ((years, "year"), (months, "month"), (value.days, "day")) if n]  # fmt: skip
-    if value.nanoseconds or not parts:
-        seconds, nanos = divmod(abs(value.nanoseconds), 1_000_000_000)
-        clock = f"{'-' if value.nanoseconds < 0 else ''}{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-        parts.append(clock + (f".{nanos // 1000:06d}" if nanos else ""))
-    return " ".join(parts)
-
-
-def holder_of(message: str) -> str | None:
-    """'PID 123, /usr/bin/python3' from DuckDB's lock message ('... is held in PATH (PID 123) ...')."""
-    import re
-
-    m = re.search(r"held in (.+?) \(PID (\d+)\)", message)
-    if m:
-        return f"PID {m.group(2)}, {m.group(1)}"
-    m = re.search(r"PID (\d+)", message)
-    return f"PID {m.group(1)}" if m else None
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (DuckDB appends hints on later lines)."""
-    return (str(exc).strip().splitlines() or [""])[0]
 
 
 def open(path: str | os.PathLike[str] = DEFAULT_PATH, *, read_only: bool = False) -> Database:  # noqa: A001

@@ -146,16 +146,9 @@ def run_demo(
         "SELECT 'triplets', count(*) FROM triplets"
     )
     report.runs = db.sql(
-        """
-        SELECT r.name AS run, r.method, count(*) AS triplets, count(DISTINCT t.query_id) AS queries,
-               round(avg(t.rank), 1) AS mean_rank,
-               round(avg(t.member_scores['@ensemble']), 3) AS mean_ensemble_sim,
-               round(avg(CASE WHEN t.negative_cluster = t.query_cluster THEN 1.0 ELSE 0.0 END), 3)
-                   AS in_query_cluster
-        FROM triplets t JOIN mining_runs r USING (run_id)
-        WHERE r.name IN (SELECT unnest($names))
-        GROUP BY ALL ORDER BY r.name
-        """,
+        "SELECT run, method, triplets, queries, round(mean_rank, 1) AS mean_rank, "
+        "round(mean_ensemble_sim, 3) AS mean_ensemble_sim, round(cluster_agreement, 3) AS in_query_cluster "
+        "FROM run_summary WHERE run IN (SELECT unnest($names)) ORDER BY run",
         {"names": list(DEMO_RUNS)},
     )
     return report

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hnm_db import models as registry
-from hnm_db.db import Database
 from hnm_db.errors import InvalidParams
+from hnm_db.store import Store
 from hnm_db.vectors import write_vectors
 
 WHAT = ("chunks", "queries", "all")
@@ -90,7 +90,7 @@ def _missing_sql(role: str) -> str:
     """
 
 
-def count_missing(db: Database, model_id: str, role: str) -> tuple[int, int]:
+def count_missing(db: Store, model_id: str, role: str) -> tuple[int, int]:
     """(texts lacking a vector, texts with one) for a model and role."""
     table = ROLE_TABLES[role]
     row = db.execute(
@@ -106,14 +106,14 @@ def count_missing(db: Database, model_id: str, role: str) -> tuple[int, int]:
 
 
 def iter_missing(
-    db: Database, model_id: str, role: str, batch_size: int
+    db: Store, model_id: str, role: str, batch_size: int
 ) -> Iterator[tuple[list[str], list[str]]]:
     """Batches of (hashes, texts) to encode, streamed through a second cursor.
 
     The cursor reads a snapshot taken when the query starts, so the batches committed meanwhile on the
     main connection neither disturb it nor reappear in it.
     """
-    cur = db.con.cursor()
+    cur = db.cursor()
     try:
         reader = db.arrow_batches(_missing_sql(role), [model_id, role], batch_rows=batch_size, con=cur)
         for batch in reader:
@@ -144,7 +144,7 @@ def set_threads(threads: int | None) -> None:
 
 
 def _embed_role(
-    db: Database, model, row: registry.ModelRow, role: str, total: int, params: EmbedParams, progress: bool
+    db: Store, model, row: registry.ModelRow, role: str, total: int, params: EmbedParams, progress: bool
 ) -> int:
     from tqdm import tqdm
 
@@ -169,7 +169,7 @@ def _embed_role(
     return done
 
 
-def embed_model(db: Database, name: str, params: EmbedParams, *, progress: bool = True) -> ModelReport:
+def embed_model(db: Store, name: str, params: EmbedParams, *, progress: bool = True) -> ModelReport:
     """Embed the missing texts of ``params.roles`` with one model; load it only if something is missing."""
     start = time.perf_counter()
     reg, versions = registry.current_model(db, name)
@@ -198,7 +198,7 @@ def embed_model(db: Database, name: str, params: EmbedParams, *, progress: bool 
     return report
 
 
-def embed(db: Database, params: EmbedParams, *, progress: bool = True) -> EmbedSummary:
+def embed(db: Store, params: EmbedParams, *, progress: bool = True) -> EmbedSummary:
     """Embed chunks and/or queries with every model in ``params`` (stage entry point).
 
     Commits batch by batch (that is what makes it resumable), so it must not run inside an open

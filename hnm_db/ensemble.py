@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from hnm_db import models as registry
-from hnm_db.db import Database
 from hnm_db.embed import ROLE_TABLES
 from hnm_db.errors import AlreadyExists, EmptySelection, InvalidParams, MissingEmbeddings, NotFound
+from hnm_db.store import Store
 from hnm_db.vectors import from_arrow_list, iter_vectors, write_vectors
 
 
@@ -91,7 +91,7 @@ def _members_json(members: Sequence[Member]) -> str:
     return json.dumps([{"model_id": m.model_id, "weight": m.weight} for m in members])
 
 
-def resolve_members(db: Database, params: EnsembleParams) -> list[Member]:
+def resolve_members(db: Store, params: EnsembleParams) -> list[Member]:
     """Registered models (newest version of a name) with their normalised weights."""
     out = []
     for (name, _), weight in zip(params.members, params.weights(), strict=True):
@@ -100,7 +100,7 @@ def resolve_members(db: Database, params: EnsembleParams) -> list[Member]:
     return out
 
 
-def missing_counts(db: Database, members: Sequence[Member]) -> dict[str, dict[str, int]]:
+def missing_counts(db: Store, members: Sequence[Member]) -> dict[str, dict[str, int]]:
     """model_id -> role -> number of texts (in chunks/queries or embedded by another member) it lacks."""
     ids = [m.model_id for m in members]
     out: dict[str, dict[str, int]] = {m: {} for m in ids}
@@ -126,7 +126,7 @@ def missing_counts(db: Database, members: Sequence[Member]) -> dict[str, dict[st
     return out
 
 
-def check_coverage(db: Database, members: Sequence[Member]) -> int:
+def check_coverage(db: Store, members: Sequence[Member]) -> int:
     """Raise MissingEmbeddings naming the first member that lacks vectors; return the universe size."""
     counts = missing_counts(db, members)
     for m in members:
@@ -179,12 +179,12 @@ def _pending_sql(n_members: int) -> str:
 
 
 def _iter_pending(
-    db: Database, ensemble_id: str, role: str, members: Sequence[Member], batch_rows: int
+    db: Store, ensemble_id: str, role: str, members: Sequence[Member], batch_rows: int
 ) -> Iterator[tuple[list[str], list[np.ndarray]]]:
     sql = _pending_sql(len(members))
     params = {"role": role, "first": members[0].model_id, "ens": ensemble_id}
     params.update({f"m{i}": m.model_id for i, m in enumerate(members)})
-    cur = db.con.cursor()
+    cur = db.cursor()
     try:
         reader = db.arrow_batches(sql, params, batch_rows=batch_rows, con=cur)
         for batch in reader:
@@ -194,9 +194,87 @@ def _iter_pending(
         cur.close()
 
 
-def _existing(db: Database, name: str) -> tuple[str, list[dict]] | None:
-    row = db.execute("SELECT ensemble_id, members FROM ensembles WHERE name = ?", [name]).fetchone()
-    return None if row is None else (row[0], json.loads(row[1]))
+# -- lookup (every stage finds an ensemble here) ---------------------------------------------------
+@dataclass(frozen=True)
+class EnsembleInfo:
+    ensemble_id: str
+    name: str
+    members: list[dict]  # [{"model_id", "weight", "name", "fingerprint", "dim"}]
+    dim: int
+
+
+def find_ensemble(db: Store, name: str) -> EnsembleInfo | None:
+    """The ensemble called ``name`` (or with that id) with its members' model names, fingerprints and
+    dimensions; None when there is none."""
+    row = db.execute(
+        "SELECT ensemble_id, name, members, dim FROM ensembles WHERE name = ? OR ensemble_id = ? "
+        "ORDER BY name = ? DESC LIMIT 1",
+        [name, name, name],
+    ).fetchone()
+    if row is None:
+        return None
+    members = json.loads(row[2]) if isinstance(row[2], str) else list(row[2])
+    out = []
+    for m in members:
+        found = db.execute(
+            "SELECT name, fingerprint, dim FROM models WHERE model_id = ?", [m["model_id"]]
+        ).fetchone()
+        out.append(
+            {
+                "model_id": m["model_id"],
+                "weight": float(m["weight"]),
+                "name": found[0] if found else m["model_id"],
+                "fingerprint": found[1] if found else None,
+                "dim": int(found[2]) if found else None,
+            }
+        )
+    return EnsembleInfo(row[0], row[1], out, int(row[3]))
+
+
+def get_ensemble(db: Store, name: str) -> EnsembleInfo:
+    """:func:`find_ensemble`, or NotFound naming the ensembles there are."""
+    ens = find_ensemble(db, name)
+    if ens is None:
+        known = [r[0] for r in db.execute("SELECT name FROM ensembles ORDER BY name").fetchall()]
+        raise NotFound(
+            f"no ensemble named {name!r} (known: {', '.join(known) or 'none'}; hnm-db ensemble create makes one)"
+        )
+    return ens
+
+
+def check_chunk_vectors(db: Store, ens: EnsembleInfo) -> int:
+    """Raise MissingEmbeddings unless every distinct chunk text has a doc vector; return how many texts.
+
+    The message names the ensemble, the count, and for each member model how many of those texts it
+    has not embedded, which is what the user has to fix.
+    """
+    total, missing = db.execute(
+        """
+        WITH texts AS (SELECT DISTINCT content_hash FROM chunks)
+        SELECT count(*), count(*) FILTER (WHERE ev.content_hash IS NULL)
+        FROM texts LEFT JOIN ensemble_vectors ev
+          ON ev.ensemble_id = ? AND ev.role = 'doc' AND ev.content_hash = texts.content_hash
+        """,
+        [ens.ensemble_id],
+    ).fetchone()
+    if missing:
+        per_model = []
+        for m in ens.members:
+            n = db.scalar(
+                """
+                SELECT count(*) FROM (SELECT DISTINCT content_hash FROM chunks) t
+                WHERE t.content_hash NOT IN
+                      (SELECT content_hash FROM embeddings WHERE model_id = ? AND role = 'doc')
+                """,
+                [m["model_id"]],
+            )
+            per_model.append(f"model {m['name']!r} lacks {n}")
+        raise MissingEmbeddings(
+            f"ensemble {ens.name!r} has no vectors for {missing} of {total} chunk texts "
+            f"({'; '.join(per_model)}): run `hnm-db ensemble update {ens.name}` "
+            "(after `hnm-db embed` for a model that lacks some)"
+        )
+    return int(total)
 
 
 def _same_members(stored: list[dict], members: Sequence[Member]) -> bool:
@@ -206,7 +284,7 @@ def _same_members(stored: list[dict], members: Sequence[Member]) -> bool:
     )
 
 
-def create_ensemble(db: Database, params: EnsembleParams, *, progress: bool = True) -> EnsembleSummary:
+def create_ensemble(db: Store, params: EnsembleParams, *, progress: bool = True) -> EnsembleSummary:
     """Create (or extend, when the members are unchanged) the ensemble ``params.name``.
 
     Like embed, commits batch by batch, so it must not run inside an open ``db.transaction()``, and a
@@ -217,20 +295,23 @@ def create_ensemble(db: Database, params: EnsembleParams, *, progress: bool = Tr
     if db.in_transaction:
         raise RuntimeError("create_ensemble commits batch by batch: call it outside db.transaction()")
     members = resolve_members(db, params)
-    existing = _existing(db, params.name)
-    if existing and not _same_members(existing[1], members) and not params.replace:
+    existing = find_ensemble(db, params.name)
+    if existing and existing.name != params.name:  # an id that happens to equal the new name
+        existing = None
+    if existing and not _same_members(existing.members, members) and not params.replace:
         raise AlreadyExists(
-            f"ensemble {params.name} exists with other members ({existing[0]}): pass --replace to rebuild it"
+            f"ensemble {params.name} exists with other members ({existing.ensemble_id}): "
+            "pass --replace to rebuild it"
         )
     if check_coverage(db, members) == 0:
         raise EmptySelection("no texts are embedded yet: run `hnm-db embed` before building an ensemble")
     ensemble_id = _ensemble_id(params.name, members)
     dim = sum(m.dim for m in members)
-    created = existing is None or existing[0] != ensemble_id
+    created = existing is None or existing.ensemble_id != ensemble_id
     with db.transaction():
         if existing and created:  # --replace: the old members' ensemble goes first
-            db.execute("DELETE FROM ensemble_vectors WHERE ensemble_id = ?", [existing[0]])
-            db.execute("DELETE FROM ensembles WHERE ensemble_id = ?", [existing[0]])
+            db.execute("DELETE FROM ensemble_vectors WHERE ensemble_id = ?", [existing.ensemble_id])
+            db.execute("DELETE FROM ensembles WHERE ensemble_id = ?", [existing.ensemble_id])
         # vectors of a killed creation with other members, which no ensemble row will ever name
         db.execute(
             "DELETE FROM ensemble_vectors WHERE ensemble_id <> ? AND ensemble_id NOT IN "
@@ -250,7 +331,7 @@ def create_ensemble(db: Database, params: EnsembleParams, *, progress: bool = Tr
 
 
 def _build_role(
-    db: Database, ensemble_id: str, role: str, members: Sequence[Member], batch_rows: int, progress: bool
+    db: Store, ensemble_id: str, role: str, members: Sequence[Member], batch_rows: int, progress: bool
 ) -> int:
     from tqdm import tqdm
 
@@ -270,16 +351,14 @@ def _build_role(
     return n
 
 
-def update_ensemble(db: Database, name: str, *, progress: bool = True) -> EnsembleSummary:
+def update_ensemble(db: Store, name: str, *, progress: bool = True) -> EnsembleSummary:
     """Add vectors for texts embedded since the ensemble was built (same members)."""
-    existing = _existing(db, name)
-    if existing is None:
-        raise NotFound(f"ensemble {name!r} does not exist (hnm-db ensemble create)")
-    members = tuple((m["model_id"], float(m["weight"])) for m in existing[1])
-    return create_ensemble(db, EnsembleParams(name, members), progress=progress)
+    existing = get_ensemble(db, name)
+    members = tuple((m["model_id"], m["weight"]) for m in existing.members)
+    return create_ensemble(db, EnsembleParams(existing.name, members), progress=progress)
 
 
-def list_ensembles(db: Database):
+def list_ensembles(db: Store):
     """Ensembles with member names, weights, dimension and vector counts per role (a polars frame)."""
     return db.sql(
         """
@@ -298,23 +377,13 @@ def list_ensembles(db: Database):
     )
 
 
-def get_ensemble_id(db: Database, name: str) -> str:
-    """The id of ensemble ``name`` (or an id given directly)."""
-    row = db.execute(
-        "SELECT ensemble_id FROM ensembles WHERE name = ? OR ensemble_id = ?", [name, name]
-    ).fetchone()
-    if row is None:
-        raise NotFound(f"ensemble {name!r} does not exist (hnm-db ensemble create)")
-    return row[0]
-
-
 def read_ensemble_vectors(
-    db: Database, name: str, role: str, *, batch_rows: int = 50_000
+    db: Store, name: str, role: str, *, batch_rows: int = 50_000
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Batches of (content_hashes, float32 matrix) of one role of an ensemble, ordered by hash."""
     if role not in ROLE_TABLES:
         raise InvalidParams(f"role: must be 'doc' or 'query', got {role!r}")
-    ensemble_id = get_ensemble_id(db, name)
+    ensemble_id = get_ensemble(db, name).ensemble_id
     sql = (
         "SELECT content_hash, vec FROM ensemble_vectors WHERE ensemble_id = ? AND role = ? "
         "ORDER BY content_hash"

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,8 +27,10 @@ import pyarrow as pa
 
 from hnm_db import metrics
 from hnm_db.crossencoder import load_cross_encoder, model_fingerprint, pick_device, resolve_base, score_pairs
-from hnm_db.db import Database
+from hnm_db.ensemble import get_ensemble
 from hnm_db.errors import EmptySelection, InvalidParams, MissingEmbeddings, NotFound
+from hnm_db.store import Store
+from hnm_db.topk import score_candidates
 from hnm_db.vectors import iter_vectors, read_vectors
 
 BASE_PREFIX = "base:"
@@ -76,16 +78,14 @@ class EvalSummary:
 
 
 # -- inputs ------------------------------------------------------------------------------------------
-def load_qrels(db: Database, split: str) -> dict[str, dict[str, int]]:
+def load_qrels(db: Store, split: str) -> dict[str, dict[str, int]]:
     """query -> {doc: graded score} for the split; a split without relevant judgements is an error.
 
-    A query's split is its effective one (the ``query_splits`` view): qrels ingested without a split
+    Judgements count in their effective split (the ``effective_qrels`` view): qrels ingested without a split
     count in the split ``hnm-db split`` assigned to their query.
     """
     rows = db.execute(
-        "SELECT q.query_id, q.doc_id, q.score FROM qrels q JOIN query_splits s ON s.query_id = q.query_id "
-        "AND (q.split = s.split OR (s.origin = 'assigned' AND q.split = 'unsplit')) "
-        "WHERE s.split = ? ORDER BY q.query_id, q.doc_id",
+        "SELECT query_id, doc_id, score FROM effective_qrels WHERE split = ? ORDER BY query_id, doc_id",
         [split],
     ).fetchall()
     qrels: dict[str, dict[str, int]] = {}
@@ -99,20 +99,17 @@ def load_qrels(db: Database, split: str) -> dict[str, dict[str, int]]:
     return qrels
 
 
-def query_frame(db: Database, query_ids: list[str]) -> pl.DataFrame:
+def query_frame(db: Store, query_ids: list[str]) -> pl.DataFrame:
     """(query_id, text, content_hash) of the given queries, by id."""
-    db.con.register("_hnm_eval_q", pa.table({"query_id": query_ids}))
-    try:
+    with db.registered("_hnm_eval_q", pa.table({"query_id": query_ids})):
         return db.sql(
             "SELECT q.query_id, q.text, q.content_hash FROM queries q JOIN _hnm_eval_q USING (query_id) "
             "ORDER BY q.query_id"
         )
-    finally:
-        db.con.unregister("_hnm_eval_q")
 
 
 # -- first stages ------------------------------------------------------------------------------------
-def bm25_top_k(db: Database, query_texts: list[str], k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def bm25_top_k(db: Store, query_texts: list[str], k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(chunk ids, per-query chunk indices, scores) of BM25 over all chunk texts (ordered by chunk_id)."""
     from hnm_db.bm25 import BM25Index  # imports scikit-learn: only when BM25 is asked for
 
@@ -124,21 +121,11 @@ def bm25_top_k(db: Database, query_texts: list[str], k: int) -> tuple[np.ndarray
     return chunks["chunk_id"].to_numpy(), idx, scores
 
 
-def _merge_top_k(best_i: np.ndarray, best_s: np.ndarray, idx: np.ndarray, sc: np.ndarray, k: int) -> tuple:
-    """Keep the k best of two candidate sets per row; ties go to the lower chunk index."""
-    i = np.concatenate([best_i, idx], axis=1)
-    s = np.concatenate([best_s, sc], axis=1)
-    order = np.lexsort((i, -s), axis=1)[:, :k]
-    return np.take_along_axis(i, order, axis=1), np.take_along_axis(s, order, axis=1)
-
-
 def ensemble_top_k(
-    db: Database, name: str, query_hashes: list[str], k: int, *, batch_rows: int = 50_000
+    db: Store, name: str, query_hashes: list[str], k: int, *, batch_rows: int = 50_000
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Exact top-k by dot product of ensemble vectors, chunk vectors streamed in bounded batches."""
-    ensemble_id = db.scalar("SELECT ensemble_id FROM ensembles WHERE name = ?", [name])
-    if ensemble_id is None:
-        raise NotFound(f"no ensemble named {name!r} (hnm-db ensemble list)")
+    ensemble_id = get_ensemble(db, name).ensemble_id
     keys, qmat = read_vectors(
         db,
         "SELECT content_hash, vec FROM ensemble_vectors WHERE ensemble_id = ? AND role = 'query'",
@@ -158,36 +145,32 @@ def ensemble_top_k(
     )
     if missing:
         raise MissingEmbeddings(f"ensemble {name!r} has no vector for {missing} chunks; embed them first")
+    n_chunks = db.scalar("SELECT count(*) FROM chunks")
+    if n_chunks == 0:
+        raise EmptySelection("there are no chunks to retrieve from (run hnm-db chunk)")
     ids: list[np.ndarray] = []
-    best_i = np.zeros((len(q), 0), dtype=np.int64)
-    best_s = np.zeros((len(q), 0), dtype=np.float32)
     sql = (
         "SELECT c.chunk_id, v.vec FROM chunks c JOIN ensemble_vectors v ON v.content_hash = c.content_hash "
         "AND v.ensemble_id = ? AND v.role = 'doc' ORDER BY c.chunk_id"
     )
-    offset = 0
-    for batch_keys, mat in iter_vectors(db, sql, [ensemble_id], batch_rows=batch_rows):
-        scores = q @ mat.T
-        local = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        best_i, best_s = _merge_top_k(
-            best_i, best_s, local + offset, np.take_along_axis(scores, local, axis=1), k
-        )
-        ids.append(batch_keys["chunk_id"])
-        offset += len(mat)
-    if offset == 0:
-        raise EmptySelection("there are no chunks to retrieve from (run hnm-db chunk)")
-    return np.concatenate(ids), best_i, best_s
+
+    def blocks() -> Iterator[np.ndarray]:  # in chunk_id order: item i is the i-th chunk
+        for batch_keys, mat in iter_vectors(db, sql, [ensemble_id], batch_rows=batch_rows):
+            ids.append(batch_keys["chunk_id"])
+            yield mat
+
+    top = score_candidates(q, blocks(), min(k, n_chunks))
+    return np.concatenate(ids), top.indices, top.scores
 
 
-def check_first_stage(db: Database, first_stage: str) -> None:
+def check_first_stage(db: Store, first_stage: str) -> None:
     """``bm25`` or ``ensemble:NAME`` of an ensemble that exists (InvalidParams / NotFound otherwise)."""
     EvalParams(model=None, first_stage=first_stage)
-    name = first_stage.split(":", 1)[1] if first_stage.startswith("ensemble:") else None
-    if name is not None and db.scalar("SELECT count(*) FROM ensembles WHERE name = ?", [name]) == 0:
-        raise NotFound(f"no ensemble named {name!r} (hnm-db ensemble list)")
+    if first_stage.startswith("ensemble:"):
+        get_ensemble(db, first_stage.split(":", 1)[1])
 
 
-def first_stage_candidates(db: Database, params: EvalParams, queries: pl.DataFrame) -> pl.DataFrame:
+def first_stage_candidates(db: Store, params: EvalParams, queries: pl.DataFrame) -> pl.DataFrame:
     """(query_id, query_hash, chunk_id, doc_id, passage_hash, rank, first_score) for every query's top k."""
     if params.first_stage == "bm25":
         chunk_ids, idx, scores = bm25_top_k(db, queries["text"].to_list(), params.k)
@@ -204,15 +187,12 @@ def first_stage_candidates(db: Database, params: EvalParams, queries: pl.DataFra
             "first_score": scores.reshape(-1).astype(np.float64),
         }
     )
-    db.con.register("_hnm_eval_c", frame.to_arrow())
-    try:
+    with db.registered("_hnm_eval_c", frame.to_arrow()):
         return db.sql(
             "SELECT c.query_id, c.query_hash, c.chunk_id, ch.doc_id, ch.content_hash AS passage_hash, "
             "ch.text AS passage, c.rank, c.first_score FROM _hnm_eval_c c JOIN chunks ch USING (chunk_id) "
             "ORDER BY c.query_id, c.rank"
         )
-    finally:
-        db.con.unregister("_hnm_eval_c")
 
 
 # -- models and the score cache ----------------------------------------------------------------------
@@ -227,7 +207,7 @@ class ModelSpec:
     head_seed: int | None = None
 
 
-def resolve_model(db: Database, spec: str, head_seed: int = 0) -> ModelSpec:
+def resolve_model(db: Store, spec: str, head_seed: int = 0) -> ModelSpec:
     """``base:ALIAS|PATH`` (untuned base, fresh head seeded by ``head_seed``), a model folder, or the name
     of a finished training run. A folder produced by a training run is labelled with the run's name."""
     if spec.startswith(BASE_PREFIX):
@@ -265,22 +245,19 @@ def _pairs_frame(cands: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def missing_pairs(db: Database, fingerprint: str, max_length: int, cands: pl.DataFrame) -> pl.DataFrame:
+def missing_pairs(db: Store, fingerprint: str, max_length: int, cands: pl.DataFrame) -> pl.DataFrame:
     """Distinct (query, passage) pairs of the candidates that have no cached score yet."""
-    db.con.register("_hnm_eval_p", _pairs_frame(cands).to_arrow())
-    try:
+    with db.registered("_hnm_eval_p", _pairs_frame(cands).to_arrow()):
         return db.sql(
             "SELECT p.* FROM _hnm_eval_p p ANTI JOIN eval_scores s ON s.model_fingerprint = ? "
             "AND s.max_length = ? AND s.query_hash = p.query_hash AND s.passage_hash = p.passage_hash "
             "ORDER BY p.query_hash, p.passage_hash",
             [fingerprint, max_length],
         )
-    finally:
-        db.con.unregister("_hnm_eval_p")
 
 
 def score_missing(
-    db: Database,
+    db: Store,
     spec: ModelSpec,
     params: EvalParams,
     todo: pl.DataFrame,
@@ -314,26 +291,20 @@ def score_missing(
             }
         )
         with db.transaction():
-            db.con.register("_hnm_eval_s", rows)
-            try:
+            with db.registered("_hnm_eval_s", rows):
                 db.execute("INSERT INTO eval_scores SELECT * FROM _hnm_eval_s ON CONFLICT DO NOTHING")
-            finally:
-                db.con.unregister("_hnm_eval_s")
     return todo.height
 
 
-def attach_scores(db: Database, fingerprint: str, max_length: int, cands: pl.DataFrame) -> pl.DataFrame:
+def attach_scores(db: Store, fingerprint: str, max_length: int, cands: pl.DataFrame) -> pl.DataFrame:
     """The candidates with a ``model_score`` column read back from the cache."""
-    db.con.register("_hnm_eval_c", cands.drop("query", "passage").to_arrow())
-    try:
+    with db.registered("_hnm_eval_c", cands.drop("query", "passage").to_arrow()):
         return db.sql(
             "SELECT c.*, s.score AS model_score FROM _hnm_eval_c c JOIN eval_scores s "
             "ON s.model_fingerprint = ? AND s.max_length = ? AND s.query_hash = c.query_hash "
             "AND s.passage_hash = c.passage_hash ORDER BY c.query_id, c.rank",
             [fingerprint, max_length],
         )
-    finally:
-        db.con.unregister("_hnm_eval_c")
 
 
 # -- metrics and result rows -------------------------------------------------------------------------
@@ -360,7 +331,7 @@ def interpolated(cands: pl.DataFrame, alpha: float) -> np.ndarray:
 
 
 def write_result(
-    db: Database,
+    db: Store,
     params: EvalParams,
     model: str,
     fingerprint: str | None,
@@ -397,7 +368,7 @@ def write_result(
     return {"model": model, "first_stage": params.first_stage, "k": params.k, **values}
 
 
-def evaluate(db: Database, params: EvalParams, *, progress: bool = True) -> EvalSummary:
+def evaluate(db: Store, params: EvalParams, *, progress: bool = True) -> EvalSummary:
     """Evaluate the first stage alone and, if ``params.model`` is given, the re-ranked (and interpolated)
     rankings; every result is stored in eval_results and returned as a row."""
     qrels = load_qrels(db, params.split)
@@ -466,7 +437,7 @@ class PairedTest:
     p_value: float
 
 
-def per_query_values(db: Database, eval_ids: Sequence[str], metric: str = "ndcg@10") -> dict[str, float]:
+def per_query_values(db: Store, eval_ids: Sequence[str], metric: str = "ndcg@10") -> dict[str, float]:
     """Per-query ``metric`` of the given results averaged over them (e.g. one system's training seeds);
     only queries present in every result count."""
     rows = db.execute(
@@ -481,7 +452,7 @@ def per_query_values(db: Database, eval_ids: Sequence[str], metric: str = "ndcg@
 
 
 def result_ids(
-    db: Database,
+    db: Store,
     systems: Sequence[str],
     *,
     first_stage: str,
@@ -549,7 +520,7 @@ def paired_test(
     )
 
 
-def stored_results(db: Database, split: str = "test") -> pl.DataFrame:
+def stored_results(db: Store, split: str = "test") -> pl.DataFrame:
     """Every stored result of the split (the eval_summary view), best nDCG@10 first per first stage."""
     return db.sql(
         'SELECT * FROM eval_summary WHERE split = ? ORDER BY first_stage, k, "ndcg@10" DESC, model',

@@ -53,8 +53,9 @@ from urllib.parse import urlparse
 import pyarrow as pa
 
 from hnm_db.audit import resolve_runs
-from hnm_db.db import Database
+from hnm_db.ensemble import find_ensemble
 from hnm_db.errors import AlreadyExists, EmptySelection, InvalidParams, NotFound, TooFewNegatives
+from hnm_db.store import Store
 
 LAYOUTS = ("triplet", "n-tuple", "labeled-pair")
 #: The config (and folder) of the rows with ids, ranks and scores (``keep_ids``).
@@ -121,7 +122,7 @@ class ExportSummary:
     id_columns: list[str] | None = None
 
 
-def export(db: Database, params: ExportParams, *, progress: bool = False) -> ExportSummary:
+def export(db: Store, params: ExportParams, *, progress: bool = False) -> ExportSummary:
     """Write the runs' triplets as a dataset folder with a dataset card. Reads the database only."""
     target = Path(params.to)
     _check_target(target, params.overwrite)
@@ -272,7 +273,7 @@ def _is_earlier_export(folder: Path) -> bool:
     return head.startswith("---") and "\n- hnm-db\n" in head
 
 
-def _check_selection(db: Database, params: ExportParams, runs: list[tuple[str, str]], args: dict) -> None:
+def _check_selection(db: Store, params: ExportParams, runs: list[tuple[str, str]], args: dict) -> None:
     """The runs have rows in the split, and every row's query and chunks still exist."""
     total, broken = db.execute(
         f"""{_SELECTED}
@@ -300,7 +301,7 @@ def _check_selection(db: Database, params: ExportParams, runs: list[tuple[str, s
 
 
 def _negatives_per_row(
-    db: Database, params: ExportParams, runs: list[tuple[str, str]], args: dict
+    db: Store, params: ExportParams, runs: list[tuple[str, str]], args: dict
 ) -> tuple[int, int]:
     """n for n-tuple (given, or the most any pair has) and how many pairs fall short of it."""
     counts = f"{_SELECTED} SELECT query_id, count(*) AS n FROM selected GROUP BY query_id, positive_chunk_id"
@@ -338,7 +339,7 @@ def _plain_schema(schema: pa.Schema) -> pa.Schema:
     return pa.schema(fields)
 
 
-def _slices(db: Database, args: dict, rows_per_slice: int) -> list[tuple[str, str]]:
+def _slices(db: Store, args: dict, rows_per_slice: int) -> list[tuple[str, str]]:
     """(first, last) query_id of consecutive query ranges holding about ``rows_per_slice`` triplets."""
     return db.execute(
         f"""{_SELECTED},
@@ -364,7 +365,7 @@ def _parquet_folders(params: ExportParams) -> list[str]:
 
 
 def _write_dataset(
-    db: Database, sql: str, args: dict, out: Path, params: ExportParams, progress: bool
+    db: Store, sql: str, args: dict, out: Path, params: ExportParams, progress: bool
 ) -> tuple[int, pa.Schema]:
     """Stream the rows slice by slice into an Arrow file (and with ``parquet`` the Hub-layout files)."""
     import pyarrow.parquet as pq
@@ -540,7 +541,7 @@ def size_category(rows: int) -> str:
     return "n>1B"
 
 
-def _corpus_facts(db: Database, run_ids: list[str], split: str) -> tuple[list[str], list[str], list[str]]:
+def _corpus_facts(db: Store, run_ids: list[str], split: str) -> tuple[list[str], list[str], list[str]]:
     """Distinct licenses, languages (documents.meta ->> 'license' / 'language') and sources of the
     documents the rows use: ingest records them from a source's dataset card or its options."""
     rows = db.execute(
@@ -571,7 +572,7 @@ class Card:
 
 
 def dataset_card(
-    db: Database, params: ExportParams, runs: list[tuple[str, str]], rows: int, columns: list[str],
+    db: Store, params: ExportParams, runs: list[tuple[str, str]], rows: int, columns: list[str],
     id_columns: list[str] | None, n: int | None,
 ) -> Card:  # fmt: skip
     """README.md: Hub metadata (``huggingface_hub.DatasetCardData``), how to load it, and where every
@@ -687,7 +688,7 @@ def _usage(folder: str, split: str, parquet: bool, keep_ids: bool) -> str:
     return "\n".join(lines) + "\n```\n"
 
 
-def _run_section(db: Database, run_id: str, split: str, run_ids: list[str]) -> str:
+def _run_section(db: Store, run_id: str, split: str, run_ids: list[str]) -> str:
     """One mining run: method, models with fingerprints, parameters, seed, counts, date, code version."""
     row = db.execute(
         """
@@ -733,16 +734,16 @@ def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str)
 
 
-def run_models(db: Database, models_json: Any, ensemble_id: str | None) -> list[dict[str, Any]]:
+def run_models(db: Store, models_json: Any, ensemble_id: str | None) -> list[dict[str, Any]]:
     """The models behind a run, joined to the models table for name and fingerprint.
 
     ``mining_runs.models`` may hold model ids, objects with a ``model_id`` (and maybe ``weight`` or
     ``fingerprint``), or an id -> weight map; without it the ensemble's members are used.
     """
     entries = _model_entries(models_json)
-    if not entries and ensemble_id:
-        members = db.scalar("SELECT members FROM ensembles WHERE ensemble_id = ?", [ensemble_id])
-        entries = _model_entries(members)
+    ens = find_ensemble(db, ensemble_id) if not entries and ensemble_id else None
+    if ens is not None:
+        entries = _model_entries(ens.members)
     known = {
         r[0]: (r[1], r[2]) for r in db.execute("SELECT model_id, name, fingerprint FROM models").fetchall()
     }

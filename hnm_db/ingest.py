@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import polars as pl
 
@@ -41,10 +41,8 @@ from hnm_db.extract import (
     one_line,
     read_bytes,
 )
+from hnm_db.store import Store
 from hnm_db.text import content_hash
-
-if TYPE_CHECKING:  # hnm_db.db imports this module lazily; typing only
-    from hnm_db.db import Database
 
 KINDS = ("documents", "queries", "qrels")
 POLICIES = ("error", "skip", "replace")
@@ -553,25 +551,11 @@ def _reject_duplicates(kind: str, frame: pl.DataFrame) -> None:
 
 
 # -- the database phase -----------------------------------------------------------------------------
-class _Registered:
-    """Expose a polars frame to DuckDB under a temporary name for one statement block (zero-copy Arrow)."""
-
-    def __init__(self, db: Database, name: str, frame: pl.DataFrame) -> None:
-        self.con, self.name, self.frame = db.con, name, frame
-
-    def __enter__(self) -> str:
-        self.con.register(self.name, self.frame.to_arrow())
-        return self.name
-
-    def __exit__(self, *exc: object) -> None:
-        self.con.unregister(self.name)
-
-
-def _classify(db: Database, kind: str, frame: pl.DataFrame) -> pl.DataFrame:
+def _classify(db: Store, kind: str, frame: pl.DataFrame) -> pl.DataFrame:
     """Add ``_old``: the stored version (hash or score) of each incoming key, null when the key is new."""
     keys, version = _KEYS[kind], _VERSION[kind]
     on = " AND ".join(f"t.{k} = i.{k}" for k in keys)
-    with _Registered(db, "_hnm_incoming_keys", frame.select(keys)) as name:
+    with db.registered("_hnm_incoming_keys", frame.select(keys).to_arrow()) as name:
         old = db.sql(
             f"SELECT {', '.join('t.' + k for k in keys)}, t.{version} AS _old FROM {kind} t JOIN {name} i ON {on}"
         )
@@ -580,7 +564,7 @@ def _classify(db: Database, kind: str, frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def _check_references(
-    db: Database, qrels: pl.DataFrame, incoming: dict[str, pl.DataFrame], summary: IngestSummary
+    db: Store, qrels: pl.DataFrame, incoming: dict[str, pl.DataFrame], summary: IngestSummary
 ) -> pl.DataFrame:
     """Qrels must name queries and documents in the database or in this same ingest.
 
@@ -604,13 +588,13 @@ def _check_references(
 
 
 def _unknown_references(
-    db: Database, qrels: pl.DataFrame, incoming: dict[str, pl.DataFrame]
+    db: Store, qrels: pl.DataFrame, incoming: dict[str, pl.DataFrame]
 ) -> dict[str, pl.DataFrame]:
     """query_id / doc_id -> the qrels rows whose id is neither stored nor in this ingest."""
     unknown = {}
     for col, table in (("query_id", "queries"), ("doc_id", "documents")):
         wanted = qrels.select(col).unique()
-        with _Registered(db, "_hnm_wanted", wanted) as name:
+        with db.registered("_hnm_wanted", wanted.to_arrow()) as name:
             known = db.sql(f"SELECT t.{col} FROM {table} t JOIN {name} w ON t.{col} = w.{col}")
         if table in incoming:
             known = pl.concat([known, incoming[table].select(col)])
@@ -619,7 +603,7 @@ def _unknown_references(
 
 
 def _skip_qrels_of_empty_texts(
-    db: Database, qrels: pl.DataFrame, incoming: dict[str, pl.DataFrame], summary: IngestSummary
+    db: Store, qrels: pl.DataFrame, incoming: dict[str, pl.DataFrame], summary: IngestSummary
 ) -> pl.DataFrame:
     """Drop (count, note) the unknown-id qrels whose query or document this ingest skipped as empty."""
     unknown = _unknown_references(db, qrels, incoming)
@@ -664,25 +648,25 @@ def _plan(kind: str, frame: pl.DataFrame, on_duplicate: str, counts: KindCounts)
     return new, changed
 
 
-def _write(db: Database, kind: str, new: pl.DataFrame, changed: pl.DataFrame) -> None:
+def _write(db: Store, kind: str, new: pl.DataFrame, changed: pl.DataFrame) -> None:
     """Bulk insert new rows and update changed ones (ingested_at is refreshed on replace)."""
     cols = _COLUMNS[kind]
     select = ", ".join(f"{c}::JSON" if c == "meta" else c for c in cols)
     if new.height:
-        with _Registered(db, "_hnm_new_rows", new.select(cols)) as name:
-            db.con.execute(f"INSERT INTO {kind} ({', '.join(cols)}) SELECT {select} FROM {name}")
+        with db.registered("_hnm_new_rows", new.select(cols).to_arrow()) as name:
+            db.execute(f"INSERT INTO {kind} ({', '.join(cols)}) SELECT {select} FROM {name}")
     if changed.height:
         keys = _KEYS[kind]
         sets = [f"{c} = r.{c}" + ("::JSON" if c == "meta" else "") for c in cols if c not in keys]
         if kind != "qrels":
             sets.append("ingested_at = current_timestamp::TIMESTAMP")
         on = " AND ".join(f"{kind}.{k} = r.{k}" for k in keys)
-        with _Registered(db, "_hnm_changed_rows", changed.select(cols)) as name:
-            db.con.execute(f"UPDATE {kind} SET {', '.join(sets)} FROM {name} r WHERE {on}")
+        with db.registered("_hnm_changed_rows", changed.select(cols).to_arrow()) as name:
+            db.execute(f"UPDATE {kind} SET {', '.join(sets)} FROM {name} r WHERE {on}")
 
 
 def store(
-    db: Database, frames: dict[str, pl.DataFrame], on_duplicate: str, summary: IngestSummary
+    db: Store, frames: dict[str, pl.DataFrame], on_duplicate: str, summary: IngestSummary
 ) -> IngestSummary:
     """Phase 2: classify against the database, check qrels, apply the policy, write; one transaction."""
     check_policy(on_duplicate)
@@ -708,7 +692,7 @@ def _folder(path: str | Path) -> Path:
 
 
 def ingest_beir(
-    db: Database,
+    db: Store,
     folder: str | Path,
     *,
     on_duplicate: str = "error",
@@ -771,7 +755,7 @@ def read_card_metadata(path: Path) -> dict[str, str]:
     return out
 
 
-def ingest_table(db: Database, path: str | Path, spec: TableSpec, fmt: str | None = None) -> IngestSummary:
+def ingest_table(db: Store, path: str | Path, spec: TableSpec, fmt: str | None = None) -> IngestSummary:
     """A JSONL, CSV or Parquet file of documents, queries or qrels (``spec`` names the columns)."""
     path = Path(path)
     fmt = fmt or {
@@ -834,7 +818,7 @@ def list_files(folder: Path) -> list[Path]:
 
 
 def ingest_files(
-    db: Database, folder: str | Path, *, on_duplicate: str = "error", progress: bool = False
+    db: Store, folder: str | Path, *, on_duplicate: str = "error", progress: bool = False
 ) -> IngestSummary:
     """Every .txt/.md/.html/.htm/.pdf under a folder; doc_id = relative path, source = absolute path."""
     check_policy(on_duplicate)
@@ -915,7 +899,7 @@ def _try_fetch(url: str, timeout: float) -> Extracted | Failure:
 
 
 def ingest_urls(
-    db: Database,
+    db: Store,
     path: str | Path,
     *,
     timeout: float = 10.0,

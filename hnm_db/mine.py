@@ -72,12 +72,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-import hnm_db
 from hnm_db import baselines
-from hnm_db.cluster import EnsembleInfo, check_chunk_vectors, get_ensemble, latest_cluster_run
-from hnm_db.db import Database
+from hnm_db._version import __version__
+from hnm_db.audit import record_run_sources
+from hnm_db.cluster import latest_cluster_run
+from hnm_db.ensemble import EnsembleInfo, check_chunk_vectors, get_ensemble
 from hnm_db.errors import AlreadyExists, EmptySelection, InvalidParams, MissingEmbeddings, NotFound
-from hnm_db.topk import merge_top_k, top_k_rows
+from hnm_db.store import Store
+from hnm_db.topk import TopK, score_candidates
 from hnm_db.vectors import iter_vectors, vectors_by_hash
 
 METHODS = ("ensemble", "bm25", "random")
@@ -173,14 +175,6 @@ def _check_int(name: str, value: Any, minimum: int) -> None:
 
 
 # -- pure steps ------------------------------------------------------------------------------------------
-@dataclass
-class TopK:
-    """The k best items per query row, best first; index -1 (score -inf) pads rows with fewer items."""
-
-    indices: np.ndarray  # (n_queries, k) int64
-    scores: np.ndarray  # (n_queries, k) float32
-
-
 #: Candidates.origin codes: inside the window, from the fallback ranks, a random negative mixed in.
 WINDOW, FALLBACK, MIXED = 0, 1, 2
 
@@ -242,73 +236,6 @@ class Pairs:
 
     def __len__(self) -> int:
         return len(self.query)
-
-
-def _merge_block(best_s: np.ndarray, best_i: np.ndarray, s: np.ndarray, col_ids: np.ndarray) -> None:
-    """Fold a (queries x chunks) score block, whose columns are items ``col_ids``, into the running top-k.
-
-    Ties are ordered by item id (``hnm_db.topk``), so the result does not depend on block sizes.
-    """
-    k = best_s.shape[1]
-    floor = best_s.min(axis=1)
-    mask = s >= floor[:, None]  # >=: an item tied with the k-th may still win on a lower id
-    hits = int(np.count_nonzero(mask))
-    if hits == 0:
-        return
-    if hits > 2 * best_s.size:  # dense: exact top-k of the block, then merge with the running one
-        part_i, part_s = top_k_rows(s, k, col_ids)
-        best_s[:], best_i[:] = merge_top_k(best_s, best_i, part_s.astype(best_s.dtype), part_i)
-        return
-    r, c = np.nonzero(mask)  # sparse: only scores that reach a row's current k-th compete
-    rows = np.concatenate([np.repeat(np.arange(len(best_s)), k), r])
-    vals = np.concatenate([best_s.ravel(), s[r, c]])
-    idx = np.concatenate([best_i.ravel(), col_ids[c]])
-    order = np.lexsort((idx, -vals, rows))
-    rows, vals, idx = rows[order], vals[order], idx[order]
-    pos = np.arange(len(rows)) - np.searchsorted(rows, rows)
-    keep = pos < k
-    best_s[:] = vals[keep].reshape(best_s.shape)
-    best_i[:] = idx[keep].reshape(best_i.shape)
-
-
-def score_candidates(
-    queries: np.ndarray,
-    chunk_blocks: np.ndarray | Iterable[np.ndarray | tuple[np.ndarray, np.ndarray]],
-    k: int,
-    *,
-    query_block: int = 1024,
-) -> TopK:
-    """Exact top-k of ``queries @ chunks.T`` without materialising it, best first.
-
-    Equal scores are ordered by item index, also across blocks, so exact ties do not depend on how the
-    chunks are blocked or streamed (tests/test_topk.py); BLAS may still round a dot product differently
-    for another block shape, in the last bit.
-
-    ``chunk_blocks`` is a matrix, or an iterable of row blocks: consecutive matrices, or
-    ``(item_ids, matrix)`` pairs naming each row's item (blocks streamed from DuckDB in storage order).
-    Memory stays at one query block x one chunk block plus the running (n_queries, k) arrays.
-    """
-    if isinstance(chunk_blocks, np.ndarray):
-        chunk_blocks = [chunk_blocks]
-    queries = np.ascontiguousarray(queries, dtype=np.float32)
-    nq = len(queries)
-    best_s = np.full((nq, k), -np.inf, dtype=np.float32)
-    best_i = np.full((nq, k), -1, dtype=np.int64)
-    offset = 0
-    for block in chunk_blocks:
-        if isinstance(block, tuple):
-            col_ids, block = np.asarray(block[0], dtype=np.int64), block[1]
-        else:
-            col_ids = np.arange(offset, offset + len(block), dtype=np.int64)
-        offset += len(block)
-        if len(block) == 0:
-            continue
-        block_t = np.ascontiguousarray(np.asarray(block, dtype=np.float32).T)
-        for qs in range(0, nq, query_block):
-            scores = queries[qs : qs + query_block] @ block_t
-            _merge_block(best_s[qs : qs + query_block], best_i[qs : qs + query_block], scores, col_ids)
-    order = np.lexsort((np.where(best_i < 0, np.iinfo(np.int64).max, best_i), -best_s), axis=-1)
-    return TopK(np.take_along_axis(best_i, order, axis=1), np.take_along_axis(best_s, order, axis=1))
 
 
 def exclude_positives(
@@ -467,7 +394,7 @@ class SplitData:
     pos_ord: np.ndarray
 
 
-def read_split(db: Database, split: str, min_relevance: int = 1) -> SplitData:
+def read_split(db: Store, split: str, min_relevance: int = 1) -> SplitData:
     """Queries, positives (qrels score >= ``min_relevance``) and candidate texts of ``split`` (raises
     EmptySelection for an unknown split or one with no positive at that relevance)."""
     q = db.sql(
@@ -516,7 +443,7 @@ def read_split(db: Database, split: str, min_relevance: int = 1) -> SplitData:
     )
 
 
-def _reject_queries_in_several_splits(db: Database, split: str) -> None:
+def _reject_queries_in_several_splits(db: Store, split: str) -> None:
     """A query judged in two splits would put one split's query into the other's rows: refuse it."""
     shared = db.sql(
         "SELECT query_id, string_agg(DISTINCT split, ', ' ORDER BY split) AS splits FROM query_splits "
@@ -532,7 +459,7 @@ def _reject_queries_in_several_splits(db: Database, split: str) -> None:
         )
 
 
-def read_vectors_for(db: Database, ens: EnsembleInfo, role: str, hashes: np.ndarray) -> np.ndarray:
+def read_vectors_for(db: Store, ens: EnsembleInfo, role: str, hashes: np.ndarray) -> np.ndarray:
     """Ensemble vectors of ``hashes`` (aligned, duplicates allowed); MissingEmbeddings if any lacks one."""
     mat, missing = vectors_by_hash(db, "ensemble_vectors", "ensemble_id", ens.ensemble_id, role, hashes)
     if missing:
@@ -544,7 +471,7 @@ def read_vectors_for(db: Database, ens: EnsembleInfo, role: str, hashes: np.ndar
     return mat
 
 
-def member_cosines(db: Database, model: dict, a_hashes: np.ndarray, b_hashes: np.ndarray) -> np.ndarray:
+def member_cosines(db: Store, model: dict, a_hashes: np.ndarray, b_hashes: np.ndarray) -> np.ndarray:
     """Cosine of member ``model`` between aligned query texts ``a_hashes`` and chunk texts ``b_hashes``."""
     out = []
     for r, hashes in (("query", a_hashes), ("doc", b_hashes)):
@@ -576,7 +503,7 @@ class MiningSummary:
 
 @dataclass
 class _Context:
-    db: Database
+    db: Store
     params: MiningParams
     data: SplitData
     ens: EnsembleInfo | None
@@ -714,7 +641,7 @@ def _clusters(ctx: _Context, role: str, hashes: np.ndarray) -> np.ndarray:
     return out
 
 
-def _resolve_cluster_run(db: Database, params: MiningParams, ens: EnsembleInfo | None) -> str | None:
+def _resolve_cluster_run(db: Store, params: MiningParams, ens: EnsembleInfo | None) -> str | None:
     if ens is None:
         return None
     if params.cluster_run:
@@ -733,7 +660,7 @@ def _resolve_cluster_run(db: Database, params: MiningParams, ens: EnsembleInfo |
     return run
 
 
-def _query_vectors(db: Database, ens: EnsembleInfo, data: SplitData) -> np.ndarray:
+def _query_vectors(db: Store, ens: EnsembleInfo, data: SplitData) -> np.ndarray:
     return read_vectors_for(db, ens, "query", data.query_hashes)
 
 
@@ -780,6 +707,12 @@ def _select(ctx: _Context, raw: Candidates, index: Any):
     return chosen, pairs, pair_rows, pos_scores, query_cluster, item_cluster, counts
 
 
+def _spread(counts: np.ndarray) -> dict[str, float | int]:
+    if len(counts) == 0:
+        return {"mean": 0.0, "min": 0, "max": 0}
+    return {"mean": float(counts.mean()), "min": int(counts.min()), "max": int(counts.max())}
+
+
 def _run_stats(
     data: SplitData,
     params: MiningParams,
@@ -802,16 +735,8 @@ def _run_stats(
         "positives": len(pairs),
         "triplets": n_rows,
         "negatives": len(hard),
-        "negatives_per_pair": {
-            "mean": float(per_pair.mean()) if len(pairs) else 0.0,
-            "min": int(per_pair.min(initial=0)),
-            "max": int(per_pair.max(initial=0)),
-        },
-        "negatives_per_query": {
-            "mean": float(per_query.mean()) if len(per_query) else 0.0,
-            "min": int(per_query.min(initial=0)),
-            "max": int(per_query.max(initial=0)),
-        },
+        "negatives_per_pair": _spread(per_pair),
+        "negatives_per_query": _spread(per_query),
         "candidates_considered": counts.considered,
         "dropped_cluster": counts.dropped_cluster,
         "dropped_false_negatives": counts.dropped_false_negatives,
@@ -826,7 +751,7 @@ def _run_stats(
 
 
 @contextmanager
-def bounded_buffer(db: Database, limit: str | None) -> Iterator[None]:
+def bounded_buffer(db: Store, limit: str | None) -> Iterator[None]:
     """Cap DuckDB's memory (its cache of scanned blocks) while mining, then restore the setting.
 
     Mining scans every vector once (ensemble vectors for scoring, member embeddings for the chosen
@@ -847,7 +772,7 @@ def bounded_buffer(db: Database, limit: str | None) -> Iterator[None]:
 
 
 def mine(
-    db: Database,
+    db: Store,
     params: MiningParams,
     *,
     replace: bool = False,
@@ -868,7 +793,7 @@ def mine(
 
 
 def _mine(
-    db: Database, params: MiningParams, *, replace: bool, progress: bool, query_block: int, chunk_block: int
+    db: Store, params: MiningParams, *, replace: bool, progress: bool, query_block: int, chunk_block: int
 ) -> MiningSummary:
     started = time.perf_counter()
     name = params.run_name
@@ -912,7 +837,7 @@ def _mine(
         "ensemble_id": ens.ensemble_id if ens else None,
         "cluster_run_id": ctx.cluster_run,
         "models": json.dumps(ens.members if ens else [], sort_keys=True),
-        "code_version": hnm_db.__version__,
+        "code_version": __version__,
     }
     rows = rows.set_column(0, "run_id", pa.array([run_id] * rows.num_rows, pa.string()))
     timings["prepare_rows_s"] = time.perf_counter() - t
@@ -1030,7 +955,7 @@ def _member_scores(ctx: _Context, q: np.ndarray, items: np.ndarray) -> pa.Array:
 
 
 def write_triplets(
-    db: Database,
+    db: Store,
     record: dict[str, Any],
     rows: pa.Table,
     stats: dict[str, Any],
@@ -1043,15 +968,12 @@ def write_triplets(
     with db.transaction():
         if replace_run is not None:
             delete_run(db, replace_run)
-        db.con.register("_hnm_triplets", rows)
-        try:
+        with db.registered("_hnm_triplets", rows):
             db.execute(
                 f"INSERT INTO triplets ({', '.join(rows.column_names)}) "
                 f"SELECT {', '.join(rows.column_names)} FROM _hnm_triplets"
             )
-        finally:
-            db.con.unregister("_hnm_triplets")
-        _record_sources(db, record["run_id"])
+        record_run_sources(db, record["run_id"])
         timings["total_s"] = time.perf_counter() - started
         stats = dict(stats, durations={k: round(v, 4) for k, v in timings.items()})
         cols = list(record) + ["stats"]
@@ -1062,16 +984,7 @@ def write_triplets(
     return rows.num_rows
 
 
-def _record_sources(db: Database, run_id: str) -> None:
-    """Snapshot the texts the run read (the audit stage's mining_run_sources), when that stage exists."""
-    try:
-        from hnm_db.audit import record_run_sources
-    except ImportError:
-        return
-    record_run_sources(db, run_id)
-
-
-def delete_run(db: Database, run_id: str) -> None:
+def delete_run(db: Store, run_id: str) -> None:
     """Remove a mining run and everything that hangs off it."""
     with db.transaction():
         db.execute("DELETE FROM triplets WHERE run_id = ?", [run_id])
@@ -1081,7 +994,7 @@ def delete_run(db: Database, run_id: str) -> None:
 
 
 # -- runs ---------------------------------------------------------------------------------------------
-def list_runs(db: Database):
+def list_runs(db: Store):
     """One row per run: name, method, split, triplets, queries, created_at (the ``runs`` command)."""
     return db.sql(
         "SELECT name, method, split, ensemble, seed, triplets, queries, negatives, created_at "
@@ -1089,7 +1002,7 @@ def list_runs(db: Database):
     )
 
 
-def show_run(db: Database, name: str) -> dict[str, Any]:
+def show_run(db: Store, name: str) -> dict[str, Any]:
     """A run's record with params, stats and models decoded (the ``runs show NAME`` command)."""
     df = db.sql("SELECT * FROM mining_runs WHERE name = ?", [name])
     if df.height == 0:

@@ -27,11 +27,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hnm_db.errors import ModelLoadError, ModelRegisteredAs, NotFound, UnknownModel
+from hnm_db.store import Store
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
-
-    from hnm_db.db import Database
 
 # ---------------------------------------------------------------------------------------------------
 # cache folder
@@ -196,7 +195,7 @@ def resolve_source(source: str) -> Path:
     )
 
 
-def resolve_model_path(db: Database | None, name_or_path: str) -> str:
+def resolve_model_path(db: Store | None, name_or_path: str) -> str:
     """A local model folder for a registered name, a built-in alias, or an existing local path.
 
     Registered names win (their source is resolved again, so a cache folder may move between machines);
@@ -235,14 +234,26 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def file_digests(folder: Path, known: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
-    """rel path -> {size, mtime_ns, sha256}; a file whose size and mtime match ``known`` is not re-read.
+#: Files that decide tokenisation (a chunker's token windows depend on nothing else of a model).
+TOKENIZER_PREFIXES = ("tokenizer", "vocab", "special_tokens", "merges", "spiece", "sentencepiece")
+
+
+def tokenizer_files(folder: Path) -> list[Path]:
+    """The top-level files of ``folder`` that decide tokenisation, sorted."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.name.startswith(TOKENIZER_PREFIXES))
+
+
+def file_digests(
+    folder: Path, known: dict[str, dict[str, Any]] | None = None, files: list[Path] | None = None
+) -> dict[str, dict[str, Any]]:
+    """rel path -> {size, mtime_ns, sha256} of ``files`` (default: :func:`model_files`); a file whose
+    size and mtime match ``known`` is not re-read.
 
     Re-hashing 400 MB of weights on every run would cost seconds; stat is enough to notice an edit.
     """
     known = known or {}
     out = {}
-    for path in model_files(folder):
+    for path in model_files(folder) if files is None else files:
         st = path.stat()
         rel = path.relative_to(folder).as_posix()
         prev = known.get(rel)
@@ -265,13 +276,16 @@ class ModelConfig:
     dim: int
 
 
-def fingerprint(files: dict[str, dict[str, Any]], config: ModelConfig) -> str:
-    """sha256 over the files' digests and the config: equal fingerprints embed identically."""
-    payload = {
-        "files": {rel: d["sha256"] for rel, d in sorted(files.items())},
-        "config": config.__dict__,
-    }
+def digest_fingerprint(files: dict[str, dict[str, Any]], **extra: Any) -> str:
+    """sha256 over the files' digests (from :func:`file_digests`) and ``extra``: hnm-db's one
+    fingerprint scheme, for embedding models, tokenizers and trained cross-encoders alike."""
+    payload = {"files": {rel: d["sha256"] for rel, d in sorted(files.items())}, **extra}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def fingerprint(files: dict[str, dict[str, Any]], config: ModelConfig) -> str:
+    """An embedding model's fingerprint: its files and its config; equal fingerprints embed identically."""
+    return digest_fingerprint(files, config=config.__dict__)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -377,24 +391,24 @@ def _row(values: tuple) -> ModelRow:
     return ModelRow(*vals)
 
 
-def _rows(db: Database, where: str, params: list[Any]) -> list[ModelRow]:
+def _rows(db: Store, where: str, params: list[Any]) -> list[ModelRow]:
     sql = f"SELECT {_COLS} FROM models WHERE {where} ORDER BY created_at DESC, model_id DESC"
     return [_row(r) for r in db.execute(sql, params).fetchall()]
 
 
-def model_versions(db: Database, name: str) -> list[ModelRow]:
+def model_versions(db: Store, name: str) -> list[ModelRow]:
     """Rows registered under ``name`` (or with that model_id), newest first."""
     return _rows(db, "name = ? OR model_id = ?", [name, name])
 
 
-def find_model(db: Database, name: str) -> ModelRow | None:
+def find_model(db: Store, name: str) -> ModelRow | None:
     """The newest row registered under ``name`` or with that model_id, or None."""
     rows = model_versions(db, name)
     exact = [r for r in rows if r.model_id == name]
     return (exact or rows or [None])[0]
 
 
-def get_model(db: Database, name: str) -> ModelRow:
+def get_model(db: Store, name: str) -> ModelRow:
     """Like :func:`find_model` but a missing model is NotFound."""
     row = find_model(db, name)
     if row is None:
@@ -404,7 +418,7 @@ def get_model(db: Database, name: str) -> ModelRow:
     return row
 
 
-def list_models(db: Database) -> list[ModelRow]:
+def list_models(db: Store) -> list[ModelRow]:
     return _rows(db, "true", [])
 
 
@@ -418,7 +432,7 @@ class Registration:
 
 
 def add_model(
-    db: Database,
+    db: Store,
     name: str,
     source: str,
     *,
@@ -457,7 +471,7 @@ def add_model(
 
 
 def _register(
-    db: Database,
+    db: Store,
     name: str,
     source: str,
     folder: Path,
@@ -501,7 +515,7 @@ def _register(
     return Registration(_rows(db, "model_id = ?", [model_id])[0], True, model)
 
 
-def current_model(db: Database, name: str) -> tuple[Registration, int]:
+def current_model(db: Store, name: str) -> tuple[Registration, int]:
     """The model to embed with for ``name``: registered (checked against its files) or an alias.
 
     Returns the registration and how many versions the name has. A registered folder whose files
@@ -537,7 +551,7 @@ def current_model(db: Database, name: str) -> tuple[Registration, int]:
     return reg, versions + int(reg.created)
 
 
-def models_frame(db: Database):
+def models_frame(db: Store):
     """Registered models, newest first, with their vector counts per role (a polars frame)."""
     return db.sql(
         """

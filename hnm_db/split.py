@@ -17,14 +17,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from hnm_db.errors import EmptySelection, InvalidParams
-
-if TYPE_CHECKING:
-    from hnm_db.db import Database
+from hnm_db.store import Store
 
 #: ``qrels.split`` of judgements ingested without a split.
 UNSPLIT = "unsplit"
@@ -87,7 +84,7 @@ def assign(query_ids: list[str], params: SplitParams) -> list[str]:
     return out
 
 
-def unsplit_queries(db: Database) -> list[str]:
+def unsplit_queries(db: Store) -> list[str]:
     """Queries whose qrels all came without a split, in id order."""
     rows = db.execute(
         "SELECT DISTINCT query_id FROM qrels WHERE split = ? "
@@ -97,7 +94,7 @@ def unsplit_queries(db: Database) -> list[str]:
     return [r[0] for r in rows]
 
 
-def split(db: Database, params: SplitParams) -> SplitSummary:
+def split(db: Store, params: SplitParams) -> SplitSummary:
     """Assign every unsplit query; the previous assignment is replaced in one transaction."""
     query_ids = unsplit_queries(db)
     if not query_ids:
@@ -120,15 +117,12 @@ def split(db: Database, params: SplitParams) -> SplitSummary:
         }
     )
     with db.transaction():
-        db.con.register("_split_rows", table)
-        try:
+        with db.registered("_split_rows", table):
             db.execute("DELETE FROM query_split_assignments")
             db.execute(
                 "INSERT INTO query_split_assignments (query_id, split, seed, ratio) "
                 "SELECT query_id, split, seed, ratio FROM _split_rows"
             )
-        finally:
-            db.con.unregister("_split_rows")
     return SplitSummary(
         queries=len(splits),
         train=splits.count("train"),

@@ -71,11 +71,11 @@ from typing import Any
 import numpy as np
 
 from hnm_db import evaluate, metrics
-from hnm_db.cluster import get_ensemble
-from hnm_db.crossencoder import load_cross_encoder, model_fingerprint, pick_device, resolve_base, score_pairs
-from hnm_db.db import Database
+from hnm_db.crossencoder import load_cross_encoder, pick_device, record_digests, resolve_base, score_pairs
+from hnm_db.ensemble import get_ensemble
 from hnm_db.errors import AlreadyExists, EmptySelection, InvalidParams, NotFound
 from hnm_db.models import quiet_transformers
+from hnm_db.store import Store
 from hnm_db.vectors import vectors_by_hash
 
 LOSSES = ("lce", "bce", "lambda", "listnet", "mnrl", "triplet")
@@ -210,14 +210,14 @@ class TrainSummary:
 
 
 # -- reading the run ----------------------------------------------------------------------------------
-def mining_run_id(db: Database, name: str) -> str:
+def mining_run_id(db: Store, name: str) -> str:
     run_id = db.scalar("SELECT run_id FROM mining_runs WHERE name = ?", [name])
     if run_id is None:
         raise NotFound(f"no mining run named {name!r} (hnm-db runs lists them)")
     return run_id
 
 
-def load_pools(db: Database, run_id: str, split: str) -> list[Pool]:
+def load_pools(db: Store, run_id: str, split: str) -> list[Pool]:
     """The run's (query, positive) pairs of ``split`` with their negatives, sorted by query and positive."""
     rows = db.execute(
         """
@@ -254,7 +254,7 @@ def dev_queries(query_ids: Sequence[str], ratio: float, seed: int) -> set[str]:
 class EasyNegatives:
     """Random chunks of documents not judged for the query in any split (so never false negatives)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Store) -> None:
         self.chunks = db.execute("SELECT doc_id, text, content_hash FROM chunks ORDER BY chunk_id").fetchall()
         self.judged: dict[str, set[str]] = {}
         for qid, doc in db.execute("SELECT DISTINCT query_id, doc_id FROM qrels WHERE score > 0").fetchall():
@@ -402,7 +402,7 @@ def _GroupLoss(model: Any, kind: str, margin: float) -> Any:  # noqa: N802 - a c
     return _group_loss_class()(model, kind, margin)
 
 
-def teacher_scores(db: Database, groups: Sequence[Group], ensemble: str, scale: float) -> np.ndarray:
+def teacher_scores(db: Store, groups: Sequence[Group], ensemble: str, scale: float) -> np.ndarray:
     """``scale`` x ensemble similarity of each group's (query, passage) pairs, positive first."""
     ens = get_ensemble(db, ensemble)
     q, missing_q = vectors_by_hash(
@@ -426,7 +426,7 @@ def teacher_scores(db: Database, groups: Sequence[Group], ensemble: str, scale: 
 
 
 # -- dev evaluation ----------------------------------------------------------------------------------------
-def _dev_evaluator(db: Database, params: TrainParams, dev: set[str], device: str) -> Any:
+def _dev_evaluator(db: Store, params: TrainParams, dev: set[str], device: str) -> Any:
     """An evaluator re-ranking the dev queries' first-stage top-k with hnm-db's metrics (per document,
     as ``hnm-db eval`` reports them); None when there are no dev queries."""
     if not dev:
@@ -554,7 +554,7 @@ def run_phase(
 
 
 # -- the stage ---------------------------------------------------------------------------------------------
-def _claim_name(db: Database, name: str) -> None:
+def _claim_name(db: Store, name: str) -> None:
     """A finished run of that name is kept (error); a running/failed leftover is replaced."""
     status = db.scalar("SELECT status FROM training_runs WHERE name = ?", [name])
     if status == "finished":
@@ -596,7 +596,7 @@ class _Plan:
     distill_run_id: str | None
 
 
-def _validate(db: Database, params: TrainParams) -> _Plan:
+def _validate(db: Store, params: TrainParams) -> _Plan:
     """Every check that can fail on user input, before anything is written."""
     out = Path(params.out)
     if out.exists():
@@ -641,86 +641,104 @@ def _main_steps(params: TrainParams, n_pools: int) -> int:
     return params.max_steps or math.ceil(params.epochs * n_pools / params.batch_size)
 
 
+@dataclass
+class _Phase:
+    """What every phase of one training shares."""
+
+    db: Store
+    params: TrainParams
+    plan: _Plan
+    partial: Path
+    device: str
+    progress: bool
+    easy: EasyNegatives
+
+
+def _warm_start(ph: _Phase, ce: Any, steps: int, distill: bool) -> tuple[Any, list[float], bool]:
+    """A distil (MarginMSE on the ensemble) or easy-negative phase before the mined groups; a phase that
+    finished before (an interruption; for distilling, any run with the same settings) is reused.
+    Returns the model, the phase's loss curve and whether it was reused."""
+    params, plan = ph.params, ph.plan
+    if distill:  # shared by every run with the same warm-start settings (module docstring)
+        folder = ph.partial.parent / f".hnm-warm-{params.warm_start_digest(plan.distill_run_id, ph.device)}"
+    else:
+        folder = ph.partial / "easy"
+    done = folder / "model"
+    if (done / "phase.json").exists():
+        phase = json.loads((done / "phase.json").read_text(encoding="utf-8"))
+        return (
+            load_cross_encoder(done, max_length=params.max_length, device=ph.device),
+            phase["loss_curve"],
+            True,
+        )
+    size, batch = params.group_size, params.batch_size
+    pools = plan.distill_pools if distill else plan.pools
+    stream = _DISTILL if distill else _EASY
+    groups, _ = draw_groups(pools, size, steps * batch, params.seed, stream, ph.easy, only_easy=not distill)
+    if distill:
+        teacher = teacher_scores(ph.db, groups, plan.distill_ensemble, params.distill_scale)
+        data, rows = group_dataset(groups, "distill", teacher), batch
+    else:
+        data, rows = group_dataset(groups, params.loss), _batch_rows(params)
+    loss = make_loss(ce, params, distill=distill)
+    curve, _ = run_phase(
+        ce, data, loss, params, steps, folder, batch_rows=rows, device=ph.device, progress=ph.progress
+    )
+    with quiet_transformers():
+        ce.save_pretrained(str(done))
+    (done / "phase.json").write_text(json.dumps({"loss_curve": curve}), encoding="utf-8")
+    for checkpoint in folder.glob("checkpoint-*"):  # the finished phase is all a later run reads
+        shutil.rmtree(checkpoint, ignore_errors=True)
+    return ce, curve, False
+
+
+def _batch_rows(params: TrainParams) -> int:
+    """Dataset rows per step: BCE reads (query, passage) pairs, the other losses whole groups."""
+    return params.batch_size * params.group_size if params.loss == "bce" else params.batch_size
+
+
 def _train_phases(
-    db: Database, params: TrainParams, plan: _Plan, ce: Any, partial: Path, device: str, progress: bool
+    db: Store, params: TrainParams, plan: _Plan, ce: Any, partial: Path, device: str, progress: bool
 ) -> tuple[Any, list[float], dict[str, Any]]:
     """Warm starts, then the mined groups; returns the trained model, the loss curve and stats."""
-    easy = EasyNegatives(db)
-    size, batch = params.group_size, params.batch_size
-    rows = batch * size if params.loss == "bce" else batch
+    ph = _Phase(db, params, plan, partial, device, progress, EasyNegatives(db))
     curve: list[float] = []
     stats: dict[str, Any] = {"warm_steps": 0}
-    for steps, stream, distill in (
-        (params.distill_steps, _DISTILL, True),
-        (params.warmup_easy_steps, _EASY, False),
+    for steps, distill, reused_key in (
+        (params.distill_steps, True, "warm_start_reused"),
+        (params.warmup_easy_steps, False, "easy_reused"),
     ):
-        if not steps:
-            continue
-        if distill:  # shared by every run with the same warm-start settings (module docstring)
-            folder = partial.parent / f".hnm-warm-{params.warm_start_digest(plan.distill_run_id, device)}"
-        else:
-            folder = partial / "easy"
-        done = folder / "model"
-        pools = plan.distill_pools if distill else plan.pools
-        groups, _ = draw_groups(pools, size, steps * batch, params.seed, stream, easy, only_easy=not distill)
-        if (done / "phase.json").exists():  # finished before (an interruption, another run): reuse it
-            phase = json.loads((done / "phase.json").read_text(encoding="utf-8"))
-            ce = load_cross_encoder(done, max_length=params.max_length, device=device)
-            stats["warm_start_reused" if distill else "easy_reused"] = True
-        else:
-            teacher = (
-                teacher_scores(db, groups, plan.distill_ensemble, params.distill_scale) if distill else None
-            )
-            data = group_dataset(groups, "distill" if distill else params.loss, teacher)
-            loss = make_loss(ce, params, distill=distill)
-            phase_rows = batch if distill else rows
-            part, _ = run_phase(
-                ce, data, loss, params, steps, folder, batch_rows=phase_rows, device=device, progress=progress
-            )
-            phase = {"loss_curve": part}
-            with quiet_transformers():
-                ce.save_pretrained(str(done))
-            (done / "phase.json").write_text(json.dumps(phase), encoding="utf-8")
-            for checkpoint in folder.glob("checkpoint-*"):  # the finished phase is all a later run reads
-                shutil.rmtree(checkpoint, ignore_errors=True)
-        curve += phase["loss_curve"]
-        stats["warm_steps"] += len(phase["loss_curve"])
+        if steps:
+            ce, part, reused = _warm_start(ph, ce, steps, distill)
+            curve += part
+            stats["warm_steps"] += len(part)
+            if reused:
+                stats[reused_key] = True
     steps = _main_steps(params, len(plan.pools))
-    groups, filled = draw_groups(plan.pools, size, steps * batch, params.seed, _MAIN, easy)
+    groups, filled = draw_groups(
+        plan.pools, params.group_size, steps * params.batch_size, params.seed, _MAIN, ph.easy
+    )
     evaluator = _dev_evaluator(db, params, plan.dev, device)
+    data, loss = group_dataset(groups, params.loss), make_loss(ce, params)
     part, dev = run_phase(
-        ce,
-        group_dataset(groups, params.loss),
-        make_loss(ce, params),
-        params,
-        steps,
-        partial / "main",
-        batch_rows=rows,
-        device=device,
-        evaluator=evaluator,
-        progress=progress,
-    )
-    curve += part
-    stats.update(
-        {
-            "steps": len(part),
-            "groups": len(groups),
-            "pairs": len(groups) * size,
-            "train_pairs_of_run": len(plan.pools),
-            "train_queries": len({p.query_id for p in plan.pools}),
-            "dev_queries": len(plan.dev),
-            "filled_random": filled,
-            **dev,
-        }
-    )
-    return ce, curve, stats
+        ce, data, loss, params, steps, partial / "main", batch_rows=_batch_rows(params), device=device,
+        evaluator=evaluator, progress=progress,
+    )  # fmt: skip
+    stats |= {
+        "steps": len(part),
+        "groups": len(groups),
+        "pairs": len(groups) * params.group_size,
+        "train_pairs_of_run": len(plan.pools),
+        "train_queries": len({p.query_id for p in plan.pools}),
+        "dev_queries": len(plan.dev),
+        "filled_random": filled,
+        **dev,
+    }
+    return ce, curve + part, stats
 
 
-def train(db: Database, params: TrainParams, *, progress: bool = True) -> TrainSummary:
-    """Fine-tune ``params.base`` on the mining run ``params.run`` and record the run."""
-    plan = _validate(db, params)
-    device = pick_device(params.device)
-    ce = load_cross_encoder(plan.base, max_length=params.max_length, device=device, seed=params.seed)
+def _start_run(db: Store, params: TrainParams, plan: _Plan) -> str:
+    """Commit the run's ``running`` row (replacing a failed or stale one of the same name); its id."""
     training_run_id = uuid.uuid4().hex
     with db.transaction():
         _claim_name(db, params.run_name)
@@ -737,47 +755,36 @@ def train(db: Database, params: TrainParams, *, progress: bool = True) -> TrainS
                 params.seed,
             ],
         )
-    out = Path(params.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.partial-{params.digest()}")
-    started = time.perf_counter()
-    try:
-        with _term_as_interrupt():
-            ce, curve, stats = _train_phases(db, params, plan, ce, partial, device, progress)
-        final = partial / "model"
-        shutil.rmtree(final, ignore_errors=True)
-        with quiet_transformers():
-            ce.save_pretrained(str(final))
-        (final / "hnm_training.json").write_text(
-            json.dumps(
-                {"training_run_id": training_run_id, "mining_run": params.run, "params": asdict(params)},
-                sort_keys=True,
-                indent=1,
-            ),
-            encoding="utf-8",
-        )
-        fingerprint = model_fingerprint(final)
-        os.replace(final, out)
-        shutil.rmtree(partial, ignore_errors=True)
-    except BaseException as exc:
-        db.execute(
-            "UPDATE training_runs SET status = 'failed', finished_at = current_timestamp, stats = ? "
-            "WHERE training_run_id = ?",
-            [
-                json.dumps({"error": f"{type(exc).__name__}: {exc}"[:500], "resume_from": str(partial)}),
-                training_run_id,
-            ],
-        )
-        raise
-    seconds = time.perf_counter() - started
-    stats.update(
-        {
-            "device": device,
-            "seconds": round(seconds, 3),
-            "final_loss": float(np.mean(curve[-20:])) if curve else None,
-            "examples": stats["groups"],
-        }
+    return training_run_id
+
+
+def _publish(ce: Any, partial: Path, out: Path, training_run_id: str, params: TrainParams) -> str:
+    """Save the model inside ``partial``, then rename it to ``out`` in one step (``out`` never holds
+    half a model) and drop the checkpoints; returns its fingerprint."""
+    final = partial / "model"
+    shutil.rmtree(final, ignore_errors=True)
+    with quiet_transformers():
+        ce.save_pretrained(str(final))
+    record = {"training_run_id": training_run_id, "mining_run": params.run, "params": asdict(params)}
+    (final / "hnm_training.json").write_text(json.dumps(record, sort_keys=True, indent=1), encoding="utf-8")
+    fingerprint = record_digests(final)
+    os.replace(final, out)
+    shutil.rmtree(partial, ignore_errors=True)
+    return fingerprint
+
+
+def _fail_run(db: Store, training_run_id: str, exc: BaseException, partial: Path) -> None:
+    error = f"{type(exc).__name__}: {exc}"[:500]
+    db.execute(
+        "UPDATE training_runs SET status = 'failed', finished_at = current_timestamp, stats = ? "
+        "WHERE training_run_id = ?",
+        [json.dumps({"error": error, "resume_from": str(partial)}), training_run_id],
     )
+
+
+def _finish_run(
+    db: Store, training_run_id: str, curve: list[float], out: Path, fingerprint: str, stats: dict[str, Any]
+) -> None:
     db.execute(
         "UPDATE training_runs SET status = 'finished', finished_at = current_timestamp, loss_curve = ?, "
         "output_path = ?, fingerprint = ?, stats = ? WHERE training_run_id = ?",
@@ -789,18 +796,39 @@ def train(db: Database, params: TrainParams, *, progress: bool = True) -> TrainS
             training_run_id,
         ],
     )
+
+
+def train(db: Store, params: TrainParams, *, progress: bool = True) -> TrainSummary:
+    """Fine-tune ``params.base`` on the mining run ``params.run`` and record the run (module docstring:
+    validation before any write, a ``running`` row, resumable phases, atomic publish, the record)."""
+    plan = _validate(db, params)
+    device = pick_device(params.device)
+    ce = load_cross_encoder(plan.base, max_length=params.max_length, device=device, seed=params.seed)
+    training_run_id = _start_run(db, params, plan)
+    out = Path(params.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f".{out.name}.partial-{params.digest()}")
+    started = time.perf_counter()
+    try:
+        with _term_as_interrupt():
+            ce, curve, stats = _train_phases(db, params, plan, ce, partial, device, progress)
+        fingerprint = _publish(ce, partial, out, training_run_id, params)
+    except BaseException as exc:
+        _fail_run(db, training_run_id, exc, partial)
+        raise
+    final_loss = float(np.mean(curve[-20:])) if curve else None
+    stats |= {
+        "device": device,
+        "seconds": round(time.perf_counter() - started, 3),
+        "final_loss": final_loss,
+        "examples": stats["groups"],
+    }
+    _finish_run(db, training_run_id, curve, out, fingerprint, stats)
+    path = str(out.resolve())
     return TrainSummary(
-        training_run_id,
-        params.run_name,
-        str(out.resolve()),
-        fingerprint,
-        stats["steps"],
-        stats["groups"],
-        stats["final_loss"] or 0.0,
-        seconds,
-        curve,
-        stats,
-    )
+        training_run_id, params.run_name, path, fingerprint, stats["steps"], stats["groups"], final_loss or 0.0,
+        stats["seconds"], curve, stats,
+    )  # fmt: skip
 
 
 def head_parameters(ce: Any) -> list[str]:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from hnm_db.db import Database
+from hnm_db.store import Store
 
 
 def to_arrow_list(matrix: np.ndarray) -> pa.ListArray:
@@ -39,7 +39,7 @@ def from_arrow_list(column: pa.ChunkedArray | pa.ListArray) -> np.ndarray:
 
 
 def write_vectors(
-    db: Database,
+    db: Store,
     table: str,
     key_columns: dict[str, Sequence[Any] | Any],
     matrix: np.ndarray,
@@ -64,16 +64,13 @@ def write_vectors(
     cols[vec_column] = to_arrow_list(matrix)
     batch = pa.table(cols)
     names = ", ".join(cols)
-    db.con.register("_hnm_vec_batch", batch)
-    try:
-        db.con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM _hnm_vec_batch")
-    finally:
-        db.con.unregister("_hnm_vec_batch")
+    with db.registered("_hnm_vec_batch", batch):
+        db.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM _hnm_vec_batch")
     return n
 
 
 def read_vectors(
-    db: Database,
+    db: Store,
     sql: str,
     params: Sequence[Any] | None = None,
     *,
@@ -93,7 +90,7 @@ def read_vectors(
 
 
 def iter_vectors(
-    db: Database,
+    db: Store,
     sql: str,
     params: Sequence[Any] | None = None,
     *,
@@ -112,7 +109,7 @@ def iter_vectors(
 
 
 def vectors_by_hash(
-    db: Database, table: str, owner_column: str, owner: str, role: str, hashes: np.ndarray
+    db: Store, table: str, owner_column: str, owner: str, role: str, hashes: np.ndarray
 ) -> tuple[np.ndarray, int]:
     """Vectors of ``table`` rows (owner, role, hash) aligned with ``hashes`` (duplicates allowed).
 
@@ -120,16 +117,13 @@ def vectors_by_hash(
     empty and the caller raises the error that names what to run. ``table``/``owner_column`` come from code.
     """
     uniq, inverse = np.unique(hashes.astype(str), return_inverse=True)
-    db.con.register("_hnm_want", pa.table({"content_hash": pa.array(uniq, pa.string())}))
-    try:
+    with db.registered("_hnm_want", pa.table({"content_hash": pa.array(uniq, pa.string())})):
         _, mat = read_vectors(
             db,
             f"SELECT t.content_hash, t.vec FROM {table} t JOIN _hnm_want w USING (content_hash) "
             f"WHERE t.{owner_column} = ? AND t.role = ? ORDER BY t.content_hash",
             [owner, role],
         )
-    finally:
-        db.con.unregister("_hnm_want")
     if len(mat) != len(uniq):
         return np.zeros((0, 0), np.float32), len(uniq) - len(mat)
     return mat[inverse], 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _mining_fixture import ENSEMBLE
+from fixtures.databases import ENSEMBLE
 from rank_bm25 import BM25Okapi
 
 from hnm_db import baselines
@@ -15,7 +15,7 @@ from hnm_db.mine import MiningParams, mine, read_split
 def _negatives(db, name, query_id):
     return [
         r[0]
-        for r in db.con.execute(
+        for r in db.execute(
             "SELECT DISTINCT negative_chunk_id, rank FROM triplets JOIN mining_runs USING (run_id) "
             "WHERE name = ? AND query_id = ? ORDER BY rank",
             [name, query_id],
@@ -27,17 +27,17 @@ def test_bm25_negatives_are_rank_bm25_top_k_minus_positives(mining_db):
     mine(
         mining_db, MiningParams(method="bm25", num_negatives=4, range_max=10, max_score_ratio=None, name="b")
     )
-    texts = mining_db.con.execute(
+    texts = mining_db.execute(
         "SELECT content_hash, min(text), min(chunk_id), arg_min(doc_id, chunk_id) FROM chunks "
         "GROUP BY content_hash ORDER BY content_hash"
     ).fetchall()
     okapi = BM25Okapi([tokenize(t[1]) for t in texts])
-    for qid, qtext in mining_db.con.execute(
+    for qid, qtext in mining_db.execute(
         "SELECT query_id, text FROM mining_queries WHERE split = 'train' ORDER BY query_id LIMIT 4"
     ).fetchall():
         positive_hashes = {
             r[0]
-            for r in mining_db.con.execute(
+            for r in mining_db.execute(
                 "SELECT content_hash FROM mining_positives WHERE query_id = ?", [qid]
             ).fetchall()
         }
@@ -45,9 +45,7 @@ def test_bm25_negatives_are_rank_bm25_top_k_minus_positives(mining_db):
         order = sorted(range(len(texts)), key=lambda i: (-scores[i], texts[i][0]))
         expected = [texts[i][2] for i in order if texts[i][0] not in positive_hashes][:4]
         assert _negatives(mining_db, "b", qid) == expected
-    row = mining_db.con.execute(
-        "SELECT score, positive_score, member_scores FROM triplets LIMIT 1"
-    ).fetchone()
+    row = mining_db.execute("SELECT score, positive_score, member_scores FROM triplets LIMIT 1").fetchone()
     assert row[0] > 0 and row[1] is not None and row[2] is None  # BM25 scores; no ensemble given
 
 
@@ -95,7 +93,7 @@ def test_udfs_are_registered_only_during_the_run(mining_db):
 
 def test_baseline_with_an_ensemble_records_ensemble_and_member_scores(mining_db):
     mine(mining_db, MiningParams(method="bm25", ensemble=ENSEMBLE, num_negatives=3, range_max=10, name="b"))
-    rows = mining_db.con.execute("SELECT score, member_scores FROM triplets").fetchall()
+    rows = mining_db.execute("SELECT score, member_scores FROM triplets").fetchall()
     for score, members in rows:
         assert set(members) == {"m-a", "m-b", "@ensemble"}
         assert members["@ensemble"] == pytest.approx(0.5 * members["m-a"] + 0.5 * members["m-b"], abs=1e-5)

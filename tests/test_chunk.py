@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from conftest import CORPUS
+from fixtures.corpus import CORPUS
+from fixtures.databases import db_digest
 
 from hnm_db import chunk as chunk_mod
 from hnm_db.chunk import ChunkParams, chunk, split_sentences
@@ -31,10 +32,6 @@ def insert_docs(db, docs) -> None:
             "INSERT INTO documents (doc_id, title, text, content_hash) VALUES (?, ?, ?, ?)",
             [doc_id, title, text, content_hash(text)],
         )
-
-
-def snapshot(db) -> list[tuple]:
-    return db.sql("SELECT * FROM chunks ORDER BY chunk_id").rows()
 
 
 def chunk_rows(db) -> list[dict]:
@@ -193,10 +190,10 @@ def test_split_sentences_keeps_abbreviations_intact():
 
 def test_rechunking_with_the_same_params_changes_nothing(docs_db):
     chunk(docs_db, ChunkParams("sentences", 160, 1))
-    before = snapshot(docs_db)
+    before = db_digest(docs_db)
     summary = chunk(docs_db, ChunkParams("sentences", 160, 1))
     assert (summary.documents, summary.chunks, summary.unchanged, summary.removed) == (0, 0, 5, 0)
-    assert snapshot(docs_db) == before
+    assert db_digest(docs_db) == before
 
 
 def test_rechunking_with_other_params_replaces_the_old_chunks(docs_db):
@@ -227,10 +224,10 @@ def test_doc_ids_restrict_the_run_and_unknown_ids_fail(docs_db):
     summary = chunk(docs_db, ChunkParams("whole"), ["long-bio", "short"])
     assert summary.documents == 2
     assert sorted(docs_db.sql("SELECT doc_id FROM chunks")["doc_id"]) == ["long-bio", "short"]
-    before = snapshot(docs_db)
+    before = db_digest(docs_db)
     with pytest.raises(UnknownIds, match="2 unknown document ids, e.g. nope-1, nope-2"):
         chunk(docs_db, ChunkParams("sentences", 100, 0), ["long-bio", "nope-1", "nope-2"])
-    assert snapshot(docs_db) == before
+    assert db_digest(docs_db) == before
 
 
 def test_chunks_of_vanished_documents_are_removed(docs_db):
@@ -243,7 +240,7 @@ def test_chunks_of_vanished_documents_are_removed(docs_db):
 
 def test_failed_write_leaves_previous_chunks(docs_db, monkeypatch):
     chunk(docs_db, ChunkParams("whole"))
-    before = snapshot(docs_db)
+    before = db_digest(docs_db)
     real = chunk_mod.build_rows
 
     def broken(*args):  # a NULL text violates NOT NULL after the old chunks were deleted
@@ -253,7 +250,7 @@ def test_failed_write_leaves_previous_chunks(docs_db, monkeypatch):
     monkeypatch.setattr(chunk_mod, "build_rows", broken)
     with pytest.raises(Exception, match="NOT NULL"):
         chunk(docs_db, ChunkParams("sentences", 100, 0))
-    assert snapshot(docs_db) == before
+    assert db_digest(docs_db) == before
 
 
 @pytest.mark.parametrize(
@@ -274,12 +271,12 @@ def test_invalid_params_name_the_field(kwargs, message):
 
 def test_size_beyond_the_model_fails_and_leaves_db_unchanged(docs_db, tiny_model_dir):
     chunk(docs_db, ChunkParams("whole"))
-    before = snapshot(docs_db)
+    before = db_digest(docs_db)
     with pytest.raises(InvalidParams, match="size 100 is more than the 62 content tokens"):
         chunk(docs_db, ChunkParams("tokens", 100, 0, str(tiny_model_dir)))
     with pytest.raises(InvalidParams, match="overlap must be < size"):
         chunk(docs_db, ChunkParams("tokens", None, 70, str(tiny_model_dir)))
-    assert snapshot(docs_db) == before
+    assert db_digest(docs_db) == before
 
 
 def test_no_documents_is_an_empty_selection(db):
@@ -309,8 +306,8 @@ def test_sample_data_is_beir_and_chunks_whole(db):
             "content_hash": [content_hash(d["text"]) for d in docs],
         }
     )
-    db.con.register("sample_docs", table)
-    db.execute("INSERT INTO documents (doc_id, title, text, content_hash) SELECT * FROM sample_docs")
+    with db.registered("sample_docs", table):
+        db.execute("INSERT INTO documents (doc_id, title, text, content_hash) SELECT * FROM sample_docs")
     assert chunk(db, ChunkParams("whole")).chunks == len(docs)
 
 

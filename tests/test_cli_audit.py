@@ -6,14 +6,13 @@ import json
 from pathlib import Path
 
 import datasets
-from click.testing import CliRunner
+from fixtures.cli import invoke
 
 import hnm_db
-from hnm_db.cli import main
 
 
 def run(db_path: Path, *args: str):
-    return CliRunner().invoke(main, ["--db", str(db_path), "--quiet", *args])
+    return invoke(db_path, *args, quiet=True)
 
 
 def state(db_path: Path, digest) -> dict:
@@ -94,8 +93,8 @@ def test_export_takes_layout_and_the_shared_output_format(mined_db_path, tmp_pat
     assert summary == [
         {**summary[0], "layout": "labeled-pair", "rows": 12, "columns": "query, passage, label"}
     ]
-    old = CliRunner().invoke(main, ["--db", str(mined_db_path), "export", "--run", "random", "--format", "n-tuple",
-                                    "--to", str(tmp_path / "n")])  # fmt: skip
+    old = invoke(mined_db_path, "export", "--run", "random", "--format", "n-tuple",
+                                    "--to", str(tmp_path / "n"))  # fmt: skip
     assert old.exit_code == 0, old.output
     assert "note: --format n-tuple is deprecated for the layout; use --layout n-tuple" in old.stderr
     assert datasets.load_from_disk(str(tmp_path / "n")).column_names[-1] == "negative_2"
@@ -169,7 +168,7 @@ def test_reingested_source_is_reported_by_audit_and_fails_check(mined_db_path):
         db.execute(
             "UPDATE chunks SET text = ?, content_hash = ? WHERE doc_id = 'd7'", [text, content_hash(text)]
         )
-    result = CliRunner().invoke(main, ["--db", str(mined_db_path), "audit"])
+    result = invoke(mined_db_path, "audit")
     assert result.exit_code == 0
     assert "sources changed since mining" in result.stdout and "d7#0" in result.stdout
     assert "2 source chunks changed since mining" in result.stderr
@@ -179,12 +178,6 @@ def test_reingested_source_is_reported_by_audit_and_fails_check(mined_db_path):
 def test_audit_check_refuses_run_and_plot(mined_db_path):
     result = run(mined_db_path, "audit", "--check", "--run", "random")
     assert result.exit_code == 2 and "whole database" in result.output
-
-
-def test_commands_have_help():
-    for command in ("export", "audit"):
-        result = CliRunner().invoke(main, [command, "--help"])
-        assert result.exit_code == 0 and len(result.output) > 200
 
 
 def test_audit_and_check_open_read_only_so_they_run_beside_another_reader(mined_db_path, digest):

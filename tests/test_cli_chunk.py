@@ -5,22 +5,17 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
-from conftest import CORPUS
+from fixtures.cli import invoke
+from fixtures.databases import insert_documents
 
 import hnm_db
-from hnm_db.cli import main
 from hnm_db.text import content_hash
 
 
 @pytest.fixture
 def path(db_path):
     with hnm_db.open(db_path) as db:
-        for d in CORPUS:
-            db.execute(
-                "INSERT INTO documents (doc_id, title, text, content_hash) VALUES (?, ?, ?, ?)",
-                [d["_id"], d["title"], d["text"], content_hash(d["text"])],
-            )
+        insert_documents(db)
         db.execute(
             "INSERT INTO queries VALUES ('q1', 'a', ?, NULL, now()), ('q2', 'b', ?, NULL, now())",
             [content_hash("a"), content_hash("b")],
@@ -30,7 +25,7 @@ def path(db_path):
 
 
 def run(path, *args):
-    return CliRunner().invoke(main, ["--db", str(path), "--quiet", *args])
+    return invoke(path, *args, quiet=True)
 
 
 def chunks(path) -> list[tuple]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 import pytest
-from click.testing import CliRunner
+from fixtures.cli import invoke
 
 import hnm_db
 from hnm_db.cli import main
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(db_path: Path, *args: str):
-    return CliRunner().invoke(main, ["--db", str(db_path), *args])
+    return invoke(db_path, *args)
 
 
 def strict_json(text: str):
@@ -126,7 +126,7 @@ def test_every_command_has_examples_and_every_option_a_description(path):
     cmd = main
     for name in path:
         cmd = cmd.commands[name]
-    result = CliRunner().invoke(main, [*path, "--help"])
+    result = invoke(None, *path, "--help")
     assert result.exit_code == 0
     assert "Examples:" in result.output and f"hnm-db {' '.join(path)}".strip() in result.output
     undocumented = [p.name for p in cmd.params if isinstance(p, click.Option) and not p.hidden and not p.help]

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
-from conftest import CORPUS, QUERIES
+from fixtures.cli import invoke
+from fixtures.corpus import CORPUS, QUERIES
 
 import hnm_db
-from hnm_db.cli import main
 
 DOCS = [d["text"] for d in CORPUS[:12]]
 QTEXTS = [q["text"] for q in QUERIES[:4]]
@@ -22,12 +21,7 @@ def _private_cache(tmp_path, monkeypatch):
 
 @pytest.fixture
 def run(db_path):
-    runner = CliRunner()
-
-    def invoke(*args: str):
-        return runner.invoke(main, ["--db", str(db_path), "--quiet", *args])
-
-    return invoke
+    return lambda *args: invoke(db_path, *args, quiet=True)
 
 
 @pytest.fixture

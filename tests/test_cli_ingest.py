@@ -7,18 +7,18 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from click.testing import CliRunner
-from conftest import CORPUS, QRELS, QUERIES
+from fixtures.cli import invoke
+from fixtures.corpus import CORPUS, QRELS, QUERIES
+from fixtures.databases import path_digest
 
 import hnm_db
-from hnm_db.cli import main
 
 
 def run(db_path: Path, *args: str):
-    return CliRunner().invoke(main, ["--db", str(db_path), *args])
+    return invoke(db_path, *args)
 
 
-def snapshot(db_path: Path) -> dict[str, list[tuple]]:
+def ingest_rows(db_path: Path) -> dict[str, list[tuple]]:
     with hnm_db.open(db_path) as db:
         return {
             t: sorted(db.execute(f"SELECT * FROM {t}").fetchall(), key=str)
@@ -36,7 +36,7 @@ def assert_one_line_error(result, *fragments: str, code: int = 1) -> None:
 
 
 def test_ingest_group_lists_all_sources():
-    result = CliRunner().invoke(main, ["ingest", "--help"])
+    result = invoke(None, "ingest", "--help")
     assert result.exit_code == 0
     for name in ("beir", "jsonl", "csv", "parquet", "files", "urls"):
         assert f"  {name} " in result.output
@@ -77,12 +77,12 @@ def test_csv_format_of_the_summary(db_path, beir_dir):
 
 def test_bad_json_line_exits_1_with_one_line_and_leaves_the_db_unchanged(db_path, beir_dir):
     run(db_path, "ingest", "beir", str(beir_dir))
-    before = snapshot(db_path)
+    before = path_digest(db_path)
     with open(beir_dir / "corpus.jsonl", "a") as f:
         f.write("{not json}\n")
     result = run(db_path, "ingest", "beir", str(beir_dir))
     assert_one_line_error(result, "corpus.jsonl line 41: malformed JSON")
-    assert snapshot(db_path) == before
+    assert path_digest(db_path) == before
 
 
 def test_changed_document_needs_on_duplicate(db_path, tmp_path):
@@ -90,16 +90,16 @@ def test_changed_document_needs_on_duplicate(db_path, tmp_path):
     path.write_text('{"id": "d1", "text": "first"}\n')
     assert run(db_path, "ingest", "jsonl", str(path)).exit_code == 0
     path.write_text('{"id": "d1", "text": "second"}\n')
-    before = snapshot(db_path)
+    before = path_digest(db_path)
     assert_one_line_error(
         run(db_path, "ingest", "jsonl", str(path)), "d.jsonl line 1", "'d1'", "--on-duplicate"
     )
-    assert snapshot(db_path) == before
+    assert path_digest(db_path) == before
     skipped = run(db_path, "ingest", "jsonl", str(path), "--on-duplicate", "skip", "--format", "json")
     assert json.loads(skipped.stdout)[0]["skipped_duplicate"] == 1
     replaced = run(db_path, "ingest", "jsonl", str(path), "--on-duplicate", "replace", "--format", "json")
     assert json.loads(replaced.stdout)[0]["replaced"] == 1
-    assert snapshot(db_path)["documents"][0][2] == "second"
+    assert ingest_rows(db_path)["documents"][0][2] == "second"
 
 
 def test_jsonl_options_name_columns_and_meta(db_path, tmp_path):
@@ -122,7 +122,7 @@ def test_jsonl_options_name_columns_and_meta(db_path, tmp_path):
         "year",
     )
     assert result.exit_code == 0, result.output
-    row = snapshot(db_path)["documents"][0]
+    row = ingest_rows(db_path)["documents"][0]
     assert row[:3] == ("p1", "Title", "Text here")
     assert json.loads(row[5]) == {"lang": "de", "year": 1999}
 
@@ -163,7 +163,7 @@ def test_csv_qrels_and_parquet_queries(db_path, beir_dir, tmp_path):
         "dev",
     )
     assert result.exit_code == 0, result.output
-    assert ("q-cook-0", "cook-9", 2, "dev") in snapshot(db_path)["qrels"]
+    assert ("q-cook-0", "cook-9", 2, "dev") in ingest_rows(db_path)["qrels"]
     pq = tmp_path / "q.parquet"
     pl.DataFrame({"_id": ["new-q"], "text": ["a new question?"]}).write_parquet(pq)
     result = run(db_path, "ingest", "parquet", str(pq), "--kind", "queries", "--format", "json")
@@ -175,7 +175,7 @@ def test_unknown_qrel_ids_exit_1_with_count(db_path, tmp_path):
     qrels.write_text("query_id,doc_id\nqa,da\nqb,db\n")
     result = run(db_path, "ingest", "csv", str(qrels), "--kind", "qrels")
     assert_one_line_error(result, "2 qrels name unknown ids (2 unknown queries, 2 unknown documents)", "'qa'")
-    assert snapshot(db_path) == {"documents": [], "queries": [], "qrels": []}
+    assert ingest_rows(db_path) == {"documents": [], "queries": [], "qrels": []}
 
 
 def test_missing_path_is_one_line_error(db_path, tmp_path):
@@ -189,7 +189,7 @@ def test_invalid_utf8_is_one_line_error(db_path, tmp_path):
     assert_one_line_error(
         run(db_path, "ingest", "csv", str(path)), "d.csv line 2: invalid UTF-8 at byte offset 14"
     )
-    assert snapshot(db_path) == {"documents": [], "queries": [], "qrels": []}
+    assert ingest_rows(db_path) == {"documents": [], "queries": [], "qrels": []}
 
 
 def test_empty_texts_are_reported_on_stderr(db_path, tmp_path):
@@ -207,7 +207,7 @@ def test_files_command(db_path, tmp_path):
     result = run(db_path, "ingest", "files", str(tmp_path / "docs"), "--format", "json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)[0]["new"] == 1
-    assert snapshot(db_path)["documents"][0][:3] == ("n.md", "Heading", "# Heading\n\nBody text.")
+    assert ingest_rows(db_path)["documents"][0][:3] == ("n.md", "Heading", "# Heading\n\nBody text.")
 
 
 def test_urls_partial_failure_exits_0_and_lists_failures(db_path, local_site, tmp_path):
@@ -226,4 +226,4 @@ def test_urls_all_failing_or_strict_exit_1_and_write_nothing(db_path, local_site
     assert_one_line_error(run(db_path, "ingest", "urls", str(urls)), "all 1 URLs failed", "not HTML")
     urls.write_text(f"{local_site.base}/a.html\n{local_site.base}/image.png\n")
     assert_one_line_error(run(db_path, "ingest", "urls", str(urls), "--strict"), "1 of 2 URLs failed")
-    assert snapshot(db_path) == {"documents": [], "queries": [], "qrels": []}
+    assert ingest_rows(db_path) == {"documents": [], "queries": [], "qrels": []}

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from _mining_fixture import populate_mining_db, table_snapshot
-from click.testing import CliRunner
+from fixtures.cli import invoke
+from fixtures.databases import path_digest, populate_mining_db
 
 import hnm_db
-from hnm_db.cli import main
 
 
 @pytest.fixture
@@ -20,12 +19,7 @@ def path(db_path):
 
 
 def run(path, *args):
-    return CliRunner().invoke(main, ["--db", str(path), "--quiet", *args])
-
-
-def snapshot(path):
-    with hnm_db.open(path) as db:
-        return table_snapshot(db)
+    return invoke(path, *args, quiet=True)
 
 
 def test_cluster_prints_cluster_sizes(path):
@@ -36,10 +30,10 @@ def test_cluster_prints_cluster_sizes(path):
 
 
 def test_cluster_with_too_many_clusters_fails_cleanly(path):
-    before = snapshot(path)
+    before = path_digest(path)
     res = run(path, "cluster", "--ensemble", "ens", "--k", "99")
     assert res.exit_code == 1 and "k: 99 clusters asked for but there are only 54" in res.output
-    assert snapshot(path) == before
+    assert path_digest(path) == before
     assert run(path, "cluster", "--ensemble", "ens", "--k", "lots").exit_code == 2
 
 
@@ -70,7 +64,7 @@ def test_all_three_methods_write_runs_listed_by_runs(path):
     assert all(r["queries"] >= 11 and r["split"] == "train" for r in listed)
     assert "ensemble" in run(path, "runs", "list").output
     with hnm_db.open(path) as db:
-        methods = db.con.execute(
+        methods = db.execute(
             "SELECT method, count(*), count(DISTINCT query_id) FROM triplets "
             "JOIN mining_runs USING (run_id) GROUP BY method ORDER BY method"
         ).fetchall()
@@ -94,23 +88,12 @@ def test_runs_show_prints_params_stats_and_models(path):
     assert missing.exit_code == 1 and "no mining run named 'nope'" in missing.output
 
 
+#: A window so narrow that the false-negative guard leaves some queries short.
+NARROW = ("mine", "--ensemble", "ens", "--num-negatives", "3", "--range-max", "4", "--max-score-ratio", "0.9")
+
+
 def test_mine_reports_short_queries_on_stderr(path):
-    res = CliRunner().invoke(
-        main,
-        [
-            "--db",
-            str(path),
-            "mine",
-            "--ensemble",
-            "ens",
-            "--num-negatives",
-            "3",
-            "--range-max",
-            "4",
-            "--max-score-ratio",
-            "0.9",
-        ],
-    )
+    res = invoke(path, *NARROW)
     assert res.exit_code == 0
     assert "got fewer than 3 negatives (not padded)" in res.output
 
@@ -136,19 +119,19 @@ def test_mine_reports_short_queries_on_stderr(path):
     ],
 )
 def test_bad_mining_input_exits_1_and_changes_nothing(path, args, message):
-    before = snapshot(path)
+    before = path_digest(path)
     res = run(path, "mine", "--ensemble", "ens", *args)
     assert res.exit_code == 1, res.output
     assert message in res.output
-    assert snapshot(path) == before
+    assert path_digest(path) == before
 
 
 def test_run_name_used_needs_replace(path):
     assert run(path, "mine", "--ensemble", "ens", "--name", "x", "--num-negatives", "2").exit_code == 0
-    before = snapshot(path)
+    before = path_digest(path)
     res = run(path, "mine", "--method", "random", "--name", "x", "--num-negatives", "2")
     assert res.exit_code == 1 and "'x' already exists" in res.output and "--replace" in res.output
-    assert snapshot(path) == before
+    assert path_digest(path) == before
     assert (
         run(path, "mine", "--method", "random", "--name", "x", "--num-negatives", "2", "--replace").exit_code
         == 0
@@ -183,15 +166,7 @@ def test_max_score_ratio_none_disables_the_guard(path):
 def test_fallback_random_mix_and_guard_options_reach_the_run(path):
     res = run(
         path,
-        "mine",
-        "--ensemble",
-        "ens",
-        "--num-negatives",
-        "3",
-        "--range-max",
-        "4",
-        "--max-score-ratio",
-        "0.9",
+        *NARROW,
         "--guard",
         "query",
         "--fallback-depth",

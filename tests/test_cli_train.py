@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
+from fixtures.cli import invoke
+from fixtures.databases import path_digest
 
 import hnm_db
-from hnm_db.cli import main
 
 
 @pytest.fixture
 def filled(db_path):
-    from conftest import populate_training_db
+    from fixtures.databases import populate_training_db
 
     with hnm_db.open(db_path) as database:
         populate_training_db(database)
@@ -21,12 +21,7 @@ def filled(db_path):
 
 
 def _run(db_path, *args):
-    return CliRunner().invoke(main, ["--db", str(db_path), "--quiet", *args])
-
-
-def _counts(db_path) -> tuple:
-    with hnm_db.open(db_path) as database:
-        return tuple(database.scalar(f"SELECT count(*) FROM {t}") for t in ("training_runs", "eval_results"))
+    return invoke(db_path, *args, quiet=True)
 
 
 def test_train_then_eval_then_compare(filled, tiny_model_dir, tmp_path):
@@ -109,7 +104,7 @@ def test_eval_of_the_first_stage_alone(filled):
 
 
 def test_bad_inputs_exit_1_with_one_line_and_change_nothing(filled, tiny_model_dir, tmp_path):
-    before = _counts(filled)
+    before = path_digest(filled)
     (tmp_path / "exists").mkdir()
     train_x = ["train", "--run", "mined", "--base", str(tiny_model_dir), "--out", str(tmp_path / "x")]
     cases = [
@@ -134,7 +129,7 @@ def test_bad_inputs_exit_1_with_one_line_and_change_nothing(filled, tiny_model_d
         res = _run(filled, *args)
         assert res.exit_code == 1, (args, res.output)
         assert message in res.output and len(res.output.strip().splitlines()) == 1
-    assert _counts(filled) == before
+    assert path_digest(filled) == before
 
 
 def test_option_conflicts_are_usage_errors(filled):

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from _mining_fixture import ENSEMBLE, table_snapshot
+from fixtures.databases import ENSEMBLE, db_digest
 
 from hnm_db.cluster import ClusterParams, cluster, latest_cluster_run, nearest_centroid
 from hnm_db.errors import InvalidParams, MissingEmbeddings, NotFound
@@ -14,7 +14,7 @@ from hnm_db.vectors import read_vectors
 
 
 def _assignments(db, run_id):
-    return db.con.execute(
+    return db.execute(
         "SELECT role, content_hash, cluster, distance FROM cluster_assignments "
         "WHERE cluster_run_id = ? ORDER BY role, content_hash",
         [run_id],
@@ -51,11 +51,11 @@ def test_run_stores_centroids_sizes_and_every_chunk_text_and_query(mining_db):
         )
         == 4
     )
-    sizes = mining_db.con.execute(
+    sizes = mining_db.execute(
         "SELECT size FROM cluster_centroids WHERE cluster_run_id = ? ORDER BY cluster", [s.cluster_run_id]
     ).fetchall()
     assert [r[0] for r in sizes] == s.sizes
-    run = mining_db.con.execute("SELECT k, seed, algorithm, inertia, params FROM cluster_runs").fetchone()
+    run = mining_db.execute("SELECT k, seed, algorithm, inertia, params FROM cluster_runs").fetchone()
     assert run[:3] == (4, 0, "kmeans") and run[3] == pytest.approx(s.inertia)
     assert latest_cluster_run(mining_db, "ens-1") == s.cluster_run_id
 
@@ -129,12 +129,12 @@ def test_nearest_centroid_in_blocks_matches_brute_force():
 
 
 def test_k_larger_than_the_number_of_chunks_is_rejected(mining_db):
-    before = table_snapshot(mining_db)
+    before = db_digest(mining_db)
     with pytest.raises(
         InvalidParams, match="k: 500 clusters asked for but there are only 54 distinct chunk texts"
     ):
         cluster(mining_db, ClusterParams(ensemble=ENSEMBLE, k=500))
-    assert table_snapshot(mining_db) == before
+    assert db_digest(mining_db) == before
 
 
 def test_missing_vectors_name_the_ensemble_models_and_count(mining_db):
@@ -146,14 +146,14 @@ def test_missing_vectors_name_the_ensemble_models_and_count(mining_db):
         "DELETE FROM embeddings WHERE model_id = 'm-a' AND role = 'doc' AND content_hash IN "
         "(SELECT content_hash FROM chunks ORDER BY content_hash LIMIT 2)"
     )
-    before = table_snapshot(mining_db)
+    before = db_digest(mining_db)
     with pytest.raises(MissingEmbeddings, match="no vectors for 2 of 54 chunk texts.*'model-a' lacks 2"):
         cluster(mining_db, ClusterParams(ensemble=ENSEMBLE, k=2))
-    assert table_snapshot(mining_db) == before
+    assert db_digest(mining_db) == before
 
 
 def test_unknown_ensemble_lists_the_known_ones(mining_db):
-    with pytest.raises(NotFound, match="no ensemble named 'nope' \\(known: ens\\)"):
+    with pytest.raises(NotFound, match="no ensemble named 'nope' \\(known: ens;"):
         cluster(mining_db, ClusterParams(ensemble="nope", k=2))
 
 

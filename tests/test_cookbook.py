@@ -7,10 +7,9 @@ import shlex
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from fixtures.cli import invoke
 
 import hnm_db
-from hnm_db.cli import main
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 #: The cookbook section: from its heading to the next second-level heading.
@@ -45,7 +44,7 @@ def cookbook_dir(mined_db_path, tmp_path, monkeypatch):
     """The mined database, with the cookbook's shell commands run in the working folder first."""
     monkeypatch.chdir(tmp_path)
     for args in commands():
-        result = CliRunner().invoke(main, ["--db", str(mined_db_path), "--quiet", *args])
+        result = invoke(mined_db_path, *args, quiet=True)
         if args[:2] == ["audit", "--check"] or args[:1] == ["export"]:
             assert result.exit_code == 0, (args, result.output)
     return mined_db_path

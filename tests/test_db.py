@@ -10,13 +10,12 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from click.testing import CliRunner
+from fixtures.cli import invoke
 
 import hnm_db
 from hnm_db import resources
-from hnm_db.cli import main
-from hnm_db.db import schema_target
 from hnm_db.errors import SchemaTooNew
+from hnm_db.store import schema_target
 
 DATA_MODEL = {
     "documents",
@@ -72,7 +71,7 @@ def test_a_newer_schema_is_refused_with_a_clear_message(db_path):
         f"{db_path} has schema version {schema_target() + 1} but this hnm-db knows only up "
         f"to {schema_target()}: upgrade hnm-db to open it"
     )
-    result = CliRunner().invoke(main, ["--db", str(db_path), "init"])
+    result = invoke(db_path, "init")
     assert result.exit_code == 1
     assert "upgrade hnm-db to open it" in result.stderr and "Traceback" not in result.output
 
@@ -157,7 +156,7 @@ def filled_path(db_path: Path) -> Path:
 
 def test_sql_prints_table_csv_and_json(filled_path):
     query = "SELECT query_id, text FROM queries ORDER BY query_id"
-    table = CliRunner().invoke(main, ["--db", str(filled_path), "sql", query])
+    table = invoke(filled_path, "sql", query)
     assert table.exit_code == 0
     assert table.stdout.splitlines() == [
         "query_id  text",
@@ -165,9 +164,9 @@ def test_sql_prints_table_csv_and_json(filled_path):
         "q1        why?",
         "q2        how, then?",
     ]
-    csv_out = CliRunner().invoke(main, ["--db", str(filled_path), "sql", query, "--format", "csv"])
+    csv_out = invoke(filled_path, "sql", query, "--format", "csv")
     assert csv_out.stdout.splitlines() == ["query_id,text", "q1,why?", 'q2,"how, then?"']
-    js = CliRunner().invoke(main, ["--db", str(filled_path), "sql", query, "--format", "json"])
+    js = invoke(filled_path, "sql", query, "--format", "json")
     assert json.loads(js.stdout) == [
         {"query_id": "q1", "text": "why?"},
         {"query_id": "q2", "text": "how, then?"},
@@ -175,11 +174,11 @@ def test_sql_prints_table_csv_and_json(filled_path):
 
 
 def test_sql_is_read_only_unless_write_is_given(filled_path):
-    denied = CliRunner().invoke(main, ["--db", str(filled_path), "sql", "DELETE FROM queries"])
+    denied = invoke(filled_path, "sql", "DELETE FROM queries")
     assert denied.exit_code == 1
     assert denied.stderr.startswith("Error: statement 1 (DELETE: DELETE FROM queries ...) may write")
     assert len(denied.stderr.strip().splitlines()) == 1
-    allowed = CliRunner().invoke(main, ["--db", str(filled_path), "sql", "--write", "DELETE FROM queries"])
+    allowed = invoke(filled_path, "sql", "--write", "DELETE FROM queries")
     assert allowed.exit_code == 0
     with hnm_db.open(filled_path) as db:
         assert db.scalar("SELECT count(*) FROM queries") == 0
@@ -201,29 +200,27 @@ def test_sql_without_write_writes_no_file(filled_path, tmp_path, digest, stateme
     out = tmp_path / "written"
     with hnm_db.open(filled_path) as db:
         before = digest(db)
-    result = CliRunner().invoke(main, ["--db", str(filled_path), "sql", statement.format(out=out)])
+    result = invoke(filled_path, "sql", statement.format(out=out))
     assert result.exit_code == 1 and len(result.stderr.strip().splitlines()) == 1
     assert f"({kind}: " in result.stderr and "only queries run without --write" in result.stderr
     assert not out.exists()
     with hnm_db.open(filled_path) as db:
         assert digest(db) == before
-    written = CliRunner().invoke(
-        main, ["--db", str(filled_path), "sql", "--write", f"COPY queries TO '{out}'"]
-    )
+    written = invoke(filled_path, "sql", "--write", f"COPY queries TO '{out}'")
     assert written.exit_code == 0 and out.exists()
 
 
 def test_sql_without_write_runs_queries_variables_and_explain(filled_path):
     query = "SET VARIABLE n = 1; SELECT count(*) + getvariable('n') AS n FROM queries"
-    result = CliRunner().invoke(main, ["--db", str(filled_path), "sql", query, "--format", "csv"])
+    result = invoke(filled_path, "sql", query, "--format", "csv")
     assert result.exit_code == 0, result.output
     assert result.stdout == "n\n3\n"
     for query in ("EXPLAIN SELECT * FROM queries", "PRAGMA table_info('queries')", "FROM queries"):
-        assert CliRunner().invoke(main, ["--db", str(filled_path), "sql", query]).exit_code == 0, query
+        assert invoke(filled_path, "sql", query).exit_code == 0, query
 
 
 def test_bad_sql_is_one_line_error(filled_path):
-    result = CliRunner().invoke(main, ["--db", str(filled_path), "sql", "SELECT * FROM no_such_table"])
+    result = invoke(filled_path, "sql", "SELECT * FROM no_such_table")
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: SQL error:") and "no_such_table" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -299,7 +296,7 @@ def test_a_file_from_duckdb_2_opens_or_gets_a_clear_error(tmp_path):
         with hnm_db.open(path) as db:
             assert db.schema_version() == schema_target()
         return
-    result = CliRunner().invoke(main, ["--db", str(path), "init"])
+    result = invoke(path, "init")
     assert result.exit_code == 1
     assert result.stderr == (
         f"Error: {path} was written by a newer DuckDB than the installed duckdb {duckdb.__version__}: "
@@ -322,7 +319,7 @@ def test_rows_read_through_the_api_duckdb_1_5_and_2_share(db):
 
 
 def test_views_are_created_after_the_views_they_read():
-    from hnm_db.db import view_order
+    from hnm_db.store import view_order
 
     views = {"a_top": "SELECT * FROM m_mid", "m_mid": "SELECT * FROM z_base", "z_base": "SELECT 1"}
     assert view_order(views) == ["SELECT 1", "SELECT * FROM z_base", "SELECT * FROM m_mid"]

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import yaml
-from click.testing import CliRunner
+from fixtures.cli import invoke
 
 import hnm_db
-from hnm_db.cli import main
 from hnm_db.demo import DEMO_RUNS, run_demo
 
 
@@ -45,22 +44,18 @@ def test_demo_builds_every_stage_and_a_second_run_recomputes_nothing(
 
 
 def test_demo_command_prints_steps_tables_and_runs(tmp_path, tiny_model_dir, tiny_model_dir_b):
-    result = CliRunner().invoke(
-        main,
-        [
-            "--quiet",
-            "demo",
-            "--db",
-            str(tmp_path / "d.duckdb"),
-            "--out",
-            str(tmp_path / "out"),
-            "-m",
-            str(tiny_model_dir),
-            "-m",
-            str(tiny_model_dir_b),
-            "--chunk-tokens",
-            "0",
-        ],
+    out, models = str(tmp_path / "out"), ["-m", str(tiny_model_dir), "-m", str(tiny_model_dir_b)]
+    result = invoke(
+        None,
+        "--quiet",
+        "demo",
+        "--db",
+        str(tmp_path / "d.duckdb"),
+        "--out",
+        out,
+        *models,
+        "--chunk-tokens",
+        "0",
     )
     assert result.exit_code == 0, result.output
     assert "## mining runs" in result.output and "demo-ensemble" in result.output

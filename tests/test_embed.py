@@ -6,7 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import CORPUS, QUERIES
+from fixtures.corpus import CORPUS, QUERIES
 
 import hnm_db
 from hnm_db import embed as embed_mod
@@ -28,7 +28,7 @@ def _private_cache(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def _template(tmp_path_factory, tiny_model_dir):
     """A database file with the fixture corpus and the tiny model registered, nothing embedded."""
-    from conftest import insert_texts
+    from fixtures.databases import insert_texts
 
     path = tmp_path_factory.mktemp("embed") / "template.duckdb"
     with hnm_db.open(path) as db:

@@ -7,7 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import CORPUS, QUERIES
+from fixtures.corpus import CORPUS, QUERIES
 
 import hnm_db
 from hnm_db import models
@@ -23,7 +23,7 @@ QTEXTS = [q["text"] for q in QUERIES]
 @pytest.fixture(scope="module")
 def _embedded_template(tmp_path_factory, tiny_model_dir, tiny_model_dir_b):
     """A database file with the fixture corpus embedded by a 32-d and a 48-d model (built once)."""
-    from conftest import insert_texts
+    from fixtures.databases import insert_texts
 
     path = tmp_path_factory.mktemp("ens") / "template.duckdb"
     with hnm_db.open(path) as db:
@@ -186,7 +186,7 @@ def test_an_interrupted_create_leaves_no_ensemble_and_a_rerun_resumes(two_model_
     """A kill after some batches: no half-built ensemble for cluster/mine to trip over (they would ask
     for `embed`, which is not needed); running create again adds only what is missing."""
     import hnm_db.ensemble as ensemble_mod
-    from hnm_db.cluster import get_ensemble
+    from hnm_db.ensemble import get_ensemble
 
     db = two_model_db
     params = EnsembleParams("ens", (("a", None), ("b", None)), batch_rows=8)
@@ -202,7 +202,7 @@ def test_an_interrupted_create_leaves_no_ensemble_and_a_rerun_resumes(two_model_
     with pytest.raises(KeyboardInterrupt):
         create_ensemble(db, params, progress=False)
     assert _state(db) == (0, 16)  # two committed batches of 8 doc vectors, no ensemble row
-    with pytest.raises(NotFound, match=r"no ensemble named 'ens' \(known: none\)"):
+    with pytest.raises(NotFound, match=r"no ensemble named 'ens' \(known: none;"):
         get_ensemble(db, "ens")
     monkeypatch.setattr(ensemble_mod, "write_vectors", real_write)
     resumed = create_ensemble(db, params, progress=False)

@@ -6,17 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
+from fixtures.databases import db_digest
 
 from hnm_db import crossencoder as C
 from hnm_db import evaluate as E
 from hnm_db import train as T
 from hnm_db.errors import EmptySelection, InvalidParams, MissingEmbeddings, NotFound
-
-
-def _snapshot(db) -> dict:
-    return {
-        t: db.scalar(f"SELECT count(*) FROM {t}") for t in ("training_runs", "eval_scores", "eval_results")
-    }
 
 
 @pytest.fixture
@@ -138,10 +133,10 @@ def test_compare_summarises_seeds(train_db, tiny_model_dir, trained, tmp_path):
 
 
 def test_a_split_without_qrels_is_refused(train_db):
-    before = _snapshot(train_db)
+    before = db_digest(train_db)
     with pytest.raises(EmptySelection, match="split 'dev' has no qrels"):
         E.evaluate(train_db, E.EvalParams(model=None, split="dev"), progress=False)
-    assert _snapshot(train_db) == before
+    assert db_digest(train_db) == before
 
 
 def test_k_below_ten_is_refused_because_ndcg_at_10_needs_ten():
@@ -154,12 +149,12 @@ def test_missing_vectors_and_unknown_ensembles_are_named(train_db):
         "DELETE FROM ensemble_vectors WHERE role = 'doc' AND content_hash IN "
         "(SELECT content_hash FROM chunks WHERE doc_id IN ('astro-1', 'bio-2'))"
     )
-    before = _snapshot(train_db)
+    before = db_digest(train_db)
     with pytest.raises(MissingEmbeddings, match="no vector for 2 chunks"):
         E.evaluate(train_db, E.EvalParams(model=None, first_stage="ensemble:onehot"), progress=False)
     with pytest.raises(NotFound, match="no ensemble named 'nope'"):
         E.evaluate(train_db, E.EvalParams(model=None, first_stage="ensemble:nope"), progress=False)
-    assert _snapshot(train_db) == before
+    assert db_digest(train_db) == before
 
 
 def test_python_api_mirrors_the_commands(train_db, tiny_model_dir, tmp_path):

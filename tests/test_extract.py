@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import article_html, write_pdf
+from fixtures.corpus import article_html, write_pdf
 
 from hnm_db.errors import InputError, SourceUnavailable
 from hnm_db.extract import clean_text, decode_utf8, extract_file, extract_html, html_title

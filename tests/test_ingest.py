@@ -12,7 +12,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import CORPUS, QRELS, QUERIES, article_html, write_pdf
+from fixtures.corpus import CORPUS, QRELS, QUERIES, article_html, write_pdf
+from fixtures.databases import db_digest
 
 import hnm_db
 from hnm_db.errors import DuplicateId, InputError, InvalidParams, SourceUnavailable, UnknownIds
@@ -20,7 +21,7 @@ from hnm_db.ingest import TableSpec, document_hash, ingest_beir, ingest_files, i
 from hnm_db.text import content_hash
 
 
-def snapshot(db: hnm_db.Database) -> dict[str, list[tuple]]:
+def ingest_rows(db: hnm_db.Database) -> dict[str, list[tuple]]:
     """Every row of the three ingest tables, sorted (timestamps included)."""
     return {
         t: sorted(db.execute(f"SELECT * FROM {t}").fetchall(), key=str)
@@ -60,14 +61,14 @@ def test_beir_folder_gives_documents_queries_and_qrels_split_by_file_name(db, be
 
 
 def test_reingesting_the_same_data_changes_nothing(loaded, beir_dir):
-    before = snapshot(loaded)
+    before = db_digest(loaded)
     summary = ingest_beir(loaded, beir_dir)
     assert {k: (c.new, c.unchanged, c.replaced) for k, c in summary.counts.items()} == {
         "documents": (0, len(CORPUS), 0),
         "queries": (0, len(QUERIES), 0),
         "qrels": (0, len(QRELS), 0),
     }
-    assert snapshot(loaded) == before
+    assert db_digest(loaded) == before
     assert "documents: 0 new, 40 unchanged" in summary.describe()
 
 
@@ -91,23 +92,23 @@ def _changed_corpus(beir_dir: Path, doc_id: str = "astro-1", **change: str) -> N
 
 def test_changed_document_fails_by_default_naming_id_and_file(loaded, beir_dir):
     _changed_corpus(beir_dir, text="A completely different text.")
-    before = snapshot(loaded)
+    before = db_digest(loaded)
     with pytest.raises(
         DuplicateId,
         match=r"corpus\.jsonl line 2: 1 known documents ids have different "
         r"content \('astro-1'\); use --on-duplicate skip or replace",
     ):
         ingest_beir(loaded, beir_dir)
-    assert snapshot(loaded) == before
+    assert db_digest(loaded) == before
 
 
 def test_on_duplicate_skip_keeps_the_stored_row(loaded, beir_dir):
     _changed_corpus(beir_dir, text="A completely different text.")
-    before = snapshot(loaded)
+    before = db_digest(loaded)
     summary = ingest_beir(loaded, beir_dir, on_duplicate="skip")
     assert summary.counts["documents"].skipped_duplicate == 1
     assert summary.counts["documents"].unchanged == len(CORPUS) - 1
-    assert snapshot(loaded) == before
+    assert db_digest(loaded) == before
 
 
 def test_on_duplicate_replace_updates_the_row_and_its_ingested_at(loaded, beir_dir):
@@ -152,20 +153,20 @@ def test_malformed_json_line_names_file_and_line(loaded, beir_dir):
     lines = (beir_dir / "queries.jsonl").read_text().splitlines()
     lines[4] = '{"_id": "q-new", "text": "unterminated'
     (beir_dir / "queries.jsonl").write_text("\n".join(lines) + "\n")
-    before = snapshot(loaded)
+    before = db_digest(loaded)
     with pytest.raises(InputError, match=r"queries\.jsonl line 5: malformed JSON"):
         ingest_beir(loaded, beir_dir)
-    assert snapshot(loaded) == before
+    assert db_digest(loaded) == before
 
 
 def test_missing_required_field_names_file_line_and_field(loaded, tmp_path):
     path = write_jsonl(
         tmp_path / "docs.jsonl", [{"id": "n1", "text": "fine"}, {"id": "n2", "body": "no text"}]
     )
-    before = snapshot(loaded)
+    before = db_digest(loaded)
     with pytest.raises(InputError, match=r"docs\.jsonl line 2: missing required field 'text'"):
         ingest_table(loaded, path, TableSpec("documents"))
-    assert snapshot(loaded) == before
+    assert db_digest(loaded) == before
 
 
 def test_missing_id_column_names_the_field(db, tmp_path):
@@ -173,29 +174,29 @@ def test_missing_id_column_names_the_field(db, tmp_path):
     path.write_text("question\nwhat is a star?\n")
     with pytest.raises(InputError, match=r"q\.csv line 2: missing required field '_id'"):
         ingest_table(db, path, TableSpec("queries", text_column="question"))
-    assert snapshot(db) == {"documents": [], "queries": [], "qrels": []}
+    assert ingest_rows(db) == {"documents": [], "queries": [], "qrels": []}
 
 
 def test_duplicate_ids_in_one_file_name_the_id_and_both_lines(loaded, tmp_path):
     rows = [{"_id": "x1", "text": "a"}, {"_id": "x2", "text": "b"}, {"_id": "x1", "text": "c"}]
     path = write_jsonl(tmp_path / "docs.jsonl", rows)
-    before = snapshot(loaded)
+    before = db_digest(loaded)
     with pytest.raises(DuplicateId, match=r"docs\.jsonl line 3: duplicate id 'x1', first at line 1"):
         ingest_table(loaded, path, TableSpec("documents"))
-    assert snapshot(loaded) == before
+    assert db_digest(loaded) == before
 
 
 def test_duplicate_qrel_in_one_file_names_both_lines(loaded, beir_dir):
     with open(beir_dir / "qrels" / "test.tsv", "a") as f:
         f.write("q-astro-3\tastro-3\t1\n")
-    before = snapshot(loaded)
+    before = db_digest(loaded)
     with pytest.raises(
         DuplicateId,
         match=r"test\.tsv line 6: duplicate query_id 'q-astro-3', doc_id 'astro-3', "
         r"split 'test', first at line 2",
     ):
         ingest_beir(loaded, beir_dir)
-    assert snapshot(loaded) == before
+    assert db_digest(loaded) == before
 
 
 def test_qrels_naming_unknown_ids_fail_with_a_count_and_at_most_five_examples(loaded, tmp_path):
@@ -203,14 +204,14 @@ def test_qrels_naming_unknown_ids_fail_with_a_count_and_at_most_five_examples(lo
     lines = ["query_id,doc_id,score", "q-astro-0,astro-0,1"]
     lines += [f"q-ghost-{i},astro-1,1" for i in range(7)] + ["q-astro-1,no-such-doc,1"]
     path.write_text("\n".join(lines) + "\n")
-    before = snapshot(loaded)
+    before = db_digest(loaded)
     with pytest.raises(UnknownIds) as info:
         ingest_table(loaded, path, TableSpec("qrels", split="dev"))
     message = str(info.value)
     assert message.startswith("8 qrels name unknown ids (7 unknown queries, 1 unknown documents), e.g. ")
     assert "query 'q-ghost-0' (" in message and "qrels.csv line 3)" in message
     assert message.count("'q-ghost-") == 5
-    assert snapshot(loaded) == before
+    assert db_digest(loaded) == before
 
 
 def test_qrels_may_name_ids_from_the_same_ingest_or_already_stored(db, tmp_path):
@@ -242,16 +243,16 @@ def test_invalid_utf8_names_file_line_and_byte_offset(loaded, beir_dir):
     data = (beir_dir / "queries.jsonl").read_bytes().split(b"\n")
     data[2] = data[2].replace(b"what", b"wh\xe9t")
     (beir_dir / "queries.jsonl").write_bytes(b"\n".join(data))
-    before = snapshot(loaded)
+    before = db_digest(loaded)
     with pytest.raises(
         InputError, match=r"queries\.jsonl line 3: invalid UTF-8 at byte offset \d+ \(byte 0xe9\)"
     ):
         ingest_beir(loaded, beir_dir)
-    assert snapshot(loaded) == before
+    assert db_digest(loaded) == before
 
 
 def test_missing_or_unreadable_path_is_reported(loaded, tmp_path, monkeypatch):
-    before = snapshot(loaded)
+    before = db_digest(loaded)
     with pytest.raises(SourceUnavailable, match=r"absent\.jsonl: no such file"):
         ingest_table(loaded, tmp_path / "absent.jsonl", TableSpec("documents"))
     with pytest.raises(SourceUnavailable, match=r"absent\.parquet: no such file"):
@@ -268,7 +269,7 @@ def test_missing_or_unreadable_path_is_reported(loaded, tmp_path, monkeypatch):
     monkeypatch.setattr(Path, "read_bytes", denied)
     with pytest.raises(SourceUnavailable, match=r"locked\.jsonl: cannot read: Permission denied"):
         ingest_table(loaded, locked, TableSpec("documents"))
-    assert snapshot(loaded) == before
+    assert db_digest(loaded) == before
 
 
 def test_error_in_qrels_rolls_back_documents_and_queries_of_the_same_command(db, beir_dir):
@@ -276,7 +277,7 @@ def test_error_in_qrels_rolls_back_documents_and_queries_of_the_same_command(db,
         f.write("q-astro-0\tnot-a-doc\t1\n")
     with pytest.raises(UnknownIds, match="1 qrels name unknown ids"):
         ingest_beir(db, beir_dir)
-    assert snapshot(db) == {"documents": [], "queries": [], "qrels": []}
+    assert ingest_rows(db) == {"documents": [], "queries": [], "qrels": []}
 
 
 # -- tables ---------------------------------------------------------------------------------------------
@@ -343,7 +344,7 @@ def test_non_integer_score_is_an_input_error(db, beir_dir):
         InputError, match=r"train\.tsv line \d+: field 'score' must be an integer, found 'high'"
     ):
         ingest_beir(db, beir_dir)
-    assert snapshot(db) == {"documents": [], "queries": [], "qrels": []}
+    assert ingest_rows(db) == {"documents": [], "queries": [], "qrels": []}
 
 
 def test_table_spec_rejects_options_of_another_kind():
@@ -390,10 +391,10 @@ def test_files_are_extracted_with_relative_ids_titles_and_paths(db, docs_folder)
 
 def test_invalid_utf8_text_file_fails_the_whole_folder(loaded, docs_folder):
     (docs_folder / "sub" / "bad.txt").write_bytes(b"ok\nbad \xc3\x28 byte")
-    before = snapshot(loaded)
+    before = db_digest(loaded)
     with pytest.raises(InputError, match=r"bad\.txt line 2: invalid UTF-8 at byte offset 7"):
         ingest_files(loaded, docs_folder)
-    assert snapshot(loaded) == before
+    assert db_digest(loaded) == before
 
 
 def test_files_from_a_missing_folder_are_reported(db, tmp_path):
@@ -437,29 +438,29 @@ def test_urls_are_fetched_cleaned_and_failures_reported_per_url(db, local_site, 
 
 
 def test_all_urls_failing_is_an_error_and_writes_nothing(loaded, local_site, tmp_path):
-    before = snapshot(loaded)
+    before = db_digest(loaded)
     path = write_urls(tmp_path / "urls.txt", [f"{local_site.base}/missing.html", local_site.refused])
     with pytest.raises(SourceUnavailable, match=r"all 2 URLs failed: .*missing\.html \(HTTP 404 Not Found\)"):
         ingest_urls(loaded, path, timeout=1)
-    assert snapshot(loaded) == before
+    assert db_digest(loaded) == before
 
 
 def test_strict_fails_on_any_url_failure_and_writes_nothing(loaded, local_site, tmp_path):
-    before = snapshot(loaded)
+    before = db_digest(loaded)
     path = write_urls(tmp_path / "urls.txt", [f"{local_site.base}/a.html", f"{local_site.base}/image.png"])
     with pytest.raises(SourceUnavailable, match=r"1 of 2 URLs failed: .*image\.png \(not HTML"):
         ingest_urls(loaded, path, timeout=1, strict=True)
-    assert snapshot(loaded) == before
+    assert db_digest(loaded) == before
 
 
 def test_changed_page_follows_the_duplicate_policy(db, local_site, tmp_path):
     path = write_urls(tmp_path / "urls.txt", [f"{local_site.base}/a.html"])
     ingest_urls(db, path)
     local_site.pages["/a.html"] = (200, "text/html", article_html("nebulae"))
-    before = snapshot(db)
+    before = db_digest(db)
     with pytest.raises(DuplicateId, match=r"urls\.txt line 3: 1 known documents ids"):
         ingest_urls(db, path)
-    assert snapshot(db) == before
+    assert db_digest(db) == before
     assert ingest_urls(db, path, on_duplicate="replace").counts["documents"].replaced == 1
 
 
@@ -467,7 +468,7 @@ def test_duplicate_url_in_the_list_names_both_lines(db, local_site, tmp_path):
     path = write_urls(tmp_path / "urls.txt", [f"{local_site.base}/a.html", f"{local_site.base}/a.html"])
     with pytest.raises(DuplicateId, match=r"urls\.txt line 4: duplicate URL .*, first at line 3"):
         ingest_urls(db, path)
-    assert snapshot(db) == {"documents": [], "queries": [], "qrels": []}
+    assert ingest_rows(db) == {"documents": [], "queries": [], "qrels": []}
 
 
 def test_database_api_mirrors_the_commands(db, beir_dir, tmp_path):

@@ -12,6 +12,7 @@ import json
 import random
 
 import pytest
+from fixtures.cli import invoke
 
 import hnm_db
 from hnm_db.errors import HnmError
@@ -97,15 +98,12 @@ def test_the_fuzzer_reaches_the_hostile_values():
 
 
 def test_a_surrogate_through_the_cli_is_one_line(tmp_path):
-    from click.testing import CliRunner
-
-    from hnm_db.cli import main
 
     path = tmp_path / "s.jsonl"
     path.write_text('{"_id": "s1", "text": "a\\ud800b"}\n', encoding="utf-8")
     db_path = tmp_path / "f.duckdb"
     hnm_db.open(db_path).close()
-    result = CliRunner().invoke(main, ["--db", str(db_path), "ingest", "jsonl", str(path)])
+    result = invoke(db_path, "ingest", "jsonl", str(path))
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert result.stderr == (
         f"Error: {path} line 1: field 'text' holds a lone surrogate \\ud800, which is not Unicode text\n"

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from _mining_fixture import DUPLICATE_DOC, ENSEMBLE, table_snapshot
+from fixtures.databases import DUPLICATE_DOC, ENSEMBLE, db_digest
 
 import hnm_db.mine as mine_mod
 from hnm_db import resources
@@ -252,7 +252,7 @@ def test_bad_params_name_the_field(kw, field):
 
 # -- the stage on the fixture database -----------------------------------------------------------------
 def _rows(db, name):
-    return db.con.execute(
+    return db.execute(
         "SELECT t.* EXCLUDE (run_id) FROM triplets t JOIN mining_runs r USING (run_id) WHERE r.name = ? "
         "ORDER BY ALL",
         [name],
@@ -260,7 +260,7 @@ def _rows(db, name):
 
 
 def _check(db, name: str) -> list:
-    return db.con.execute(resources.sql_file("checks", name)).fetchall()
+    return db.execute(resources.sql_file("checks", name)).fetchall()
 
 
 def test_negative_is_never_a_judged_positive(mining_db):
@@ -303,7 +303,7 @@ def test_train_mining_never_reads_test_queries(mining_db):
     # remove everything a test query would need: mining train must not notice
     test_hashes = [
         r[0]
-        for r in mining_db.con.execute(
+        for r in mining_db.execute(
             "SELECT content_hash FROM queries WHERE query_id IN (SELECT query_id FROM qrels WHERE split = 'test')"
         ).fetchall()
     ]
@@ -313,10 +313,8 @@ def test_train_mining_never_reads_test_queries(mining_db):
     )
     summary = mine(mining_db, MiningParams(ensemble=ENSEMBLE, num_negatives=3, range_max=20))
     assert summary.queries == 12
-    test_ids = {
-        r[0] for r in mining_db.con.execute("SELECT query_id FROM qrels WHERE split = 'test'").fetchall()
-    }
-    used = {r[0] for r in mining_db.con.execute("SELECT DISTINCT query_id FROM triplets").fetchall()}
+    test_ids = {r[0] for r in mining_db.execute("SELECT query_id FROM qrels WHERE split = 'test'").fetchall()}
+    used = {r[0] for r in mining_db.execute("SELECT DISTINCT query_id FROM triplets").fetchall()}
     assert used and not (used & test_ids)
     assert _check(mining_db, "test_query_in_training_rows") == []
     with pytest.raises(MissingEmbeddings, match="4 of 4 query texts"):
@@ -347,20 +345,20 @@ def test_failed_write_leaves_no_partial_rows(mining_db, monkeypatch):
         assert db.scalar("SELECT count(*) FROM triplets") > 0  # rows were inserted, then the write fails
         raise RuntimeError("disk full")
 
-    before = table_snapshot(mining_db)
-    monkeypatch.setattr(mine_mod, "_record_sources", boom)
+    before = db_digest(mining_db)
+    monkeypatch.setattr(mine_mod, "record_run_sources", boom)
     with pytest.raises(RuntimeError, match="disk full"):
         mine(mining_db, MiningParams(ensemble=ENSEMBLE, num_negatives=3, range_max=10))
-    assert table_snapshot(mining_db) == before
+    assert db_digest(mining_db) == before
 
 
 def test_used_run_name_is_rejected_unless_replace(mining_db):
     params = MiningParams(ensemble=ENSEMBLE, num_negatives=3, range_max=10, name="run")
     first = mine(mining_db, params)
-    before = table_snapshot(mining_db)
+    before = db_digest(mining_db)
     with pytest.raises(AlreadyExists, match="'run' already exists"):
         mine(mining_db, MiningParams(method="random", num_negatives=3, range_max=10, name="run"))
-    assert table_snapshot(mining_db) == before
+    assert db_digest(mining_db) == before
     second = mine(
         mining_db, MiningParams(method="random", num_negatives=3, range_max=10, name="run"), replace=True
     )
@@ -372,10 +370,10 @@ def test_used_run_name_is_rejected_unless_replace(mining_db):
 
 
 def test_split_without_qrels_is_rejected(mining_db):
-    before = table_snapshot(mining_db)
+    before = db_digest(mining_db)
     with pytest.raises(EmptySelection, match="split 'dev' has no qrels.*test, train"):
         mine(mining_db, MiningParams(ensemble=ENSEMBLE, split="dev", num_negatives=3, range_max=10))
-    assert table_snapshot(mining_db) == before
+    assert db_digest(mining_db) == before
 
 
 def test_missing_chunk_vectors_name_the_ensemble_model_and_count(mining_db):
@@ -387,14 +385,14 @@ def test_missing_chunk_vectors_name_the_ensemble_model_and_count(mining_db):
         "DELETE FROM embeddings WHERE model_id = 'm-b' AND role = 'doc' AND content_hash IN "
         "(SELECT content_hash FROM chunks ORDER BY content_hash LIMIT 3)"
     )
-    before = table_snapshot(mining_db)
+    before = db_digest(mining_db)
     with pytest.raises(
         MissingEmbeddings,
         match=r"ensemble 'ens' has no vectors for 3 of 54 chunk texts.*"
         r"model 'model-a' lacks 0; model 'model-b' lacks 3",
     ):
         mine(mining_db, MiningParams(ensemble=ENSEMBLE, num_negatives=3, range_max=10))
-    assert table_snapshot(mining_db) == before
+    assert db_digest(mining_db) == before
 
 
 def test_cluster_filter_without_a_cluster_run_is_an_error(mining_db):
@@ -412,7 +410,7 @@ def test_query_cluster_filter_keeps_only_the_query_cluster(mining_db):
             ensemble=ENSEMBLE, cluster_filter="query", num_negatives=3, range_max=30, max_score_ratio=None
         ),
     )
-    clusters = mining_db.con.execute("SELECT query_cluster, negative_cluster FROM triplets").fetchall()
+    clusters = mining_db.execute("SELECT query_cluster, negative_cluster FROM triplets").fetchall()
     assert clusters and all(q == n and q is not None for q, n in clusters)
     assert s.stats["dropped_cluster"] > 0
 
@@ -492,7 +490,7 @@ def test_multi_chunk_positive_uses_its_best_chunk(mining_db):
     best = keys["chunk_id"][int(np.argmax(d @ q[0]))]
     chosen = {
         r[0]
-        for r in mining_db.con.execute(
+        for r in mining_db.execute(
             "SELECT positive_chunk_id FROM triplets WHERE positive_doc_id = 'astro-0'"
         ).fetchall()
     }
@@ -501,14 +499,14 @@ def test_multi_chunk_positive_uses_its_best_chunk(mining_db):
 
 def test_short_queries_are_counted_not_padded(mining_db):
     s = mine(mining_db, MiningParams(ensemble=ENSEMBLE, num_negatives=3, range_max=4, max_score_ratio=0.9))
-    per_pair = mining_db.con.execute(
+    per_pair = mining_db.execute(
         "SELECT query_id, positive_doc_id, count(*) FROM triplets GROUP BY ALL"
     ).fetchall()
     assert all(n <= 3 for _, _, n in per_pair)
     short = s.stats["short_query_ids"]
     assert s.short_queries == len(short) > 0 and s.stats["short_pairs"] >= len(short)
     counts = {(q, d): n for q, d, n in per_pair}
-    pairs = mining_db.con.execute(
+    pairs = mining_db.execute(
         "SELECT DISTINCT query_id, doc_id FROM mining_positives WHERE split = 'train'"
     ).fetchall()
     assert set(short) == {q for q, d in pairs if counts.get((q, d), 0) < 3}  # some pair has < 3
@@ -533,7 +531,8 @@ def test_fallback_and_random_mix_cover_every_query_with_provenance(mining_db):
         ),
     )
     assert s.short_queries == 0 and s.stats["short_pairs"] == 0
-    rows = mining_db.con.execute(
+    assert s.stats["negatives_per_pair"] == {"mean": 3.0, "min": 3, "max": 3}  # hard ones; + 2 mixed each
+    rows = mining_db.execute(
         "SELECT t.negative_method, t.fallback, count(*), min(t.rank), bool_and(t.score IS NULL) "
         "FROM triplets t JOIN mining_runs r USING (run_id) WHERE r.name = 'covered' GROUP BY ALL ORDER BY ALL"
     ).fetchall()
@@ -592,14 +591,14 @@ def test_documents_judged_in_another_ingest_are_never_negatives(mining_db):
 
 
 def test_a_query_judged_in_two_splits_is_refused_before_mining(mining_db):
-    before = table_snapshot(mining_db)
+    before = db_digest(mining_db)
     mining_db.execute("INSERT INTO qrels VALUES ('q-astro-0', 'astro-7', 1, 'test')")
     with pytest.raises(
         InvalidParams, match=r"1 queries of split 'train' are judged in several splits.*q-astro-0"
     ):
         mine(mining_db, MiningParams(method="random", ensemble=ENSEMBLE, name="both"))
     mining_db.execute("DELETE FROM qrels WHERE query_id = 'q-astro-0' AND split = 'test'")
-    assert table_snapshot(mining_db) == before
+    assert db_digest(mining_db) == before
 
 
 def test_min_relevance_keeps_strong_judgements_as_positives_and_weak_ones_out_of_negatives(mining_db):

@@ -3,8 +3,7 @@
 import numpy as np
 
 from hnm_db.bm25 import BM25Index
-from hnm_db.mine import score_candidates
-from hnm_db.topk import merge_top_k, top_k_rows
+from hnm_db.topk import merge_top_k, score_candidates, top_k_rows
 
 
 def test_top_k_rows_orders_by_score_then_lower_id():

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from fixtures.databases import db_digest
 
 from hnm_db import train as T
 from hnm_db.crossencoder import load_cross_encoder, model_fingerprint, score_pairs
@@ -18,12 +19,6 @@ FAST = {"batch_size": 4, "max_length": 48, "max_steps": 3, "head_lr": 1e-2, "lr"
 
 def _params(tmp_path: Path, base: Path, out: str = "ce", **kw) -> T.TrainParams:
     return T.TrainParams(**{"run": "mined", "base": str(base), "out": str(tmp_path / out), **FAST, **kw})
-
-
-def _snapshot(db) -> dict:
-    return {
-        t: db.scalar(f"SELECT count(*) FROM {t}") for t in ("training_runs", "eval_scores", "eval_results")
-    }
 
 
 class _FixedScores:
@@ -285,7 +280,7 @@ def test_teacher_scores_are_scaled_ensemble_similarities(train_db):
 
 
 def test_bad_runs_and_folders_are_refused_before_anything_is_written(train_db, tiny_model_dir, tmp_path):
-    before = _snapshot(train_db)
+    before = db_digest(train_db)
     not_model = tmp_path / "notes"
     not_model.mkdir()
     (not_model / "readme.txt").write_text("hello")
@@ -303,7 +298,7 @@ def test_bad_runs_and_folders_are_refused_before_anything_is_written(train_db, t
         base = kw.pop("base_dir", tiny_model_dir)
         with pytest.raises(error, match=message):
             T.train(train_db, _params(tmp_path, base, **kw), progress=False)
-    assert _snapshot(train_db) == before and not (tmp_path / "ce").exists()
+    assert db_digest(train_db) == before and not (tmp_path / "ce").exists()
 
 
 def test_an_interrupted_training_is_marked_failed_and_resumes(

@@ -19,8 +19,8 @@ import polars as pl
 import pyarrow as pa
 
 import hnm_db
-from hnm_db.db import JSON_FIELD
 from hnm_db.errors import HnmError
+from hnm_db.store import JSON_FIELD
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -48,6 +48,17 @@ class Ctx:
 
 
 pass_ctx = click.make_pass_decorator(Ctx)
+
+
+def default_of(owner: Any, name: str) -> Any:
+    """The default of field ``name`` of a ``*Params`` dataclass, or of keyword ``name`` of a stage
+    function: options take defaults from the library, so the two never disagree."""
+    fields = getattr(owner, "__dataclass_fields__", None)
+    if fields is not None:
+        return fields[name].default
+    import inspect
+
+    return inspect.signature(owner).parameters[name].default
 
 
 def format_option(fn: F) -> F:

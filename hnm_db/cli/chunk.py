@@ -1,17 +1,18 @@
-"""``hnm-db chunk`` and ``hnm-db split``: cut documents into chunks, assign unsplit queries to splits."""
+"""``hnm-db chunk``: cut documents into chunks."""
 
 from __future__ import annotations
 
 import click
 
-from hnm_db.cli._common import Ctx, emit_mapping, format_option, pass_ctx
+from hnm_db.chunk import STRATEGIES, ChunkParams
+from hnm_db.cli._common import Ctx, default_of, emit_mapping, format_option, pass_ctx
 
 
 @click.command("chunk")
 @click.option(
     "--strategy",
-    type=click.Choice(["whole", "tokens", "sentences"]),
-    default="whole",
+    type=click.Choice(list(STRATEGIES)),
+    default=default_of(ChunkParams, "strategy"),
     show_default=True,
     help="whole: one chunk per document; tokens: token windows of --model's tokenizer; "
     "sentences: whole sentences packed up to --size.",
@@ -27,7 +28,7 @@ from hnm_db.cli._common import Ctx, emit_mapping, format_option, pass_ctx
 @click.option(
     "--overlap",
     type=int,
-    default=0,
+    default=default_of(ChunkParams, "overlap"),
     show_default=True,
     help="Tokens shared by consecutive windows (tokens), or sentences carried over (sentences).",
 )
@@ -69,7 +70,7 @@ def chunk_cmd(
       hnm-db chunk --strategy tokens --model minilm-l6 --size 128 --overlap 16
       hnm-db chunk --strategy sentences --size 800
     """
-    from hnm_db.chunk import ChunkParams, chunk
+    from hnm_db.chunk import chunk
 
     params = ChunkParams(strategy=strategy, size=size, overlap=overlap, model=model, title=title)
     with ctx.open() as db:
@@ -77,29 +78,4 @@ def chunk_cmd(
     emit_mapping(summary.as_dict(), fmt)
 
 
-@click.command("split")
-@click.option("--test-ratio", type=float, required=True, help="Fraction of unsplit queries for test.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the id hash.")
-@click.option("--dev-ratio", type=float, default=0.0, show_default=True, help="Fraction for dev.")
-@format_option
-@pass_ctx
-def split_cmd(ctx: Ctx, test_ratio: float, seed: int, dev_ratio: float, fmt: str) -> None:
-    """Assign queries whose qrels came without a split to test/dev/train (hash of id and seed).
-
-    Qrels keep the split they came with; the view query_splits shows each query's effective split.
-    Re-running replaces the previous assignment.
-
-    \b
-    Examples:
-      hnm-db split --test-ratio 0.2 --seed 0
-      hnm-db split --test-ratio 0.1 --dev-ratio 0.1 --seed 7
-    """
-    from hnm_db.split import SplitParams, split
-
-    params = SplitParams(test_ratio=test_ratio, seed=seed, dev_ratio=dev_ratio)
-    with ctx.open() as db:
-        summary = split(db, params)
-    emit_mapping(summary.as_dict(), fmt)
-
-
-COMMANDS: list[click.Command] = [chunk_cmd, split_cmd]
+COMMANDS: list[click.Command] = [chunk_cmd]

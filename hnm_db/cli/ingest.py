@@ -14,7 +14,7 @@ import click
 import polars as pl
 
 from hnm_db import ingest as ingest_lib
-from hnm_db.cli._common import Ctx, emit_frame, format_option, info, pass_ctx
+from hnm_db.cli._common import Ctx, default_of, emit_frame, format_option, info, pass_ctx
 from hnm_db.errors import InvalidParams
 
 #: Notes about skipped empty texts (and the qrels naming them) printed at most; the counts are complete.
@@ -25,7 +25,7 @@ def on_duplicate_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--on-duplicate",
         type=click.Choice(ingest_lib.POLICIES),
-        default="error",
+        default=default_of(ingest_lib.ingest_beir, "on_duplicate"),
         show_default=True,
         help="What a known id with different content does: fail, keep the stored row, or replace it.",
     )(fn)
@@ -128,7 +128,7 @@ def _table_command(fmt_name: str) -> click.Command:
     @click.option(
         "--kind",
         type=click.Choice(ingest_lib.KINDS),
-        default="documents",
+        default=default_of(ingest_lib.TableSpec, "kind"),
         show_default=True,
         help="Which table the rows go to.",
     )
@@ -200,14 +200,14 @@ def files_cmd(ctx: Ctx, folder: Path, on_duplicate: str, fmt: str) -> None:
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
-    default=10.0,
+    default=default_of(ingest_lib.ingest_urls, "timeout"),
     show_default=True,
     help="Seconds to wait for each URL.",
 )
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
-    default=8,
+    default=default_of(ingest_lib.ingest_urls, "workers"),
     show_default=True,
     help="URLs fetched at the same time.",
 )

@@ -1,20 +1,12 @@
-"""hnm-db commands of the clustering and mining stages: ``cluster``, ``mine``, ``runs``."""
+"""``hnm-db mine`` and ``hnm-db runs``: mining runs, written and listed."""
 
 from __future__ import annotations
 
 import click
 import polars as pl
 
-from hnm_db.cli._common import Ctx, dumps, emit_frame, emit_mapping, format_option, info, pass_ctx
-
-
-def _k_value(value: str) -> int | str:
-    if value == "auto":
-        return value
-    try:
-        return int(value)
-    except ValueError:
-        raise click.BadParameter(f"must be a positive integer or 'auto', got {value!r}") from None
+from hnm_db.cli._common import Ctx, default_of, dumps, emit_frame, emit_mapping, format_option, info, pass_ctx
+from hnm_db.mine import CLUSTER_FILTERS, GUARDS, METHODS, SAMPLINGS, MiningParams
 
 
 def _ratio_value(value: str) -> float | None:
@@ -26,62 +18,11 @@ def _ratio_value(value: str) -> float | None:
         raise click.BadParameter(f"must be a number in (0, 1] or 'none', got {value!r}") from None
 
 
-@click.command("cluster")
-@click.option("--ensemble", required=True, help="Ensemble whose chunk vectors are clustered.")
-@click.option(
-    "--k",
-    "k",
-    default="auto",
-    show_default=True,
-    help="Number of clusters, or 'auto': the largest k keeping >= 2/3 of each chunk's 10 nearest "
-    "neighbours in its cluster (on a sample).",
-)
-@click.option(
-    "--seed", default=0, show_default=True, type=int, help="Seed of K-means (same seed, same clusters)."
-)
-@click.option(
-    "--algorithm",
-    type=click.Choice(["auto", "kmeans", "minibatch"]),
-    default="auto",
-    show_default=True,
-    help="K-means variant; auto uses MiniBatchKMeans above 50,000 chunk texts.",
-)
-@format_option
-@pass_ctx
-def cluster_cmd(ctx: Ctx, ensemble: str, k: str, seed: int, algorithm: str, fmt: str) -> None:
-    """Cluster an ensemble's chunk vectors with K-means and assign queries; print cluster sizes.
-
-    \b
-    Examples:
-      hnm-db cluster --ensemble ens --k auto --seed 0
-      hnm-db cluster --ensemble ens --k 20 --algorithm minibatch
-    """
-    from hnm_db.cluster import ClusterParams, cluster, cluster_sizes
-
-    params = ClusterParams(ensemble=ensemble, k=_k_value(k), seed=seed, algorithm=algorithm)
-    with ctx.open() as db:
-        summary = cluster(db, params, progress=ctx.progress)
-        sizes = cluster_sizes(db, summary.cluster_run_id)
-    info(
-        ctx,
-        f"cluster run {summary.cluster_run_id}: k={summary.k} ({summary.algorithm}), "
-        f"{summary.chunks} chunk texts, {summary.queries} queries, inertia {summary.inertia:.4f}, "
-        f"{summary.seconds:.1f}s",
-    )
-    if summary.retention:
-        info(
-            ctx,
-            "auto k, neighbour retention per candidate: "
-            + ", ".join(f"k={k} {r:.3f}" for k, r in sorted(summary.retention.items())),
-        )
-    emit_frame(sizes, fmt)
-
-
 @click.command("mine")
 @click.option(
     "--method",
-    type=click.Choice(["ensemble", "bm25", "random"]),
-    default="ensemble",
+    type=click.Choice(list(METHODS)),
+    default=default_of(MiningParams, "method"),
     show_default=True,
     help="How candidates are ranked.",
 )
@@ -91,37 +32,58 @@ def cluster_cmd(ctx: Ctx, ensemble: str, k: str, seed: int, algorithm: str, fmt:
     help="Ensemble to score with (required for --method ensemble; "
     "optional for baselines, where it adds ensemble and per-model scores).",
 )
-@click.option("--split", default="train", show_default=True, help="Split whose queries and qrels are read.")
 @click.option(
-    "--num-negatives", default=5, show_default=True, type=int, help="Negatives per (query, positive) pair."
+    "--split",
+    default=default_of(MiningParams, "split"),
+    show_default=True,
+    help="Split whose queries and qrels are read.",
 )
-@click.option("--range-min", default=0, show_default=True, type=int, help="First rank kept (0 = hardest).")
-@click.option("--range-max", default=50, show_default=True, type=int, help="Ranks kept are < this.")
+@click.option(
+    "--num-negatives",
+    default=default_of(MiningParams, "num_negatives"),
+    show_default=True,
+    type=int,
+    help="Negatives per (query, positive) pair.",
+)
+@click.option(
+    "--range-min",
+    default=default_of(MiningParams, "range_min"),
+    show_default=True,
+    type=int,
+    help="First rank kept (0 = hardest).",
+)
+@click.option(
+    "--range-max",
+    default=default_of(MiningParams, "range_max"),
+    show_default=True,
+    type=int,
+    help="Ranks kept are < this.",
+)
 @click.option(
     "--cluster-filter",
-    type=click.Choice(["none", "query", "positive", "either"]),
-    default="none",
+    type=click.Choice(list(CLUSTER_FILTERS)),
+    default=default_of(MiningParams, "cluster_filter"),
     show_default=True,
     help="Keep only negatives in the query's / a positive's K-means cluster.",
 )
 @click.option("--cluster-run", default=None, help="Cluster run id (default: the ensemble's latest).")
 @click.option(
     "--max-score-ratio",
-    default="0.95",
+    default=str(default_of(MiningParams, "max_score_ratio")),
     show_default=True,
     help="Drop candidates above this fraction of the positive's score ('none': keep all).",
 )
 @click.option(
     "--guard",
-    type=click.Choice(["pair", "query"]),
-    default="pair",
+    type=click.Choice(list(GUARDS)),
+    default=default_of(MiningParams, "guard"),
     show_default=True,
     help="Which positive --max-score-ratio compares with: the pair's own (as NV-Retriever) or the "
     "query's lowest-scoring one (stricter with several positives).",
 )
 @click.option(
     "--min-relevance",
-    default=1,
+    default=default_of(MiningParams, "min_relevance"),
     show_default=True,
     type=int,
     help="Judgements with a qrels score >= this are positives (graded qrels); judged documents "
@@ -136,19 +98,25 @@ def cluster_cmd(ctx: Ctx, ensemble: str, k: str, seed: int, algorithm: str, fmt:
 )
 @click.option(
     "--mix-random",
-    default=0,
+    default=default_of(MiningParams, "mix_random"),
     show_default=True,
     type=int,
     help="Also add this many seeded random negatives per pair (rows keep negative_method 'random').",
 )
 @click.option(
     "--sampling",
-    type=click.Choice(["top", "random"]),
-    default="top",
+    type=click.Choice(list(SAMPLINGS)),
+    default=default_of(MiningParams, "sampling"),
     show_default=True,
     help="Take the best ranks, or a seeded random draw from the window.",
 )
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of every random choice.")
+@click.option(
+    "--seed",
+    default=default_of(MiningParams, "seed"),
+    show_default=True,
+    type=int,
+    help="Seed of every random choice.",
+)
 @click.option("--name", default=None, help="Run name (default: method-ensemble-split-seedN).")
 @click.option("--replace", is_flag=True, help="Replace an existing run of the same name.")
 @format_option
@@ -182,7 +150,7 @@ def mine_cmd(
       hnm-db mine --method bm25 --ensemble ens --num-negatives 3 --seed 0 --name bm25
       hnm-db mine --method random --num-negatives 3 --sampling random --seed 1 --name random
     """
-    from hnm_db.mine import MiningParams, mine
+    from hnm_db.mine import mine
 
     if method == "ensemble" and not ensemble:
         raise click.UsageError("--method ensemble needs --ensemble NAME")
@@ -295,4 +263,4 @@ def runs_show(ctx: Ctx, name: str, fmt: str) -> None:
         emit_mapping(flat, fmt)
 
 
-COMMANDS: list[click.Command] = [cluster_cmd, mine_cmd, runs_group]
+COMMANDS: list[click.Command] = [mine_cmd, runs_group]

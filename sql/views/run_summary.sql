@@ -1,5 +1,6 @@
--- One row per mining run: coverage, negatives per query (distinct negative chunks over all of a
--- query's positives), the score distribution of negatives against positives (each query-positive
+-- One row per mining run, the one place per-run counts come from (mining_run_stats, `hnm-db runs` and
+-- the demo read it): coverage, distinct (query, negative) pairs, negatives per query (distinct negative
+-- chunks over all of a query's positives), mean rank and ensemble similarity of the negatives, the score distribution of negatives against positives (each query-positive
 -- pair counted once), how many negatives came from the fallback ranks and from the random mix, what
 -- the false-negative guard dropped and how many pairs and queries came up short (from
 -- mining_runs.stats, NULL when the stage did not record them), and cluster agreement: the share of
@@ -18,6 +19,9 @@ per_query_stats AS (
 ),
 negative_scores AS (
     SELECT run_id, count(*) AS triplets,
+           count(DISTINCT (query_id, negative_chunk_id)) AS negatives,
+           avg(rank) AS mean_rank,
+           avg(member_scores['@ensemble']) AS mean_ensemble_sim,
            count(*) FILTER (WHERE fallback) AS fallback_negatives,
            count(*) FILTER (WHERE negative_method = 'random' AND negative_method <> method)
                AS mixed_random_negatives,
@@ -46,9 +50,10 @@ positive_scores AS (
     GROUP BY run_id
 ),
 summary AS (
-    SELECT r.name AS run, r.method, r.split, r.seed,
+    SELECT r.name AS run, r.method, r.split, r.seed, e.name AS ensemble,
            coalesce(q.queries, 0) AS queries, coalesce(p.positives, 0) AS positives,
-           coalesce(n.triplets, 0) AS triplets,
+           coalesce(n.triplets, 0) AS triplets, coalesce(n.negatives, 0) AS negatives,
+           n.mean_rank, n.mean_ensemble_sim,
            coalesce(n.fallback_negatives, 0) AS fallback_negatives,
            coalesce(n.mixed_random_negatives, 0) AS mixed_random_negatives,
            q.neg_per_query_min, q.neg_per_query_median, q.neg_per_query_max,
@@ -58,8 +63,9 @@ summary AS (
            TRY_CAST(r.stats ->> 'short_pairs' AS BIGINT) AS short_pairs,
            TRY_CAST(r.stats ->> 'short_queries' AS BIGINT) AS short_queries,
            n.cluster_agreement,
-           r.created_at, r.run_id
+           r.cluster_run_id, r.code_version, r.created_at, r.run_id
     FROM mining_runs r
+    LEFT JOIN ensembles e ON e.ensemble_id = r.ensemble_id
     LEFT JOIN per_query_stats q ON q.run_id = r.run_id
     LEFT JOIN negative_scores n ON n.run_id = r.run_id
     LEFT JOIN positive_scores p ON p.run_id = r.run_id

@@ -1,0 +1,445 @@
+"""The store, the bottom layer: the one DuckDB file, opened, migrated, its views created, and SQL access
+inside transactions.
+
+Every entry point (CLI, Python API, tests) opens a :class:`Store` (the facade
+:class:`hnm_db.db.Database` is one), so every caller sees the current schema and views. Stage modules
+take a ``Store`` and read and write tables through its methods; the DuckDB connection itself stays
+private: Arrow tables reach SQL through :meth:`Store.registered`, Python UDFs through
+:meth:`Store.udf`, and a second cursor through :meth:`Store.cursor`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+
+from hnm_db import resources
+from hnm_db.errors import DatabaseLocked, HnmError, SchemaTooNew, SchemaTooOld, StorageTooNew, WriteRefused
+
+#: The default database file of the CLI (``--db`` or env ``HNM_DB`` override it there).
+DEFAULT_PATH = "hnm.duckdb"
+#: Arrow field metadata key that :meth:`Database.arrow` sets on columns of DuckDB's JSON type.
+JSON_FIELD = b"hnm.json"
+
+
+def schema_target() -> int:
+    """The highest migration number this code ships."""
+    return resources.migrations()[-1][0]
+
+
+class Store:
+    """An open hnm-db database file: a DuckDB connection plus the schema, views and transactions."""
+
+    def __init__(self, path: str | os.PathLike[str] = DEFAULT_PATH, *, read_only: bool = False) -> None:
+        self.path = str(path)
+        self.read_only = read_only
+        if self.path != ":memory:":
+            parent = Path(self.path).parent
+            if not read_only and not parent.exists():
+                raise HnmError(f"folder of the database does not exist: {parent}")
+        try:
+            self._con = Connection(duckdb.connect(self.path, read_only=read_only))
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise DatabaseLocked(self.path, holder_of(str(exc))) from None
+            if "newer version of DuckDB" in str(exc):
+                raise StorageTooNew(self.path, duckdb.__version__) from None
+            raise HnmError(f"cannot open database {self.path}: {first_line(exc)}") from None
+        self._depth = 0
+        # Progress is ours to show (tqdm, silenced by --quiet); DuckDB's own bar would interleave with it.
+        self._con.execute("SET enable_progress_bar = false")
+        try:
+            self._check_version()
+            if not read_only:
+                applied = self.migrate()
+                self.create_views(force=bool(applied))
+        except BaseException:
+            self._con.close()
+            raise
+
+    # -- schema -------------------------------------------------------------------------------
+    def schema_version(self) -> int:
+        """The highest applied migration, -1 for an empty file."""
+        exists = self._con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+        ).fetchone()[0]
+        if not exists:
+            return -1
+        v = self._con.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+        return -1 if v is None else int(v)
+
+    def _check_version(self) -> None:
+        found, known = self.schema_version(), schema_target()
+        if found > known:
+            raise SchemaTooNew(self.path, found, known)
+        if self.read_only and found < known:  # a read-only file cannot be migrated: say how, not a SQL error
+            raise SchemaTooOld(self.path, found, known)
+
+    def migrate(self) -> list[int]:
+        """Apply pending migrations in order, each in one transaction with its ledger row."""
+        current = self.schema_version()
+        applied = []
+        for version, name, sql in resources.migrations():
+            if version <= current:
+                continue
+            with self.transaction():
+                self._con.execute(sql)
+                self._con.execute("INSERT INTO schema_version (version, name) VALUES (?, ?)", [version, name])
+            applied.append(version)
+        return applied
+
+    def create_views(self, *, force: bool = False) -> bool:
+        """(Re)create every view in sql/views; a view may read another, so retry until all resolve.
+
+        Skipped (returns False) when the stored ``views_digest`` matches this hnm-db's view SQL and every
+        view exists, so opening a database costs no DDL transaction; ``force`` re-creates regardless.
+        """
+        pending = resources.sql_files("views")
+        digest = hashlib.blake2b(  # the schema version too: views read the tables it shapes
+            "\0".join([str(self.schema_version()), *(f"{n}\0{sql}" for n, sql in pending.items())]).encode(),
+            digest_size=16,
+        ).hexdigest()
+        if not force and self._views_current(digest):
+            return False
+        with self.transaction():
+            # Dependencies first: a failed statement aborts a DuckDB 2 transaction, so no trial and error.
+            for sql in view_order(pending):
+                self._con.execute(sql)
+            self._con.executemany(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                [["views_digest", digest], ["views_objects", json.dumps(self._view_objects())]],
+            )
+        return True
+
+    def _view_objects(self) -> list[str]:
+        """Names of the user views and macros in the database, sorted."""
+        rows = self._con.execute(
+            "SELECT view_name FROM duckdb_views() WHERE NOT internal AND schema_name = 'main' "
+            "UNION SELECT function_name FROM duckdb_functions() "
+            "WHERE NOT internal AND schema_name = 'main' AND function_type IN ('macro', 'table_macro')"
+        ).fetchall()
+        return sorted(r[0] for r in rows)
+
+    def _views_current(self, digest: str) -> bool:
+        stored = dict(
+            self._con.execute(
+                "SELECT key, value FROM meta WHERE key IN ('views_digest', 'views_objects')"
+            ).fetchall()
+        )
+        if stored.get("views_digest") != digest or "views_objects" not in stored:
+            return False
+        return set(json.loads(stored["views_objects"])) <= set(self._view_objects())
+
+    # -- access ---------------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[Store]:
+        """One transaction; nested uses join the outer one (DuckDB has no savepoints)."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self
+            finally:
+                self._depth -= 1
+            return
+        self._con.execute("BEGIN TRANSACTION")
+        self._depth = 1
+        try:
+            yield self
+        except BaseException:
+            self._depth = 0
+            self._con.execute("ROLLBACK")
+            raise
+        self._depth = 0
+        self._con.execute("COMMIT")
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._depth > 0
+
+    def execute(
+        self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None
+    ) -> duckdb.DuckDBPyConnection:
+        """Run one statement on the connection (parameters bound, never formatted in); fetch from the result."""
+        return self._con.execute(sql, params) if params is not None else self._con.execute(sql)
+
+    def sql(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pl.DataFrame:
+        """Run a query and return its rows as a polars DataFrame (empty frame for statements)."""
+        table = self.arrow(sql, params)
+        return pl.DataFrame() if table is None else polars_frame(table)
+
+    def read_query(self, sql: str) -> pl.DataFrame:
+        """Run SQL that only reads and return the last statement's rows (``hnm-db sql`` without --write);
+        see :meth:`check_read_only`."""
+        self.check_read_only(sql)
+        return self.sql(sql)
+
+    def check_read_only(self, sql: str) -> None:
+        """Raise :class:`WriteRefused` unless every statement of ``sql`` only reads; runs nothing.
+
+        A read-only connection still lets DuckDB write files (COPY ... TO, EXPORT DATABASE, ATTACH of a
+        new file, INSTALL, a log or profile path set with SET), so "read-only" is checked per statement:
+        queries (SELECT, EXPLAIN, PRAGMA without '=') and SET VARIABLE pass, anything else is refused.
+        """
+        for i, stmt in enumerate(self._con.extract_statements(sql), start=1):
+            kind = stmt.type.name
+            text = stmt.query.strip()
+            reads = kind in READ_STATEMENTS and not (kind == "PRAGMA" and "=" in text)
+            if not (reads or _is_set_variable(kind, text)):
+                first = " ".join(text.split()[:3])
+                raise WriteRefused(
+                    f"statement {i} ({kind}: {first} ...) may write to the database or a file; only queries "
+                    "run without --write"
+                )
+
+    def arrow(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pa.Table | None:
+        """Run a query and return its rows as an Arrow table (None for a statement without rows).
+
+        Through ``execute`` and ``to_arrow_table``, which duckdb 1.5 and 2.x share (2.x dropped the
+        cursor's ``.pl()``, ``fetch_arrow_table`` and ``fetch_record_batch``). Not through the relation
+        API: with parameters duckdb 1.5 materialises a whole relation before streaming it, and a
+        relation left half read can stall the next query on the connection.
+        """
+        statement = _is_statement(self._con, sql)
+        cur = self.execute(sql, params)
+        if cur.description is None or statement and _counts_only(cur.description):
+            return None
+        with _no_copy_warning():
+            table = cur.to_arrow_table()
+        types = [str(d[1]) for d in cur.description]
+        if "JSON" not in types:
+            return table
+        fields = [  # JSON columns arrive as text: mark them, so output can nest them (hnm-db sql --format json)
+            f.with_metadata({JSON_FIELD: b"1"}) if t == "JSON" else f
+            for f, t in zip(table.schema, types, strict=True)
+        ]
+        return pa.Table.from_arrays(table.columns, schema=pa.schema(fields))
+
+    def arrow_batches(
+        self,
+        sql: str,
+        params: Sequence[Any] | dict[str, Any] | None = None,
+        *,
+        batch_rows: int = 100_000,
+        con: duckdb.DuckDBPyConnection | Connection | None = None,
+    ) -> pa.RecordBatchReader:
+        """Stream a query's rows as Arrow batches of at most ``batch_rows`` (on ``con``, e.g. a second
+        cursor that reads a snapshot while the main connection commits). Read it to the end before
+        running anything else on the same connection."""
+        con = con or self._con
+        cur = con.execute(sql, params) if params is not None else con.execute(sql)
+        with _no_copy_warning():
+            return cur.to_arrow_reader(batch_rows)
+
+    def scalar(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
+        """The first column of the first row, or None."""
+        row = self.execute(sql, params).fetchone()
+        return None if row is None else row[0]
+
+    def tables(self) -> list[str]:
+        """Base tables of the schema, sorted."""
+        rows = self._con.execute(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_type = 'BASE TABLE' ORDER BY table_name"
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.path!r})"
+
+    # -- what stages hand to SQL --------------------------------------------------------------------
+    @contextmanager
+    def registered(self, name: str, table: pa.Table | Any) -> Iterator[str]:
+        """``table`` (Arrow, or anything DuckDB can register: polars, pandas) visible to SQL as ``name``
+        for the block; dropped afterwards, also when the block fails."""
+        self._con.register(name, table)
+        try:
+            yield name
+        finally:
+            self._con.unregister(name)
+
+    @contextmanager
+    def udf(self, name: str, fn: Any, params: list[str], return_type: str) -> Iterator[str]:
+        """A vectorised (Arrow) Python function callable from SQL as ``name`` for the block."""
+        self._con.create_function(
+            name, fn, params, duckdb.sqltype(return_type), type="arrow", side_effects=False
+        )
+        try:
+            yield name
+        finally:
+            self._con.remove_function(name)
+
+    def cursor(self) -> Connection:
+        """A second cursor on the same connection: it reads a snapshot while this one writes."""
+        return Connection(self._con.raw.cursor())
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """One statement over many parameter rows."""
+        self._con.executemany(sql, rows)
+
+
+def view_order(views: dict[str, str]) -> list[str]:
+    """The view SQL of ``views`` (name -> SQL) ordered so that every view comes after those it reads.
+
+    A view reads another when the other's name appears in its SQL (outside comments) as a word; ties
+    keep name order.
+    """
+    import re
+
+    code = {name: re.sub(r"--[^\n]*", "", sql) for name, sql in views.items()}  # comments name views too
+    deps = {
+        name: {o for o in views if o != name and re.search(rf"\b{re.escape(o)}\b", code[name])}
+        for name in views
+    }
+    ordered: list[str] = []
+    while len(ordered) < len(views):
+        ready = [n for n in views if n not in ordered and deps[n] <= set(ordered)]
+        if not ready:
+            stuck = sorted(set(views) - set(ordered))
+            raise RuntimeError(f"views read each other in a cycle: {', '.join(stuck)}")
+        ordered += ready
+    return [views[n] for n in ordered]
+
+
+class Connection:
+    """A DuckDB connection that behaves alike on duckdb 1.5 and 2.x; everything else is delegated.
+
+    duckdb 2.x refuses ``register``, ``sql`` and other non-``execute`` work while an ``execute()`` result
+    is half read (``scalar`` reads one row), where 1.5 dropped that result silently: this settles it
+    first. And ``unregister`` in a ``finally`` after a failed statement no longer hides that statement's
+    error behind 2.x's "transaction is aborted" (the rollback drops the registration anyway).
+    """
+
+    #: Methods that read or replace the current result, or need no settling.
+    _AS_IS = frozenset(
+        {"execute", "executemany", "cursor", "close", "complete", "abort", "description", "rowcount"}
+    )
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self._con = con
+
+    @property
+    def raw(self) -> duckdb.DuckDBPyConnection:
+        """The DuckDB connection itself."""
+        return self._con
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._con, name)
+        if name in self._AS_IS or name.startswith("fetch") or not callable(attr):
+            return attr
+
+        def settled(*args: Any, **kwargs: Any) -> Any:
+            settle(self._con)
+            return attr(*args, **kwargs)
+
+        return settled
+
+    def unregister(self, name: str) -> None:
+        """Drop a registered Arrow table; inside a failed transaction the rollback drops it."""
+        try:
+            settle(self._con)
+            self._con.unregister(name)
+        except duckdb.TransactionException:
+            pass
+
+
+#: Statement types ``read_query`` runs: they read the database and write nothing.
+READ_STATEMENTS = frozenset({"SELECT", "EXPLAIN", "PRAGMA"})
+
+
+def _is_set_variable(kind: str, text: str) -> bool:
+    """SET VARIABLE only names a value for later statements (duckdb 1.5 types it SET, 2.x VARIABLE_SET)."""
+    import re
+
+    return kind in ("SET", "VARIABLE_SET") and re.match(r"(?i)SET\s+VARIABLE\b", text) is not None
+
+
+def settle(con: duckdb.DuckDBPyConnection | Connection) -> None:
+    """Run a half-read ``execute()`` result to its end (e.g. after ``fetchone``): duckdb 2.x refuses
+    relation queries on a connection that holds one. A no-op on 1.5, which has no ``complete``."""
+    complete = getattr(con, "complete", None)
+    if complete is not None:
+        complete()
+
+
+def _is_statement(con: Connection | duckdb.DuckDBPyConnection, sql: str) -> bool:
+    """Whether the last statement of ``sql`` is one that returns no rows of its own (INSERT, CREATE, SET,
+    ...): duckdb 2.x answers those with a one-column ``Count`` / ``Success`` result, 1.5 with none."""
+    raw = con.raw if isinstance(con, Connection) else con
+    settle(raw)  # a half-read earlier result would block parsing on 2.x; execute drops it anyway
+    try:
+        statements = raw.extract_statements(sql)
+    except duckdb.Error:
+        return False  # let execute report the error
+    return bool(statements) and statements[-1].type.name not in ("SELECT", "EXPLAIN", "PRAGMA", "CALL")
+
+
+def _counts_only(description: Sequence[Any]) -> bool:
+    return len(description) == 1 and description[0][0] in ("Count", "Success")
+
+
+@contextmanager
+def _no_copy_warning() -> Iterator[None]:
+    """duckdb 2.x warns that Arrow output of an ``execute()`` result copies the rows (once, batch by batch
+    for a reader); that is the price of the one API both versions stream through, so it is not news."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Arrow output on a DB-API result")
+        yield
+
+
+def polars_frame(table: pa.Table) -> pl.DataFrame:
+    """An Arrow table as a polars frame; columns polars cannot import (INTERVAL) become text."""
+    for i, field in enumerate(table.schema):
+        if pa.types.is_interval(field.type):
+            text = pa.array([interval_text(v) for v in table.column(i).to_pylist()], pa.string())
+            table = table.set_column(i, field.name, text)
+    return pl.from_arrow(table)
+
+
+def interval_text(value: Any) -> str | None:
+    """An Arrow month-day-nano interval as DuckDB prints it: '1 year 2 months 3 days 04:05:06'."""
+    if value is None:
+        return None
+    years, months = divmod(value.months, 12)
+    parts = [f"{n} {unit}{'s' if abs(n) != 1 else ''}" for n, unit in
+             ((years, "year"), (months, "month"), (value.days, "day")) if n]  # fmt: skip
+    if value.nanoseconds or not parts:
+        seconds, nanos = divmod(abs(value.nanoseconds), 1_000_000_000)
+        clock = f"{'-' if value.nanoseconds < 0 else ''}{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+        parts.append(clock + (f".{nanos // 1000:06d}" if nanos else ""))
+    return " ".join(parts)
+
+
+def holder_of(message: str) -> str | None:
+    """'PID 123, /usr/bin/python3' from DuckDB's lock message ('... is held in PATH (PID 123) ...')."""
+    import re
+
+    m = re.search(r"held in (.+?) \(PID (\d+)\)", message)
+    if m:
+        return f"PID {m.group(2)}, {m.group(1)}"
+    m = re.search(r"PID (\d+)", message)
+    return f"PID {m.group(1)}" if m else None
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (DuckDB appends hints on later lines)."""
+    return (str(exc).strip().splitlines() or [""])[0]
