@@ -539,7 +539,8 @@ def training_table(ctx: Context, names: list[str]) -> str:
             continue
         curve, stats = np.array(json.loads(row[0])), json.loads(row[1])
         tenth = max(1, len(curve) // 10)
-        dev = ", ".join(f"{s}: {v:.3f}" for s, v in stats.get("dev_curve", []))
+        # one value per step: runs resumed by older code evaluated their restart point twice
+        dev = ", ".join(f"{s}: {v:.3f}" for s, v in dict(stats.get("dev_curve", [])).items())
         lines.append(
             f"| {name} | {stats['warm_steps']} + {stats['steps']} | {stats['pairs']} | {stats['filled_random']} | "
             f"{stats['seconds']:.0f}{' (warm start reused)' if stats.get('warm_start_reused') else ''} | "

@@ -503,6 +503,7 @@ def run_phase(
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     every = params.eval_steps or max(1, math.ceil(steps / 4))
+    resume = any(folder.glob("checkpoint-*"))
     args = CrossEncoderTrainingArguments(
         output_dir=str(folder),
         max_steps=steps,
@@ -521,7 +522,7 @@ def run_phase(
         save_total_limit=2,
         eval_strategy="steps" if evaluator is not None else "no",
         eval_steps=every,
-        eval_on_start=evaluator is not None,
+        eval_on_start=evaluator is not None and not resume,  # a resumed run has its start on record
         load_best_model_at_end=evaluator is not None,
         metric_for_best_model="ndcg@10" if evaluator is not None else None,
         greater_is_better=True,
@@ -538,7 +539,6 @@ def run_phase(
     if progress:
         trainer.remove_callback(ProgressCallback)
         trainer.add_callback(_quiet_progress()())
-    resume = any(folder.glob("checkpoint-*"))
     with quiet_transformers():
         trainer.train(resume_from_checkpoint=True if resume else None)
     state = trainer.state

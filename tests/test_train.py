@@ -318,7 +318,7 @@ def test_an_interrupted_training_is_marked_failed_and_resumes(
         init(self, *args, **kwargs)
         self.add_callback(Stop())
 
-    params = _params(tmp_path, tiny_model_dir, max_steps=6, eval_steps=2)
+    params = _params(tmp_path, tiny_model_dir, max_steps=6, eval_steps=2, dev_ratio=0.3)
     monkeypatch.setattr(CrossEncoderTrainer, "__init__", with_stop)
     with pytest.raises(KeyboardInterrupt):
         T.train(train_db, params, progress=False)
@@ -331,6 +331,12 @@ def test_an_interrupted_training_is_marked_failed_and_resumes(
     assert train_db.sql("SELECT status FROM training_runs")["status"].to_list() == ["finished"]
     assert not partial.exists()
     whole = T.train(
-        train_db, _params(tmp_path, tiny_model_dir, out="whole", max_steps=6, eval_steps=2), progress=False
+        train_db,
+        _params(tmp_path, tiny_model_dir, out="whole", max_steps=6, eval_steps=2, dev_ratio=0.3),
+        progress=False,
     )
     assert resumed.loss_curve == whole.loss_curve and resumed.fingerprint == whole.fingerprint
+    # the dev curve too: the resumed run does not evaluate its restart point a second time
+    assert (
+        [s for s, _ in resumed.stats["dev_curve"]] == [s for s, _ in whole.stats["dev_curve"]] == [0, 2, 4, 6]
+    )
