@@ -10,7 +10,9 @@ Protocol (each step skipped when its output already exists by name, so a rerun r
    keeps only candidates in the query's K-means cluster; random has no score, so no guard applies to
    it. An extra arm mines BM25 without the guard (labelled ``bm25-noguard``);
 3. train one cross-encoder per method x seed with identical settings and the same number of steps,
-   on the same queries (the same dev queries held out; the best dev checkpoint kept);
+   each on the (query, positive) pairs its own run covers (a pair the guard left with no negative down
+   to the fallback depth is absent, so coverage differs between arms and the report shows it); dev
+   queries are held out by a hash of the seed and id, and the best dev checkpoint is kept;
 4. evaluate every model, the untuned base and both first stages on the test split, re-ranking BM25's
    and the ensemble's top-k, alone and interpolated with the first stage; the best model once more on
    BM25's top-100; a paired randomization test and a bootstrap 95% interval over test queries (per-query
@@ -20,7 +22,7 @@ Protocol (each step skipped when its output already exists by name, so a rerun r
 
 Prints one markdown report and writes it to bench/results/paper_table[_PROFILE].md.
 
-    nice -n 10 .venv/bin/python bench/paper_table.py --quick            # a small subset, ~15 min on 2 cores
+    nice -n 10 .venv/bin/python bench/paper_table.py --quick            # a small subset
     nice -n 10 .venv/bin/python bench/paper_table.py                    # SciFact, hours on 2 CPU cores
     nice -n 10 .venv/bin/python bench/paper_table.py --ablations        # + the one-seed ablation table
 """
@@ -807,14 +809,22 @@ def report(
         "",
         "Training, the same for every arm and seed: "
         + ", ".join(f"{k}={v}" for k, v in training.items())
-        + f". Every arm trains the same number of steps on the same queries (dev queries held out by "
-        f"`dev_seed` 0), with the first stage of the dev evaluation = BM25 top-{p.dev_k}.",
+        + f". Every arm trains the same number of steps and groups. Each trains on the (query, positive) "
+        f"pairs its own mining run covers (`queries`/`positives` in the mining table: a pair the guard left "
+        f"without any negative down to the fallback depth is absent), less the dev queries, which are "
+        f"picked among them by a hash of `dev_seed` 0 and the query id; the dev evaluation re-ranks BM25 "
+        f"top-{p.dev_k}.",
         "",
         f"Models: ensemble of {', '.join(p.models)} (equal weights), K-means k={p.clusters}. Device "
         f"{ctx.device}, torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.machine()} with "
-        f"{os.cpu_count()} CPUs. Stage times this run (s, cached steps ~0): "
-        + ", ".join(f"{k} {v:.0f}" for k, v in ctx.timings.items())
-        + ".",
+        f"{os.cpu_count()} CPUs. "
+        + (
+            "Re-printed from the database (--report-only); each training run's seconds are in its table."
+            if ctx.report_only
+            else "Stage times this run (s, cached steps ~0): "
+            + ", ".join(f"{k} {v:.0f}" for k, v in ctx.timings.items())
+            + "."
+        ),
         "",
         "## Mining runs (`run_summary`; scores are each method's own: BM25 or ensemble cosine)",
         "",
