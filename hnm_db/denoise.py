@@ -216,6 +216,8 @@ def _parent_rows(db: Store, parent: dict[str, Any]) -> pl.DataFrame:
 
 def _mining_params(parent: dict[str, Any]) -> MiningParams:
     stored = {k: v for k, v in parent["params"].items() if k != "denoise"}
+    if stored.get("cluster_run") is None and parent["cluster_run_id"] is not None:
+        stored["cluster_run"] = parent["cluster_run_id"]  # the clusters it used, not the newest ones
     try:
         return MiningParams(**stored)
     except TypeError as exc:

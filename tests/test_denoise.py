@@ -175,6 +175,35 @@ def test_refill_takes_unused_candidates_that_pass_the_rule_until_pairs_are_full(
     assert again.scored_pairs == 0 and _keys(mined, "full") == full  # same rows, nothing rescored
 
 
+def test_refill_uses_the_parents_clusters_even_after_a_newer_cluster_run(mining_db, ce):
+    first = mining_db.cluster(ENSEMBLE, k=4, seed=0)
+    mining_db.mine(
+        "ensemble",
+        ensemble=ENSEMBLE,
+        num_negatives=3,
+        range_max=4,
+        fallback_depth=30,
+        cluster_filter="query",
+        max_score_ratio=None,
+        name="par",
+    )
+    newer = mining_db.cluster(ENSEMBLE, k=2, seed=1)  # now the latest run of the ensemble
+    assert newer.cluster_run_id != first.cluster_run_id
+    mining_db.denoise("par", model=ce, threshold=1 - 1e-12, max_length=MAX_LEN, name="all")
+    t = float(np.median(list(_probs(mining_db, "par", _fingerprint(mining_db)).values())))
+    s = mining_db.denoise("par", model=ce, threshold=t, max_length=MAX_LEN, name="full", refill=True)
+    assert s.refilled > 0
+    rows = mining_db.sql(
+        "SELECT t.query_cluster, t.negative_cluster, a.cluster AS in_first_run FROM triplets t "
+        "JOIN mining_runs r USING (run_id) JOIN chunks c ON c.chunk_id = t.negative_chunk_id "
+        "JOIN cluster_assignments a ON a.content_hash = c.content_hash AND a.role = 'doc' "
+        "AND a.cluster_run_id = ? WHERE r.name = 'full'",
+        [first.cluster_run_id],
+    )
+    assert (rows["query_cluster"] == rows["negative_cluster"]).all()  # the filter held, refills included
+    assert (rows["negative_cluster"] == rows["in_first_run"]).all()  # ... with the parent's clusters
+
+
 # -- bad input: one clear error, database unchanged ---------------------------------------------------
 def test_refill_needs_a_parent_mined_with_a_fallback(mining_db, ce):
     mining_db.mine("ensemble", ensemble=ENSEMBLE, num_negatives=2, range_max=4, name="nofb")
