@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from hnm_db.audit import AuditReport
     from hnm_db.chunk import ChunkSummary
     from hnm_db.cluster import ClusterSummary
+    from hnm_db.denoise import DenoiseSummary
     from hnm_db.embed import EmbedSummary
     from hnm_db.ensemble import EnsembleSummary
     from hnm_db.evaluate import EvalSummary
@@ -272,6 +273,29 @@ class Database(Store):
         from hnm_db.mine import MiningParams, mine
 
         return mine(self, MiningParams(**fields), replace=replace, progress=progress)
+
+    def denoise(
+        self,
+        run: str,
+        *,
+        model: str,
+        threshold: float | None = DEFAULT,
+        relative: float | None = DEFAULT,
+        refill: bool = DEFAULT,
+        name: str | None = DEFAULT,
+        max_length: int = DEFAULT,
+        batch_size: int = DEFAULT,
+        head_seed: int = DEFAULT,
+        device: str | None = DEFAULT,
+        replace: bool = False,
+        progress: bool = False,
+    ) -> DenoiseSummary:
+        """``hnm-db denoise``: a new run of ``run`` without the negatives cross-encoder ``model`` scores
+        above ``threshold`` or ``relative`` x their positive (:mod:`hnm_db.denoise` states the rule)."""
+        fields = _given(locals(), "replace", "progress")
+        from hnm_db.denoise import DenoiseParams, denoise
+
+        return denoise(self, DenoiseParams(**fields), replace=replace, progress=progress)
 
     def runs(self) -> pl.DataFrame:
         """``hnm-db runs``: one row per mining run."""

@@ -674,8 +674,38 @@ def _pairs(ctx: _Context, best: np.ndarray, pos_scores: np.ndarray) -> tuple[Pai
     return Pairs(d.pos_query[order], pos_scores[order], keys), order
 
 
-def _select(ctx: _Context, raw: Candidates, index: Any):
-    """exclude -> score positives -> clusters -> filter -> sample -> mix, for the whole split at once."""
+@dataclass
+class Ranked:
+    """A run's pair-level candidates after window, cluster filter and guard (``kept``, in (pair, origin,
+    rank) order: what sampling draws from), with what writing rows from them needs."""
+
+    ctx: _Context
+    kept: Candidates
+    pairs: Pairs
+    pair_rows: np.ndarray
+    pos_scores: np.ndarray
+    query_cluster: np.ndarray
+    item_cluster: np.ndarray
+    counts: FilterCounts
+
+    def rows(self, chosen: Candidates) -> pa.Table:
+        """Triplet rows (run_id left empty) of chosen candidates, with the run's full provenance."""
+        return _triplet_rows(
+            self.ctx, chosen, self.pair_rows, self.pos_scores, self.query_cluster, self.item_cluster
+        )
+
+    def keys(self, cands: Candidates) -> np.ndarray:
+        """``query_id \x1f positive_chunk_id \x1f negative_chunk_id`` of each candidate row."""
+        d = self.ctx.data
+        parts = (d.query_ids[cands.query], d.pos_chunk[self.pair_rows[cands.pair]], d.item_chunk[cands.item])
+        out = parts[0].astype(str)
+        for part in parts[1:]:
+            out = np.char.add(np.char.add(out, "\x1f"), part.astype(str))
+        return out
+
+
+def _filtered(ctx: _Context, raw: Candidates, index: Any) -> Ranked:
+    """exclude -> score positives -> clusters -> filter, for the whole split at once."""
     params, data = ctx.params, ctx.data
     cands = exclude_positives(raw, data.excl_query, data.excl_item, len(data.items))
     cands = cands.take(cands.rank < params.depth)
@@ -701,10 +731,32 @@ def _select(ctx: _Context, raw: Candidates, index: Any):
         item_cluster=item_cluster,
         positive_clusters=(data.pos_query, item_cluster[data.pos_item]),
     )
-    chosen = sample_negatives(kept, params, pairs)
-    if params.mix_random:
-        chosen = _random_mix(ctx, chosen, pairs)
-    return chosen, pairs, pair_rows, pos_scores, query_cluster, item_cluster, counts
+    return Ranked(ctx, kept, pairs, pair_rows, pos_scores, query_cluster, item_cluster, counts)
+
+
+def _select(ctx: _Context, raw: Candidates, index: Any):
+    """exclude -> score positives -> clusters -> filter -> sample -> mix, for the whole split at once."""
+    r = _filtered(ctx, raw, index)
+    chosen = sample_negatives(r.kept, ctx.params, r.pairs)
+    if ctx.params.mix_random:
+        chosen = _random_mix(ctx, chosen, r.pairs)
+    return chosen, r.pairs, r.pair_rows, r.pos_scores, r.query_cluster, r.item_cluster, r.counts
+
+
+def ranked_candidates(
+    db: Store,
+    params: MiningParams,
+    *,
+    query_block: int = 1024,
+    chunk_block: int = 16_384,
+    buffer_limit: str | None = "512MB",
+) -> Ranked:
+    """Every candidate a run with ``params`` may take, per pair, before sampling: the ranks below the
+    chosen ones and the fallback ranks, which denoising (:mod:`hnm_db.denoise`) refills from. Reads only."""
+    with bounded_buffer(db, buffer_limit):
+        ctx = _context(db, params, progress=False, query_block=query_block, chunk_block=chunk_block)
+        raw, index = _raw_candidates(ctx, min(params.depth + _margin(ctx.data), len(ctx.data.items)))
+        return _filtered(ctx, raw, index)
 
 
 def _spread(counts: np.ndarray) -> dict[str, float | int]:
@@ -800,21 +852,8 @@ def _mine(
     old = db.scalar("SELECT run_id FROM mining_runs WHERE name = ?", [name])
     if old is not None and not replace:
         raise AlreadyExists(f"mining run {name!r} already exists: choose another --name or pass --replace")
-    ens = get_ensemble(db, params.ensemble) if params.ensemble else None
-    data = read_split(db, params.split, params.min_relevance)
-    if ens is not None:
-        check_chunk_vectors(db, ens)
-    ctx = _Context(
-        db,
-        params,
-        data,
-        ens,
-        _query_vectors(db, ens, data) if ens else None,
-        _resolve_cluster_run(db, params, ens),
-        progress,
-        chunk_block,
-        query_block,
-    )
+    ctx = _context(db, params, progress=progress, query_block=query_block, chunk_block=chunk_block)
+    data, ens = ctx.data, ctx.ens
     timings: dict[str, float] = {}
     t = time.perf_counter()
     k = min(params.depth + _margin(data), len(data.items))
@@ -857,6 +896,27 @@ def _mine(
         dropped_false_negatives=counts.dropped_false_negatives,
         seconds=time.perf_counter() - started,
         stats=stats,
+    )
+
+
+def _context(
+    db: Store, params: MiningParams, *, progress: bool, query_block: int, chunk_block: int
+) -> _Context:
+    """Everything a run reads before scoring: the split, the ensemble and its query vectors, clusters."""
+    ens = get_ensemble(db, params.ensemble) if params.ensemble else None
+    data = read_split(db, params.split, params.min_relevance)
+    if ens is not None:
+        check_chunk_vectors(db, ens)
+    return _Context(
+        db,
+        params,
+        data,
+        ens,
+        _query_vectors(db, ens, data) if ens else None,
+        _resolve_cluster_run(db, params, ens),
+        progress,
+        chunk_block,
+        query_block,
     )
 
 
@@ -957,22 +1017,24 @@ def _member_scores(ctx: _Context, q: np.ndarray, items: np.ndarray) -> pa.Array:
 def write_triplets(
     db: Store,
     record: dict[str, Any],
-    rows: pa.Table,
+    rows: pa.Table | None,
     stats: dict[str, Any],
     timings: dict[str, float],
     *,
     replace_run: str | None = None,
     started: float = 0.0,
 ) -> int:
-    """The run record and all its rows in one transaction (replacing the old run of the same name)."""
+    """The run record and all its rows in one transaction (replacing the old run of the same name).
+    ``rows`` None: the caller inserted the rows itself, inside its own enclosing transaction."""
     with db.transaction():
         if replace_run is not None:
             delete_run(db, replace_run)
-        with db.registered("_hnm_triplets", rows):
-            db.execute(
-                f"INSERT INTO triplets ({', '.join(rows.column_names)}) "
-                f"SELECT {', '.join(rows.column_names)} FROM _hnm_triplets"
-            )
+        if rows is not None:
+            with db.registered("_hnm_triplets", rows):
+                db.execute(
+                    f"INSERT INTO triplets ({', '.join(rows.column_names)}) "
+                    f"SELECT {', '.join(rows.column_names)} FROM _hnm_triplets"
+                )
         record_run_sources(db, record["run_id"])
         timings["total_s"] = time.perf_counter() - started
         stats = dict(stats, durations={k: round(v, 4) for k, v in timings.items()})
@@ -981,7 +1043,7 @@ def write_triplets(
             f"INSERT INTO mining_runs ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
             list(record.values()) + [json.dumps(stats, sort_keys=True)],
         )
-    return rows.num_rows
+    return 0 if rows is None else rows.num_rows
 
 
 def delete_run(db: Store, run_id: str) -> None:

@@ -1,4 +1,4 @@
-"""``hnm-db cluster``: K-means over an ensemble's chunk vectors."""
+"""``hnm-db cluster``: K-means (or another algorithm) over an ensemble's chunk vectors."""
 
 from __future__ import annotations
 
@@ -39,17 +39,20 @@ def _k_value(value: str) -> int | str:
     type=click.Choice(list(ALGORITHMS)),
     default=default_of(ClusterParams, "algorithm"),
     show_default=True,
-    help="K-means variant; auto uses MiniBatchKMeans above 50,000 chunk texts.",
+    help="kmeans, minibatch (MiniBatchKMeans), gmm (Gaussian mixture, diagonal covariances) or "
+    "agglomerative (Ward; fitted on a seeded sample of at most 10,000 chunk texts, the rest go to the "
+    "nearest cluster mean); auto is kmeans, or minibatch above 50,000 chunk texts.",
 )
 @format_option
 @pass_ctx
 def cluster_cmd(ctx: Ctx, ensemble: str, k: str, seed: int, algorithm: str, fmt: str) -> None:
-    """Cluster an ensemble's chunk vectors with K-means and assign queries; print cluster sizes.
+    """Cluster an ensemble's chunk vectors (K-means by default) and assign queries; print cluster sizes.
 
     \b
     Examples:
       hnm-db cluster --ensemble ens --k auto --seed 0
       hnm-db cluster --ensemble ens --k 20 --algorithm minibatch
+      hnm-db cluster --ensemble ens --k 20 --algorithm gmm
     """
     from hnm_db.cluster import cluster, cluster_sizes
 
