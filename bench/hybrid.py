@@ -93,6 +93,7 @@ def main() -> None:
     import hnm_db
 
     started = time.perf_counter()
+    load = os.getloadavg()[0]
     print("SciFact test:", file=sys.stderr)
     with hnm_db.open(args.db) as db:
         stages = first_stages(db, args)
@@ -128,7 +129,8 @@ def main() -> None:
         f"{c['dev'][2]} dev queries, {c['dev'][3]} weight vectors, {c['dev'][4]:.0f} s",
         "",
         f"nDCG@10, exact search, first stage alone (k={args.k}); BM25 weight of the hybrid {args.bm25:g}; "
-        f"tune seed {args.seed}. Total {time.perf_counter() - started:.0f} s.",
+        f"tune seed {args.seed}. Total {time.perf_counter() - started:.0f} s; load average {load:.1f} at the "
+        f"start on {os.cpu_count()} CPU cores (above the core count: shared with other jobs, seconds inflated).",
     ]
     text = "\n".join(lines)
     print(text)

@@ -300,19 +300,21 @@ def test_tune_never_reads_test_qrels(mining_db, tmp_path):
     path = tmp_path / "other.duckdb"
     db.execute("CHECKPOINT")
     shutil.copy(db.path, path)
-    outcomes = [_tune(db, dev_ratio=0.5)]
+    trace_sql = "SELECT trace FROM ensemble_tunings"
+    outcomes = [(_tune(db, dev_ratio=0.5), json.loads(db.scalar(trace_sql)))]
     with hnm_db.open(path) as other:
         other.execute("UPDATE qrels SET doc_id = 'cook-9' WHERE split = 'test'")
-        outcomes.append(_tune(other, dev_ratio=0.5))
+        outcomes.append((_tune(other, dev_ratio=0.5), json.loads(other.scalar(trace_sql))))
         other.execute("DELETE FROM qrels WHERE split = 'test'")
-        outcomes.append(_tune(other, dev_ratio=0.5, replace=True))
-        traces = {
-            json.dumps(json.loads(r[0]))
-            for r in other.execute("SELECT trace FROM ensemble_tunings").fetchall()
-        }
-    assert len({json.dumps(o.weights) for o in outcomes}) == 1
-    assert len({(o.dev_score, o.source_dev_score, o.dev_queries) for o in outcomes}) == 1
-    assert traces == {json.dumps(json.loads(db.scalar("SELECT trace FROM ensemble_tunings")))}
+        outcomes.append((_tune(other, dev_ratio=0.5, replace=True), json.loads(other.scalar(trace_sql))))
+    first, first_trace = outcomes[0]
+    for summary, trace in outcomes[1:]:
+        assert summary.weights == first.weights and trace == first_trace
+        assert (summary.dev_score, summary.source_dev_score, summary.dev_queries) == (
+            first.dev_score,
+            first.source_dev_score,
+            first.dev_queries,
+        )
 
 
 def test_tune_refuses_the_test_split_and_its_own_name():
