@@ -185,6 +185,10 @@ def build_pool(db: Store, ens: EnsembleInfo, qrels: dict[str, dict[str, int]], d
         "SELECT query_id, text, content_hash FROM queries WHERE list_contains(?, query_id) ORDER BY query_id",
         [qids],
     )
+    if queries.height != len(qids):
+        raise EmptySelection(
+            f"{len(qids) - queries.height} dev queries are judged but missing from the queries table"
+        )
     chunks = db.sql("SELECT chunk_id, doc_id, text, content_hash FROM chunks ORDER BY chunk_id")
     if chunks.height == 0:
         raise EmptySelection("there are no chunks to rank (run hnm-db chunk)")
