@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from hnm_db.models import Registration
     from hnm_db.split import SplitSummary
     from hnm_db.train import TrainSummary
+    from hnm_db.tune import TuneSummary
 
 
 class _Default:
@@ -200,15 +201,40 @@ class Database(Store):
         members: Sequence[str | tuple[str, float | None]],
         *,
         replace: bool = DEFAULT,
+        bm25: float | None = DEFAULT,
+        bm25_k1: float = DEFAULT,
+        bm25_b: float = DEFAULT,
+        depth: int = DEFAULT,
         progress: bool = True,
     ) -> EnsembleSummary:
-        """``hnm-db ensemble create``: members are "MODEL[:WEIGHT]" or (model, weight) tuples."""
+        """``hnm-db ensemble create``: members are "MODEL[:WEIGHT]" or (model, weight) tuples; ``bm25``
+        (a weight) makes a hybrid (:class:`hnm_db.ensemble.EnsembleParams`)."""
+        fields = _given(locals(), "name", "members", "progress")
         from hnm_db.ensemble import EnsembleParams, create_ensemble, parse_member
 
         parsed = tuple(parse_member(m) if isinstance(m, str) else (m[0], m[1]) for m in members)
-        return create_ensemble(
-            self, EnsembleParams(name, parsed, **_given({"replace": replace})), progress=progress
-        )
+        return create_ensemble(self, EnsembleParams(name, parsed, **fields), progress=progress)
+
+    def tune_ensemble(
+        self,
+        ensemble: str,
+        *,
+        name: str | None = DEFAULT,
+        split: str = DEFAULT,
+        dev_ratio: float = DEFAULT,
+        seed: int = DEFAULT,
+        samples: int = DEFAULT,
+        rounds: int = DEFAULT,
+        depth: int = DEFAULT,
+        replace: bool = DEFAULT,
+        progress: bool = True,
+    ) -> TuneSummary:
+        """``hnm-db ensemble tune``: fit member weights (BM25 included) on dev queries carved from the
+        train split into a new ensemble (:class:`hnm_db.tune.TuneParams`)."""
+        fields = _given(locals(), "progress")
+        from hnm_db.tune import TuneParams, tune
+
+        return tune(self, TuneParams(**fields), progress=progress)
 
     def update_ensemble(self, name: str, *, progress: bool = True) -> EnsembleSummary:
         """``hnm-db ensemble update``: add vectors for newly embedded texts."""

@@ -13,7 +13,11 @@ Rules, in the order they apply (all of them documented here because they are the
   of chunks streamed from the database, keeping a running top-(range_max + margin) per query; margin
   is the largest number of positive texts of any query, so the window is still full after they go.
   DuckDB's block cache is capped meanwhile (``buffer_limit``), so memory stays bounded on 1M chunks.
-  ``bm25`` and ``random`` produce their ranked hits in SQL (:mod:`hnm_db.baselines`).
+  ``bm25`` and ``random`` produce their ranked hits in SQL (:mod:`hnm_db.baselines`). With a
+  **hybrid** ensemble, method ``ensemble`` ranks the union of the dense top list and the BM25 top list
+  (each of the ensemble's depth, or deeper when the run needs more) by dense similarity + W x BM25
+  min-max-normalised per query (:mod:`hnm_db.hybrid`); ``score`` and ``positive_score`` are that hybrid
+  score, so the guard compares like with like.
 - **Positives are excluded by document**: every chunk of every judged-relevant document of the query
   (qrels score > 0), and any candidate whose text equals one of those chunks. Positives come from the
   requested split only: mining never reads another split's queries or qrels. That is the same as
@@ -76,7 +80,7 @@ from hnm_db import baselines
 from hnm_db._version import __version__
 from hnm_db.audit import record_run_sources
 from hnm_db.cluster import latest_cluster_run
-from hnm_db.ensemble import EnsembleInfo, check_chunk_vectors, get_ensemble
+from hnm_db.ensemble import EnsembleInfo, check_chunk_vectors, get_ensemble, hybrid_depth, hybrid_scorer
 from hnm_db.errors import AlreadyExists, EmptySelection, InvalidParams, MissingEmbeddings, NotFound
 from hnm_db.store import Store
 from hnm_db.topk import TopK, score_candidates
@@ -87,6 +91,7 @@ CLUSTER_FILTERS = ("none", "query", "positive", "either")
 SAMPLINGS = ("top", "random")
 GUARDS = ("pair", "query")
 ENSEMBLE_KEY = "@ensemble"
+BM25_KEY = "@bm25"
 
 
 @dataclass(frozen=True)
@@ -512,6 +517,7 @@ class _Context:
     progress: bool
     chunk_block: int
     query_block: int
+    hybrid: Any = None  # the HybridScorer of a hybrid ensemble's run, once candidates are scored
 
 
 def _margin(data: SplitData) -> int:
@@ -563,17 +569,27 @@ def _hits_to_candidates(data: SplitData, hits: pa.Table) -> Candidates:
     return cands.take(known)
 
 
+def _item_texts(ctx: _Context) -> list[str]:
+    """The text of each candidate (distinct chunk text), aligned with ``ctx.data.items``."""
+    texts = ctx.db.sql(
+        "SELECT content_hash, min(text) AS text FROM chunks GROUP BY content_hash ORDER BY content_hash"
+    )
+    return texts["text"].to_list()
+
+
 def _raw_candidates(ctx: _Context, k: int) -> tuple[Candidates, Any]:
     """Each method's ranked hits, before positives are excluded; the second value scores pairs later."""
     p, data = ctx.params, ctx.data
+    if p.method == "ensemble" and ctx.ens.bm25 is not None:
+        depth = min(hybrid_depth(ctx.ens, k), len(data.items))
+        dense = score_candidates(ctx.qvecs, _chunk_stream(ctx), depth, query_block=ctx.query_block)
+        ctx.hybrid = hybrid_scorer(ctx.db, ctx.ens, _item_texts(ctx), data.query_texts, ctx.qvecs, data.items)
+        return Candidates.from_topk(ctx.hybrid.top_k(dense, k)), None
     if p.method == "ensemble":
         topk = score_candidates(ctx.qvecs, _chunk_stream(ctx), k, query_block=ctx.query_block)
         return Candidates.from_topk(topk), None
     if p.method == "bm25":
-        texts = ctx.db.sql(
-            "SELECT content_hash, min(text) AS text FROM chunks GROUP BY content_hash ORDER BY content_hash"
-        )
-        hits, index = baselines.bm25_hits(ctx.db, p.split, data.items, texts["text"].to_list(), k)
+        hits, index = baselines.bm25_hits(ctx.db, p.split, data.items, _item_texts(ctx), k)
         return _hits_to_candidates(data, hits), index
     hits = baselines.random_hits(ctx.db, p.split, data.items, k, p.seed)
     return _hits_to_candidates(data, hits), None
@@ -597,6 +613,8 @@ def _pair_scores(
     """Scores of (query row, item) pairs by ``method`` ('ensemble' or 'bm25'); NaN for 'random'."""
     if len(q_rows) == 0 or method == "random":
         return np.full(len(q_rows), np.nan)
+    if method == "ensemble" and ctx.hybrid is not None:
+        return ctx.hybrid.score(q_rows, items)
     if method == "ensemble":
         docs = read_vectors_for(ctx.db, ctx.ens, "doc", ctx.data.items[items])
         return np.einsum("ij,ij->i", ctx.qvecs[q_rows], docs).astype(np.float64)
@@ -865,6 +883,8 @@ def _mine(
     t = time.perf_counter()
     rows = _triplet_rows(ctx, chosen, pair_rows, pos_scores, query_cluster, item_cluster)
     stats = _run_stats(data, params, chosen, pairs, counts, n_rows=rows.num_rows, k=k)
+    if ens is not None and ens.bm25 is not None:
+        stats["ensemble_bm25"] = ens.bm25  # the sparse member (weight, k1, b, ...) the run scored with
     run_id = uuid.uuid4().hex
     record = {
         "run_id": run_id,
@@ -1007,6 +1027,8 @@ def _member_scores(ctx: _Context, q: np.ndarray, items: np.ndarray) -> pa.Array:
             for m in ctx.ens.members
         ]
     columns.append((ENSEMBLE_KEY, np.einsum("ij,ij->i", ctx.qvecs[uq], docs).astype(np.float64)))
+    if ctx.hybrid is not None:
+        columns.append((BM25_KEY, ctx.hybrid.bm25(uq, ui)))
     m = len(columns)
     keys = np.tile(np.array([c[0] for c in columns], dtype=object), n)
     vals = np.stack([c[1][inverse] for c in columns], axis=1).ravel()
