@@ -54,7 +54,7 @@ import pyarrow as pa
 
 from hnm_db._version import __version__
 from hnm_db.errors import AlreadyExists, InvalidParams, NotFound
-from hnm_db.evaluate import EvalParams, ModelSpec, missing_pairs, resolve_model, score_missing
+from hnm_db.evaluate import EvalParams, ModelSpec, attach_scores, missing_pairs, resolve_model, score_missing
 from hnm_db.mine import Candidates, MiningParams, Ranked, ranked_candidates, write_triplets
 from hnm_db.store import Store
 
@@ -159,15 +159,9 @@ class _Scorer:
         self.scored += new
         self.cached += frame.unique(["query_hash", "passage_hash"]).height - new
         keyed = frame.select("query_hash", "passage_hash").with_row_index("i")
-        with self.db.registered("_hnm_dn_pairs", keyed.to_arrow()):
-            got = self.db.sql(
-                "SELECT p.i, s.score FROM _hnm_dn_pairs p JOIN eval_scores s ON s.model_fingerprint = ? "
-                "AND s.max_length = ? AND s.query_hash = p.query_hash AND s.passage_hash = p.passage_hash "
-                "ORDER BY p.i",
-                [self.spec.fingerprint, self.params.max_length],
-            )
+        got = attach_scores(self.db, self.spec.fingerprint, self.params.max_length, keyed, order_by="c.i")
         out = np.full(frame.height, np.nan)
-        out[got["i"].to_numpy()] = got["score"].to_numpy()
+        out[got["i"].to_numpy()] = got["model_score"].to_numpy()
         return out
 
 

@@ -38,6 +38,7 @@ from hnm_db.store import Store
 from hnm_db.vectors import from_arrow_list, iter_vectors, vectors_by_hash, write_vectors
 
 if TYPE_CHECKING:
+    from hnm_db.bm25 import BM25Index
     from hnm_db.hybrid import HybridScorer
 
 
@@ -357,6 +358,14 @@ def check_bm25_statistics(db: Store, name: str) -> None:
     )
 
 
+def bm25_index(ens: EnsembleInfo, texts: Sequence[str]) -> BM25Index:
+    """The :class:`~hnm_db.bm25.BM25Index` of a hybrid's BM25 member (its stored k1, b, epsilon) over ``texts``."""
+    from hnm_db.bm25 import BM25Index
+
+    spec = ens.bm25
+    return BM25Index.build(texts, k1=spec["k1"], b=spec["b"], epsilon=spec["epsilon"])
+
+
 def hybrid_scorer(
     db: Store,
     ens: EnsembleInfo,
@@ -367,11 +376,10 @@ def hybrid_scorer(
 ) -> HybridScorer:
     """The :class:`~hnm_db.hybrid.HybridScorer` of a hybrid ensemble over candidate items whose texts and
     content hashes are ``item_texts`` / ``item_hashes`` (aligned); BM25 statistics from those texts."""
-    from hnm_db.bm25 import BM25Index
     from hnm_db.hybrid import HybridScorer
 
     spec = ens.bm25
-    index = BM25Index.build(item_texts, k1=spec["k1"], b=spec["b"], epsilon=spec["epsilon"])
+    index = bm25_index(ens, item_texts)
     if not index.has_terms():
         check_bm25_statistics(db, ens.name)  # raises, naming the reason
 

@@ -318,13 +318,16 @@ def score_missing(
     return todo.height
 
 
-def attach_scores(db: Store, fingerprint: str, max_length: int, cands: pl.DataFrame) -> pl.DataFrame:
-    """The candidates with a ``model_score`` column read back from the cache."""
-    with db.registered("_hnm_eval_c", cands.drop("query", "passage").to_arrow()):
+def attach_scores(
+    db: Store, fingerprint: str, max_length: int, cands: pl.DataFrame, order_by: str = "c.query_id, c.rank"
+) -> pl.DataFrame:
+    """The candidates (without their texts) with a ``model_score`` column read back from the cache; pairs
+    not in the cache are left out."""
+    with db.registered("_hnm_eval_c", cands.drop("query", "passage", strict=False).to_arrow()):
         return db.sql(
             "SELECT c.*, s.score AS model_score FROM _hnm_eval_c c JOIN eval_scores s "
             "ON s.model_fingerprint = ? AND s.max_length = ? AND s.query_hash = c.query_hash "
-            "AND s.passage_hash = c.passage_hash ORDER BY c.query_id, c.rank",
+            f"AND s.passage_hash = c.passage_hash ORDER BY {order_by}",
             [fingerprint, max_length],
         )
 

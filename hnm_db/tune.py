@@ -38,7 +38,14 @@ from typing import Any
 import numpy as np
 
 from hnm_db import metrics
-from hnm_db.ensemble import EnsembleInfo, EnsembleParams, EnsembleSummary, create_ensemble, get_ensemble
+from hnm_db.ensemble import (
+    EnsembleInfo,
+    EnsembleParams,
+    EnsembleSummary,
+    bm25_index,
+    create_ensemble,
+    get_ensemble,
+)
 from hnm_db.errors import EmptySelection, InvalidParams, MissingEmbeddings
 from hnm_db.store import Store
 from hnm_db.topk import score_candidates
@@ -200,12 +207,9 @@ def build_pool(db: Store, ens: EnsembleInfo, qrels: dict[str, dict[str, int]], d
         tops.append(idx)
     full_bm25 = None
     if ens.bm25 is not None:
-        from hnm_db.bm25 import BM25Index
         from hnm_db.topk import top_k_rows
 
-        spec = ens.bm25
-        index = BM25Index.build(chunks["text"].to_list(), k1=spec["k1"], b=spec["b"], epsilon=spec["epsilon"])
-        full_bm25 = index.scores(queries["text"].to_list())
+        full_bm25 = bm25_index(ens, chunks["text"].to_list()).scores(queries["text"].to_list())
         tops.append(top_k_rows(full_bm25, min(depth, chunks.height))[0])
     cand = tops[0]
     for other in tops[1:]:
@@ -214,8 +218,8 @@ def build_pool(db: Store, ens: EnsembleInfo, qrels: dict[str, dict[str, int]], d
     safe = np.where(valid, cand, 0)
     cos = np.zeros((*cand.shape, len(ens.members)))
     hashes = chunks["content_hash"].to_numpy()
+    items = np.unique(safe)
     for j, m in enumerate(ens.members):
-        items = np.unique(safe)
         dmat, missing = vectors_by_hash(db, "embeddings", "model_id", m["model_id"], "doc", hashes[items])
         if missing:
             raise MissingEmbeddings(
