@@ -420,6 +420,7 @@ class Database(Store):
         dev_seed: int = DEFAULT,
         dev_first_stage: str = DEFAULT,
         dev_k: int = DEFAULT,
+        common_pairs: Sequence[str] = DEFAULT,
         eval_steps: int | None = DEFAULT,
         weight_decay: float = DEFAULT,
         max_grad_norm: float = DEFAULT,
