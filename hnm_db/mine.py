@@ -13,6 +13,9 @@ Rules, in the order they apply (all of them documented here because they are the
   of chunks streamed from the database, keeping a running top-(range_max + margin) per query; margin
   is the largest number of positive texts of any query, so the window is still full after they go.
   DuckDB's block cache is capped meanwhile (``buffer_limit``), so memory stays bounded on 1M chunks.
+  Scores are float64 dot products of the float32 vectors (:func:`hnm_db.topk.exact_dots`), the same
+  bits whatever the blocking, so the Ray engine's shards (:mod:`hnm_db.engine_ray`) find the same
+  top-k, ties included (ordered by lower item id).
   ``bm25`` and ``random`` produce their ranked hits in SQL (:mod:`hnm_db.baselines`).
 - **Positives are excluded by document**: every chunk of every judged-relevant document of the query
   (qrels score > 0), and any candidate whose text equals one of those chunks. Positives come from the
@@ -64,7 +67,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -79,7 +82,7 @@ from hnm_db.cluster import latest_cluster_run
 from hnm_db.ensemble import EnsembleInfo, check_chunk_vectors, get_ensemble
 from hnm_db.errors import AlreadyExists, EmptySelection, InvalidParams, MissingEmbeddings, NotFound
 from hnm_db.store import Store
-from hnm_db.topk import TopK, score_candidates
+from hnm_db.topk import TopK, exact_dots, score_candidates_exact
 from hnm_db.vectors import iter_vectors, vectors_by_hash
 
 METHODS = ("ensemble", "bm25", "random")
@@ -512,6 +515,26 @@ class _Context:
     progress: bool
     chunk_block: int
     query_block: int
+    scorer: Scorer | None = None
+
+
+@dataclass(frozen=True)
+class ScoreJob:
+    """What the scoring step of an ``ensemble`` run needs, for an engine that scores elsewhere
+    (:mod:`hnm_db.engine_ray`): the exact top-``k`` of ``queries`` against the ensemble's doc vectors
+    of ``items`` (sorted content hashes; a candidate's id is its position here)."""
+
+    db: Store
+    ensemble_id: str
+    items: np.ndarray
+    queries: np.ndarray
+    k: int
+    query_block: int
+    chunk_block: int
+
+
+#: An engine's scoring step: a :class:`ScoreJob` in, the exact top-k (``score_candidates_exact``) out.
+Scorer = Callable[[ScoreJob], TopK]
 
 
 def _margin(data: SplitData) -> int:
@@ -567,7 +590,12 @@ def _raw_candidates(ctx: _Context, k: int) -> tuple[Candidates, Any]:
     """Each method's ranked hits, before positives are excluded; the second value scores pairs later."""
     p, data = ctx.params, ctx.data
     if p.method == "ensemble":
-        topk = score_candidates(ctx.qvecs, _chunk_stream(ctx), k, query_block=ctx.query_block)
+        if ctx.scorer is not None:
+            job = ScoreJob(
+                ctx.db, ctx.ens.ensemble_id, data.items, ctx.qvecs, k, ctx.query_block, ctx.chunk_block
+            )
+            return Candidates.from_topk(ctx.scorer(job)), None
+        topk = score_candidates_exact(ctx.qvecs, _chunk_stream(ctx), k, query_block=ctx.query_block)
         return Candidates.from_topk(topk), None
     if p.method == "bm25":
         texts = ctx.db.sql(
@@ -599,7 +627,7 @@ def _pair_scores(
         return np.full(len(q_rows), np.nan)
     if method == "ensemble":
         docs = read_vectors_for(ctx.db, ctx.ens, "doc", ctx.data.items[items])
-        return np.einsum("ij,ij->i", ctx.qvecs[q_rows], docs).astype(np.float64)
+        return exact_dots(ctx.qvecs[q_rows], docs)
     out = np.empty(len(q_rows))
     for u in np.unique(q_rows):
         sel = q_rows == u
@@ -780,22 +808,42 @@ def mine(
     query_block: int = 1024,
     chunk_block: int = 16_384,
     buffer_limit: str | None = "512MB",
+    scorer: Scorer | None = None,
 ) -> MiningSummary:
     """Mine negatives for the queries of ``params.split`` and write one run (see the module docstring).
 
     ``query_block`` x ``chunk_block`` bounds the score matrix held at once; ``buffer_limit`` caps
     DuckDB's block cache meanwhile (see :func:`bounded_buffer`). Neither changes the result.
+    ``scorer`` replaces the in-process scoring of an ``ensemble`` run (the Ray engine's shard actors);
+    everything else, and the one write, stays here.
     """
     with bounded_buffer(db, buffer_limit):
         return _mine(
-            db, params, replace=replace, progress=progress, query_block=query_block, chunk_block=chunk_block
+            db,
+            params,
+            replace=replace,
+            progress=progress,
+            query_block=query_block,
+            chunk_block=chunk_block,
+            scorer=scorer,
         )
 
 
 def _mine(
-    db: Store, params: MiningParams, *, replace: bool, progress: bool, query_block: int, chunk_block: int
+    db: Store,
+    params: MiningParams,
+    *,
+    replace: bool,
+    progress: bool,
+    query_block: int,
+    chunk_block: int,
+    scorer: Scorer | None = None,
 ) -> MiningSummary:
     started = time.perf_counter()
+    if scorer is not None and params.method != "ensemble":
+        raise InvalidParams(
+            f"method: only 'ensemble' runs score on an engine; {params.method!r} runs locally"
+        )
     name = params.run_name
     old = db.scalar("SELECT run_id FROM mining_runs WHERE name = ?", [name])
     if old is not None and not replace:
@@ -814,6 +862,7 @@ def _mine(
         progress,
         chunk_block,
         query_block,
+        scorer,
     )
     timings: dict[str, float] = {}
     t = time.perf_counter()
@@ -946,7 +995,7 @@ def _member_scores(ctx: _Context, q: np.ndarray, items: np.ndarray) -> pa.Array:
             (m["model_id"], member_cosines(ctx.db, m, ctx.data.query_hashes[uq], ctx.data.items[ui]))
             for m in ctx.ens.members
         ]
-    columns.append((ENSEMBLE_KEY, np.einsum("ij,ij->i", ctx.qvecs[uq], docs).astype(np.float64)))
+    columns.append((ENSEMBLE_KEY, exact_dots(ctx.qvecs[uq], docs)))
     m = len(columns)
     keys = np.tile(np.array([c[0] for c in columns], dtype=object), n)
     vals = np.stack([c[1][inverse] for c in columns], axis=1).ravel()
