@@ -160,7 +160,7 @@ def test_a_run_with_half_its_output_shards_deleted_resumes_without_duplicates(
         db.embed(["tiny"], batch_size=4, threads=1, progress=False, ray=params)
         monkeypatch.undo()
         out = sorted((tmp_path / "stage" / "embed").rglob("out/shard-*.parquet"))
-        assert len(out) == 2 * 6  # doc and query shards
+        assert len(out) == 6 + 4  # 40 chunk texts: 10 batches of 4 in 6 shards; 16 queries: 4 batches
         for path in out[::2]:
             path.unlink()
         # an output shard ingested twice adds nothing
