@@ -10,7 +10,9 @@ Protocol (each step skipped when its output already exists by name, so a rerun r
    keeps only candidates in the query's K-means cluster; random has no score, so no guard applies to
    it. An extra arm mines BM25 without the guard (labelled ``bm25-noguard``);
 3. train one cross-encoder per method x seed with identical settings and the same number of steps,
-   on the same queries (the same dev queries held out; the best dev checkpoint kept);
+   each on the (query, positive) pairs its own run covers (a pair the guard left with no negative down
+   to the fallback depth is absent, so coverage differs between arms and the report shows it); dev
+   queries are held out by a hash of the seed and id, and the best dev checkpoint is kept;
 4. evaluate every model, the untuned base and both first stages on the test split, re-ranking BM25's
    and the ensemble's top-k, alone and interpolated with the first stage; the best model once more on
    BM25's top-100; a paired randomization test and a bootstrap 95% interval over test queries (per-query
@@ -20,7 +22,7 @@ Protocol (each step skipped when its output already exists by name, so a rerun r
 
 Prints one markdown report and writes it to bench/results/paper_table[_PROFILE].md.
 
-    nice -n 10 .venv/bin/python bench/paper_table.py --quick            # a small subset, ~15 min on 2 cores
+    nice -n 10 .venv/bin/python bench/paper_table.py --quick            # a small subset
     nice -n 10 .venv/bin/python bench/paper_table.py                    # SciFact, hours on 2 CPU cores
     nice -n 10 .venv/bin/python bench/paper_table.py --ablations        # + the one-seed ablation table
 """
@@ -33,6 +35,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -95,6 +98,9 @@ class Profile:
     top100: bool
     methods: tuple[str, ...] = METHODS
     noguard_arm: bool = True
+    # --beyond (issue 13): a tuned hybrid's negatives and denoised ensemble negatives, one seed each
+    hybrid_bm25: float = 0.3
+    denoise_relative: float = 1.0
 
 
 #: Sized for 2 CPU cores once the aliases' vectors are cached. A step is 16 groups of 1 positive + 3
@@ -228,9 +234,14 @@ class Context:
     timings: dict[str, float] = field(default_factory=dict)
     report_only: bool = False
 
+    hybrid: str = ""
+
     @property
     def stages(self) -> dict[str, str]:
-        return {"bm25": "bm25", "ensemble": f"ensemble:{self.ensemble}"}
+        out = {"bm25": "bm25", "ensemble": f"ensemble:{self.ensemble}"}
+        if self.hybrid:
+            out["hybrid"] = f"ensemble:{self.hybrid}"
+        return out
 
 
 def prepare(ctx: Context, data: Path) -> None:
@@ -256,17 +267,23 @@ def prepare(ctx: Context, data: Path) -> None:
     ctx.timings["prepare"] = time.perf_counter() - start
 
 
-def cluster_run(ctx: Context) -> str | None:
+def cluster_run(ctx: Context, ensemble: str | None = None) -> str | None:
     return ctx.db.scalar(
         "SELECT c.cluster_run_id FROM cluster_runs c JOIN ensembles e USING (ensemble_id) "
         "WHERE e.name = ? AND c.k = ? AND c.seed = 0 ORDER BY c.created_at DESC LIMIT 1",
-        [ctx.ensemble, ctx.profile.clusters],
+        [ensemble or ctx.ensemble, ctx.profile.clusters],
     )
 
 
 def same_settings(name: str, stored: dict, wanted: dict, skip: tuple[str, ...] = ()) -> None:
     """A cached run is reused only if it was made with the settings asked for now."""
-    diff = {k: (stored.get(k), v) for k, v in wanted.items() if k not in skip and stored.get(k, v) != v}
+    wanted = json.loads(json.dumps(wanted))  # tuples as the stored JSON has them (lists)
+    # a setting the stored run lacks (made by older code) counts as different
+    diff = {
+        k: (stored.get(k), v)
+        for k, v in wanted.items()
+        if k not in skip and (k not in stored or stored[k] != v)
+    }
     if diff:
         raise SystemExit(
             f"{name} exists with other settings {diff} (stored, wanted): pass --tag to keep both, or --db"
@@ -305,7 +322,7 @@ def mine(ctx: Context, name: str, params: dict) -> str:
     params = dict(params)
     method = params.pop("method")
     if params["cluster_filter"] != "none":
-        params["cluster_run"] = cluster_run(ctx)
+        params["cluster_run"] = cluster_run(ctx, params["ensemble"])
     ctx.db.mine(method, name=name, **params)
     return name
 
@@ -318,6 +335,47 @@ def arms(ctx: Context) -> dict[str, str]:
             ctx, f"{ctx.profile.name}-bm25-noguard", mining_params(ctx, "bm25", max_score_ratio=None)
         )
     return out
+
+
+def hybrid_arm(ctx: Context) -> str:
+    """--beyond: the hybrid of the dense models + ``hybrid_bm25`` x BM25, tuned on dev queries carved from
+    the train split (``ensemble tune``, seed 0), clustered like the ensemble, mined like every arm."""
+    p, db = ctx.profile, ctx.db
+    source, tuned = f"hyb-{'-'.join(p.models)}", f"hyb-{'-'.join(p.models)}-tuned"
+    if db.scalar("SELECT count(*) FROM ensembles WHERE name = ?", [source]) == 0:
+        log(f"hybrid ensemble {source}")
+        db.create_ensemble(source, list(p.models), bm25=p.hybrid_bm25, progress=False)
+    if db.scalar("SELECT count(*) FROM ensembles WHERE name = ?", [tuned]) == 0:
+        log(f"tune {source} -> {tuned}")
+        db.tune_ensemble(source, name=tuned, seed=0, progress=False)
+    if cluster_run(ctx, tuned) is None:
+        db.cluster(tuned, k=p.clusters, seed=0, progress=True)
+    ctx.hybrid = tuned
+    return mine(ctx, f"{p.name}-hybrid", mining_params(ctx, "ensemble", ensemble=tuned))
+
+
+def denoised_arm(ctx: Context, parent: str, denoiser: str) -> str:
+    """--beyond: the ensemble arm's run without the negatives ``denoiser`` (a trained cross-encoder)
+    scores above ``denoise_relative`` x their positive, the slots refilled from deeper ranks."""
+    name = f"{ctx.profile.name}-ensemble-denoised"
+    stored = ctx.db.scalar("SELECT params FROM mining_runs WHERE name = ?", [name])
+    if stored is not None:
+        rule = json.loads(stored)["denoise"]
+        if (rule.get("model"), rule.get("relative")) != (denoiser, ctx.profile.denoise_relative):
+            raise SystemExit(f"{name} exists with another denoiser or rule: {rule}")
+        return name
+    log(f"denoise {parent} with {denoiser} -> {name}")
+    ctx.db.denoise(
+        parent,
+        model=denoiser,
+        relative=ctx.profile.denoise_relative,
+        refill=True,
+        name=name,
+        max_length=ctx.profile.max_length,
+        device=ctx.device,
+        progress=True,
+    )
+    return name
 
 
 def train_params(
@@ -539,7 +597,8 @@ def training_table(ctx: Context, names: list[str]) -> str:
             continue
         curve, stats = np.array(json.loads(row[0])), json.loads(row[1])
         tenth = max(1, len(curve) // 10)
-        dev = ", ".join(f"{s}: {v:.3f}" for s, v in stats.get("dev_curve", []))
+        # one value per step: runs resumed by older code evaluated their restart point twice
+        dev = ", ".join(f"{s}: {v:.3f}" for s, v in dict(stats.get("dev_curve", [])).items())
         lines.append(
             f"| {name} | {stats['warm_steps']} + {stats['steps']} | {stats['pairs']} | {stats['filled_random']} | "
             f"{stats['seconds']:.0f}{' (warm start reused)' if stats.get('warm_start_reused') else ''} | "
@@ -593,6 +652,63 @@ def ablation_table(ctx: Context, main_name: str, variants: list[tuple[str, str, 
     return "\n".join(lines)
 
 
+def beyond_runs(ctx: Context, beyond: dict[str, str] | None) -> list[str]:
+    """The mining runs the --beyond models trained on."""
+    out = []
+    for name in (beyond or {}).values():
+        row = ctx.db.execute(
+            "SELECT m.name FROM training_runs t JOIN mining_runs m ON m.run_id = t.mining_run_id WHERE t.name = ?",
+            [name],
+        ).fetchone()
+        if row:
+            out.append(row[0])
+    return out
+
+
+def beyond_table(ctx: Context, models: dict[str, list[str]], beyond: dict[str, str]) -> str:
+    """Seed-0 models on ensemble, BM25, tuned-hybrid and denoised negatives, re-ranking each first stage's
+    top-k (the tuned hybrid's too), alone and interpolated with it; the first stages alone on top."""
+    p = ctx.profile
+    stages = [*p.rerank, "hybrid"]
+    head = ["system"] + [c for st in stages for c in (f"{st} top-{p.k}", f"+ {st} (α={p.interpolate[0]:g})")]
+    lines = ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
+    first = []
+    for st in stages:
+        label = f"first-stage:{ctx.stages[st]}"
+        ids = [
+            r[0]
+            for r in ctx.db.execute(
+                "SELECT eval_id FROM eval_summary WHERE split = 'test' AND first_stage = ? AND k = ? AND model = ?",
+                [ctx.stages[st], p.k, label],
+            ).fetchall()
+        ]
+        first += [mean_sd(metric_of(ctx, ids)), "–"]
+    lines.append("| first stage alone | " + " | ".join(first) + " |")
+    rows = [
+        (f"CE on {lab} negatives", names[0]) for lab, names in models.items() if lab in ("ensemble", "bm25")
+    ]
+    rows += [(f"CE on {lab} negatives", name) for lab, name in beyond.items()]
+    for label, name in rows:
+        cells = [
+            mean_sd(metric_of(ctx, result_ids(ctx, [name], st, inter)))
+            for st in stages
+            for inter in (False, True)
+        ]
+        lines.append(f"| {label} (`{name}`) | " + " | ".join(cells) + " |")
+    hybrid = ctx.db.execute("SELECT members, bm25 FROM ensembles WHERE name = ?", [ctx.hybrid]).fetchone()
+    lines += [
+        "",
+        f"Hybrid: `{ctx.hybrid}`, tuned by `ensemble tune` (seed 0) from the dense models + "
+        f"{p.hybrid_bm25:g} x BM25 (stored weights {hybrid}); its negatives are mined with the main arms' "
+        f"window, guard, fallback and cluster filter (K-means k={p.clusters} on its dense part). Denoised: "
+        f"the ensemble arm's run without the negatives that `{p.name}-ce-bm25-s0` scores above "
+        f"{p.denoise_relative:g} x their positive (sigmoid of the logit), the slots refilled from deeper "
+        f"ranks (`hnm-db denoise --relative {p.denoise_relative:g} --refill`). Both train from the same warm "
+        f"start, on the same pairs, steps and seed as the ensemble row, one seed: no paired test is claimed.",
+    ]
+    return "\n".join(lines)
+
+
 def settings_table(ctx: Context, arm_runs: dict[str, str]) -> str:
     """Each arm's stored mining parameters, side by side."""
     keys = [
@@ -628,6 +744,11 @@ def main() -> None:
     ap.add_argument("--tag", default=None, help="Suffix of the profile name, to keep variants apart.")
     ap.add_argument("--ablations", action="store_true", help="Also train and report the one-seed ablations.")
     ap.add_argument(
+        "--beyond",
+        action="store_true",
+        help="Also the one-seed rows on tuned-hybrid and denoised ensemble negatives (issue 13).",
+    )
+    ap.add_argument(
         "--skip-main", action="store_true", help="Only seed 0 of the ensemble arm and the ablations."
     )
     ap.add_argument(
@@ -661,22 +782,53 @@ def main() -> None:
         ctx = Context(db, profile, pick_device(args.device), report_only=args.report_only)
         prepare(ctx, data)
         arm_runs = arms(ctx)
+        # every arm trains on the (query, positive) pairs all main arms cover (TrainParams.common_pairs)
+        shared = tuple(arm_runs.values())
+
+        def main_job(label: str, seed: int) -> tuple[str, str, Callable[[], T.TrainParams]]:
+            run = arm_runs[label]
+            others = tuple(r for r in shared if r != run)
+            name = f"{profile.name}-ce-{label}-s{seed}"
+            return (
+                "main",
+                label,
+                lambda: train_params(ctx, run, name, seed, arm_runs["ensemble"], common_pairs=others),
+            )
+
         models: dict[str, list[str]] = {}
         variants: list[tuple[str, str, str]] = []
-        jobs: list[
-            tuple[str, str, T.TrainParams]
-        ] = []  # (kind, label, params), trained and evaluated in order
+        beyond: dict[str, str] = {}  # label -> training run of the --beyond rows
+        # (kind, label, params made when the job's turn comes), trained and evaluated in order
+        jobs: list[tuple[str, str, Callable[[], T.TrainParams]]] = []
+        order = list(arm_runs)
+        if args.beyond:  # the rows issue 13 asks for come right after the models they need
+            order = ["ensemble", "bm25", "beyond:hybrid", "beyond:denoised"] + [
+                a for a in order if a not in ("ensemble", "bm25")
+            ]
+            beyond_runs: dict[str, str] = {"hybrid": hybrid_arm(ctx)}
+
+            def beyond_job(label: str) -> tuple[str, str, Callable[[], T.TrainParams]]:
+                def make() -> T.TrainParams:
+                    if label == "denoised":  # the denoiser: the BM25-negative model of seed 0
+                        beyond_runs[label] = denoised_arm(
+                            ctx, arm_runs["ensemble"], f"{profile.name}-ce-bm25-s0"
+                        )
+                    run, name = beyond_runs[label], f"{profile.name}-ce-{label}-s0"
+                    return train_params(ctx, run, name, 0, arm_runs["ensemble"], common_pairs=shared)
+
+                return ("beyond", label, make)
+
         for seed in range(0 if args.skip_main else profile.seeds):
-            for label, run in arm_runs.items():
+            for label in order:
+                if label.startswith("beyond:"):
+                    if seed == 0:
+                        jobs.append(beyond_job(label.split(":", 1)[1]))
+                    continue
                 if label == "bm25-noguard" and seed > 0:
                     continue  # the extra arm is one seed
-                name = f"{profile.name}-ce-{label}-s{seed}"
-                jobs.append(("main", label, train_params(ctx, run, name, seed, arm_runs["ensemble"])))
+                jobs.append(main_job(label, seed))
         if args.skip_main:
-            name = f"{profile.name}-ce-ensemble-s0"
-            jobs.append(
-                ("main", "ensemble", train_params(ctx, arm_runs["ensemble"], name, 0, arm_runs["ensemble"]))
-            )
+            jobs.append(main_job("ensemble", 0))
         if args.ablations:
             for tag, text, mine_over, train_over in ABLATIONS:
                 run = arm_runs["ensemble"]
@@ -685,23 +837,35 @@ def main() -> None:
                         ctx, f"{profile.name}-ensemble-{tag}", mining_params(ctx, "ensemble", **mine_over)
                     )
                 name = f"{profile.name}-abl-{tag}-s0"
-                params = train_params(ctx, run, name, 0, arm_runs["ensemble"], **train_over)
-                jobs.append((f"ablation:{tag}:{text}", "ensemble", params))
+                others = tuple(r for r in shared if r != arm_runs["ensemble"])
+                params = train_params(
+                    ctx, run, name, 0, arm_runs["ensemble"], common_pairs=others, **train_over
+                )
+                jobs.append((f"ablation:{tag}:{text}", "ensemble", lambda params=params: params))
         t = time.perf_counter()
         for stage in first_stages(ctx).values():
             evaluate(ctx, None, stage)
         for stage in profile.rerank:
             evaluate(ctx, f"base:{profile.base}", stage)
-        for kind, label, params in jobs:
-            if args.report_only and not ctx.db.scalar(
-                "SELECT count(*) FROM training_runs WHERE name = ? AND status = 'finished'", [params.run_name]
-            ):
-                continue
-            name = train(ctx, params)
+        if ctx.hybrid:
+            evaluate(ctx, None, "hybrid")
+        for kind, label, make in jobs:
+            if args.report_only:
+                name = f"{profile.name}-ce-{label}-s0" if kind == "beyond" else make().run_name
+                if not ctx.db.scalar(
+                    "SELECT count(*) FROM training_runs WHERE name = ? AND status = 'finished'", [name]
+                ):
+                    continue
+            else:
+                name = train(ctx, make())
             for stage in profile.rerank:
                 evaluate(ctx, name, stage)
+            if ctx.hybrid and (kind == "beyond" or label in ("ensemble", "bm25")) and name.endswith("-s0"):
+                evaluate(ctx, name, "hybrid")
             if kind == "main":
                 models.setdefault(label, []).append(name)
+            elif kind == "beyond":
+                beyond[label] = name
             else:
                 _, tag, text = kind.split(":", 2)
                 variants.append((tag, text, name))
@@ -715,7 +879,7 @@ def main() -> None:
                 evaluate(ctx, None, "bm25", k=100)
         ctx.timings["eval"] = time.perf_counter() - t
         ctx.timings["total"] = time.perf_counter() - start
-        text = report(ctx, data, collection, arm_runs, models, variants, best)
+        text = report(ctx, data, collection, arm_runs, models, variants, best, beyond)
     print(text)
     out = (
         ROOT
@@ -742,6 +906,7 @@ def report(
     models: dict[str, list[str]],
     variants: list[tuple[str, str, str]],
     best: str | None,
+    beyond: dict[str, str] | None = None,
 ) -> str:
     import torch
 
@@ -806,24 +971,45 @@ def report(
         "",
         "Training, the same for every arm and seed: "
         + ", ".join(f"{k}={v}" for k, v in training.items())
-        + f". Every arm trains the same number of steps on the same queries (dev queries held out by "
-        f"`dev_seed` 0), with the first stage of the dev evaluation = BM25 top-{p.dev_k}.",
+        + f". Every arm trains the same number of steps and groups, on the same (query, positive) pairs: "
+        f"those every main arm's mining run covers (`common_pairs`; a pair the guard left without any "
+        f"negative down to the fallback depth is absent from a run), less the dev queries. The dev queries "
+        f"are the same for every arm: {p.dev_ratio:g} of the train split's judged queries, picked by a hash "
+        f"of `dev_seed` 0 and the query id; the dev evaluation re-ranks BM25 top-{p.dev_k}. "
+        f"`pairs (main)` in the training table counts the pairs each run trained on.",
         "",
         f"Models: ensemble of {', '.join(p.models)} (equal weights), K-means k={p.clusters}. Device "
         f"{ctx.device}, torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.machine()} with "
-        f"{os.cpu_count()} CPUs. Stage times this run (s, cached steps ~0): "
-        + ", ".join(f"{k} {v:.0f}" for k, v in ctx.timings.items())
-        + ".",
+        f"{os.cpu_count()} CPUs. "
+        + (
+            "Re-printed from the database (--report-only); each training run's seconds are in its table."
+            if ctx.report_only
+            else "Stage times this run (s, cached steps ~0): "
+            + ", ".join(f"{k} {v:.0f}" for k, v in ctx.timings.items())
+            + "."
+        ),
         "",
         "## Mining runs (`run_summary`; scores are each method's own: BM25 or ensemble cosine)",
         "",
-        audit_table(ctx, list(arm_runs.values())),
+        audit_table(ctx, list(arm_runs.values()) + beyond_runs(ctx, beyond)),
         "",
         "## Training runs",
         "",
-        training_table(ctx, [n for names in models.values() for n in names] + [n for *_, n in variants]),
+        training_table(
+            ctx,
+            [n for names in models.values() for n in names]
+            + list((beyond or {}).values())
+            + [n for *_, n in variants],
+        ),
         "",
     ]
+    if beyond:
+        lines += [
+            "## Beyond the paper: tuned-hybrid and denoised negatives (seed 0; issue 13)",
+            "",
+            beyond_table(ctx, models, beyond),
+            "",
+        ]
     if variants:
         lines += [
             "## Ablations (ensemble arm, seed 0; standalone re-ranking)",

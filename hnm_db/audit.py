@@ -123,6 +123,7 @@ class AuditReport:
     overlap: pl.DataFrame
     changed_sources: pl.DataFrame
     plots: list[Path] = field(default_factory=list)
+    dropped: pl.DataFrame = field(default_factory=pl.DataFrame)  # denoised_negatives of the runs
 
 
 def resolve_runs(db: Store, names: tuple[str, ...] | list[str]) -> list[tuple[str, str]]:
@@ -155,7 +156,13 @@ def audit(db: Store, params: AuditParams | None = None) -> AuditReport:
         f"SELECT * FROM run_overlap {overlap_where} ORDER BY run_a, run_b", {"r": names} if names else None
     )
     plots = write_plots(db, names, params.plot_dir) if params.plot_dir is not None else []
-    return AuditReport(summary, overlap, changed, plots)
+    dropped = db.sql(
+        "SELECT * FROM denoised_negatives "
+        + ("WHERE run IN (SELECT unnest($r)) OR parent_run IN (SELECT unnest($r)) " if names else "")
+        + "ORDER BY run, query_id, positive_chunk_id, rank",
+        {"r": names} if names else None,
+    )
+    return AuditReport(summary, overlap, changed, plots, dropped)
 
 
 # -- charts --------------------------------------------------------------------------------------------

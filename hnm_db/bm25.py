@@ -22,6 +22,12 @@ from hnm_db.topk import top_k_rows
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
+#: Okapi constants (rank-bm25's defaults) and the name of :func:`tokenize`'s rules, recorded with every
+#: hybrid ensemble so a later change of either is visible in the ``ensembles`` row.
+K1, B, EPSILON = 1.5, 0.75, 0.25
+TOKENIZER = "lower-words-en-stop"
+_EMPTY = "\x00"  # the placeholder token of a text without tokens (never produced by tokenize)
+
 
 def tokenize(text: str) -> list[str]:
     """Lowercase word tokens with English stop words removed."""
@@ -38,11 +44,11 @@ class BM25Index:
 
     @classmethod
     def build(
-        cls, texts: Sequence[str], *, k1: float = 1.5, b: float = 0.75, epsilon: float = 0.25
+        cls, texts: Sequence[str], *, k1: float = K1, b: float = B, epsilon: float = EPSILON
     ) -> BM25Index:
         tokens = [tokenize(t) for t in texts]
         # rank-bm25 divides by zero on an all-empty corpus; a placeholder keeps statistics defined.
-        okapi = BM25Okapi([t or ["\x00"] for t in tokens], k1=k1, b=b, epsilon=epsilon)
+        okapi = BM25Okapi([t or [_EMPTY] for t in tokens], k1=k1, b=b, epsilon=epsilon)
         vocab = {term: i for i, term in enumerate(sorted(okapi.idf))}
         rows, cols, vals = [], [], []
         for d, freqs in enumerate(okapi.doc_freqs):
@@ -58,6 +64,14 @@ class BM25Index:
         for term, i in vocab.items():
             idf[i] = okapi.idf[term]
         return cls(vocab=vocab, weights=weights, idf=idf)
+
+    @property
+    def n_docs(self) -> int:
+        return int(self.weights.shape[0])
+
+    def has_terms(self) -> bool:
+        """Whether any text has a token (an all-stop-word corpus gives BM25 nothing to score)."""
+        return len(self.vocab) > (_EMPTY in self.vocab)
 
     def query_matrix(self, queries: Sequence[str]) -> sp.csr_matrix:
         """(n_terms, n_queries): idf x count of each query token (repeated tokens count twice, as in rank-bm25)."""

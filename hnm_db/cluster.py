@@ -20,6 +20,22 @@ nearly a no-op; retention there (`hnm-db cluster --k auto`, 5,000-text sample) f
 0.917 / 0.804 / 0.724 / 0.655 / 0.611 / 0.591 for k = 2 / 4 / 8 / 16 / 32 / 64 and picks k=8.
 On data with real topics (the test fixture: 4 topics) retention stays ~1 up to the
 number of topics and drops below the bar after it. A corpus of fewer than three texts gets k = 1.
+
+**Algorithms** (``algorithm``, recorded in ``cluster_runs.algorithm``; scikit-learn; every random
+choice comes from the seed):
+
+- ``kmeans`` (Lloyd, one init) and ``minibatch`` (MiniBatchKMeans, batches of 4,096, 3 inits): every
+  chunk text and query goes to its nearest centroid. ``auto`` (the default) is ``kmeans`` up to
+  50,000 chunk texts and ``minibatch`` above.
+- ``gmm``: a Gaussian mixture with **diagonal** covariances (a full covariance of the 1,536-d
+  minilm-l6 + minilm-l3 + mpnet-base ensemble vector would be 1.2 million parameters per component),
+  initialised by K-means; chunk texts and queries go to their most probable component, whose mean is
+  the stored centroid and the origin of the stored distance.
+- ``agglomerative``: Ward linkage, which needs O(n^2) memory (a pairwise-distance matrix: 8 bytes x
+  n^2 / 2, 400 MB at 10,000 texts). It is fitted on a seeded sample of at most
+  :data:`AGGLOMERATIVE_FIT_MAX` chunk texts (all of them when there are fewer); the sampled texts keep
+  their linkage cluster, and every other chunk text and every query goes to the nearest cluster mean
+  (the stored centroid). So k may not exceed that sample size: asking for more is an error.
 """
 
 from __future__ import annotations
@@ -38,9 +54,11 @@ from hnm_db.store import Store
 from hnm_db.topk import exact_sq_dists
 from hnm_db.vectors import read_vectors, write_vectors
 
-ALGORITHMS = ("auto", "kmeans", "minibatch")
+ALGORITHMS = ("auto", "kmeans", "minibatch", "agglomerative", "gmm")
 #: Above this many distinct chunk texts ``algorithm="auto"`` switches to MiniBatchKMeans.
 MINIBATCH_ABOVE = 50_000
+#: Agglomerative clustering is fitted on a seeded sample of at most this many chunk texts (O(n^2) memory).
+AGGLOMERATIVE_FIT_MAX = 10_000
 
 
 def nearest_centroid(
@@ -99,6 +117,11 @@ class ClusterParams:
             raise InvalidParams(f"seed: must be a non-negative integer, got {self.seed!r}")
         if self.algorithm not in ALGORITHMS:
             raise InvalidParams(f"algorithm: must be one of {', '.join(ALGORITHMS)}, got {self.algorithm!r}")
+        if self.algorithm == "agglomerative" and isinstance(self.k, int) and self.k > AGGLOMERATIVE_FIT_MAX:
+            raise InvalidParams(
+                f"k: agglomerative clustering is fitted on at most {AGGLOMERATIVE_FIT_MAX:,} chunk texts "
+                f"(O(n^2) memory), so k={self.k} is too many; use kmeans, minibatch or gmm"
+            )
         if not self.auto_candidates or any(c < 2 for c in self.auto_candidates):
             raise InvalidParams("auto_candidates: need at least one k, each >= 2")
         if self.sample_size < 3:
@@ -125,10 +148,15 @@ class ClusterSummary:
 
 
 def _make_model(algorithm: str, k: int, seed: int):
-    from sklearn.cluster import KMeans, MiniBatchKMeans
+    from sklearn.cluster import AgglomerativeClustering, KMeans, MiniBatchKMeans
+    from sklearn.mixture import GaussianMixture
 
     if algorithm == "minibatch":
         return MiniBatchKMeans(n_clusters=k, random_state=seed, batch_size=4096, n_init=3)
+    if algorithm == "gmm":
+        return GaussianMixture(n_components=k, covariance_type="diag", random_state=seed, n_init=1)
+    if algorithm == "agglomerative":
+        return AgglomerativeClustering(n_clusters=k, linkage="ward")
     return KMeans(n_clusters=k, random_state=seed, n_init=1)
 
 
@@ -166,6 +194,56 @@ def fit_centroids(vectors: np.ndarray, k: int, algorithm: str, seed: int) -> np.
     """Centroids (k, dim) float32 of a seeded K-means fit; same inputs and seed give the same centroids."""
     model = _make_model(algorithm, k, seed).fit(vectors)
     return np.asarray(model.cluster_centers_, dtype=np.float32)
+
+
+@dataclass
+class Fitted:
+    """A fitted clustering: centroids (k, dim) float32 and ``assign(vectors) -> (cluster, distance)``;
+    ``labels``/``dist`` are the chunk texts' own assignment (for agglomerative, the linkage's own
+    clusters on the fitted sample)."""
+
+    centroids: np.ndarray
+    labels: np.ndarray
+    dist: np.ndarray
+    assign: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def _distance_to(vectors: np.ndarray, centroids: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    diff = vectors.astype(np.float64) - centroids[labels].astype(np.float64)
+    return np.sqrt((diff**2).sum(1))
+
+
+def fit(vectors: np.ndarray, k: int, algorithm: str, seed: int) -> Fitted:
+    """Fit ``algorithm`` (kmeans, minibatch, gmm, agglomerative) with k clusters; the module docstring
+    says how each assigns chunk texts and queries. Same inputs and seed give the same result."""
+    if algorithm in ("kmeans", "minibatch"):
+        centroids = fit_centroids(vectors, k, algorithm, seed)
+        assign = lambda x: nearest_centroid(x, centroids)  # noqa: E731
+        return Fitted(centroids, *assign(vectors), assign)
+    if algorithm == "gmm":
+        model = _make_model(algorithm, k, seed).fit(vectors)
+        centroids = np.asarray(model.means_, dtype=np.float32)
+
+        def by_component(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            labels = model.predict(x).astype(np.int32)
+            return labels, _distance_to(x, centroids, labels)
+
+        return Fitted(centroids, *by_component(vectors), by_component)
+    rng = np.random.default_rng(seed)
+    n = len(vectors)
+    sample = (
+        np.sort(rng.choice(n, size=AGGLOMERATIVE_FIT_MAX, replace=False))
+        if n > AGGLOMERATIVE_FIT_MAX
+        else np.arange(n)
+    )
+    sample_labels = _make_model(algorithm, k, seed).fit_predict(vectors[sample]).astype(np.int32)
+    centroids = np.stack(
+        [vectors[sample[sample_labels == c]].astype(np.float64).mean(0) for c in range(k)]
+    ).astype(np.float32)
+    assign = lambda x: nearest_centroid(x, centroids)  # noqa: E731
+    labels, _ = assign(vectors)
+    labels[sample] = sample_labels
+    return Fitted(centroids, labels, _distance_to(vectors, centroids, labels), assign)
 
 
 def _read(db: Store, ens: EnsembleInfo, role: str) -> tuple[np.ndarray, np.ndarray]:
@@ -256,19 +334,23 @@ def cluster(
     algorithm = params.algorithm
     if algorithm == "auto":
         algorithm = "minibatch" if len(docs) > MINIBATCH_ABOVE else "kmeans"
+    if assigner is not None and algorithm not in ("kmeans", "minibatch"):
+        raise InvalidParams(
+            f"algorithm {algorithm!r} assigns by its own rule; --engine ray assigns by nearest centroid, "
+            "so it takes kmeans or minibatch (run the others with --engine local)"
+        )
     retention = None
     k = params.k
     if k == "auto":
         k, retention = choose_k(docs, params, algorithm)
-    centroids = fit_centroids(docs, k, algorithm, params.seed)
-    if assigner is not None:  # fitted here, assigned by the engine's workers
+    if assigner is not None:  # fitted here, assigned by the engine's workers (nearest centroid)
+        centroids = fit_centroids(docs, k, algorithm, params.seed)
         labels, dist = assigner(db, ens.ensemble_id, "doc", doc_hashes, centroids)
         q_labels, q_dist = assigner(db, ens.ensemble_id, "query", q_hashes, centroids)
     else:
-        labels, dist = nearest_centroid(docs, centroids)
-        q_labels, q_dist = (
-            nearest_centroid(qvecs, centroids) if len(qvecs) else (np.array([], np.int32), np.array([]))
-        )
+        fitted = fit(docs, k, algorithm, params.seed)
+        centroids, labels, dist = fitted.centroids, fitted.labels, fitted.dist
+        q_labels, q_dist = fitted.assign(qvecs) if len(qvecs) else (np.array([], np.int32), np.array([]))
     sizes = np.bincount(labels, minlength=k).astype(int).tolist()
     inertia = float((dist**2).sum())
     stored = asdict(params)

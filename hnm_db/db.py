@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from hnm_db.audit import AuditReport
     from hnm_db.chunk import ChunkSummary
     from hnm_db.cluster import ClusterSummary
+    from hnm_db.denoise import DenoiseSummary
     from hnm_db.embed import EmbedSummary
     from hnm_db.engine_ray import RayParams
     from hnm_db.ensemble import EnsembleSummary
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from hnm_db.models import Registration
     from hnm_db.split import SplitSummary
     from hnm_db.train import TrainSummary
+    from hnm_db.tune import TuneSummary
 
 
 class _Default:
@@ -207,15 +209,40 @@ class Database(Store):
         members: Sequence[str | tuple[str, float | None]],
         *,
         replace: bool = DEFAULT,
+        bm25: float | None = DEFAULT,
+        bm25_k1: float = DEFAULT,
+        bm25_b: float = DEFAULT,
+        depth: int = DEFAULT,
         progress: bool = True,
     ) -> EnsembleSummary:
-        """``hnm-db ensemble create``: members are "MODEL[:WEIGHT]" or (model, weight) tuples."""
+        """``hnm-db ensemble create``: members are "MODEL[:WEIGHT]" or (model, weight) tuples; ``bm25``
+        (a weight) makes a hybrid (:class:`hnm_db.ensemble.EnsembleParams`)."""
+        fields = _given(locals(), "name", "members", "progress")
         from hnm_db.ensemble import EnsembleParams, create_ensemble, parse_member
 
         parsed = tuple(parse_member(m) if isinstance(m, str) else (m[0], m[1]) for m in members)
-        return create_ensemble(
-            self, EnsembleParams(name, parsed, **_given({"replace": replace})), progress=progress
-        )
+        return create_ensemble(self, EnsembleParams(name, parsed, **fields), progress=progress)
+
+    def tune_ensemble(
+        self,
+        ensemble: str,
+        *,
+        name: str | None = DEFAULT,
+        split: str = DEFAULT,
+        dev_ratio: float = DEFAULT,
+        seed: int = DEFAULT,
+        samples: int = DEFAULT,
+        rounds: int = DEFAULT,
+        depth: int = DEFAULT,
+        replace: bool = DEFAULT,
+        progress: bool = True,
+    ) -> TuneSummary:
+        """``hnm-db ensemble tune``: fit member weights (BM25 included) on dev queries carved from the
+        train split into a new ensemble (:class:`hnm_db.tune.TuneParams`)."""
+        fields = _given(locals(), "progress")
+        from hnm_db.tune import TuneParams, tune
+
+        return tune(self, TuneParams(**fields), progress=progress)
 
     def update_ensemble(self, name: str, *, progress: bool = True) -> EnsembleSummary:
         """``hnm-db ensemble update``: add vectors for newly embedded texts."""
@@ -294,6 +321,29 @@ class Database(Store):
 
             scorer = mining_scorer(ray)
         return mine(self, MiningParams(**fields), replace=replace, progress=progress, scorer=scorer)
+
+    def denoise(
+        self,
+        run: str,
+        *,
+        model: str,
+        threshold: float | None = DEFAULT,
+        relative: float | None = DEFAULT,
+        refill: bool = DEFAULT,
+        name: str | None = DEFAULT,
+        max_length: int = DEFAULT,
+        batch_size: int = DEFAULT,
+        head_seed: int = DEFAULT,
+        device: str | None = DEFAULT,
+        replace: bool = False,
+        progress: bool = False,
+    ) -> DenoiseSummary:
+        """``hnm-db denoise``: a new run of ``run`` without the negatives cross-encoder ``model`` scores
+        above ``threshold`` or ``relative`` x their positive (:mod:`hnm_db.denoise` states the rule)."""
+        fields = _given(locals(), "replace", "progress")
+        from hnm_db.denoise import DenoiseParams, denoise
+
+        return denoise(self, DenoiseParams(**fields), replace=replace, progress=progress)
 
     def runs(self) -> pl.DataFrame:
         """``hnm-db runs``: one row per mining run."""
@@ -392,6 +442,7 @@ class Database(Store):
         dev_seed: int = DEFAULT,
         dev_first_stage: str = DEFAULT,
         dev_k: int = DEFAULT,
+        common_pairs: Sequence[str] = DEFAULT,
         eval_steps: int | None = DEFAULT,
         weight_decay: float = DEFAULT,
         max_grad_norm: float = DEFAULT,

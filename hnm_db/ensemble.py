@@ -1,5 +1,12 @@
 """Ensemble vectors: one vector per text whose dot products average the members' cosines.
 
+A **hybrid** ensemble adds BM25 as a sparse member of weight W (``EnsembleParams.bm25``): its vectors are
+the dense part alone (so K-means and the SQL macros see the dense part), and the stages that rank with
+it (mining, the ``ensemble:NAME`` first stage) add W x per-query min-max-normalised BM25 over the union
+of the dense and BM25 top lists (:mod:`hnm_db.hybrid`). BM25 statistics are computed from the current
+chunk texts whenever they are used (as the BM25 baseline and first stage do); the ``ensembles`` row
+records the weight, k1, b, epsilon, tokenizer and list depth.
+
 For members with weights w_i (sum 1) the ensemble vector of a text is the concatenation of
 sqrt(w_i) * v_i / |v_i|, so  e(a) . e(b) = sum_i w_i cos_i(a, b)  -- the paper's averaged similarity --
 and K-means or top-k search work on a single vector. Members may have different dimensions.
@@ -13,24 +20,47 @@ import json
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from hnm_db import models as registry
 from hnm_db.embed import ROLE_TABLES
-from hnm_db.errors import AlreadyExists, EmptySelection, InvalidParams, MissingEmbeddings, NotFound
+from hnm_db.errors import (
+    AlreadyExists,
+    EmptySelection,
+    InvalidParams,
+    MissingBM25Statistics,
+    MissingEmbeddings,
+    NotFound,
+)
 from hnm_db.store import Store
-from hnm_db.vectors import from_arrow_list, iter_vectors, write_vectors
+from hnm_db.vectors import from_arrow_list, iter_vectors, vectors_by_hash, write_vectors
+
+if TYPE_CHECKING:
+    from hnm_db.bm25 import BM25Index
+    from hnm_db.hybrid import HybridScorer
 
 
 @dataclass(frozen=True)
 class EnsembleParams:
-    """An ensemble's name and members as (model name or id, weight or None for 'equal share')."""
+    """An ensemble's name and members as (model name or id, weight or None for 'equal share').
+
+    ``bm25`` makes it a hybrid: the weight W of BM25 beside the dense members, whose weights are
+    normalised to sum 1 (so ``-m A -m B --bm25 0.3`` scores 0.5 cos_A + 0.5 cos_B + 0.3 BM25');
+    ``bm25_k1`` and ``bm25_b`` are the Okapi constants (rank-bm25's defaults, as in
+    :mod:`hnm_db.bm25`) and ``depth`` the length of the dense and of the BM25 candidate list whose union
+    is ranked (a run or evaluation that needs more candidates reads deeper lists).
+    """
 
     name: str
     members: tuple[tuple[str, float | None], ...]
     replace: bool = False
     batch_rows: int = 4096
+    bm25: float | None = None
+    bm25_k1: float = 1.5
+    bm25_b: float = 0.75
+    depth: int = 100
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.strip():
@@ -45,6 +75,29 @@ class EnsembleParams:
                 raise InvalidParams(f"members: weight of model {model!r} must be positive, got {weight}")
         if self.batch_rows < 1:
             raise InvalidParams(f"batch_rows: must be at least 1, got {self.batch_rows}")
+        if self.bm25 is not None and not (math.isfinite(self.bm25) and self.bm25 > 0):
+            raise InvalidParams(f"bm25: weight of BM25 must be positive, got {self.bm25}")
+        if not (math.isfinite(self.bm25_k1) and self.bm25_k1 >= 0):
+            raise InvalidParams(f"bm25_k1: must be >= 0, got {self.bm25_k1}")
+        if not 0 <= self.bm25_b <= 1:
+            raise InvalidParams(f"bm25_b: must be in [0, 1], got {self.bm25_b}")
+        if isinstance(self.depth, bool) or not isinstance(self.depth, int) or self.depth < 1:
+            raise InvalidParams(f"depth: must be an integer >= 1, got {self.depth!r}")
+
+    def bm25_spec(self) -> dict | None:
+        """The sparse member as stored in ``ensembles.bm25`` (None for a dense ensemble)."""
+        if self.bm25 is None:
+            return None
+        from hnm_db import bm25
+
+        return {
+            "weight": float(self.bm25),
+            "k1": float(self.bm25_k1),
+            "b": float(self.bm25_b),
+            "epsilon": bm25.EPSILON,
+            "tokenizer": bm25.TOKENIZER,
+            "depth": self.depth,
+        }
 
     def weights(self) -> list[float]:
         """Weights normalised to sum 1; a member without a weight counts as 1."""
@@ -82,8 +135,11 @@ class EnsembleSummary:
     created: bool
 
 
-def _ensemble_id(name: str, members: Sequence[Member]) -> str:
-    key = json.dumps([[m.model_id, round(m.weight, 12)] for m in members])
+def _ensemble_id(name: str, members: Sequence[Member], bm25: dict | None = None) -> str:
+    parts: list = [[m.model_id, round(m.weight, 12)] for m in members]
+    if bm25 is not None:  # a dense ensemble keeps the id it had before hybrids existed
+        parts.append(["@bm25", json.dumps(bm25, sort_keys=True)])
+    key = json.dumps(parts)
     return f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
 
 
@@ -201,13 +257,14 @@ class EnsembleInfo:
     name: str
     members: list[dict]  # [{"model_id", "weight", "name", "fingerprint", "dim"}]
     dim: int
+    bm25: dict | None = None  # the sparse member of a hybrid (EnsembleParams.bm25_spec)
 
 
 def find_ensemble(db: Store, name: str) -> EnsembleInfo | None:
     """The ensemble called ``name`` (or with that id) with its members' model names, fingerprints and
     dimensions; None when there is none."""
     row = db.execute(
-        "SELECT ensemble_id, name, members, dim FROM ensembles WHERE name = ? OR ensemble_id = ? "
+        "SELECT ensemble_id, name, members, dim, bm25 FROM ensembles WHERE name = ? OR ensemble_id = ? "
         "ORDER BY name = ? DESC LIMIT 1",
         [name, name, name],
     ).fetchone()
@@ -228,7 +285,8 @@ def find_ensemble(db: Store, name: str) -> EnsembleInfo | None:
                 "dim": int(found[2]) if found else None,
             }
         )
-    return EnsembleInfo(row[0], row[1], out, int(row[3]))
+    bm25 = json.loads(row[4]) if isinstance(row[4], str) else row[4]
+    return EnsembleInfo(row[0], row[1], out, int(row[3]), bm25)
 
 
 def get_ensemble(db: Store, name: str) -> EnsembleInfo:
@@ -277,10 +335,81 @@ def check_chunk_vectors(db: Store, ens: EnsembleInfo) -> int:
     return int(total)
 
 
-def _same_members(stored: list[dict], members: Sequence[Member]) -> bool:
-    return len(stored) == len(members) and all(
-        s["model_id"] == m.model_id and abs(float(s["weight"]) - m.weight) < 1e-9
-        for s, m in zip(stored, members, strict=True)
+def check_bm25_statistics(db: Store, name: str) -> None:
+    """Raise MissingBM25Statistics unless some chunk text has a BM25 term (BM25 statistics are built
+    from the chunk texts; with no chunks, or only stop words, there are none to add to the dense part)."""
+    from hnm_db.bm25 import tokenize
+
+    cur = db.cursor()
+    try:
+        cur.execute("SELECT text FROM chunks")
+        while rows := cur.fetchmany(4096):
+            if any(tokenize(r[0] or "") for r in rows):
+                return
+    finally:
+        cur.close()
+    n = db.scalar("SELECT count(*) FROM chunks")
+    what = (
+        "there are no chunks" if not n else f"none of the {n} chunk texts has a BM25 term (only stop words)"
+    )
+    raise MissingBM25Statistics(
+        f"hybrid ensemble {name!r} needs BM25 statistics of the chunk texts, but {what}: "
+        "run `hnm-db chunk` first, or create it without --bm25"
+    )
+
+
+def bm25_index(ens: EnsembleInfo, texts: Sequence[str]) -> BM25Index:
+    """The :class:`~hnm_db.bm25.BM25Index` of a hybrid's BM25 member (its stored k1, b, epsilon) over ``texts``."""
+    from hnm_db.bm25 import BM25Index
+
+    spec = ens.bm25
+    return BM25Index.build(texts, k1=spec["k1"], b=spec["b"], epsilon=spec["epsilon"])
+
+
+def hybrid_scorer(
+    db: Store,
+    ens: EnsembleInfo,
+    item_texts: Sequence[str],
+    query_texts: Sequence[str],
+    qvecs: np.ndarray,
+    item_hashes: np.ndarray,
+) -> HybridScorer:
+    """The :class:`~hnm_db.hybrid.HybridScorer` of a hybrid ensemble over candidate items whose texts and
+    content hashes are ``item_texts`` / ``item_hashes`` (aligned); BM25 statistics from those texts."""
+    from hnm_db.hybrid import HybridScorer
+
+    spec = ens.bm25
+    index = bm25_index(ens, item_texts)
+    if not index.has_terms():
+        check_bm25_statistics(db, ens.name)  # raises, naming the reason
+
+    def doc_vectors(items: np.ndarray) -> np.ndarray:
+        mat, missing = vectors_by_hash(
+            db, "ensemble_vectors", "ensemble_id", ens.ensemble_id, "doc", item_hashes[items]
+        )
+        if missing:
+            raise MissingEmbeddings(
+                f"ensemble {ens.name!r} has no vectors for {missing} chunk texts: run `hnm-db ensemble update {ens.name}`"
+            )
+        return mat
+
+    return HybridScorer(index, float(spec["weight"]), query_texts, qvecs, doc_vectors)
+
+
+def hybrid_depth(ens: EnsembleInfo, k: int) -> int:
+    """Length of the dense and BM25 lists a hybrid unites when ``k`` candidates are needed."""
+    return max(int(ens.bm25["depth"]), k)
+
+
+def _same_members(existing: EnsembleInfo, members: Sequence[Member], bm25: dict | None) -> bool:
+    stored = existing.members
+    return (
+        existing.bm25 == bm25
+        and len(stored) == len(members)
+        and all(
+            s["model_id"] == m.model_id and abs(float(s["weight"]) - m.weight) < 1e-9
+            for s, m in zip(stored, members, strict=True)
+        )
     )
 
 
@@ -298,14 +427,17 @@ def create_ensemble(db: Store, params: EnsembleParams, *, progress: bool = True)
     existing = find_ensemble(db, params.name)
     if existing and existing.name != params.name:  # an id that happens to equal the new name
         existing = None
-    if existing and not _same_members(existing.members, members) and not params.replace:
+    bm25 = params.bm25_spec()
+    if existing and not _same_members(existing, members, bm25) and not params.replace:
         raise AlreadyExists(
             f"ensemble {params.name} exists with other members ({existing.ensemble_id}): "
             "pass --replace to rebuild it"
         )
     if check_coverage(db, members) == 0:
         raise EmptySelection("no texts are embedded yet: run `hnm-db embed` before building an ensemble")
-    ensemble_id = _ensemble_id(params.name, members)
+    if bm25 is not None:
+        check_bm25_statistics(db, params.name)
+    ensemble_id = _ensemble_id(params.name, members, bm25)
     dim = sum(m.dim for m in members)
     created = existing is None or existing.ensemble_id != ensemble_id
     with db.transaction():
@@ -324,8 +456,14 @@ def create_ensemble(db: Store, params: EnsembleParams, *, progress: bool = True)
     if created:  # the row last: an ensemble is visible (to cluster, mine) only once all its vectors are
         with db.transaction():
             db.execute(
-                "INSERT INTO ensembles (ensemble_id, name, members, dim) VALUES (?, ?, ?, ?)",
-                [ensemble_id, params.name, _members_json(members), dim],
+                "INSERT INTO ensembles (ensemble_id, name, members, dim, bm25) VALUES (?, ?, ?, ?, ?)",
+                [
+                    ensemble_id,
+                    params.name,
+                    _members_json(members),
+                    dim,
+                    None if bm25 is None else json.dumps(bm25),
+                ],
             )
     return EnsembleSummary(ensemble_id, params.name, members, dim, added, created)
 
@@ -355,12 +493,24 @@ def update_ensemble(db: Store, name: str, *, progress: bool = True) -> EnsembleS
     """Add vectors for texts embedded since the ensemble was built (same members)."""
     existing = get_ensemble(db, name)
     members = tuple((m["model_id"], m["weight"]) for m in existing.members)
-    return create_ensemble(db, EnsembleParams(existing.name, members), progress=progress)
+    return create_ensemble(db, params_of(existing, existing.name, members), progress=progress)
+
+
+def params_of(ens: EnsembleInfo, name: str, members: tuple[tuple[str, float | None], ...]) -> EnsembleParams:
+    """EnsembleParams for ``members`` with ``ens``'s sparse member (none for a dense ensemble)."""
+    if ens.bm25 is None:
+        return EnsembleParams(name, members)
+    b = ens.bm25
+    return EnsembleParams(name, members, bm25=b["weight"], bm25_k1=b["k1"], bm25_b=b["b"], depth=b["depth"])
 
 
 def list_ensembles(db: Store):
-    """Ensembles with member names, weights, dimension and vector counts per role (a polars frame)."""
-    return db.sql(
+    """Ensembles with their weights in one readable column (dense members by model name, then BM25),
+    the BM25 weight, what a tuned one was tuned from and its dev nDCG@10 beside the source's on the same
+    dev queries, dimension and vector counts per role (a polars frame)."""
+    import polars as pl
+
+    frame = db.sql(
         """
         WITH counts AS (
             SELECT ensemble_id,
@@ -368,12 +518,41 @@ def list_ensembles(db: Store):
                    count(*) FILTER (WHERE role = 'query') AS query_vectors
             FROM ensemble_vectors GROUP BY ensemble_id
         )
-        SELECT e.name, e.ensemble_id, e.members, e.dim,
+        SELECT e.name, e.ensemble_id, e.members, e.bm25, e.dim,
+               src.name AS tuned_from, t.dev_score AS dev_ndcg10, t.source_dev_score AS source_dev_ndcg10,
                coalesce(c.doc_vectors, 0) AS doc_vectors, coalesce(c.query_vectors, 0) AS query_vectors,
                e.created_at
         FROM ensembles e LEFT JOIN counts c USING (ensemble_id)
+        LEFT JOIN ensemble_tunings t USING (ensemble_id)
+        LEFT JOIN ensembles src ON src.ensemble_id = t.source_ensemble_id
         ORDER BY e.name
         """
+    )
+    names = dict(db.execute("SELECT model_id, name FROM models").fetchall())
+    weights, bm25_weight = [], []
+    for members, bm25 in zip(frame["members"].to_list(), frame["bm25"].to_list(), strict=True):
+        parts = [f"{names.get(m['model_id'], m['model_id'])} {m['weight']:.3f}" for m in json.loads(members)]
+        spec = json.loads(bm25) if bm25 else None
+        if spec:
+            parts.append(f"bm25 {spec['weight']:.3f}")
+        weights.append(", ".join(parts))
+        bm25_weight.append(spec["weight"] if spec else None)
+    return frame.with_columns(
+        pl.Series("weights", weights, pl.String), pl.Series("bm25_weight", bm25_weight, pl.Float64)
+    ).select(
+        "name",
+        "weights",
+        "bm25_weight",
+        "tuned_from",
+        "dev_ndcg10",
+        "source_dev_ndcg10",
+        "ensemble_id",
+        "members",
+        "bm25",
+        "dim",
+        "doc_vectors",
+        "query_vectors",
+        "created_at",
     )
 
 

@@ -124,3 +124,7 @@ class ChecksFailed(HnmError):
 
 class TooFewNegatives(HnmError):
     """An export format needs more negatives per query than a run has for some queries."""
+
+
+class MissingBM25Statistics(HnmError):
+    """A hybrid ensemble needs BM25 statistics of the chunk texts, and no chunk text has a BM25 term."""

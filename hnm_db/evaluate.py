@@ -1,7 +1,8 @@
 """Evaluate re-rankers: re-rank a first stage's top-k chunks for every query of a split.
 
 First stages: ``bm25`` (hnm_db.bm25 over chunk texts) and ``ensemble:NAME`` (exact dot-product top-k
-over the ensemble's chunk vectors, read in bounded batches). Retrieval is over chunks; metrics are per
+over the ensemble's chunk vectors, read in bounded batches; for a hybrid ensemble, its dense and BM25
+top lists united and ranked by the hybrid score, :mod:`hnm_db.hybrid`). Retrieval is over chunks; metrics are per
 document, a document's score being its best retrieved chunk's (see hnm_db.metrics). The first stage
 alone is always a result row (``first-stage:<name>``).
 
@@ -27,7 +28,7 @@ import pyarrow as pa
 
 from hnm_db import metrics
 from hnm_db.crossencoder import load_cross_encoder, model_fingerprint, pick_device, resolve_base, score_pairs
-from hnm_db.ensemble import get_ensemble
+from hnm_db.ensemble import get_ensemble, hybrid_depth, hybrid_scorer
 from hnm_db.errors import EmptySelection, InvalidParams, MissingEmbeddings, NotFound
 from hnm_db.store import Store
 from hnm_db.topk import score_candidates
@@ -122,10 +123,19 @@ def bm25_top_k(db: Store, query_texts: list[str], k: int) -> tuple[np.ndarray, n
 
 
 def ensemble_top_k(
-    db: Store, name: str, query_hashes: list[str], k: int, *, batch_rows: int = 50_000
+    db: Store,
+    name: str,
+    query_hashes: list[str],
+    k: int,
+    *,
+    batch_rows: int = 50_000,
+    query_texts: list[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Exact top-k by dot product of ensemble vectors, chunk vectors streamed in bounded batches."""
-    ensemble_id = get_ensemble(db, name).ensemble_id
+    """Exact top-k by dot product of ensemble vectors, chunk vectors streamed in bounded batches; for a
+    hybrid ensemble (which needs ``query_texts``), the top k of the union of its dense and BM25 lists by
+    hybrid score."""
+    ens = get_ensemble(db, name)
+    ensemble_id = ens.ensemble_id
     keys, qmat = read_vectors(
         db,
         "SELECT content_hash, vec FROM ensemble_vectors WHERE ensemble_id = ? AND role = 'query'",
@@ -159,7 +169,17 @@ def ensemble_top_k(
             ids.append(batch_keys["chunk_id"])
             yield mat
 
-    top = score_candidates(q, blocks(), min(k, n_chunks))
+    if ens.bm25 is None:
+        top = score_candidates(q, blocks(), min(k, n_chunks))
+        return np.concatenate(ids), top.indices, top.scores
+    if query_texts is None:
+        raise InvalidParams(f"ensemble {name!r} is a hybrid: its first stage needs the query texts")
+    dense = score_candidates(q, blocks(), min(hybrid_depth(ens, k), n_chunks))
+    chunks = db.sql("SELECT chunk_id, text, content_hash FROM chunks ORDER BY chunk_id")
+    scorer = hybrid_scorer(
+        db, ens, chunks["text"].to_list(), query_texts, q, chunks["content_hash"].to_numpy()
+    )
+    top = scorer.top_k(dense, min(k, n_chunks))
     return np.concatenate(ids), top.indices, top.scores
 
 
@@ -176,7 +196,9 @@ def first_stage_candidates(db: Store, params: EvalParams, queries: pl.DataFrame)
         chunk_ids, idx, scores = bm25_top_k(db, queries["text"].to_list(), params.k)
     else:
         name = params.first_stage.split(":", 1)[1]
-        chunk_ids, idx, scores = ensemble_top_k(db, name, queries["content_hash"].to_list(), params.k)
+        chunk_ids, idx, scores = ensemble_top_k(
+            db, name, queries["content_hash"].to_list(), params.k, query_texts=queries["text"].to_list()
+        )
     n, width = idx.shape
     frame = pl.DataFrame(
         {
@@ -296,13 +318,16 @@ def score_missing(
     return todo.height
 
 
-def attach_scores(db: Store, fingerprint: str, max_length: int, cands: pl.DataFrame) -> pl.DataFrame:
-    """The candidates with a ``model_score`` column read back from the cache."""
-    with db.registered("_hnm_eval_c", cands.drop("query", "passage").to_arrow()):
+def attach_scores(
+    db: Store, fingerprint: str, max_length: int, cands: pl.DataFrame, order_by: str = "c.query_id, c.rank"
+) -> pl.DataFrame:
+    """The candidates (without their texts) with a ``model_score`` column read back from the cache; pairs
+    not in the cache are left out."""
+    with db.registered("_hnm_eval_c", cands.drop("query", "passage", strict=False).to_arrow()):
         return db.sql(
             "SELECT c.*, s.score AS model_score FROM _hnm_eval_c c JOIN eval_scores s "
             "ON s.model_fingerprint = ? AND s.max_length = ? AND s.query_hash = c.query_hash "
-            "AND s.passage_hash = c.passage_hash ORDER BY c.query_id, c.rank",
+            f"AND s.passage_hash = c.passage_hash ORDER BY {order_by}",
             [fingerprint, max_length],
         )
 

@@ -16,7 +16,11 @@ Rules, in the order they apply (all of them documented here because they are the
   Scores are float64 dot products of the float32 vectors (:func:`hnm_db.topk.exact_dots`), the same
   bits whatever the blocking, so the Ray engine's shards (:mod:`hnm_db.engine_ray`) find the same
   top-k, ties included (ordered by lower item id).
-  ``bm25`` and ``random`` produce their ranked hits in SQL (:mod:`hnm_db.baselines`).
+  ``bm25`` and ``random`` produce their ranked hits in SQL (:mod:`hnm_db.baselines`). With a
+  **hybrid** ensemble, method ``ensemble`` ranks the union of the dense top list and the BM25 top list
+  (each of the ensemble's depth, or deeper when the run needs more) by dense similarity + W x BM25
+  min-max-normalised per query (:mod:`hnm_db.hybrid`); ``score`` and ``positive_score`` are that hybrid
+  score, so the guard compares like with like.
 - **Positives are excluded by document**: every chunk of every judged-relevant document of the query
   (qrels score > 0), and any candidate whose text equals one of those chunks. Positives come from the
   requested split only: mining never reads another split's queries or qrels. That is the same as
@@ -79,7 +83,7 @@ from hnm_db import baselines
 from hnm_db._version import __version__
 from hnm_db.audit import record_run_sources
 from hnm_db.cluster import latest_cluster_run
-from hnm_db.ensemble import EnsembleInfo, check_chunk_vectors, get_ensemble
+from hnm_db.ensemble import EnsembleInfo, check_chunk_vectors, get_ensemble, hybrid_depth, hybrid_scorer
 from hnm_db.errors import AlreadyExists, EmptySelection, InvalidParams, MissingEmbeddings, NotFound
 from hnm_db.store import Store
 from hnm_db.topk import TopK, exact_dots, score_candidates_exact
@@ -90,6 +94,7 @@ CLUSTER_FILTERS = ("none", "query", "positive", "either")
 SAMPLINGS = ("top", "random")
 GUARDS = ("pair", "query")
 ENSEMBLE_KEY = "@ensemble"
+BM25_KEY = "@bm25"
 
 
 @dataclass(frozen=True)
@@ -515,6 +520,7 @@ class _Context:
     progress: bool
     chunk_block: int
     query_block: int
+    hybrid: Any = None  # the HybridScorer of a hybrid ensemble's run, once candidates are scored
     scorer: Scorer | None = None
 
 
@@ -586,22 +592,34 @@ def _hits_to_candidates(data: SplitData, hits: pa.Table) -> Candidates:
     return cands.take(known)
 
 
+def _item_texts(ctx: _Context) -> list[str]:
+    """The text of each candidate (distinct chunk text), aligned with ``ctx.data.items``."""
+    texts = ctx.db.sql(
+        "SELECT content_hash, min(text) AS text FROM chunks GROUP BY content_hash ORDER BY content_hash"
+    )
+    return texts["text"].to_list()
+
+
 def _raw_candidates(ctx: _Context, k: int) -> tuple[Candidates, Any]:
     """Each method's ranked hits, before positives are excluded; the second value scores pairs later."""
     p, data = ctx.params, ctx.data
     if p.method == "ensemble":
+        # a hybrid ranks the union of its dense top list (this deep) and its BM25 top list
+        hybrid = ctx.ens.bm25 is not None
+        depth = min(hybrid_depth(ctx.ens, k), len(data.items)) if hybrid else k
         if ctx.scorer is not None:
             job = ScoreJob(
-                ctx.db, ctx.ens.ensemble_id, data.items, ctx.qvecs, k, ctx.query_block, ctx.chunk_block
+                ctx.db, ctx.ens.ensemble_id, data.items, ctx.qvecs, depth, ctx.query_block, ctx.chunk_block
             )
-            return Candidates.from_topk(ctx.scorer(job)), None
-        topk = score_candidates_exact(ctx.qvecs, _chunk_stream(ctx), k, query_block=ctx.query_block)
-        return Candidates.from_topk(topk), None
+            dense = ctx.scorer(job)
+        else:
+            dense = score_candidates_exact(ctx.qvecs, _chunk_stream(ctx), depth, query_block=ctx.query_block)
+        if not hybrid:
+            return Candidates.from_topk(dense), None
+        ctx.hybrid = hybrid_scorer(ctx.db, ctx.ens, _item_texts(ctx), data.query_texts, ctx.qvecs, data.items)
+        return Candidates.from_topk(ctx.hybrid.top_k(dense, k)), None
     if p.method == "bm25":
-        texts = ctx.db.sql(
-            "SELECT content_hash, min(text) AS text FROM chunks GROUP BY content_hash ORDER BY content_hash"
-        )
-        hits, index = baselines.bm25_hits(ctx.db, p.split, data.items, texts["text"].to_list(), k)
+        hits, index = baselines.bm25_hits(ctx.db, p.split, data.items, _item_texts(ctx), k)
         return _hits_to_candidates(data, hits), index
     hits = baselines.random_hits(ctx.db, p.split, data.items, k, p.seed)
     return _hits_to_candidates(data, hits), None
@@ -625,6 +643,8 @@ def _pair_scores(
     """Scores of (query row, item) pairs by ``method`` ('ensemble' or 'bm25'); NaN for 'random'."""
     if len(q_rows) == 0 or method == "random":
         return np.full(len(q_rows), np.nan)
+    if method == "ensemble" and ctx.hybrid is not None:
+        return ctx.hybrid.score(q_rows, items)
     if method == "ensemble":
         docs = read_vectors_for(ctx.db, ctx.ens, "doc", ctx.data.items[items])
         return exact_dots(ctx.qvecs[q_rows], docs)
@@ -702,8 +722,38 @@ def _pairs(ctx: _Context, best: np.ndarray, pos_scores: np.ndarray) -> tuple[Pai
     return Pairs(d.pos_query[order], pos_scores[order], keys), order
 
 
-def _select(ctx: _Context, raw: Candidates, index: Any):
-    """exclude -> score positives -> clusters -> filter -> sample -> mix, for the whole split at once."""
+@dataclass
+class Ranked:
+    """A run's pair-level candidates after window, cluster filter and guard (``kept``, in (pair, origin,
+    rank) order: what sampling draws from), with what writing rows from them needs."""
+
+    ctx: _Context
+    kept: Candidates
+    pairs: Pairs
+    pair_rows: np.ndarray
+    pos_scores: np.ndarray
+    query_cluster: np.ndarray
+    item_cluster: np.ndarray
+    counts: FilterCounts
+
+    def rows(self, chosen: Candidates) -> pa.Table:
+        """Triplet rows (run_id left empty) of chosen candidates, with the run's full provenance."""
+        return _triplet_rows(
+            self.ctx, chosen, self.pair_rows, self.pos_scores, self.query_cluster, self.item_cluster
+        )
+
+    def keys(self, cands: Candidates) -> np.ndarray:
+        """``query_id \x1f positive_chunk_id \x1f negative_chunk_id`` of each candidate row."""
+        d = self.ctx.data
+        parts = (d.query_ids[cands.query], d.pos_chunk[self.pair_rows[cands.pair]], d.item_chunk[cands.item])
+        out = parts[0].astype(str)
+        for part in parts[1:]:
+            out = np.char.add(np.char.add(out, "\x1f"), part.astype(str))
+        return out
+
+
+def _filtered(ctx: _Context, raw: Candidates, index: Any) -> Ranked:
+    """exclude -> score positives -> clusters -> filter, for the whole split at once."""
     params, data = ctx.params, ctx.data
     cands = exclude_positives(raw, data.excl_query, data.excl_item, len(data.items))
     cands = cands.take(cands.rank < params.depth)
@@ -729,10 +779,32 @@ def _select(ctx: _Context, raw: Candidates, index: Any):
         item_cluster=item_cluster,
         positive_clusters=(data.pos_query, item_cluster[data.pos_item]),
     )
-    chosen = sample_negatives(kept, params, pairs)
-    if params.mix_random:
-        chosen = _random_mix(ctx, chosen, pairs)
-    return chosen, pairs, pair_rows, pos_scores, query_cluster, item_cluster, counts
+    return Ranked(ctx, kept, pairs, pair_rows, pos_scores, query_cluster, item_cluster, counts)
+
+
+def _select(ctx: _Context, raw: Candidates, index: Any):
+    """exclude -> score positives -> clusters -> filter -> sample -> mix, for the whole split at once."""
+    r = _filtered(ctx, raw, index)
+    chosen = sample_negatives(r.kept, ctx.params, r.pairs)
+    if ctx.params.mix_random:
+        chosen = _random_mix(ctx, chosen, r.pairs)
+    return chosen, r.pairs, r.pair_rows, r.pos_scores, r.query_cluster, r.item_cluster, r.counts
+
+
+def ranked_candidates(
+    db: Store,
+    params: MiningParams,
+    *,
+    query_block: int = 1024,
+    chunk_block: int = 16_384,
+    buffer_limit: str | None = "512MB",
+) -> Ranked:
+    """Every candidate a run with ``params`` may take, per pair, before sampling: the ranks below the
+    chosen ones and the fallback ranks, which denoising (:mod:`hnm_db.denoise`) refills from. Reads only."""
+    with bounded_buffer(db, buffer_limit):
+        ctx = _context(db, params, progress=False, query_block=query_block, chunk_block=chunk_block)
+        raw, index = _raw_candidates(ctx, min(params.depth + _margin(ctx.data), len(ctx.data.items)))
+        return _filtered(ctx, raw, index)
 
 
 def _spread(counts: np.ndarray) -> dict[str, float | int]:
@@ -848,22 +920,10 @@ def _mine(
     old = db.scalar("SELECT run_id FROM mining_runs WHERE name = ?", [name])
     if old is not None and not replace:
         raise AlreadyExists(f"mining run {name!r} already exists: choose another --name or pass --replace")
-    ens = get_ensemble(db, params.ensemble) if params.ensemble else None
-    data = read_split(db, params.split, params.min_relevance)
-    if ens is not None:
-        check_chunk_vectors(db, ens)
-    ctx = _Context(
-        db,
-        params,
-        data,
-        ens,
-        _query_vectors(db, ens, data) if ens else None,
-        _resolve_cluster_run(db, params, ens),
-        progress,
-        chunk_block,
-        query_block,
-        scorer,
+    ctx = _context(
+        db, params, progress=progress, query_block=query_block, chunk_block=chunk_block, scorer=scorer
     )
+    data, ens = ctx.data, ctx.ens
     timings: dict[str, float] = {}
     t = time.perf_counter()
     k = min(params.depth + _margin(data), len(data.items))
@@ -875,6 +935,8 @@ def _mine(
     t = time.perf_counter()
     rows = _triplet_rows(ctx, chosen, pair_rows, pos_scores, query_cluster, item_cluster)
     stats = _run_stats(data, params, chosen, pairs, counts, n_rows=rows.num_rows, k=k)
+    if ens is not None and ens.bm25 is not None:
+        stats["ensemble_bm25"] = ens.bm25  # the sparse member (weight, k1, b, ...) the run scored with
     run_id = uuid.uuid4().hex
     record = {
         "run_id": run_id,
@@ -906,6 +968,34 @@ def _mine(
         dropped_false_negatives=counts.dropped_false_negatives,
         seconds=time.perf_counter() - started,
         stats=stats,
+    )
+
+
+def _context(
+    db: Store,
+    params: MiningParams,
+    *,
+    progress: bool,
+    query_block: int,
+    chunk_block: int,
+    scorer: Scorer | None = None,
+) -> _Context:
+    """Everything a run reads before scoring: the split, the ensemble and its query vectors, clusters."""
+    ens = get_ensemble(db, params.ensemble) if params.ensemble else None
+    data = read_split(db, params.split, params.min_relevance)
+    if ens is not None:
+        check_chunk_vectors(db, ens)
+    return _Context(
+        db,
+        params,
+        data,
+        ens,
+        _query_vectors(db, ens, data) if ens else None,
+        _resolve_cluster_run(db, params, ens),
+        progress,
+        chunk_block,
+        query_block,
+        scorer=scorer,
     )
 
 
@@ -996,6 +1086,8 @@ def _member_scores(ctx: _Context, q: np.ndarray, items: np.ndarray) -> pa.Array:
             for m in ctx.ens.members
         ]
     columns.append((ENSEMBLE_KEY, exact_dots(ctx.qvecs[uq], docs)))
+    if ctx.hybrid is not None:
+        columns.append((BM25_KEY, ctx.hybrid.bm25(uq, ui)))
     m = len(columns)
     keys = np.tile(np.array([c[0] for c in columns], dtype=object), n)
     vals = np.stack([c[1][inverse] for c in columns], axis=1).ravel()
@@ -1006,22 +1098,24 @@ def _member_scores(ctx: _Context, q: np.ndarray, items: np.ndarray) -> pa.Array:
 def write_triplets(
     db: Store,
     record: dict[str, Any],
-    rows: pa.Table,
+    rows: pa.Table | None,
     stats: dict[str, Any],
     timings: dict[str, float],
     *,
     replace_run: str | None = None,
     started: float = 0.0,
 ) -> int:
-    """The run record and all its rows in one transaction (replacing the old run of the same name)."""
+    """The run record and all its rows in one transaction (replacing the old run of the same name).
+    ``rows`` None: the caller inserted the rows itself, inside its own enclosing transaction."""
     with db.transaction():
         if replace_run is not None:
             delete_run(db, replace_run)
-        with db.registered("_hnm_triplets", rows):
-            db.execute(
-                f"INSERT INTO triplets ({', '.join(rows.column_names)}) "
-                f"SELECT {', '.join(rows.column_names)} FROM _hnm_triplets"
-            )
+        if rows is not None:
+            with db.registered("_hnm_triplets", rows):
+                db.execute(
+                    f"INSERT INTO triplets ({', '.join(rows.column_names)}) "
+                    f"SELECT {', '.join(rows.column_names)} FROM _hnm_triplets"
+                )
         record_run_sources(db, record["run_id"])
         timings["total_s"] = time.perf_counter() - started
         stats = dict(stats, durations={k: round(v, 4) for k, v in timings.items()})
@@ -1030,7 +1124,7 @@ def write_triplets(
             f"INSERT INTO mining_runs ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
             list(record.values()) + [json.dumps(stats, sort_keys=True)],
         )
-    return rows.num_rows
+    return 0 if rows is None else rows.num_rows
 
 
 def delete_run(db: Store, run_id: str) -> None:

@@ -35,11 +35,17 @@ cannot know: which texts form a training group, which queries are held out, and 
   same distil run and seed give the same warm-started model whatever run is trained on next. It is
   kept in a hidden folder ``.hnm-warm-<digest>`` beside ``out`` and reused by every later run with the
   same warm-start settings (``TrainParams.warm_start_digest``) instead of being trained again.
-* **Dev split and the kept checkpoint.** ``dev_ratio`` of the run's queries (chosen by a hash of
-  ``dev_seed`` and the query id, so every method and training seed holds out the same queries) never
-  train; their first-stage top-``dev_k`` is re-ranked every ``eval_steps`` and the checkpoint kept is
-  the one with the best dev nDCG@10 (the Trainer's ``load_best_model_at_end``). Dev qrels come from
-  the training split; test qrels are never read here.
+* **Dev split and the kept checkpoint.** ``dev_ratio`` of the split's queries with a relevant
+  judgement (chosen by a hash of ``dev_seed`` and the query id, among all of the split's judged
+  queries, not only those the run covers, so every method and training seed holds out the same
+  queries and is scored on the same dev set) never train; their first-stage top-``dev_k`` is
+  re-ranked every ``eval_steps`` and the checkpoint kept is the one with the best dev nDCG@10 (the
+  Trainer's ``load_best_model_at_end``). Dev qrels come from the training split; test qrels are never
+  read here.
+* **Equal training sets** (``common_pairs``): runs mined by different methods cover different
+  (query, positive) pairs (a guard can leave a pair with no negative). Naming the other runs of a
+  comparison trains, and warm-starts, only on the pairs every one of them covers, so the compared
+  models see the same queries and positives and differ only in their negatives.
 * **Reproducible.** ``torch.manual_seed(seed)`` before the head is created, the Trainer seeded with
   ``seed``, the groups drawn from ``seed``: two runs with one seed on one device give the same loss
   curve and weights (tests/test_train.py).
@@ -112,6 +118,7 @@ class TrainParams:
     dev_seed: int = 0
     dev_first_stage: str = "bm25"
     dev_k: int = 20
+    common_pairs: tuple[str, ...] = ()
     eval_steps: int | None = None
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
@@ -120,6 +127,7 @@ class TrainParams:
     device: str | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "common_pairs", tuple(self.common_pairs))
         if self.loss not in LOSSES:
             raise InvalidParams(f"loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
         for name in ("epochs", "batch_size", "max_length"):
@@ -165,9 +173,10 @@ class TrainParams:
         keys = (
             "base", "distill_steps", "distill_ensemble", "distill_scale", "seed", "group_size", "batch_size",
             "max_length", "lr", "head_lr", "warmup_ratio", "weight_decay", "max_grad_norm", "dev_ratio",
-            "dev_seed", "split",
+            "dev_seed", "split", "common_pairs",
         )  # fmt: skip
         keep = {k: getattr(self, k) for k in keys} | {"distill_run": distill_run_id, "device": device}
+        keep["dev_from"] = "split"  # dev queries drawn among the split's judged queries, not the run's
         return hashlib.blake2b(json.dumps(keep, sort_keys=True).encode(), digest_size=8).hexdigest()
 
 
@@ -182,6 +191,7 @@ class Pool:
     query_hash: str = ""
     positive_hash: str = ""
     negative_hashes: tuple[str, ...] = ()
+    positive_id: str = ""  # the positive's chunk id
 
 
 @dataclass(frozen=True)
@@ -235,7 +245,28 @@ def load_pools(db: Store, run_id: str, split: str) -> list[Pool]:
         """,
         [run_id, split],
     ).fetchall()
-    return [Pool(qid, q, p, tuple(ns), qh, ph, tuple(nh)) for qid, _, q, qh, p, ph, ns, nh in rows]
+    return [
+        Pool(qid, q, p, tuple(ns), qh, ph, tuple(nh), positive_id=pid)
+        for qid, pid, q, qh, p, ph, ns, nh in rows
+    ]
+
+
+def common_pairs(db: Store, run_ids: Sequence[str], split: str) -> set[tuple[str, str]]:
+    """The (query id, positive chunk id) pairs of ``split`` that every run in ``run_ids`` has triplets for."""
+    rows = db.execute(
+        "SELECT query_id, positive_chunk_id FROM triplets WHERE run_id IN (SELECT unnest(?)) AND split = ? "
+        "GROUP BY ALL HAVING count(DISTINCT run_id) = ?",
+        [list(run_ids), split, len(set(run_ids))],
+    ).fetchall()
+    return {(q, p) for q, p in rows}
+
+
+def judged_queries(db: Store, split: str) -> list[str]:
+    """The queries of ``split`` with at least one relevant judgement, sorted: the population dev queries
+    are drawn from, so every run trained on the split holds out the same ones."""
+    return sorted(
+        q for q, judged in evaluate.load_qrels(db, split).items() if any(s > 0 for s in judged.values())
+    )
 
 
 def dev_queries(query_ids: Sequence[str], ratio: float, seed: int) -> set[str]:
@@ -503,6 +534,7 @@ def run_phase(
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     every = params.eval_steps or max(1, math.ceil(steps / 4))
+    resume = any(folder.glob("checkpoint-*"))
     args = CrossEncoderTrainingArguments(
         output_dir=str(folder),
         max_steps=steps,
@@ -521,7 +553,7 @@ def run_phase(
         save_total_limit=2,
         eval_strategy="steps" if evaluator is not None else "no",
         eval_steps=every,
-        eval_on_start=evaluator is not None,
+        eval_on_start=evaluator is not None and not resume,  # a resumed run has its start on record
         load_best_model_at_end=evaluator is not None,
         metric_for_best_model="ndcg@10" if evaluator is not None else None,
         greater_is_better=True,
@@ -538,7 +570,6 @@ def run_phase(
     if progress:
         trainer.remove_callback(ProgressCallback)
         trainer.add_callback(_quiet_progress()())
-    resume = any(folder.glob("checkpoint-*"))
     with quiet_transformers():
         trainer.train(resume_from_checkpoint=True if resume else None)
     state = trainer.state
@@ -594,6 +625,7 @@ class _Plan:
     distill_pools: list[Pool]
     distill_ensemble: str | None
     distill_run_id: str | None
+    not_common: int = 0  # the run's pairs left out because another run of common_pairs lacks them
 
 
 def _validate(db: Store, params: TrainParams) -> _Plan:
@@ -605,7 +637,21 @@ def _validate(db: Store, params: TrainParams) -> _Plan:
     pools = load_pools(db, run_id, params.split)
     if not pools:
         raise EmptySelection(f"mining run {params.run!r} has no triplets for split {params.split!r}")
-    dev = dev_queries(sorted({p.query_id for p in pools}), params.dev_ratio, params.dev_seed)
+    shared, before = None, len(pools)
+    if params.common_pairs:
+        shared = common_pairs(
+            db, [run_id, *(mining_run_id(db, r) for r in params.common_pairs)], params.split
+        )
+        pools = [p for p in pools if (p.query_id, p.positive_id) in shared]
+        if not pools:
+            raise EmptySelection(
+                f"mining run {params.run!r} shares no (query, positive) pair with {', '.join(params.common_pairs)}"
+            )
+    dev = (
+        dev_queries(judged_queries(db, params.split), params.dev_ratio, params.dev_seed)
+        if params.dev_ratio
+        else set()
+    )
     train_pools = [p for p in pools if p.query_id not in dev]
     if not train_pools:
         raise EmptySelection(f"dev_ratio {params.dev_ratio} left no query of run {params.run!r} to train on")
@@ -617,7 +663,11 @@ def _validate(db: Store, params: TrainParams) -> _Plan:
         distill_run = params.distill_run or params.run
         distill_id = mining_run_id(db, distill_run)
         if distill_run != params.run:
-            distill_pools = [p for p in load_pools(db, distill_id, params.split) if p.query_id not in dev]
+            distill_pools = [
+                p
+                for p in load_pools(db, distill_id, params.split)
+                if p.query_id not in dev and (shared is None or (p.query_id, p.positive_id) in shared)
+            ]
             if not distill_pools:
                 raise EmptySelection(
                     f"distill_run {distill_run!r} has no triplets for split {params.split!r}"
@@ -634,7 +684,8 @@ def _validate(db: Store, params: TrainParams) -> _Plan:
         get_ensemble(db, ensemble)
     if dev:
         evaluate.check_first_stage(db, params.dev_first_stage)
-    return _Plan(run_id, resolve_base(db, params.base), train_pools, dev, distill_pools, ensemble, distill_id)
+    base = resolve_base(db, params.base)
+    return _Plan(run_id, base, train_pools, dev, distill_pools, ensemble, distill_id, before - len(pools))
 
 
 def _main_steps(params: TrainParams, n_pools: int) -> int:
@@ -729,6 +780,7 @@ def _train_phases(
         "groups": len(groups),
         "pairs": len(groups) * params.group_size,
         "train_pairs_of_run": len(plan.pools),
+        "pairs_not_common": plan.not_common,
         "train_queries": len({p.query_id for p in plan.pools}),
         "dev_queries": len(plan.dev),
         "filled_random": filled,

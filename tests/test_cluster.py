@@ -169,3 +169,73 @@ def test_unknown_ensemble_lists_the_known_ones(mining_db):
 def test_bad_params_name_the_field(kw, field):
     with pytest.raises(InvalidParams, match=field):
         ClusterParams(ensemble=ENSEMBLE, **kw)
+
+
+@pytest.mark.parametrize("algorithm", ["kmeans", "minibatch", "agglomerative", "gmm"])
+def test_every_algorithm_is_recorded_assigns_everything_and_finds_the_topics(mining_db, algorithm):
+    s = cluster(mining_db, ClusterParams(ensemble=ENSEMBLE, k=4, seed=0, algorithm=algorithm))
+    texts = mining_db.scalar("SELECT count(DISTINCT content_hash) FROM chunks")
+    assert s.algorithm == algorithm and s.chunks == texts and sum(s.sizes) == texts and s.queries == 16
+    row = mining_db.execute(
+        "SELECT algorithm, json_extract_string(params, '$.algorithm') FROM cluster_runs "
+        "WHERE cluster_run_id = ?",
+        [s.cluster_run_id],
+    ).fetchone()
+    assert row == (algorithm, algorithm)
+    # the fixture's 4 topics are 4 clusters: every query shares its cluster with its positives' chunks
+    agree = mining_db.scalar(
+        """SELECT avg(CASE WHEN qa.cluster = ca.cluster THEN 1.0 ELSE 0.0 END)
+           FROM qrels r JOIN queries q USING (query_id) JOIN chunks c USING (doc_id)
+           JOIN cluster_assignments qa ON qa.content_hash = q.content_hash AND qa.role = 'query'
+           JOIN cluster_assignments ca ON ca.content_hash = c.content_hash AND ca.role = 'doc'
+           WHERE qa.cluster_run_id = ? AND ca.cluster_run_id = qa.cluster_run_id AND r.score > 0""",
+        [s.cluster_run_id],
+    )
+    assert agree == 1.0
+    again = cluster(mining_db, ClusterParams(ensemble=ENSEMBLE, k=4, seed=0, algorithm=algorithm))
+    assert again.reused and again.sizes == s.sizes
+
+
+def test_default_algorithm_is_kmeans_with_the_same_clusters():
+    """The default (auto, below 50,000 texts) is exactly the K-means fit of before: nearest centroid of
+    sklearn's KMeans(n_init=1) with the seed."""
+    from sklearn.cluster import KMeans
+
+    from hnm_db.cluster import fit
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(300, 8)).astype(np.float32)
+    fitted = fit(x, 5, "kmeans", 7)
+    ref = KMeans(n_clusters=5, random_state=7, n_init=1).fit(x)
+    assert np.array_equal(fitted.centroids, ref.cluster_centers_.astype(np.float32))
+    assert np.array_equal(fitted.labels, nearest_centroid(x, fitted.centroids)[0])
+    assert ClusterParams(ensemble="e").algorithm == "auto"
+
+
+def test_agglomerative_fits_a_seeded_sample_and_assigns_the_rest_to_the_nearest_mean(monkeypatch):
+    import hnm_db.cluster as C
+
+    monkeypatch.setattr(C, "AGGLOMERATIVE_FIT_MAX", 40)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(100, 4)).astype(np.float32)
+    a = C.fit(x, 3, "agglomerative", 5)
+    b = C.fit(x, 3, "agglomerative", 5)
+    assert np.array_equal(a.labels, b.labels) and np.array_equal(a.centroids, b.centroids)
+    assert np.bincount(a.labels, minlength=3).sum() == 100
+    sample = np.sort(np.random.default_rng(5).choice(100, size=40, replace=False))
+    rest = np.setdiff1d(np.arange(100), sample)
+    assert np.array_equal(a.labels[rest], nearest_centroid(x[rest], a.centroids)[0])
+    for c in range(3):  # centroids are the means of the sampled members of each linkage cluster
+        assert np.allclose(a.centroids[c], x[sample][a.labels[sample] == c].mean(0), atol=1e-5)
+
+
+def test_agglomerative_k_above_its_fit_sample_is_rejected_before_any_work(mining_db):
+    from hnm_db.cluster import AGGLOMERATIVE_FIT_MAX
+
+    before = db_digest(mining_db)
+    with pytest.raises(InvalidParams, match="agglomerative clustering is fitted on at most 10,000"):
+        cluster(
+            mining_db,
+            ClusterParams(ensemble=ENSEMBLE, k=AGGLOMERATIVE_FIT_MAX + 1, algorithm="agglomerative"),
+        )
+    assert db_digest(mining_db) == before

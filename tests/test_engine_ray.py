@@ -13,6 +13,7 @@ import hnm_db
 from hnm_db import engine_ray, models
 from hnm_db.cluster import ClusterParams, cluster
 from hnm_db.engine_ray import RayParams
+from hnm_db.ensemble import EnsembleParams, create_ensemble
 from hnm_db.errors import InvalidParams
 from hnm_db.mine import MiningParams, mine
 
@@ -72,6 +73,29 @@ def test_mining_on_1_3_and_7_shards_writes_the_local_triplets(mining_db, tmp_pat
         mine(mining_db, MiningParams(name=f"ray-{shards}", **common), scorer=scorer)
         assert _rows(mining_db, f"ray-{shards}") == local, shards
     assert not list((tmp_path / "stage" / "mine").iterdir())  # exchange shards are removed
+
+
+def test_hybrid_mining_on_ray_writes_the_local_triplets(mining_db, tmp_path):
+    # a hybrid's dense top list comes from the shard actors; BM25, the union and the hybrid score stay here
+    create_ensemble(
+        mining_db, EnsembleParams("hyb", (("model-a", None), ("model-b", None)), bm25=0.5), progress=False
+    )
+    common = dict(
+        ensemble="hyb", num_negatives=3, range_max=8, fallback_depth=14, max_score_ratio=0.95, seed=3
+    )
+    mine(mining_db, MiningParams(name="hyb-local", **common))
+    local = _rows(mining_db, "hyb-local")
+    assert local
+    scorer = engine_ray.mining_scorer(_params(tmp_path, shards=3, cpus_per_actor=0.25))
+    mine(mining_db, MiningParams(name="hyb-ray", **common), scorer=scorer)
+    assert _rows(mining_db, "hyb-ray") == local
+
+
+def test_ray_assignment_refuses_algorithms_with_their_own_rule(mining_db, tmp_path):
+    assigner = engine_ray.assignment_runner(_params(tmp_path))
+    with pytest.raises(InvalidParams, match="nearest centroid"):
+        cluster(mining_db, ClusterParams(ensemble=ENSEMBLE, k=4, seed=0, algorithm="gmm"), assigner=assigner)
+    assert mining_db.scalar("SELECT count(*) FROM cluster_runs") == 0
 
 
 def test_ray_params_are_validated(tmp_path):

@@ -56,6 +56,7 @@ def _register() -> None:
         cluster,
         database,
         demo,
+        denoise,
         embed,
         ensemble,
         evaluate,
@@ -68,7 +69,7 @@ def _register() -> None:
     )
 
     for module in (database, ingest, chunk, split, models, embed, ensemble, cluster, mine, export, audit,
-                   train, evaluate, demo):  # fmt: skip
+                   train, evaluate, denoise, demo):  # fmt: skip
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -23,7 +23,8 @@ from hnm_db.cli._common import Ctx, dumps, emit_frame, format_option, info, pass
 def audit_cmd(ctx: Ctx, runs: tuple[str, ...], fmt: str, plot_dir: Path | None, check_: bool) -> None:
     """Summarise mining runs (coverage, scores, false-negative guard, clusters, overlap) or check rules.
 
-    The same facts are SQL views: run_summary, run_overlap, negative_provenance, suspect_negatives.
+    The same facts are SQL views: run_summary, run_overlap, negative_provenance, suspect_negatives,
+    denoised_negatives (what each `hnm-db denoise` run dropped, with texts; printed last).
     With --check, every query in sql/checks runs on the whole database; any offending row is an error.
 
     \b
@@ -57,6 +58,7 @@ def _emit_report(report, fmt: str) -> None:  # noqa: ANN001 (AuditReport, import
             "runs": report.runs.to_dicts(),
             "overlap": report.overlap.to_dicts(),
             "changed_sources": report.changed_sources.to_dicts(),
+            "denoised_negatives": report.dropped.to_dicts(),
         }
         click.echo(dumps(out))
         return
@@ -70,6 +72,25 @@ def _emit_report(report, fmt: str) -> None:  # noqa: ANN001 (AuditReport, import
     if report.changed_sources.height:
         click.echo("\nsources changed since mining")
         emit_frame(report.changed_sources, "table")
+    if report.dropped.height:
+        click.echo(
+            "\nnegatives dropped by denoising (view denoised_negatives has every column and full texts)"
+        )
+        emit_frame(_dropped_table(report.dropped), "table")
+
+
+def _dropped_table(dropped: pl.DataFrame) -> pl.DataFrame:
+    """The dropped negatives with the rule's probabilities and the start of each text."""
+    return dropped.select(
+        "run",
+        "query_id",
+        "negative_chunk_id",
+        "rank",
+        "negative_prob",
+        "positive_prob",
+        pl.col("query_text").str.slice(0, 50).alias("query"),
+        pl.col("negative_text").str.slice(0, 70).alias("negative"),
+    )
 
 
 def _transpose(runs: pl.DataFrame) -> pl.DataFrame:

@@ -1,4 +1,4 @@
-"""``hnm-db cluster``: K-means over an ensemble's chunk vectors."""
+"""``hnm-db cluster``: K-means (or another algorithm) over an ensemble's chunk vectors."""
 
 from __future__ import annotations
 
@@ -48,7 +48,9 @@ def _k_value(value: str) -> int | str:
     type=click.Choice(list(ALGORITHMS)),
     default=default_of(ClusterParams, "algorithm"),
     show_default=True,
-    help="K-means variant; auto uses MiniBatchKMeans above 50,000 chunk texts.",
+    help="kmeans, minibatch (MiniBatchKMeans), gmm (Gaussian mixture, diagonal covariances) or "
+    "agglomerative (Ward; fitted on a seeded sample of at most 10,000 chunk texts, the rest go to the "
+    "nearest cluster mean); auto is kmeans, or minibatch above 50,000 chunk texts.",
 )
 @engine_options("buckets")
 @format_option
@@ -65,13 +67,13 @@ def cluster_cmd(
     buckets: int,
     fmt: str,
 ) -> None:
-    """Cluster an ensemble's chunk vectors with K-means and assign queries; print cluster sizes.
+    """Cluster an ensemble's chunk vectors (K-means by default) and assign queries; print cluster sizes.
 
     \b
     Examples:
       hnm-db cluster --ensemble ens --k auto --seed 0
       hnm-db cluster --ensemble ens --k 20 --algorithm minibatch
-      hnm-db cluster --ensemble ens --k 20 --engine ray --stage /shared/hnm-stage
+      hnm-db cluster --ensemble ens --k 20 --algorithm gmm
 
     With --engine ray the centroids are fitted here and the assignment of every chunk and query to its
     nearest centroid runs on Ray workers.

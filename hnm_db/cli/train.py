@@ -132,8 +132,8 @@ from hnm_db.train import LOSSES, TrainParams
     default=default_of(TrainParams, "dev_ratio"),
     show_default=True,
     type=float,
-    help="Share of the run's queries held out as a dev set; the kept checkpoint is the best by dev "
-    "nDCG@10 (0: no dev set, keep the last).",
+    help="Share of the split's judged queries held out as a dev set (the same for every run); the kept "
+    "checkpoint is the best by dev nDCG@10 (0: no dev set, keep the last).",
 )
 @click.option(
     "--dev-seed",
@@ -154,6 +154,13 @@ from hnm_db.train import LOSSES, TrainParams
     show_default=True,
     type=int,
     help="Chunks re-ranked per dev query.",
+)
+@click.option(
+    "--common-pairs",
+    multiple=True,
+    metavar="RUN",
+    help="Train only on the (query, positive) pairs that --run and every RUN given (repeatable) cover, "
+    "so models compared across mining runs see the same pairs.",
 )
 @click.option("--eval-steps", type=int, help="Evaluate the dev set every N steps (default: 4 times per run).")
 @click.option(

@@ -4,7 +4,10 @@
 --   'reranker: negative >= positive': a cross-encoder with scores in eval_scores (same model
 --       fingerprint and max_length for both pairs) scores the negative at or above the positive;
 --   'reranker score >= threshold': that cross-encoder's score for the negative reaches a threshold
---       you set first with  SET VARIABLE suspect_reranker_threshold = 0.9;  (off when unset).
+--       you set first with  SET VARIABLE suspect_reranker_threshold = 0.9;  (off when unset);
+--   'dropped by denoised run NAME': `hnm-db denoise` wrote run NAME without this negative (view
+--       denoised_negatives); score and reference_score are that cross-encoder's logits of the negative
+--       and of its positive (NULL while the positive pair is unscored).
 -- Reranker scores are looked up by the texts' content hashes, so they apply to any run.
 CREATE OR REPLACE VIEW suspect_negatives AS
 WITH scored AS (
@@ -43,12 +46,20 @@ reranker_threshold AS (
     FROM reranker_pairs
     WHERE negative_score >= CAST(getvariable('suspect_reranker_threshold') AS DOUBLE)
 ),
+denoised AS (
+    SELECT p.run_id, d.query_id, d.positive_chunk_id, d.negative_chunk_id, d.negative_doc_id, d.rank,
+           'dropped by denoised run ' || d.run AS reason, d.reranker, d.negative_logit, d.positive_logit
+    FROM denoised_negatives d
+    JOIN mining_runs p ON p.name = d.parent_run
+),
 suspects AS (
     SELECT * FROM own_score
     UNION ALL
     SELECT * FROM reranker_vs_positive
     UNION ALL
     SELECT * FROM reranker_threshold
+    UNION ALL
+    SELECT * FROM denoised
 )
 SELECT r.name AS run, r.method, s.query_id, s.positive_chunk_id, s.negative_chunk_id, s.negative_doc_id,
        s.rank, s.reason, s.reranker, s.score, s.reference_score,
