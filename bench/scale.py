@@ -54,7 +54,7 @@ def embedding(data: Path, work: Path, model: str, n_docs: int, threads: int, sta
 
     template = work / "embed-template.duckdb"
     with hnm_db.open(template) as db:
-        db.ingest_beir(str(data), progress=False)
+        db.ingest_beir(str(data))
         db.execute(
             f"DELETE FROM documents WHERE doc_id NOT IN (SELECT doc_id FROM documents ORDER BY doc_id LIMIT {n_docs})"
         )

@@ -151,13 +151,18 @@ def _read_partition(path: Path) -> pa.Table:
 
 # -- mining --------------------------------------------------------------------------------------------
 class _ShardScorer:
-    """A Ray actor holding one slice of the chunk vectors (its ``item`` ids and vectors)."""
+    """A Ray actor holding one slice of the chunk vectors: their candidate ids and vectors."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, items: np.ndarray) -> None:
         table = _read_partition(Path(path))
-        order = np.argsort(table.column("item").to_numpy(), kind="stable")
-        self.ids = table.column("item").to_numpy()[order].astype(np.int64)
-        self.vectors = from_arrow_list(table.column("vec"))[order]
+        hashes = table.column("content_hash").to_numpy(zero_copy_only=False).astype(str)
+        # candidate id = position in the run's sorted content hashes; vectors of texts no chunk has any
+        # more are skipped, as the local path's stream skips them
+        idx = np.minimum(np.searchsorted(items, hashes), len(items) - 1)
+        known = items[idx] == hashes
+        order = np.argsort(idx[known], kind="stable")
+        self.ids = idx[known][order].astype(np.int64)
+        self.vectors = from_arrow_list(table.column("vec").filter(pa.array(known)))[order]
 
     def top_k(self, queries: np.ndarray, k: int, query_block: int, chunk_block: int) -> TopK:
         blocks = [
@@ -168,18 +173,36 @@ class _ShardScorer:
 
 
 def export_mining_shards(job: ScoreJob, folder: Path, shards: int) -> dict[int, Path]:
-    """The ensemble's chunk vectors as ``shards`` Parquet slices (``hash(content_hash) % shards``), each
-    row with its candidate id (position in ``job.items``), by one DuckDB ``COPY``."""
+    """The ensemble's chunk vectors as ``shards`` Parquet slices (``hash(content_hash) % shards``), in one
+    streamed pass of ``job.chunk_block`` rows, each block split among one Parquet writer per shard.
+
+    Not one DuckDB ``COPY ... PARTITION_BY``, as the other exports: under mining's memory cap
+    (``hnm_db.mine.bounded_buffer``, 512 MB) that ran out of memory on 1M x 384 vectors, even with
+    row groups of 8,192 rows and no insertion order; a plain ``COPY`` per shard fits but scans the
+    vectors once per shard. The stream holds one block at a time whatever the corpus size.
+    """
+    import pyarrow.parquet as pq
+
     tmp = _fresh(folder)
-    items = pa.table({"content_hash": pa.array(job.items.astype(str)), "item": np.arange(len(job.items))})
-    with job.db.registered("_hnm_items", items):
-        job.db.execute(
-            f"""COPY (
-                SELECT i.item, v.vec, hash(v.content_hash) % {int(shards)} AS shard
-                FROM ensemble_vectors v JOIN _hnm_items i USING (content_hash)
-                WHERE v.ensemble_id = {_sql_text(job.ensemble_id)} AND v.role = 'doc'
-            ) TO {_sql_text(str(tmp))} (FORMAT parquet, PARTITION_BY (shard))"""
-        )
+    sql = (
+        f"SELECT content_hash, vec, hash(content_hash) % {int(shards)} AS shard FROM ensemble_vectors "
+        "WHERE ensemble_id = ? AND role = 'doc'"
+    )
+    writers: dict[int, Any] = {}
+    try:
+        for batch in job.db.arrow_batches(sql, [job.ensemble_id], batch_rows=job.chunk_block):
+            shard = batch.column("shard").to_numpy(zero_copy_only=False)
+            rows = pa.Table.from_batches([batch]).drop_columns(["shard"])
+            for n in np.unique(shard).tolist():
+                part = rows.filter(pa.array(shard == n))
+                if n not in writers:
+                    (tmp / f"shard={n}").mkdir(parents=True)
+                    writers[n] = pq.ParquetWriter(tmp / f"shard={n}" / "part-0.parquet", part.schema)
+                writers[n].write_table(part)
+    finally:
+        for writer in writers.values():
+            writer.close()
+    tmp.mkdir(parents=True, exist_ok=True)
     _publish(tmp, folder)
     return _partitions(folder, "shard")
 
@@ -193,7 +216,10 @@ def mining_scorer(params: RayParams) -> Scorer:
         try:
             parts = export_mining_shards(job, folder, params.shards)
             actor = ray.remote(_ShardScorer)
-            actors = [actor.options(num_cpus=params.cpus_per_actor).remote(str(p)) for p in parts.values()]
+            items = ray.put(np.asarray(job.items).astype(str))
+            actors = [
+                actor.options(num_cpus=params.cpus_per_actor).remote(str(p), items) for p in parts.values()
+            ]
             queries = ray.put(np.ascontiguousarray(job.queries, dtype=np.float32))
             refs = [a.top_k.remote(queries, job.k, job.query_block, job.chunk_block) for a in actors]
             results = ray.get(refs)
