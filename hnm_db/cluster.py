@@ -51,6 +51,7 @@ import numpy as np
 from hnm_db.ensemble import EnsembleInfo, check_chunk_vectors, get_ensemble
 from hnm_db.errors import EmptySelection, InvalidParams
 from hnm_db.store import Store
+from hnm_db.topk import exact_sq_dists
 from hnm_db.vectors import read_vectors, write_vectors
 
 ALGORITHMS = ("auto", "kmeans", "minibatch", "agglomerative", "gmm")
@@ -63,16 +64,30 @@ AGGLOMERATIVE_FIT_MAX = 10_000
 def nearest_centroid(
     vectors: np.ndarray, centroids: np.ndarray, block: int = 65_536
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(cluster, Euclidean distance) of each row to its nearest centroid, in bounded blocks."""
-    c2 = (centroids.astype(np.float64) ** 2).sum(1)
+    """(cluster, Euclidean distance) of each row to its nearest centroid, in bounded blocks.
+
+    float32 products (BLAS) shortlist the centroids within twice their error bound of the best; the
+    shortlist is measured exactly (float64 sum of squared differences, :func:`hnm_db.topk.exact_sq_dists`)
+    and the nearest wins, ties by lower cluster. A row's result thus depends only on the row, not on
+    the block it came in, which is what lets the Ray engine assign shards with the same result.
+    """
+    c64 = centroids.astype(np.float64)
+    c2 = (c64**2).sum(1)
+    c_max = float(np.sqrt(c2.max(initial=0.0)))
+    gamma = (centroids.shape[1] + 2) * 2.0**-24
     labels = np.empty(len(vectors), dtype=np.int32)
     dist = np.empty(len(vectors), dtype=np.float64)
     for s in range(0, len(vectors), block):
-        x = vectors[s : s + block]
-        d2 = (x.astype(np.float64) ** 2).sum(1)[:, None] - 2 * (x @ centroids.T) + c2[None, :]
-        lab = np.argmin(d2, axis=1)
-        labels[s : s + block] = lab
-        dist[s : s + block] = np.sqrt(np.maximum(d2[np.arange(len(x)), lab], 0.0))
+        x = np.ascontiguousarray(vectors[s : s + block], dtype=np.float32)
+        x2 = (x.astype(np.float64) ** 2).sum(1)
+        approx = x2[:, None] - 2 * (x @ centroids.T) + c2[None, :]
+        slack = 8 * gamma * (np.sqrt(x2) * c_max + x2 + c_max**2)
+        r, c = np.nonzero(approx <= (approx.min(axis=1) + slack)[:, None])
+        d2 = exact_sq_dists(x[r], centroids[c])
+        first = np.lexsort((c, d2, r))
+        first = first[np.r_[True, r[first][1:] != r[first][:-1]]]
+        labels[s : s + block] = c[first]
+        dist[s : s + block] = np.sqrt(d2[first])
     return labels, dist
 
 
@@ -287,7 +302,14 @@ def _stored_summary(db: Store, run_id: str, ensemble: str) -> ClusterSummary | N
     )
 
 
-def cluster(db: Store, params: ClusterParams, *, progress: bool = False) -> ClusterSummary:
+#: An engine's assignment step (:func:`hnm_db.engine_ray.assignment_runner`): (db, ensemble_id, role,
+#: sorted content hashes, centroids) -> (cluster, distance) aligned with the hashes.
+Assigner = Callable[[Store, str, str, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def cluster(
+    db: Store, params: ClusterParams, *, progress: bool = False, assigner: Assigner | None = None
+) -> ClusterSummary:
     """Cluster the ensemble's chunk vectors, assign queries, and store the run (one transaction).
 
     The run id is derived from the ensemble, the parameters and the exact set of chunk and query texts,
@@ -312,13 +334,23 @@ def cluster(db: Store, params: ClusterParams, *, progress: bool = False) -> Clus
     algorithm = params.algorithm
     if algorithm == "auto":
         algorithm = "minibatch" if len(docs) > MINIBATCH_ABOVE else "kmeans"
+    if assigner is not None and algorithm not in ("kmeans", "minibatch"):
+        raise InvalidParams(
+            f"algorithm {algorithm!r} assigns by its own rule; --engine ray assigns by nearest centroid, "
+            "so it takes kmeans or minibatch (run the others with --engine local)"
+        )
     retention = None
     k = params.k
     if k == "auto":
         k, retention = choose_k(docs, params, algorithm)
-    fitted = fit(docs, k, algorithm, params.seed)
-    centroids, labels, dist = fitted.centroids, fitted.labels, fitted.dist
-    q_labels, q_dist = fitted.assign(qvecs) if len(qvecs) else (np.array([], np.int32), np.array([]))
+    if assigner is not None:  # fitted here, assigned by the engine's workers (nearest centroid)
+        centroids = fit_centroids(docs, k, algorithm, params.seed)
+        labels, dist = assigner(db, ens.ensemble_id, "doc", doc_hashes, centroids)
+        q_labels, q_dist = assigner(db, ens.ensemble_id, "query", q_hashes, centroids)
+    else:
+        fitted = fit(docs, k, algorithm, params.seed)
+        centroids, labels, dist = fitted.centroids, fitted.labels, fitted.dist
+        q_labels, q_dist = fitted.assign(qvecs) if len(qvecs) else (np.array([], np.int32), np.array([]))
     sizes = np.bincount(labels, minlength=k).astype(int).tolist()
     inertia = float((dist**2).sum())
     stored = asdict(params)

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from hnm_db.cluster import ClusterSummary
     from hnm_db.denoise import DenoiseSummary
     from hnm_db.embed import EmbedSummary
+    from hnm_db.engine_ray import RayParams
     from hnm_db.ensemble import EnsembleSummary
     from hnm_db.evaluate import EvalSummary
     from hnm_db.export import ExportSummary
@@ -188,12 +189,19 @@ class Database(Store):
         batch_size: int = DEFAULT,
         threads: int | None = DEFAULT,
         progress: bool = True,
+        ray: RayParams | None = None,
     ) -> EmbedSummary:
-        """``hnm-db embed``: embed the texts each model has no vector for yet."""
-        fields = _given(locals(), "models", "progress")
+        """``hnm-db embed``: embed the texts each model has no vector for yet (on Ray workers when
+        ``ray`` is given: :mod:`hnm_db.engine_ray`, same vectors)."""
+        fields = _given(locals(), "models", "progress", "ray")
         from hnm_db.embed import EmbedParams, embed
 
-        return embed(self, EmbedParams(_names(models), **fields), progress=progress)
+        runner = None
+        if ray is not None:
+            from hnm_db.engine_ray import embed_runner
+
+            runner = embed_runner(ray)
+        return embed(self, EmbedParams(_names(models), **fields), progress=progress, runner=runner)
 
     def create_ensemble(
         self,
@@ -265,12 +273,19 @@ class Database(Store):
         seed: int = DEFAULT,
         algorithm: str = DEFAULT,
         progress: bool = False,
+        ray: RayParams | None = None,
     ) -> ClusterSummary:
-        """``hnm-db cluster``: K-means over the ensemble's chunk vectors (:func:`hnm_db.cluster.cluster`)."""
-        fields = _given(locals(), "progress")
+        """``hnm-db cluster``: K-means over the ensemble's chunk vectors (:func:`hnm_db.cluster.cluster`);
+        with ``ray``, the assignment to the fitted centroids runs on Ray workers (same result)."""
+        fields = _given(locals(), "progress", "ray")
         from hnm_db.cluster import ClusterParams, cluster
 
-        return cluster(self, ClusterParams(**fields), progress=progress)
+        assigner = None
+        if ray is not None:
+            from hnm_db.engine_ray import assignment_runner
+
+            assigner = assignment_runner(ray)
+        return cluster(self, ClusterParams(**fields), progress=progress, assigner=assigner)
 
     def mine(
         self,
@@ -293,12 +308,19 @@ class Database(Store):
         name: str | None = DEFAULT,
         replace: bool = False,
         progress: bool = False,
+        ray: RayParams | None = None,
     ) -> MiningSummary:
-        """``hnm-db mine``: one mining run (:class:`hnm_db.mine.MiningParams` says what each argument does)."""
-        fields = _given(locals(), "replace", "progress")
+        """``hnm-db mine``: one mining run (:class:`hnm_db.mine.MiningParams` says what each argument does);
+        with ``ray``, an ensemble run scores on Ray shard actors (same triplets)."""
+        fields = _given(locals(), "replace", "progress", "ray")
         from hnm_db.mine import MiningParams, mine
 
-        return mine(self, MiningParams(**fields), replace=replace, progress=progress)
+        scorer = None
+        if ray is not None:
+            from hnm_db.engine_ray import mining_scorer
+
+            scorer = mining_scorer(ray)
+        return mine(self, MiningParams(**fields), replace=replace, progress=progress, scorer=scorer)
 
     def denoise(
         self,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -169,8 +169,16 @@ def _embed_role(
     return done
 
 
-def embed_model(db: Store, name: str, params: EmbedParams, *, progress: bool = True) -> ModelReport:
-    """Embed the missing texts of ``params.roles`` with one model; load it only if something is missing."""
+#: An engine's way to embed one role's missing texts (:func:`hnm_db.engine_ray.embed_runner`):
+#: (db, model row, role, params, progress) -> vectors added. The driver still owns every write.
+RoleRunner = Callable[[Store, registry.ModelRow, str, EmbedParams, bool], int]
+
+
+def embed_model(
+    db: Store, name: str, params: EmbedParams, *, progress: bool = True, runner: RoleRunner | None = None
+) -> ModelReport:
+    """Embed the missing texts of ``params.roles`` with one model; load it only if something is missing
+    (with a ``runner``, the engine's workers load it instead)."""
     start = time.perf_counter()
     reg, versions = registry.current_model(db, name)
     row = reg.row
@@ -182,6 +190,11 @@ def embed_model(db: Store, name: str, params: EmbedParams, *, progress: bool = T
     missing = {}
     for role in params.roles:
         missing[role], report.already[role] = count_missing(db, row.model_id, role)
+    if runner is not None:
+        for role in params.roles:
+            report.encoded[role] = runner(db, row, role, params, progress) if missing[role] else 0
+        report.seconds = time.perf_counter() - start
+        return report
     model = reg.model
     if sum(missing.values()):
         set_threads(params.threads)
@@ -198,7 +211,9 @@ def embed_model(db: Store, name: str, params: EmbedParams, *, progress: bool = T
     return report
 
 
-def embed(db: Store, params: EmbedParams, *, progress: bool = True) -> EmbedSummary:
+def embed(
+    db: Store, params: EmbedParams, *, progress: bool = True, runner: RoleRunner | None = None
+) -> EmbedSummary:
     """Embed chunks and/or queries with every model in ``params`` (stage entry point).
 
     Commits batch by batch (that is what makes it resumable), so it must not run inside an open
@@ -206,4 +221,6 @@ def embed(db: Store, params: EmbedParams, *, progress: bool = True) -> EmbedSumm
     """
     if db.in_transaction:
         raise RuntimeError("embed commits batch by batch: call it outside db.transaction()")
-    return EmbedSummary([embed_model(db, name, params, progress=progress) for name in params.models])
+    return EmbedSummary(
+        [embed_model(db, name, params, progress=progress, runner=runner) for name in params.models]
+    )

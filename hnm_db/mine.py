@@ -13,6 +13,9 @@ Rules, in the order they apply (all of them documented here because they are the
   of chunks streamed from the database, keeping a running top-(range_max + margin) per query; margin
   is the largest number of positive texts of any query, so the window is still full after they go.
   DuckDB's block cache is capped meanwhile (``buffer_limit``), so memory stays bounded on 1M chunks.
+  Scores are float64 dot products of the float32 vectors (:func:`hnm_db.topk.exact_dots`), the same
+  bits whatever the blocking, so the Ray engine's shards (:mod:`hnm_db.engine_ray`) find the same
+  top-k, ties included (ordered by lower item id).
   ``bm25`` and ``random`` produce their ranked hits in SQL (:mod:`hnm_db.baselines`). With a
   **hybrid** ensemble, method ``ensemble`` ranks the union of the dense top list and the BM25 top list
   (each of the ensemble's depth, or deeper when the run needs more) by dense similarity + W x BM25
@@ -68,7 +71,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -83,7 +86,7 @@ from hnm_db.cluster import latest_cluster_run
 from hnm_db.ensemble import EnsembleInfo, check_chunk_vectors, get_ensemble, hybrid_depth, hybrid_scorer
 from hnm_db.errors import AlreadyExists, EmptySelection, InvalidParams, MissingEmbeddings, NotFound
 from hnm_db.store import Store
-from hnm_db.topk import TopK, score_candidates
+from hnm_db.topk import TopK, exact_dots, score_candidates_exact
 from hnm_db.vectors import iter_vectors, vectors_by_hash
 
 METHODS = ("ensemble", "bm25", "random")
@@ -518,6 +521,26 @@ class _Context:
     chunk_block: int
     query_block: int
     hybrid: Any = None  # the HybridScorer of a hybrid ensemble's run, once candidates are scored
+    scorer: Scorer | None = None
+
+
+@dataclass(frozen=True)
+class ScoreJob:
+    """What the scoring step of an ``ensemble`` run needs, for an engine that scores elsewhere
+    (:mod:`hnm_db.engine_ray`): the exact top-``k`` of ``queries`` against the ensemble's doc vectors
+    of ``items`` (sorted content hashes; a candidate's id is its position here)."""
+
+    db: Store
+    ensemble_id: str
+    items: np.ndarray
+    queries: np.ndarray
+    k: int
+    query_block: int
+    chunk_block: int
+
+
+#: An engine's scoring step: a :class:`ScoreJob` in, the exact top-k (``score_candidates_exact``) out.
+Scorer = Callable[[ScoreJob], TopK]
 
 
 def _margin(data: SplitData) -> int:
@@ -580,14 +603,21 @@ def _item_texts(ctx: _Context) -> list[str]:
 def _raw_candidates(ctx: _Context, k: int) -> tuple[Candidates, Any]:
     """Each method's ranked hits, before positives are excluded; the second value scores pairs later."""
     p, data = ctx.params, ctx.data
-    if p.method == "ensemble" and ctx.ens.bm25 is not None:
-        depth = min(hybrid_depth(ctx.ens, k), len(data.items))
-        dense = score_candidates(ctx.qvecs, _chunk_stream(ctx), depth, query_block=ctx.query_block)
+    if p.method == "ensemble":
+        # a hybrid ranks the union of its dense top list (this deep) and its BM25 top list
+        hybrid = ctx.ens.bm25 is not None
+        depth = min(hybrid_depth(ctx.ens, k), len(data.items)) if hybrid else k
+        if ctx.scorer is not None:
+            job = ScoreJob(
+                ctx.db, ctx.ens.ensemble_id, data.items, ctx.qvecs, depth, ctx.query_block, ctx.chunk_block
+            )
+            dense = ctx.scorer(job)
+        else:
+            dense = score_candidates_exact(ctx.qvecs, _chunk_stream(ctx), depth, query_block=ctx.query_block)
+        if not hybrid:
+            return Candidates.from_topk(dense), None
         ctx.hybrid = hybrid_scorer(ctx.db, ctx.ens, _item_texts(ctx), data.query_texts, ctx.qvecs, data.items)
         return Candidates.from_topk(ctx.hybrid.top_k(dense, k)), None
-    if p.method == "ensemble":
-        topk = score_candidates(ctx.qvecs, _chunk_stream(ctx), k, query_block=ctx.query_block)
-        return Candidates.from_topk(topk), None
     if p.method == "bm25":
         hits, index = baselines.bm25_hits(ctx.db, p.split, data.items, _item_texts(ctx), k)
         return _hits_to_candidates(data, hits), index
@@ -617,7 +647,7 @@ def _pair_scores(
         return ctx.hybrid.score(q_rows, items)
     if method == "ensemble":
         docs = read_vectors_for(ctx.db, ctx.ens, "doc", ctx.data.items[items])
-        return np.einsum("ij,ij->i", ctx.qvecs[q_rows], docs).astype(np.float64)
+        return exact_dots(ctx.qvecs[q_rows], docs)
     out = np.empty(len(q_rows))
     for u in np.unique(q_rows):
         sel = q_rows == u
@@ -850,27 +880,49 @@ def mine(
     query_block: int = 1024,
     chunk_block: int = 16_384,
     buffer_limit: str | None = "512MB",
+    scorer: Scorer | None = None,
 ) -> MiningSummary:
     """Mine negatives for the queries of ``params.split`` and write one run (see the module docstring).
 
     ``query_block`` x ``chunk_block`` bounds the score matrix held at once; ``buffer_limit`` caps
     DuckDB's block cache meanwhile (see :func:`bounded_buffer`). Neither changes the result.
+    ``scorer`` replaces the in-process scoring of an ``ensemble`` run (the Ray engine's shard actors);
+    everything else, and the one write, stays here.
     """
     with bounded_buffer(db, buffer_limit):
         return _mine(
-            db, params, replace=replace, progress=progress, query_block=query_block, chunk_block=chunk_block
+            db,
+            params,
+            replace=replace,
+            progress=progress,
+            query_block=query_block,
+            chunk_block=chunk_block,
+            scorer=scorer,
         )
 
 
 def _mine(
-    db: Store, params: MiningParams, *, replace: bool, progress: bool, query_block: int, chunk_block: int
+    db: Store,
+    params: MiningParams,
+    *,
+    replace: bool,
+    progress: bool,
+    query_block: int,
+    chunk_block: int,
+    scorer: Scorer | None = None,
 ) -> MiningSummary:
     started = time.perf_counter()
+    if scorer is not None and params.method != "ensemble":
+        raise InvalidParams(
+            f"method: only 'ensemble' runs score on an engine; {params.method!r} runs locally"
+        )
     name = params.run_name
     old = db.scalar("SELECT run_id FROM mining_runs WHERE name = ?", [name])
     if old is not None and not replace:
         raise AlreadyExists(f"mining run {name!r} already exists: choose another --name or pass --replace")
-    ctx = _context(db, params, progress=progress, query_block=query_block, chunk_block=chunk_block)
+    ctx = _context(
+        db, params, progress=progress, query_block=query_block, chunk_block=chunk_block, scorer=scorer
+    )
     data, ens = ctx.data, ctx.ens
     timings: dict[str, float] = {}
     t = time.perf_counter()
@@ -920,7 +972,13 @@ def _mine(
 
 
 def _context(
-    db: Store, params: MiningParams, *, progress: bool, query_block: int, chunk_block: int
+    db: Store,
+    params: MiningParams,
+    *,
+    progress: bool,
+    query_block: int,
+    chunk_block: int,
+    scorer: Scorer | None = None,
 ) -> _Context:
     """Everything a run reads before scoring: the split, the ensemble and its query vectors, clusters."""
     ens = get_ensemble(db, params.ensemble) if params.ensemble else None
@@ -937,6 +995,7 @@ def _context(
         progress,
         chunk_block,
         query_block,
+        scorer=scorer,
     )
 
 
@@ -1026,7 +1085,7 @@ def _member_scores(ctx: _Context, q: np.ndarray, items: np.ndarray) -> pa.Array:
             (m["model_id"], member_cosines(ctx.db, m, ctx.data.query_hashes[uq], ctx.data.items[ui]))
             for m in ctx.ens.members
         ]
-    columns.append((ENSEMBLE_KEY, np.einsum("ij,ij->i", ctx.qvecs[uq], docs).astype(np.float64)))
+    columns.append((ENSEMBLE_KEY, exact_dots(ctx.qvecs[uq], docs)))
     if ctx.hybrid is not None:
         columns.append((BM25_KEY, ctx.hybrid.bm25(uq, ui)))
     m = len(columns)

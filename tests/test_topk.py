@@ -1,9 +1,17 @@
 """Row-wise top-k: exact, best first, and ties broken by lower id whatever the blocking."""
 
 import numpy as np
+import pytest
 
 from hnm_db.bm25 import BM25Index
-from hnm_db.topk import merge_top_k, score_candidates, top_k_rows
+from hnm_db.topk import (
+    exact_dots,
+    merge_shard_top_k,
+    merge_top_k,
+    score_candidates,
+    score_candidates_exact,
+    top_k_rows,
+)
 
 
 def test_top_k_rows_orders_by_score_then_lower_id():
@@ -39,3 +47,37 @@ def test_bm25_top_k_fills_zero_score_ties_with_the_lowest_indices():
     idx, sc = BM25Index.build(texts).top_k(["star"], k=6)
     assert idx[0].tolist() == [0, 1, 2, 3, 4, 5]
     assert sc[0][3:].tolist() == [0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("shards", [1, 3, 7])
+def test_exact_top_k_of_shards_merged_equals_one_pass_bit_for_bit(shards):
+    rng = np.random.default_rng(1)
+    chunks = rng.normal(size=(500, 24)).astype(np.float32)
+    chunks[100:110] = chunks[5]  # exact ties across shards: lower ids win
+    queries = rng.normal(size=(33, 24)).astype(np.float32)
+    ids = np.arange(len(chunks))
+    whole = score_candidates_exact(
+        queries, [(ids[a : a + 64], chunks[a : a + 64]) for a in range(0, 500, 64)], 20
+    )
+    bucket = ids % shards
+    parts = [
+        score_candidates_exact(queries, [(ids[bucket == s], chunks[bucket == s])], 20, query_block=5)
+        for s in range(shards)
+    ]
+    merged = merge_shard_top_k(parts, 20)
+    assert np.array_equal(merged.indices, whole.indices)
+    assert merged.scores.tobytes() == whole.scores.tobytes()
+    expected = exact_dots(np.repeat(queries, 20, axis=0), chunks[whole.indices.ravel()]).reshape(33, 20)
+    assert whole.scores.tobytes() == expected.tobytes()
+
+
+def test_shards_smaller_than_k_pad_with_minus_one():
+    rng = np.random.default_rng(2)
+    chunks, queries = rng.normal(size=(5, 4)).astype(np.float32), rng.normal(size=(2, 4)).astype(np.float32)
+    parts = [
+        score_candidates_exact(queries, chunks[:2], 8),
+        score_candidates_exact(queries, [(np.arange(2, 5), chunks[2:])], 8),
+    ]
+    merged = merge_shard_top_k(parts, 8)
+    assert np.array_equal(merged.indices, score_candidates_exact(queries, chunks, 8).indices)
+    assert merged.indices[:, 5:].tolist() == [[-1] * 3] * 2

@@ -269,3 +269,57 @@ def fail(message: str) -> None:
 
 def stdin_is_tty() -> bool:
     return sys.stdin.isatty()
+
+
+def engine_options(*widths: str) -> Callable[[F], F]:
+    """``--engine local|ray``, ``--address``, ``--stage`` and the given width options (``shards``,
+    ``buckets``, ``replicas``) of the Ray engine; defaults come from :class:`hnm_db.engine_ray.RayParams`
+    (a module that imports Ray only when the engine runs)."""
+    from hnm_db.engine_ray import ENGINES, RayParams
+
+    helps = {
+        "shards": "Ray: mining actors, each holding one slice of the chunk vectors.",
+        "buckets": "Ray: Parquet shards the work is cut into.",
+        "replicas": "Ray: embedding model replicas (an actor pool).",
+    }
+
+    def decorate(fn: F) -> F:
+        for name in reversed(widths):
+            fn = click.option(
+                f"--{name}",
+                type=int,
+                default=default_of(RayParams, name),
+                show_default=True,
+                help=helps[name],
+            )(fn)
+        fn = click.option(
+            "--stage",
+            default=None,
+            help="Ray: the exchange folder every node sees (default: DB.stage beside the database).",
+        )(fn)
+        fn = click.option(
+            "--address",
+            default=None,
+            help="Ray: a running cluster's address (default: RAY_ADDRESS, else a local cluster).",
+        )(fn)
+        return click.option(
+            "--engine",
+            type=click.Choice(list(ENGINES)),
+            default="local",
+            show_default=True,
+            help="Where the work runs: this process, or Ray workers (pip install 'hnm-db[ray]'); "
+            "same results either way.",
+        )(fn)
+
+    return decorate
+
+
+def ray_params(ctx: Ctx, engine: str, address: str | None, stage: str | None, **widths: int) -> Any:
+    """The :class:`hnm_db.engine_ray.RayParams` of ``--engine ray``, or None for ``--engine local``."""
+    from hnm_db.engine_ray import RayParams
+
+    if engine == "local":
+        if address or stage:
+            raise click.UsageError("--address and --stage need --engine ray")
+        return None
+    return RayParams(stage=stage or f"{ctx.db_path}.stage", address=address, **widths)

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import click
 
-from hnm_db.cli._common import Ctx, default_of, emit_frame, format_option, info, pass_ctx
+from hnm_db.cli._common import (
+    Ctx,
+    default_of,
+    emit_frame,
+    engine_options,
+    format_option,
+    info,
+    pass_ctx,
+    ray_params,
+)
 from hnm_db.cluster import ALGORITHMS, ClusterParams
 
 
@@ -43,9 +52,21 @@ def _k_value(value: str) -> int | str:
     "agglomerative (Ward; fitted on a seeded sample of at most 10,000 chunk texts, the rest go to the "
     "nearest cluster mean); auto is kmeans, or minibatch above 50,000 chunk texts.",
 )
+@engine_options("buckets")
 @format_option
 @pass_ctx
-def cluster_cmd(ctx: Ctx, ensemble: str, k: str, seed: int, algorithm: str, fmt: str) -> None:
+def cluster_cmd(
+    ctx: Ctx,
+    ensemble: str,
+    k: str,
+    seed: int,
+    algorithm: str,
+    engine: str,
+    address: str | None,
+    stage: str | None,
+    buckets: int,
+    fmt: str,
+) -> None:
     """Cluster an ensemble's chunk vectors (K-means by default) and assign queries; print cluster sizes.
 
     \b
@@ -53,12 +74,21 @@ def cluster_cmd(ctx: Ctx, ensemble: str, k: str, seed: int, algorithm: str, fmt:
       hnm-db cluster --ensemble ens --k auto --seed 0
       hnm-db cluster --ensemble ens --k 20 --algorithm minibatch
       hnm-db cluster --ensemble ens --k 20 --algorithm gmm
+
+    With --engine ray the centroids are fitted here and the assignment of every chunk and query to its
+    nearest centroid runs on Ray workers.
     """
     from hnm_db.cluster import cluster, cluster_sizes
 
     params = ClusterParams(ensemble=ensemble, k=_k_value(k), seed=seed, algorithm=algorithm)
+    ray = ray_params(ctx, engine, address, stage, buckets=buckets)
+    assigner = None
+    if ray is not None:
+        from hnm_db.engine_ray import assignment_runner
+
+        assigner = assignment_runner(ray)
     with ctx.open() as db:
-        summary = cluster(db, params, progress=ctx.progress)
+        summary = cluster(db, params, progress=ctx.progress, assigner=assigner)
         sizes = cluster_sizes(db, summary.cluster_run_id)
     info(
         ctx,

@@ -5,7 +5,18 @@ from __future__ import annotations
 import click
 import polars as pl
 
-from hnm_db.cli._common import Ctx, default_of, dumps, emit_frame, emit_mapping, format_option, info, pass_ctx
+from hnm_db.cli._common import (
+    Ctx,
+    default_of,
+    dumps,
+    emit_frame,
+    emit_mapping,
+    engine_options,
+    format_option,
+    info,
+    pass_ctx,
+    ray_params,
+)
 from hnm_db.mine import CLUSTER_FILTERS, GUARDS, METHODS, SAMPLINGS, MiningParams
 
 
@@ -119,6 +130,7 @@ def _ratio_value(value: str) -> float | None:
 )
 @click.option("--name", default=None, help="Run name (default: method-ensemble-split-seedN).")
 @click.option("--replace", is_flag=True, help="Replace an existing run of the same name.")
+@engine_options("shards")
 @format_option
 @pass_ctx
 def mine_cmd(
@@ -140,6 +152,10 @@ def mine_cmd(
     seed: int,
     name: str | None,
     replace: bool,
+    engine: str,
+    address: str | None,
+    stage: str | None,
+    shards: int,
     fmt: str,
 ) -> None:
     """Mine hard negatives (or a baseline) for one split into the triplets table.
@@ -149,11 +165,20 @@ def mine_cmd(
       hnm-db mine --method ensemble --ensemble ens --num-negatives 3 --cluster-filter query --name ens-top
       hnm-db mine --method bm25 --ensemble ens --num-negatives 3 --seed 0 --name bm25
       hnm-db mine --method random --num-negatives 3 --sampling random --seed 1 --name random
+      hnm-db mine --method ensemble --ensemble ens --engine ray --shards 8 --stage /shared/hnm-stage
+
+    With --engine ray (method ensemble) each of --shards Ray actors scores every query against one
+    slice of the chunk vectors; the rest runs here, and the triplets are the local path's.
     """
     from hnm_db.mine import mine
 
     if method == "ensemble" and not ensemble:
         raise click.UsageError("--method ensemble needs --ensemble NAME")
+    if engine == "ray" and method != "ensemble":
+        raise click.UsageError(
+            "--engine ray scores --method ensemble; bm25 and random run with --engine local"
+        )
+    ray = ray_params(ctx, engine, address, stage, shards=shards)
     params = MiningParams(
         method=method,
         ensemble=ensemble,
@@ -173,7 +198,12 @@ def mine_cmd(
         name=name,
     )
     with ctx.open() as db:
-        summary = mine(db, params, replace=replace, progress=ctx.progress)
+        scorer = None
+        if ray is not None:
+            from hnm_db.engine_ray import mining_scorer
+
+            scorer = mining_scorer(ray)
+        summary = mine(db, params, replace=replace, progress=ctx.progress, scorer=scorer)
     if summary.short_queries:
         ids = ", ".join(summary.stats["short_query_ids"])
         info(
