@@ -586,8 +586,8 @@ def paired_table(ctx: Context, models: dict[str, list[str]]) -> str:
 
 def training_table(ctx: Context, names: list[str]) -> str:
     lines = [
-        "| training run | steps (warm + main) | pairs (main) | filled random | seconds (incl. dev evaluation) | loss: first → last tenth | dev nDCG@10 (step: value) | kept step |",
-        "|---|---:|---:|---:|---:|---|---|---:|",
+        "| training run | steps (warm + main) | train pairs / queries (dev queries) | pairs processed (main) | filled random | seconds (incl. dev evaluation) | loss: first → last tenth | dev nDCG@10 (step: value) | kept step |",
+        "|---|---:|---:|---:|---:|---:|---|---|---:|",
     ]
     for name in names:
         row = ctx.db.execute(
@@ -600,7 +600,9 @@ def training_table(ctx: Context, names: list[str]) -> str:
         # one value per step: runs resumed by older code evaluated their restart point twice
         dev = ", ".join(f"{s}: {v:.3f}" for s, v in dict(stats.get("dev_curve", [])).items())
         lines.append(
-            f"| {name} | {stats['warm_steps']} + {stats['steps']} | {stats['pairs']} | {stats['filled_random']} | "
+            f"| {name} | {stats['warm_steps']} + {stats['steps']} | "
+            f"{stats.get('train_pairs_of_run')} / {stats.get('train_queries')} ({stats.get('dev_queries')}) | "
+            f"{stats['pairs']} | {stats['filled_random']} | "
             f"{stats['seconds']:.0f}{' (warm start reused)' if stats.get('warm_start_reused') else ''} | "
             f"{curve[:tenth].mean():.3f} → {curve[-tenth:].mean():.3f} | "
             f"{dev} | {stats.get('best_step')} |"
@@ -695,16 +697,37 @@ def beyond_table(ctx: Context, models: dict[str, list[str]], beyond: dict[str, s
             for inter in (False, True)
         ]
         lines.append(f"| {label} (`{name}`) | " + " | ".join(cells) + " |")
-    hybrid = ctx.db.execute("SELECT members, bm25 FROM ensembles WHERE name = ?", [ctx.hybrid]).fetchone()
+    members, sparse = ctx.db.execute(
+        "SELECT members, bm25 FROM ensembles WHERE name = ?", [ctx.hybrid]
+    ).fetchone()
+    weights = {m["model_id"].rsplit("-", 1)[0]: m["weight"] for m in json.loads(members)}
+    weights["bm25"] = json.loads(sparse)["weight"]
+    shown = ", ".join(f"{k} {v:.3f}" for k, v in weights.items())
+    stats = {
+        name: json.loads(ctx.db.scalar("SELECT stats FROM training_runs WHERE name = ?", [name]) or "{}")
+        for _, name in rows
+    }
+    pairs = "; ".join(
+        f"`{n}` {st.get('train_pairs_of_run')} pairs / {st.get('train_queries')} queries"
+        for n, st in stats.items()
+    )
+    denoise = {}
+    if "denoised" in beyond:
+        run = beyond_runs(ctx, {"denoised": beyond["denoised"]})
+        if run:
+            denoise = json.loads(ctx.db.scalar("SELECT stats FROM mining_runs WHERE name = ?", [run[0]]))
     lines += [
         "",
         f"Hybrid: `{ctx.hybrid}`, tuned by `ensemble tune` (seed 0) from the dense models + "
-        f"{p.hybrid_bm25:g} x BM25 (stored weights {hybrid}); its negatives are mined with the main arms' "
+        f"{p.hybrid_bm25:g} x BM25 (weights: dense members sum to 1, {shown}); its negatives are mined with the main arms' "
         f"window, guard, fallback and cluster filter (K-means k={p.clusters} on its dense part). Denoised: "
         f"the ensemble arm's run without the negatives that `{p.name}-ce-bm25-s0` scores above "
         f"{p.denoise_relative:g} x their positive (sigmoid of the logit), the slots refilled from deeper "
-        f"ranks (`hnm-db denoise --relative {p.denoise_relative:g} --refill`). Both train from the same warm "
-        f"start, on the same pairs, steps and seed as the ensemble row, one seed: no paired test is claimed.",
+        f"ranks (`hnm-db denoise --relative {p.denoise_relative:g} --refill`): it dropped "
+        f"{denoise.get('denoise_dropped')} negatives and refilled {denoise.get('denoise_refilled')} "
+        f"({denoise.get('scored_pairs')} pairs scored). Every row trains from the same warm start, with the "
+        f"same steps and seed, on the main arms' common pairs that its own run covers ({pairs}). One seed: "
+        f"no paired test is claimed.",
     ]
     return "\n".join(lines)
 
@@ -754,6 +777,7 @@ def main() -> None:
     ap.add_argument(
         "--report-only", action="store_true", help="Print the report from what is stored; train nothing new."
     )
+    ap.add_argument("--note", default=None, help="A sentence about this run printed under Settings.")
     for name in ("max_steps", "batch_size", "group_size", "negatives", "max_length", "k", "clusters"):
         ap.add_argument("--" + name.replace("_", "-"), type=int, default=None)
     ap.add_argument("--loss", choices=T.LOSSES, default=None)
@@ -879,7 +903,7 @@ def main() -> None:
                 evaluate(ctx, None, "bm25", k=100)
         ctx.timings["eval"] = time.perf_counter() - t
         ctx.timings["total"] = time.perf_counter() - start
-        text = report(ctx, data, collection, arm_runs, models, variants, best, beyond)
+        text = report(ctx, data, collection, arm_runs, models, variants, best, beyond, args.note)
     print(text)
     out = (
         ROOT
@@ -907,6 +931,7 @@ def report(
     variants: list[tuple[str, str, str]],
     best: str | None,
     beyond: dict[str, str] | None = None,
+    note: str | None = None,
 ) -> str:
     import torch
 
@@ -944,8 +969,8 @@ def report(
             paired_table(ctx, models),
             "",
         ]
-    if best:
-        top = metric_of(ctx, result_ids(ctx, [best], "bm25", False, k=100))
+    top = metric_of(ctx, result_ids(ctx, [best], "bm25", False, k=100)) if best else []
+    if top:
         first = metric_of(
             ctx,
             [
@@ -976,7 +1001,8 @@ def report(
         f"negative down to the fallback depth is absent from a run), less the dev queries. The dev queries "
         f"are the same for every arm: {p.dev_ratio:g} of the train split's judged queries, picked by a hash "
         f"of `dev_seed` 0 and the query id; the dev evaluation re-ranks BM25 top-{p.dev_k}. "
-        f"`pairs (main)` in the training table counts the pairs each run trained on.",
+        f"`train pairs / queries` in the training table counts the distinct (query, positive) pairs and "
+        f"queries each run trained on; `pairs processed` the (query, passage) pairs of its main steps.",
         "",
         f"Models: ensemble of {', '.join(p.models)} (equal weights), K-means k={p.clusters}. Device "
         f"{ctx.device}, torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.machine()} with "
@@ -987,7 +1013,8 @@ def report(
             else "Stage times this run (s, cached steps ~0): "
             + ", ".join(f"{k} {v:.0f}" for k, v in ctx.timings.items())
             + "."
-        ),
+        )
+        + (f" {note}" if note else ""),
         "",
         "## Mining runs (`run_summary`; scores are each method's own: BM25 or ensemble cosine)",
         "",
