@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 from fixtures.corpus import CORPUS, QUERIES
-from fixtures.databases import ENSEMBLE, insert_texts
+from fixtures.databases import ENSEMBLE, insert_texts, run_rows
 
 import hnm_db
 from hnm_db import engine_ray, models
@@ -40,14 +40,6 @@ def _params(tmp_path, **kw) -> RayParams:
     return RayParams(stage=str(tmp_path / "stage"), **kw)
 
 
-def _rows(db, name):
-    return db.execute(
-        "SELECT t.* EXCLUDE (run_id) FROM triplets t JOIN mining_runs r USING (run_id) WHERE r.name = ? "
-        "ORDER BY ALL",
-        [name],
-    ).fetchall()
-
-
 def _table(db, sql: str):
     return db.execute(sql).fetchall()
 
@@ -66,12 +58,12 @@ def test_mining_on_1_3_and_7_shards_writes_the_local_triplets(mining_db, tmp_pat
         seed=7,
     )
     mine(mining_db, MiningParams(name="local", **common))
-    local = _rows(mining_db, "local")
+    local = run_rows(mining_db, "local")
     assert local
     for shards in (1, 3, 7):
         scorer = engine_ray.mining_scorer(_params(tmp_path, shards=shards, cpus_per_actor=0.25))
         mine(mining_db, MiningParams(name=f"ray-{shards}", **common), scorer=scorer)
-        assert _rows(mining_db, f"ray-{shards}") == local, shards
+        assert run_rows(mining_db, f"ray-{shards}") == local, shards
     assert not list((tmp_path / "stage" / "mine").iterdir())  # exchange shards are removed
 
 
@@ -84,11 +76,11 @@ def test_hybrid_mining_on_ray_writes_the_local_triplets(mining_db, tmp_path):
         ensemble="hyb", num_negatives=3, range_max=8, fallback_depth=14, max_score_ratio=0.95, seed=3
     )
     mine(mining_db, MiningParams(name="hyb-local", **common))
-    local = _rows(mining_db, "hyb-local")
+    local = run_rows(mining_db, "hyb-local")
     assert local
     scorer = engine_ray.mining_scorer(_params(tmp_path, shards=3, cpus_per_actor=0.25))
     mine(mining_db, MiningParams(name="hyb-ray", **common), scorer=scorer)
-    assert _rows(mining_db, "hyb-ray") == local
+    assert run_rows(mining_db, "hyb-ray") == local
 
 
 def test_ray_assignment_refuses_algorithms_with_their_own_rule(mining_db, tmp_path):

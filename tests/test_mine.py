@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from fixtures.databases import DUPLICATE_DOC, ENSEMBLE, db_digest
+from fixtures.databases import DUPLICATE_DOC, ENSEMBLE, db_digest, run_rows
 
 import hnm_db.mine as mine_mod
 from hnm_db import resources
@@ -256,14 +256,6 @@ def test_bad_params_name_the_field(kw, field):
 
 
 # -- the stage on the fixture database -----------------------------------------------------------------
-def _rows(db, name):
-    return db.execute(
-        "SELECT t.* EXCLUDE (run_id) FROM triplets t JOIN mining_runs r USING (run_id) WHERE r.name = ? "
-        "ORDER BY ALL",
-        [name],
-    ).fetchall()
-
-
 def _check(db, name: str) -> list:
     return db.execute(resources.sql_file("checks", name)).fetchall()
 
@@ -341,7 +333,7 @@ def test_same_inputs_and_seed_give_identical_triplets(mining_db, kw):
         mine(
             mining_db, MiningParams(ensemble=ENSEMBLE, num_negatives=3, range_max=12, seed=7, name=name, **kw)
         )
-    first, second = _rows(mining_db, "first"), _rows(mining_db, "second")
+    first, second = run_rows(mining_db, "first"), run_rows(mining_db, "second")
     assert first and first == second
 
 
@@ -620,7 +612,7 @@ def test_min_relevance_keeps_strong_judgements_as_positives_and_weak_ones_out_of
         mining_db,
         MiningParams(ensemble=ENSEMBLE, num_negatives=5, range_max=40, min_relevance=2, name="strong"),
     )
-    rows = _rows(mining_db, "strong")
+    rows = run_rows(mining_db, "strong")
     positives = {(r[0], r[1]) for r in rows}
     negatives = {(r[0], r[3]) for r in rows}
     assert positives and not positives & weak  # weak judgements are no positives...
