@@ -17,18 +17,16 @@ from hnm_db.errors import AlreadyExists, InvalidParams, NotFound, UnknownModel
 MAX_LEN = 48
 
 
+#: The parent run `par`: 3 negatives per pair from ranks 0..4, fallback to 30.
+PARENT = dict(
+    ensemble=ENSEMBLE, num_negatives=3, range_max=4, fallback_depth=30, max_score_ratio=None, name="par"
+)
+
+
 @pytest.fixture
 def mined(mining_db):
-    """The mining fixture with a parent run `par`: 3 negatives per pair from ranks 0..4, fallback to 30."""
-    mining_db.mine(
-        "ensemble",
-        ensemble=ENSEMBLE,
-        num_negatives=3,
-        range_max=4,
-        fallback_depth=30,
-        max_score_ratio=None,
-        name="par",
-    )
+    """The mining fixture with the parent run `par` (``PARENT``)."""
+    mining_db.mine("ensemble", **PARENT)
     return mining_db
 
 
@@ -177,16 +175,7 @@ def test_refill_takes_unused_candidates_that_pass_the_rule_until_pairs_are_full(
 
 def test_refill_uses_the_parents_clusters_even_after_a_newer_cluster_run(mining_db, ce):
     first = mining_db.cluster(ENSEMBLE, k=4, seed=0)
-    mining_db.mine(
-        "ensemble",
-        ensemble=ENSEMBLE,
-        num_negatives=3,
-        range_max=4,
-        fallback_depth=30,
-        cluster_filter="query",
-        max_score_ratio=None,
-        name="par",
-    )
+    mining_db.mine("ensemble", cluster_filter="query", **PARENT)
     newer = mining_db.cluster(ENSEMBLE, k=2, seed=1)  # now the latest run of the ensemble
     assert newer.cluster_run_id != first.cluster_run_id
     mining_db.denoise("par", model=ce, threshold=1 - 1e-12, max_length=MAX_LEN, name="all")
