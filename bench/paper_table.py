@@ -884,7 +884,11 @@ def main() -> None:
                 name = train(ctx, make())
             for stage in profile.rerank:
                 evaluate(ctx, name, stage)
-            if ctx.hybrid and (kind == "beyond" or label in ("ensemble", "bm25")) and name.endswith("-s0"):
+            if (
+                ctx.hybrid
+                and name.endswith("-s0")
+                and (kind == "beyond" or (kind == "main" and label in ("ensemble", "bm25")))
+            ):
                 evaluate(ctx, name, "hybrid")
             if kind == "main":
                 models.setdefault(label, []).append(name)
