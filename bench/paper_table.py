@@ -861,7 +861,9 @@ def main() -> None:
                         ctx, f"{profile.name}-ensemble-{tag}", mining_params(ctx, "ensemble", **mine_over)
                     )
                 name = f"{profile.name}-abl-{tag}-s0"
-                others = tuple(r for r in shared if r != arm_runs["ensemble"])
+                # all main runs but this one: a variant mined anew (mix-2, guard-none) covers pairs the
+                # ensemble run lacks, and must still train on exactly the main arms' pairs
+                others = tuple(r for r in shared if r != run)
                 params = train_params(
                     ctx, run, name, 0, arm_runs["ensemble"], common_pairs=others, **train_over
                 )
