@@ -809,14 +809,18 @@ def main() -> None:
         # every arm trains on the (query, positive) pairs all main arms cover (TrainParams.common_pairs)
         shared = tuple(arm_runs.values())
 
+        def others(run: str) -> tuple[str, ...]:
+            """The main runs but ``run``: a variant mined anew (mix-2, guard-none) covers pairs the ensemble
+            run lacks, and must still train on exactly the main arms' pairs."""
+            return tuple(r for r in shared if r != run)
+
         def main_job(label: str, seed: int) -> tuple[str, str, Callable[[], T.TrainParams]]:
             run = arm_runs[label]
-            others = tuple(r for r in shared if r != run)
             name = f"{profile.name}-ce-{label}-s{seed}"
             return (
                 "main",
                 label,
-                lambda: train_params(ctx, run, name, seed, arm_runs["ensemble"], common_pairs=others),
+                lambda: train_params(ctx, run, name, seed, arm_runs["ensemble"], common_pairs=others(run)),
             )
 
         models: dict[str, list[str]] = {}
@@ -861,11 +865,8 @@ def main() -> None:
                         ctx, f"{profile.name}-ensemble-{tag}", mining_params(ctx, "ensemble", **mine_over)
                     )
                 name = f"{profile.name}-abl-{tag}-s0"
-                # all main runs but this one: a variant mined anew (mix-2, guard-none) covers pairs the
-                # ensemble run lacks, and must still train on exactly the main arms' pairs
-                others = tuple(r for r in shared if r != run)
                 params = train_params(
-                    ctx, run, name, 0, arm_runs["ensemble"], common_pairs=others, **train_over
+                    ctx, run, name, 0, arm_runs["ensemble"], common_pairs=others(run), **train_over
                 )
                 jobs.append((f"ablation:{tag}:{text}", "ensemble", lambda params=params: params))
         t = time.perf_counter()
