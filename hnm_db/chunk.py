@@ -179,7 +179,8 @@ def resolve_config(params: ChunkParams, tok: TokenCounter | None) -> dict[str, A
         if size > tok.capacity:
             raise InvalidParams(
                 f"size {size} is more than the {tok.capacity} content tokens model {tok.name} takes "
-                f"(max_seq_length {tok.max_length} minus {tok.specials} special tokens)"
+                f"(max_seq_length {tok.max_length} minus {tok.specials} special tokens); pass --size "
+                f"{tok.capacity} or --size max"
             )
     elif size is None:
         size = DEFAULT_SENTENCE_CHARS

@@ -69,6 +69,7 @@ class Database(Store):
         on_duplicate: str = DEFAULT,
         license: str | None = DEFAULT,  # noqa: A002
         language: str | None = DEFAULT,
+        numbers_as_text: bool = DEFAULT,
     ) -> IngestSummary:
         """``hnm-db ingest beir``: corpus.jsonl, queries.jsonl, qrels/<split>.tsv."""
         fields = _given(locals())
@@ -94,6 +95,7 @@ class Database(Store):
         on_duplicate: str = DEFAULT,
         license: str | None = DEFAULT,  # noqa: A002
         language: str | None = DEFAULT,
+        numbers_as_text: bool = DEFAULT,
     ) -> IngestSummary:
         """``hnm-db ingest jsonl|csv|parquet``: the other arguments are :class:`hnm_db.ingest.TableSpec`'s."""
         fields = _given(locals(), "path", "fmt")

@@ -157,17 +157,18 @@ def resolve_members(db: Store, params: EnsembleParams) -> list[Member]:
 
 
 def missing_counts(db: Store, members: Sequence[Member]) -> dict[str, dict[str, int]]:
-    """model_id -> role -> number of texts (in chunks/queries or embedded by another member) it lacks."""
+    """model_id -> role -> number of the texts now in chunks/queries that it has no vector for.
+
+    Only current texts count: vectors outlive the chunks they were made for (a re-chunk with other
+    parameters keeps them, so going back costs nothing), and a member added after a re-chunk never
+    embedded the old texts; the ensemble is built over the texts every member has (:func:`_pending_sql`).
+    """
     ids = [m.model_id for m in members]
     out: dict[str, dict[str, int]] = {m: {} for m in ids}
     for role, table in ROLE_TABLES.items():
         rows = db.execute(
             f"""
-            WITH universe AS (
-                SELECT content_hash FROM {table}
-                UNION
-                SELECT content_hash FROM embeddings WHERE role = ? AND list_contains(?, model_id)
-            ),
+            WITH universe AS (SELECT DISTINCT content_hash FROM {table}),
             members AS (SELECT unnest(?::VARCHAR[]) AS model_id)
             SELECT m.model_id, count(*) FILTER (WHERE e.content_hash IS NULL)
             FROM members m CROSS JOIN universe u
@@ -175,7 +176,7 @@ def missing_counts(db: Store, members: Sequence[Member]) -> dict[str, dict[str, 
               ON e.model_id = m.model_id AND e.role = ? AND e.content_hash = u.content_hash
             GROUP BY m.model_id
             """,
-            [role, ids, ids, role],
+            [ids, role],
         ).fetchall()
         for model_id, n in rows:
             out[model_id][role] = int(n)

@@ -7,9 +7,12 @@ Every extractor returns the same small :class:`Extracted`, so ingest treats all 
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -130,19 +133,62 @@ def extract_markdown(data: bytes, path: Path) -> Extracted:
     return Extracted(one_line(m.group(1)) if m else None, text)
 
 
+class _Collect(logging.Handler):
+    """Keeps a library's log warnings and Python warnings, so they end up in our error, not on stderr."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.logged: list[str] = []
+        self.warned: list[warnings.WarningMessage] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.logged.append(record.getMessage())
+
+    def said(self) -> str:
+        """What the library said, once each, in order."""
+        return "; ".join(
+            dict.fromkeys(m for m in [*self.logged, *(str(w.message) for w in self.warned)] if m)
+        )
+
+
+@contextmanager
+def _library_log(name: str) -> Iterator[_Collect]:
+    """Collect logger ``name``'s warnings (and Python warnings) while the block runs, printing none:
+    a library's own lines would otherwise land above hnm-db's one-line error."""
+    logger = logging.getLogger(name)
+    handler, propagate = _Collect(), logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            handler.warned = caught if caught is not None else []
+            yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
 def extract_pdf(data: bytes, path: Path) -> Extracted:
-    """Text of every page (pages separated by a blank line), title from the PDF's metadata."""
+    """Text of every page (pages separated by a blank line), title from the PDF's metadata.
+
+    pypdf's warnings (``EOF marker not found``, ...) are not printed: a PDF that cannot be read is an
+    error whose message carries them; for one that can, they are dropped."""
     import io
 
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
-    try:
-        reader = PdfReader(io.BytesIO(data))
-        pages = [page.extract_text() or "" for page in reader.pages]
-        meta_title = reader.metadata.title if reader.metadata else None
-    except (PdfReadError, ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"not a readable PDF: {exc}", path=str(path)) from None
+    with _library_log("pypdf") as log:
+        try:
+            reader = PdfReader(io.BytesIO(data))
+            pages = [page.extract_text() or "" for page in reader.pages]
+            meta_title = reader.metadata.title if reader.metadata else None
+        except (PdfReadError, ValueError, KeyError, TypeError) as exc:
+            said = log.said()
+            raise InputError(
+                f"not a readable PDF: {exc}" + (f" (pypdf: {said})" if said else ""), path=str(path)
+            ) from None
     text = "\n\n".join(clean_text(p) for p in pages if p.strip())
     return Extracted(one_line(meta_title), text)
 

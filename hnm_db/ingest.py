@@ -105,13 +105,15 @@ class Failure:
 class IngestSummary:
     """Counts per table, plus the failures (URLs) and the places where empty texts were skipped.
 
-    ``empty`` maps kind -> id -> where, for the documents and queries skipped as empty: a qrel naming
+    ``warnings`` name parts of the source that were missing. ``empty`` maps kind -> id -> where, for the documents and queries skipped as empty: a qrel naming
     one of them is skipped too (and noted), rather than failing the ingest as an unknown id.
     """
 
     counts: dict[str, KindCounts] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    #: Parts of the source that were expected and not found (e.g. a BEIR folder without queries.jsonl).
+    warnings: list[str] = field(default_factory=list)
     empty: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def kind(self, kind: str) -> KindCounts:
@@ -148,6 +150,9 @@ class TableSpec:
     Documents and queries need an id and a text (title optional); qrels need a query id and a doc id,
     the score defaults to 1 and the split to ``split`` (or a ``split`` column, else 'train').
     Extra columns go to ``meta`` only when named (``meta_columns``) or with ``all_meta``.
+    An id, text or title must be a string: a number there (JSON ``"text": 5``, a Parquet Int64 column),
+    or a text column whose every value is a number (a CSV's wrong column), is refused unless
+    ``numbers_as_text`` stores numbers as their text.
     """
 
     kind: str = "documents"
@@ -163,6 +168,7 @@ class TableSpec:
     on_duplicate: str = "error"
     license: str | None = None
     language: str | None = None
+    numbers_as_text: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -377,12 +383,12 @@ def _column(
     return None
 
 
-def _value(loc: Loc, rec: dict[str, Any], name: str, *, what: str) -> str:
-    """A required id or text value as a string; numbers are accepted and written as text."""
+def _value(loc: Loc, rec: dict[str, Any], name: str, *, what: str, numbers: bool = False) -> str:
+    """A required id or text value as a string; a number only with ``numbers`` (written as text)."""
     value = rec.get(name)
     if value is None:
         raise loc.error(InputError, f"missing required field {name!r}")
-    text = _scalar_text(loc, name, value)
+    text = _scalar_text(loc, name, value, numbers=numbers)
     if what == "id":
         text = text.strip()
         if not text:
@@ -392,14 +398,45 @@ def _value(loc: Loc, rec: dict[str, Any], name: str, *, what: str) -> str:
     return text
 
 
-def _scalar_text(loc: Loc, name: str, value: Any) -> str:
-    """A string, or a finite number written as text; anything else would be stored as its Python repr
-    ('nan', "['a', 1]", 'True'), which is never what the source meant."""
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+#: What the refusal of a number says a user can do.
+NUMBERS_HINT = "pass --numbers-as-text (numbers_as_text=True) to store numbers as their text"
+
+
+def _scalar_text(loc: Loc, name: str, value: Any, *, numbers: bool = False) -> str:
+    """A string, or (with ``numbers``) a finite number written as text. Anything else would be stored as
+    its Python repr ('nan', "['a', 1]", 'True'), which is never what the source meant; a number in an
+    id, text or title column is most often the wrong column, so it is refused unless asked for."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise loc.error(InputError, f"field {name!r} must be a string, found {type(value).__name__}")
     if isinstance(value, float) and not math.isfinite(value):
         raise loc.error(InputError, f"field {name!r} must be a string, found the number {value!r}")
+    if not numbers:
+        raise loc.error(
+            InputError,
+            f"field {name!r} must be a string, found the {type(value).__name__} {value!r}; {NUMBERS_HINT}",
+        )
     return str(value)
+
+
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _check_not_all_numbers(records: Sequence[Record], name: str, spec: TableSpec) -> None:
+    """A text column whose every value is a number (as a CSV, which has no types, gives them) is the
+    wrong column: refused, naming the column and its first value, unless ``numbers_as_text``."""
+    if spec.numbers_as_text:
+        return
+    values = [(loc, rec.get(name)) for loc, rec in records if rec.get(name) is not None]
+    texts = [(loc, v.strip()) for loc, v in values if isinstance(v, str) and v.strip()]
+    if texts and len(texts) == len(values) and all(_NUMBER.fullmatch(v) for _, v in texts):
+        loc, first = texts[0]
+        raise loc.error(
+            InputError,
+            f"column {name!r} holds only numbers (first {first!r}), not text; name the text column with "
+            f"--text-column, or {NUMBERS_HINT}",
+        )
 
 
 def _meta(loc: Loc, rec: dict[str, Any], used: set[str], spec: TableSpec) -> str | None:
@@ -449,11 +486,13 @@ def text_rows(
         else None
     )
     _check_meta_columns(records, spec)
+    _check_not_all_numbers(records, text_col, spec)
     used = {c for c in (id_col, text_col, title_col) if c}
+    numbers = spec.numbers_as_text
     rows = []
     for loc, rec in records:
-        rid = _value(loc, rec, id_col, what="id")
-        text = clean_text(_value(loc, rec, text_col, what="text"))
+        rid = _value(loc, rec, id_col, what="id", numbers=numbers)
+        text = clean_text(_value(loc, rec, text_col, what="text", numbers=numbers))
         row = {
             _KEYS[kind][0]: rid,
             "text": text,
@@ -464,7 +503,9 @@ def text_rows(
         }
         if kind == "documents":
             raw_title = rec.get(title_col) if title_col else None
-            title = one_line(None if raw_title is None else _scalar_text(loc, title_col, raw_title))
+            title = one_line(
+                None if raw_title is None else _scalar_text(loc, title_col, raw_title, numbers=numbers)
+            )
             row |= {"title": title, "source": source or loc.file, "content_hash": document_hash(title, text)}
         else:
             row["content_hash"] = content_hash(text)
@@ -493,14 +534,17 @@ def qrel_rows(
     s_col = _column(records, spec.score_column, _CANDIDATES["score"], "the score", False)
     split = split or spec.split
     split_col = None if split else _column(records, None, _CANDIDATES["split"], "the split", False)
+    numbers = spec.numbers_as_text
     rows = []
     for loc, rec in records:
-        row_split = _value(loc, rec, split_col, what="id") if split_col else (split or DEFAULT_SPLIT)
+        row_split = (
+            _value(loc, rec, split_col, what="id", numbers=numbers) if split_col else (split or DEFAULT_SPLIT)
+        )
         score = _score(loc, rec.get(s_col), s_col) if s_col and rec.get(s_col) is not None else 1
         rows.append(
             {
-                "query_id": _value(loc, rec, q_col, what="id"),
-                "doc_id": _value(loc, rec, d_col, what="id"),
+                "query_id": _value(loc, rec, q_col, what="id", numbers=numbers),
+                "doc_id": _value(loc, rec, d_col, what="id", numbers=numbers),
                 "score": score,
                 "split": row_split,
                 "_file": loc.file,
@@ -691,6 +735,10 @@ def _folder(path: str | Path) -> Path:
     return folder
 
 
+#: The three parts of a BEIR folder; a folder with none of them is not one.
+BEIR_PARTS = ("corpus.jsonl", "queries.jsonl", "qrels/")
+
+
 def ingest_beir(
     db: Store,
     folder: str | Path,
@@ -698,30 +746,42 @@ def ingest_beir(
     on_duplicate: str = "error",
     license: str | None = None,  # noqa: A002 (the card's word)
     language: str | None = None,
+    numbers_as_text: bool = False,
 ) -> IngestSummary:
     """A BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv (split = file stem).
 
-    Keys other than _id/title/text go to ``meta``. queries.jsonl and qrels/ are optional (a corpus
-    alone is a valid source), corpus.jsonl is not. The license and language of the documents come
-    from the options, else from the folder's dataset card (README.md front matter, as on the Hub),
-    and are kept in each document's meta unless its record has its own.
+    Keys other than _id/title/text go to ``meta``. queries.jsonl and qrels/ may be missing (a corpus
+    alone is a valid source), and each missing part is named in ``summary.warnings``; corpus.jsonl
+    must be there, and a folder with none of the three is refused as not a BEIR folder. The license and
+    language of the documents come from the options, else from the folder's dataset card (README.md
+    front matter, as on the Hub), and are kept in each document's meta unless its record has its own.
     """
     check_policy(on_duplicate)
     root = _folder(folder)
     summary = IngestSummary()
-    corpus = root / "corpus.jsonl"
+    corpus, queries, qrels = root / "corpus.jsonl", root / "queries.jsonl", root / "qrels"
+    qrel_files = sorted(qrels.glob("*.tsv")) if qrels.is_dir() else []
+    if not (corpus.exists() or queries.exists() or qrels.exists()):
+        raise InputError(f"not a BEIR folder: it holds none of {', '.join(BEIR_PARTS)}", path=str(root))
+    if not queries.exists():
+        summary.warnings.append(f"{queries}: no such file; no queries ingested")
+    if not qrels.is_dir():
+        summary.warnings.append(f"{qrels}/: no such folder; no qrels ingested")
+    elif not qrel_files:
+        summary.warnings.append(f"{qrels}/: no .tsv files; no qrels ingested")
     card = read_card_metadata(root / "README.md")
     spec = TableSpec(
-        "documents", id_column="_id", text_column="text", all_meta=True,
+        "documents", id_column="_id", text_column="text", all_meta=True, numbers_as_text=numbers_as_text,
         license=license or card.get("license"), language=language or card.get("language"),
     )  # fmt: skip
     frames = {"documents": text_rows(read_jsonl(corpus), spec, str(corpus.resolve()), summary)}
-    if (root / "queries.jsonl").exists():
-        spec = TableSpec("queries", id_column="_id", text_column="text", all_meta=True)
-        frames["queries"] = text_rows(read_jsonl(root / "queries.jsonl"), spec, None, summary)
-    qrel_files = sorted((root / "qrels").glob("*.tsv")) if (root / "qrels").is_dir() else []
+    if queries.exists():
+        spec = TableSpec(
+            "queries", id_column="_id", text_column="text", all_meta=True, numbers_as_text=numbers_as_text
+        )
+        frames["queries"] = text_rows(read_jsonl(queries), spec, None, summary)
     if qrel_files:
-        spec = TableSpec("qrels")
+        spec = TableSpec("qrels", numbers_as_text=numbers_as_text)
         parts = [qrel_rows(read_beir_qrels(p), spec, summary, split=p.stem) for p in qrel_files]
         frames["qrels"] = pl.concat(parts)
     return store(db, frames, on_duplicate, summary)

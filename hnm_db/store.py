@@ -23,10 +23,20 @@ import polars as pl
 import pyarrow as pa
 
 from hnm_db import resources
-from hnm_db.errors import DatabaseLocked, HnmError, SchemaTooNew, SchemaTooOld, StorageTooNew, WriteRefused
+from hnm_db.errors import (
+    DatabaseLocked,
+    HnmError,
+    InvalidParams,
+    SchemaTooNew,
+    SchemaTooOld,
+    StorageTooNew,
+    WriteRefused,
+)
 
 #: The default database file of the CLI (``--db`` or env ``HNM_DB`` override it there).
 DEFAULT_PATH = "hnm.duckdb"
+#: What SQL without a statement (only blanks or comments) is told.
+EMPTY_SQL = "empty query: the SQL holds no statement (only blanks or comments)"
 #: Arrow field metadata key that :meth:`Database.arrow` sets on columns of DuckDB's JSON type.
 JSON_FIELD = b"hnm.json"
 
@@ -186,22 +196,23 @@ class Store:
         """Raise :class:`WriteRefused` unless every statement of ``sql`` only reads; runs nothing.
 
         A read-only connection still lets DuckDB write files (COPY ... TO, EXPORT DATABASE, ATTACH of a
-        new file, INSTALL, a log or profile path set with SET), so "read-only" is checked per statement:
-        queries (SELECT, EXPLAIN, PRAGMA without '=') and SET VARIABLE pass, anything else is refused.
+        new file, INSTALL, a log or profile path set with SET or PRAGMA, EXPLAIN ANALYZE of a COPY) and
+        change the session (SET, PRAGMA enable_profiling), so "read-only" is checked per statement: see
+        :func:`read_only_reason`. Comments and several statements in one string are handled.
         """
         for i, stmt in enumerate(self._con.extract_statements(sql), start=1):
-            kind = stmt.type.name
-            text = stmt.query.strip()
-            reads = kind in READ_STATEMENTS and not (kind == "PRAGMA" and "=" in text)
-            if not (reads or _is_set_variable(kind, text)):
-                first = " ".join(text.split()[:3])
+            reason = read_only_reason(self._con.raw, stmt.type.name, stmt.query)
+            if reason is not None:
+                words = _code_tokens(stmt.query)
+                first = " ".join(words[: words.index(";") if ";" in words else None][:3])
                 raise WriteRefused(
-                    f"statement {i} ({kind}: {first} ...) may write to the database or a file; only queries "
-                    "run without --write"
+                    f"statement {i} ({stmt.type.name}: {first} ...) {reason}; only queries run without "
+                    f"--write: {READ_ONLY_SUMMARY}"
                 )
 
     def arrow(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pa.Table | None:
-        """Run a query and return its rows as an Arrow table (None for a statement without rows).
+        """Run a query and return its rows as an Arrow table (None for a statement without rows); SQL
+        with no statement (blanks, comments) is :class:`InvalidParams`.
 
         Through ``execute`` and ``to_arrow_table``, which duckdb 1.5 and 2.x share (2.x dropped the
         cursor's ``.pl()``, ``fetch_arrow_table`` and ``fetch_record_batch``). Not through the relation
@@ -360,15 +371,83 @@ class Connection:
             pass
 
 
-#: Statement types ``read_query`` runs: they read the database and write nothing.
-READ_STATEMENTS = frozenset({"SELECT", "EXPLAIN", "PRAGMA"})
+#: Statement types ``read_query`` runs as they are: they read the database and write nothing.
+READ_STATEMENTS = frozenset({"SELECT"})
+#: PRAGMAs that only report (each is also a table function, e.g. ``pragma_table_info``); the others change
+#: a setting (enable_profiling, threads), write (copy_database, force_checkpoint) or run SQL of their own.
+INFO_PRAGMAS = frozenset({
+    "collations", "database_list", "database_size", "extension_versions", "functions", "metadata_info",
+    "platform", "show", "show_databases", "show_tables", "show_tables_expanded", "storage_info",
+    "table_info", "user_agent", "version",
+})  # fmt: skip
+#: What runs without --write, in words (``hnm-db sql --help`` and the refusal say it).
+READ_ONLY_SUMMARY = (
+    "SELECT, WITH, FROM, VALUES, DESCRIBE, SHOW, SUMMARIZE; EXPLAIN [ANALYZE] of one of those; SET VARIABLE; "
+    "PRAGMA " + ", ".join(sorted(INFO_PRAGMAS))
+)
 
 
-def _is_set_variable(kind: str, text: str) -> bool:
-    """SET VARIABLE only names a value for later statements (duckdb 1.5 types it SET, 2.x VARIABLE_SET)."""
-    import re
+def _code(sql: str) -> list[tuple[int, str]]:
+    """(offset, text) of each word and symbol of ``sql`` outside comments, by DuckDB's own tokenizer (so a
+    string that holds ``--`` or ``/*`` is not mistaken for a comment)."""
+    tokens = duckdb.tokenize(sql)
+    ends = [start for start, _ in tokens[1:]] + [len(sql)]
+    return [
+        (start, sql[start:end].strip())
+        for (start, kind), end in zip(tokens, ends, strict=True)
+        if kind != duckdb.token_type.comment
+    ]
 
-    return kind in ("SET", "VARIABLE_SET") and re.match(r"(?i)SET\s+VARIABLE\b", text) is not None
+
+def _code_tokens(sql: str) -> list[str]:
+    return [text for _, text in _code(sql)]
+
+
+def read_only_reason(con: duckdb.DuckDBPyConnection, kind: str, text: str) -> str | None:
+    """None when one parsed statement (its type and text) only reads; else why it may not run read-only.
+
+    Queries read. ``SET VARIABLE`` names a value for later statements (duckdb 1.5 types it SET, 2.x
+    VARIABLE_SET). A PRAGMA must be one of :data:`INFO_PRAGMAS`. ``EXPLAIN ANALYZE`` runs its statement,
+    so an EXPLAIN is checked by what it explains. Everything else (writes, COPY, EXPORT, ATTACH, INSTALL,
+    LOAD, SET and RESET of a setting, CALL, CHECKPOINT) is refused.
+    """
+    words = [t.upper() for t in _code_tokens(text)]
+    if kind in READ_STATEMENTS:
+        return None
+    if kind in ("SET", "VARIABLE_SET") and words[:2] == ["SET", "VARIABLE"]:
+        return None
+    if kind == "PRAGMA":
+        name = words[1].lower() if len(words) > 1 else ""
+        if name in INFO_PRAGMAS and "=" not in words:
+            return None
+        return "changes a setting or writes"
+    if kind == "EXPLAIN":
+        inner = _explained(text)
+        try:
+            statements = con.extract_statements(inner) if inner else []
+        except duckdb.Error:
+            statements = []
+        if len(statements) == 1 and read_only_reason(con, statements[0].type.name, inner) is None:
+            return None
+        return "explains a statement that may write (EXPLAIN ANALYZE runs it)"
+    return "may write to the database or a file, or change a setting"
+
+
+def _explained(text: str) -> str:
+    """The statement an EXPLAIN names: what follows EXPLAIN, an optional ANALYZE and an option list."""
+    code = [(start, word.upper()) for start, word in _code(text)]
+    i = 1  # past EXPLAIN
+    if i < len(code) and code[i][1] == "ANALYZE":
+        i += 1
+    if i < len(code) and code[i][1] == "(":
+        depth = 0
+        while i < len(code):
+            depth += code[i][1] == "("
+            depth -= code[i][1] == ")"
+            i += 1
+            if depth == 0:
+                break
+    return text[code[i][0] :] if i < len(code) else ""
 
 
 def settle(con: duckdb.DuckDBPyConnection | Connection) -> None:
@@ -388,7 +467,9 @@ def _is_statement(con: Connection | duckdb.DuckDBPyConnection, sql: str) -> bool
         statements = raw.extract_statements(sql)
     except duckdb.Error:
         return False  # let execute report the error
-    return bool(statements) and statements[-1].type.name not in ("SELECT", "EXPLAIN", "PRAGMA", "CALL")
+    if not statements:
+        raise InvalidParams(EMPTY_SQL)
+    return statements[-1].type.name not in ("SELECT", "EXPLAIN", "PRAGMA", "CALL")
 
 
 def _counts_only(description: Sequence[Any]) -> bool:

@@ -217,6 +217,9 @@ class TrainSummary:
     seconds: float
     loss_curve: list[float] = field(repr=False, default_factory=list)
     stats: dict[str, Any] = field(repr=False, default_factory=dict)
+    #: What the user should know about the folders: checkpoints discarded as incomplete, unfinished
+    #: trainings of other settings left beside the output (``hnm-db train`` prints them).
+    notes: list[str] = field(repr=False, default_factory=list)
 
 
 # -- reading the run ----------------------------------------------------------------------------------
@@ -526,14 +529,22 @@ def run_phase(
     device: str,
     evaluator: Any = None,
     progress: bool = False,
+    notes: list[str] | None = None,
 ) -> tuple[list[float], dict[str, Any]]:
     """Train ``ce`` for ``steps`` steps on ``dataset`` with the Trainer, checkpointing into ``folder`` and
-    resuming from its last checkpoint; with an evaluator, keep the best checkpoint by dev nDCG@10.
+    resuming from its newest complete checkpoint (incomplete ones are discarded and named in ``notes``);
+    with an evaluator, keep the best checkpoint by dev nDCG@10.
     Returns the loss of every step and the dev record: the (step, nDCG@10) curve, the step kept."""
     from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncoderTrainingArguments
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     every = params.eval_steps or max(1, math.ceil(steps / 4))
+    discarded = discard_incomplete_checkpoints(folder)
+    if notes is not None and discarded:
+        notes.append(
+            f"discarded {len(discarded)} incomplete checkpoint(s) of an interrupted run: "
+            f"{', '.join(str(p) for p in discarded)}"
+        )
     resume = any(folder.glob("checkpoint-*"))
     args = CrossEncoderTrainingArguments(
         output_dir=str(folder),
@@ -582,6 +593,34 @@ def run_phase(
         "best_dev_ndcg@10": state.best_metric if evaluator is not None else None,
     }
     return curve, dev
+
+
+#: The file the Trainer writes last into a checkpoint (after weights, optimizer, scheduler and RNG state).
+TRAINER_STATE = "trainer_state.json"
+
+
+def discard_incomplete_checkpoints(folder: Path) -> list[Path]:
+    """Remove the ``checkpoint-*`` folders of ``folder`` that a kill left half written; returns them.
+
+    The Trainer resumes from the highest-numbered checkpoint whatever it holds, and writes
+    ``trainer_state.json`` last: a checkpoint without it (or with a truncated one) is incomplete, and the
+    one before it is what a resume must read.
+    """
+    gone = []
+    for checkpoint in sorted(folder.glob("checkpoint-*")):
+        state = checkpoint / TRAINER_STATE
+        try:
+            json.loads(state.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            shutil.rmtree(checkpoint, ignore_errors=True)
+            gone.append(checkpoint)
+    return gone
+
+
+def leftover_partials(out: Path, partial: Path) -> list[Path]:
+    """Unfinished trainings beside ``out`` other than ``partial`` (other settings or other outputs): they
+    resume when their command runs again, and otherwise only take disk space."""
+    return sorted(p for p in out.parent.glob(".*.partial-*") if p.is_dir() and p != partial)
 
 
 # -- the stage ---------------------------------------------------------------------------------------------
@@ -703,6 +742,7 @@ class _Phase:
     device: str
     progress: bool
     easy: EasyNegatives
+    notes: list[str] = field(default_factory=list)
 
 
 def _warm_start(ph: _Phase, ce: Any, steps: int, distill: bool) -> tuple[Any, list[float], bool]:
@@ -733,8 +773,9 @@ def _warm_start(ph: _Phase, ce: Any, steps: int, distill: bool) -> tuple[Any, li
         data, rows = group_dataset(groups, params.loss), _batch_rows(params)
     loss = make_loss(ce, params, distill=distill)
     curve, _ = run_phase(
-        ce, data, loss, params, steps, folder, batch_rows=rows, device=ph.device, progress=ph.progress
-    )
+        ce, data, loss, params, steps, folder, batch_rows=rows, device=ph.device, progress=ph.progress,
+        notes=ph.notes,
+    )  # fmt: skip
     with quiet_transformers():
         ce.save_pretrained(str(done))
     (done / "phase.json").write_text(json.dumps({"loss_curve": curve}), encoding="utf-8")
@@ -749,10 +790,17 @@ def _batch_rows(params: TrainParams) -> int:
 
 
 def _train_phases(
-    db: Store, params: TrainParams, plan: _Plan, ce: Any, partial: Path, device: str, progress: bool
+    db: Store,
+    params: TrainParams,
+    plan: _Plan,
+    ce: Any,
+    partial: Path,
+    device: str,
+    progress: bool,
+    notes: list[str],
 ) -> tuple[Any, list[float], dict[str, Any]]:
     """Warm starts, then the mined groups; returns the trained model, the loss curve and stats."""
-    ph = _Phase(db, params, plan, partial, device, progress, EasyNegatives(db))
+    ph = _Phase(db, params, plan, partial, device, progress, EasyNegatives(db), notes)
     curve: list[float] = []
     stats: dict[str, Any] = {"warm_steps": 0}
     for steps, distill, reused_key in (
@@ -773,7 +821,7 @@ def _train_phases(
     data, loss = group_dataset(groups, params.loss), make_loss(ce, params)
     part, dev = run_phase(
         ce, data, loss, params, steps, partial / "main", batch_rows=_batch_rows(params), device=device,
-        evaluator=evaluator, progress=progress,
+        evaluator=evaluator, progress=progress, notes=notes,
     )  # fmt: skip
     stats |= {
         "steps": len(part),
@@ -860,10 +908,17 @@ def train(db: Store, params: TrainParams, *, progress: bool = True) -> TrainSumm
     out = Path(params.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(f".{out.name}.partial-{params.digest()}")
+    notes: list[str] = []
+    others = leftover_partials(out, partial)
+    if others:
+        notes.append(
+            f"{len(others)} unfinished training(s) of other settings or outputs in {out.parent}: "
+            f"{', '.join(p.name for p in others)}; each resumes when its command runs again, or delete it"
+        )
     started = time.perf_counter()
     try:
         with _term_as_interrupt():
-            ce, curve, stats = _train_phases(db, params, plan, ce, partial, device, progress)
+            ce, curve, stats = _train_phases(db, params, plan, ce, partial, device, progress, notes)
         fingerprint = _publish(ce, partial, out, training_run_id, params)
     except BaseException as exc:
         _fail_run(db, training_run_id, exc, partial)
@@ -879,7 +934,7 @@ def train(db: Store, params: TrainParams, *, progress: bool = True) -> TrainSumm
     path = str(out.resolve())
     return TrainSummary(
         training_run_id, params.run_name, path, fingerprint, stats["steps"], stats["groups"], final_loss or 0.0,
-        stats["seconds"], curve, stats,
+        stats["seconds"], curve, stats, notes,
     )  # fmt: skip
 
 

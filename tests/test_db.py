@@ -14,7 +14,7 @@ from fixtures.cli import invoke
 
 import hnm_db
 from hnm_db import resources
-from hnm_db.errors import SchemaTooNew
+from hnm_db.errors import InvalidParams, SchemaTooNew
 from hnm_db.store import schema_target
 
 DATA_MODEL = {
@@ -325,3 +325,11 @@ def test_views_are_created_after_the_views_they_read():
     assert view_order(views) == ["SELECT 1", "SELECT * FROM z_base", "SELECT * FROM m_mid"]
     with pytest.raises(RuntimeError, match="cycle: a, b"):
         view_order({"a": "SELECT * FROM b", "b": "SELECT * FROM a"})
+
+
+@pytest.mark.parametrize("sql", ["", "  \n", "-- nothing", "/* nothing */"])
+def test_sql_without_a_statement_is_an_invalid_params_error_in_the_api(db, sql):
+    with pytest.raises(InvalidParams, match="empty query"):
+        db.sql(sql)
+    with pytest.raises(InvalidParams, match="empty query"):
+        db.read_query(sql)

@@ -144,6 +144,9 @@ def test_missing_beir_folder_is_reported(db, tmp_path):
     with pytest.raises(SourceUnavailable, match="nowhere: no such folder"):
         ingest_beir(db, tmp_path / "nowhere")
     (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match=r"empty: not a BEIR folder"):
+        ingest_beir(db, tmp_path / "empty")
+    (tmp_path / "empty" / "queries.jsonl").write_text('{"_id": "q", "text": "t"}\n', encoding="utf-8")
     with pytest.raises(SourceUnavailable, match=r"corpus\.jsonl: no such file"):
         ingest_beir(db, tmp_path / "empty")
 
@@ -285,8 +288,9 @@ def test_jsonl_columns_and_meta_are_chosen_by_options(db, tmp_path):
     rows = [{"pid": 7, "body": "Stars burn.", "head": "On stars", "lang": "en", "src": "wiki", "noise": 1}]
     path = write_jsonl(tmp_path / "p.jsonl", rows)
     spec = TableSpec(
-        "documents", id_column="pid", text_column="body", title_column="head", meta_columns=("lang", "src")
-    )
+        "documents", id_column="pid", text_column="body", title_column="head", meta_columns=("lang", "src"),
+        numbers_as_text=True,
+    )  # fmt: skip
     ingest_table(db, path, spec)
     row = db.execute("SELECT doc_id, title, text, meta FROM documents").fetchone()
     assert row[:3] == ("7", "On stars", "Stars burn.")

@@ -301,15 +301,14 @@ def test_bad_runs_and_folders_are_refused_before_anything_is_written(train_db, t
     assert db_digest(train_db) == before and not (tmp_path / "ce").exists()
 
 
-def test_an_interrupted_training_is_marked_failed_and_resumes(
-    train_db, tiny_model_dir, tmp_path, monkeypatch
-):
+def _interrupt_at(monkeypatch, step: int) -> None:
+    """Every Trainer made from now on raises KeyboardInterrupt (as Ctrl-C would) at the end of ``step``."""
     from sentence_transformers.cross_encoder import CrossEncoderTrainer
     from transformers import TrainerCallback
 
     class Stop(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step == 4:
+            if state.global_step == step:
                 raise KeyboardInterrupt
 
     init = CrossEncoderTrainer.__init__
@@ -318,8 +317,14 @@ def test_an_interrupted_training_is_marked_failed_and_resumes(
         init(self, *args, **kwargs)
         self.add_callback(Stop())
 
-    params = _params(tmp_path, tiny_model_dir, max_steps=6, eval_steps=2, dev_ratio=0.3)
     monkeypatch.setattr(CrossEncoderTrainer, "__init__", with_stop)
+
+
+def test_an_interrupted_training_is_marked_failed_and_resumes(
+    train_db, tiny_model_dir, tmp_path, monkeypatch
+):
+    params = _params(tmp_path, tiny_model_dir, max_steps=6, eval_steps=2, dev_ratio=0.3)
+    _interrupt_at(monkeypatch, 4)
     with pytest.raises(KeyboardInterrupt):
         T.train(train_db, params, progress=False)
     row = train_db.sql("SELECT status, stats FROM training_runs").to_dicts()
@@ -340,6 +345,47 @@ def test_an_interrupted_training_is_marked_failed_and_resumes(
     assert (
         [s for s, _ in resumed.stats["dev_curve"]] == [s for s, _ in whole.stats["dev_curve"]] == [0, 2, 4, 6]
     )
+
+
+def test_a_checkpoint_left_half_written_is_discarded_and_the_one_before_resumes(
+    train_db, tiny_model_dir, tmp_path, monkeypatch
+):
+    """A kill while the Trainer writes checkpoint-4 leaves it without trainer_state.json (written last):
+    the re-run must resume from checkpoint-2, not fail on the newest folder."""
+    params = _params(tmp_path, tiny_model_dir, max_steps=6, eval_steps=2, dev_ratio=0.3)
+    _interrupt_at(monkeypatch, 5)
+    with pytest.raises(KeyboardInterrupt):
+        T.train(train_db, params, progress=False)
+    monkeypatch.undo()
+    partial = Path(json.loads(train_db.scalar("SELECT stats FROM training_runs"))["resume_from"])
+    assert {p.name for p in (partial / "main").glob("checkpoint-*")} == {"checkpoint-2", "checkpoint-4"}
+    (partial / "main" / "checkpoint-4" / T.TRAINER_STATE).unlink()
+    other = tmp_path / ".ce-old.partial-0123"  # an unfinished training of other settings
+    other.mkdir()
+    resumed = T.train(train_db, params, progress=False)
+    assert train_db.sql("SELECT status FROM training_runs")["status"].to_list() == ["finished"]
+    assert resumed.notes[0].startswith("1 unfinished training(s) of other settings or outputs")
+    assert ".ce-old.partial-0123" in resumed.notes[0] and other.exists()  # listed, never deleted
+    assert (
+        resumed.notes[1].startswith("discarded 1 incomplete checkpoint(s)")
+        and "checkpoint-4" in resumed.notes[1]
+    )
+    whole = T.train(
+        train_db,
+        _params(tmp_path, tiny_model_dir, out="whole", max_steps=6, eval_steps=2, dev_ratio=0.3),
+        progress=False,
+    )
+    assert resumed.loss_curve == whole.loss_curve and resumed.fingerprint == whole.fingerprint
+
+
+def test_discard_incomplete_checkpoints_keeps_those_with_a_readable_state(tmp_path):
+    for name, state in (("checkpoint-2", "{}"), ("checkpoint-4", '{"global_st'), ("checkpoint-6", None)):
+        (tmp_path / name).mkdir()
+        if state is not None:
+            (tmp_path / name / T.TRAINER_STATE).write_text(state, encoding="utf-8")
+    gone = T.discard_incomplete_checkpoints(tmp_path)
+    assert [p.name for p in gone] == ["checkpoint-4", "checkpoint-6"]
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint-2"]
 
 
 def _copy_run(db, name: str, where: str) -> None:

@@ -8,6 +8,24 @@ from hnm_db.chunk import STRATEGIES, ChunkParams
 from hnm_db.cli._common import Ctx, default_of, emit_mapping, format_option, pass_ctx
 
 
+class SizeType(click.ParamType):
+    """A positive whole number, or 'max' (the model's whole capacity: stored as no size, the default)."""
+
+    name = "N|max"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> object:
+        if value is None or value == MAX or isinstance(value, int):
+            return value
+        try:
+            return int(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is neither a whole number nor 'max'", param, ctx)
+
+
+#: ``--size max``: as many tokens as the model takes.
+MAX = "max"
+
+
 @click.command("chunk")
 @click.option(
     "--strategy",
@@ -19,11 +37,13 @@ from hnm_db.cli._common import Ctx, default_of, emit_mapping, format_option, pas
 )
 @click.option(
     "--size",
-    type=int,
+    type=SizeType(),
     default=None,
     help="Chunk size: tokens of the chunk text (title included, special tokens not) for --strategy tokens "
-    "and for sentences with --model; characters for sentences without --model. "
-    "Default: the model's max_seq_length minus its special tokens; 1000 characters.",
+    "and for sentences with --model; characters for sentences without --model. With --model it is at "
+    "most the model's max_seq_length minus its special tokens, which is also the default and what "
+    "'--size max' asks for: 254 for minilm-l6, 126 for minilm-l3, 382 for mpnet-base (max_seq_length "
+    "256, 128, 384, minus 2). Default without --model: 1000 characters.",
 )
 @click.option(
     "--overlap",
@@ -50,7 +70,7 @@ from hnm_db.cli._common import Ctx, default_of, emit_mapping, format_option, pas
 def chunk_cmd(
     ctx: Ctx,
     strategy: str,
-    size: int | None,
+    size: int | str | None,
     overlap: int,
     model: str | None,
     title: bool,
@@ -68,10 +88,15 @@ def chunk_cmd(
     Examples:
       hnm-db chunk --strategy whole
       hnm-db chunk --strategy tokens --model minilm-l6 --size 128 --overlap 16
+      hnm-db chunk --strategy tokens --model minilm-l6 --size max --overlap 32
       hnm-db chunk --strategy sentences --size 800
     """
     from hnm_db.chunk import chunk
 
+    if size == MAX:
+        if not model:
+            raise click.UsageError("--size max needs --model (the model's capacity is the size)")
+        size = None
     params = ChunkParams(strategy=strategy, size=size, overlap=overlap, model=model, title=title)
     with ctx.open() as db:
         summary = chunk(db, params, list(doc_ids) or None, progress=ctx.progress)

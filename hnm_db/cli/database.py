@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from hnm_db.cli import _common
 from hnm_db.cli._common import Ctx, emit_frame, format_option, pass_ctx
+from hnm_db.extract import decode_utf8, read_bytes
 
 
 @click.command("init")
@@ -25,34 +28,75 @@ def init_cmd(ctx: Ctx) -> None:
     click.echo("\n".join(tables))
 
 
-@click.command("sql")
-@click.argument("query")
+class SqlCommand(click.Command):
+    """``hnm-db sql``, whose QUERY may start with ``--``: a SQL comment is not an option.
+
+    An argument that starts with ``-`` and holds whitespace cannot be an option (no option name has a
+    space), so it is moved behind ``--``, where click reads it as the QUERY.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        queries = [a for a in args if a.startswith("-") and any(c.isspace() for c in a)]
+        if queries and "--" not in args:
+            args = [a for a in args if a not in queries] + ["--", *queries]
+        return super().parse_args(ctx, args)
+
+
+def _read_sql(query: str | None, file: Path | None) -> str:
+    """The SQL text: QUERY, standard input (QUERY '-') or --file; exactly one of them."""
+    if (query is None) == (file is None):
+        raise click.UsageError(
+            "give the SQL exactly one way: as QUERY, as '-' (standard input) or with --file PATH"
+        )
+    if file is not None:  # the messages of every other file hnm-db reads: missing, unreadable, not UTF-8
+        return decode_utf8(read_bytes(file), str(file))
+    return click.get_text_stream("stdin").read() if query == "-" else query
+
+
+@click.command("sql", cls=SqlCommand)
+@click.argument("query", required=False)
+@click.option(
+    "--file",
+    "file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Read the SQL from this file instead of QUERY.",
+)
 @format_option
 @click.option(
     "--write", is_flag=True, help="Allow statements that change the database or write files (COPY ... TO)."
 )
 @pass_ctx
-def sql_cmd(ctx: Ctx, query: str, fmt: str, write: bool) -> None:
-    """Run a SQL query against the database and print the rows.
+def sql_cmd(ctx: Ctx, query: str | None, file: Path | None, fmt: str, write: bool) -> None:
+    """Run SQL against the database and print the rows of its last statement.
 
-    Without --write the database is opened read-only and only queries run (SELECT, EXPLAIN, PRAGMA,
-    SET VARIABLE): a statement that would write to the database or to a file (INSERT, COPY ... TO,
-    EXPORT DATABASE, ATTACH, INSTALL, SET) is refused before anything runs. JSON columns (params,
-    stats) come out nested with --format json or ndjson.
+    QUERY is the SQL text (it may start with a -- comment and hold several statements), or '-' to read
+    it from standard input; --file PATH reads it from a file.
+
+    Without --write the database is opened read-only and a statement runs only if it reads: SELECT,
+    WITH, FROM, VALUES, DESCRIBE, SHOW, SUMMARIZE; EXPLAIN or EXPLAIN ANALYZE of one of those; SET
+    VARIABLE; and the PRAGMAs that only report (table_info, show_tables, database_size, version, ...:
+    the refusal lists them). Everything else is refused before anything runs: writes, COPY, EXPORT
+    DATABASE, ATTACH, INSTALL, LOAD, CALL, CHECKPOINT, SET or RESET of a setting, and the PRAGMAs that
+    change a setting (enable_profiling, threads). JSON columns (params, stats) come out nested with
+    --format json or ndjson.
 
     \b
     Examples:
       hnm-db sql "SELECT * FROM run_summary"
       hnm-db sql "SELECT run, params FROM negative_provenance LIMIT 3" --format ndjson
+      hnm-db sql --file sql/checks/negative_is_judged_positive.sql
+      echo "SELECT count(*) FROM triplets" | hnm-db sql -
       hnm-db sql --write "COPY (SELECT * FROM triplets) TO 'triplets.parquet'"
     """
     import duckdb
 
+    text = _read_sql(query, file)
     with ctx.open(read_only=not write) as db:
         try:
             if not write:
-                db.check_read_only(query)
-            table = db.arrow(query)
+                db.check_read_only(text)
+            table = db.arrow(text)
         except duckdb.Error as exc:
             first = str(exc).strip().splitlines()[0]
             raise click.ClickException(f"SQL error: {first}") from None

@@ -31,6 +31,15 @@ def on_duplicate_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     )(fn)
 
 
+def numbers_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--numbers-as-text",
+        is_flag=True,
+        help="Store a number found in an id, text or title field as its text (refused by default: a "
+        "number there is most often the wrong column).",
+    )(fn)
+
+
 def source_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """--license and --language: facts about the source that an export's dataset card carries."""
     fn = click.option(
@@ -49,10 +58,13 @@ def source_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def report(ctx: Ctx, summary: ingest_lib.IngestSummary, fmt: str) -> None:
-    """Counts to stdout in the chosen format; failures, skipped rows and a one-line total to stderr."""
+    """Counts to stdout in the chosen format; warnings (always), failures, skipped rows and a one-line
+    total (not with --quiet) to stderr."""
     columns = ["table", *ingest_lib.KindCounts.__dataclass_fields__]
     schema = {c: (pl.String if c == "table" else pl.Int64) for c in columns}
     emit_frame(pl.DataFrame(summary.rows(), schema=schema), fmt)
+    for warning in summary.warnings:  # shown with --quiet too: something the user expected is missing
+        click.echo(f"warning: {warning}", err=True)
     for failure in summary.failures:
         info(ctx, f"failed: {failure.source}: {failure.reason}")
     for note in summary.skipped[:MAX_NOTES]:
@@ -80,13 +92,23 @@ def ingest() -> None:
 @ingest.command("beir")
 @click.argument("folder", type=click.Path(path_type=Path))
 @on_duplicate_option
+@numbers_option
 @source_options
 @format_option
 @pass_ctx
 def beir_cmd(
-    ctx: Ctx, folder: Path, on_duplicate: str, license_: str | None, language: str | None, fmt: str
+    ctx: Ctx,
+    folder: Path,
+    on_duplicate: str,
+    numbers_as_text: bool,
+    license_: str | None,
+    language: str | None,
+    fmt: str,
 ) -> None:
     """Ingest a BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv (split = file name).
+
+    corpus.jsonl is required; a missing queries.jsonl or qrels/ is named in a warning line on stderr
+    (also with --quiet), and a folder with none of the three is refused.
 
     The documents' license and language come from --license / --language, else from the folder's
     dataset card (README.md with YAML front matter, as on the Hub).
@@ -98,7 +120,12 @@ def beir_cmd(
     """
     with ctx.open() as db:
         summary = ingest_lib.ingest_beir(
-            db, folder, on_duplicate=on_duplicate, license=license_, language=language
+            db,
+            folder,
+            on_duplicate=on_duplicate,
+            license=license_,
+            language=language,
+            numbers_as_text=numbers_as_text,
         )
     report(ctx, summary, fmt)
 
@@ -144,6 +171,7 @@ def _table_command(fmt_name: str) -> click.Command:
     )
     @click.option("--meta-column", "meta_columns", multiple=True, help="Column to keep in meta (repeatable).")
     @click.option("--all-meta", is_flag=True, help="Keep every other column in meta.")
+    @numbers_option
     @on_duplicate_option
     @source_options
     @format_option

@@ -181,7 +181,8 @@ def train_cmd(ctx: Ctx, fmt: str, **options: object) -> None:
 
     The run, its parameters, seed, loss curve, dev curve, output folder and model fingerprint are
     stored in training_runs. An interrupted run is left with status 'failed'; the same command again
-    resumes from its last checkpoint.
+    resumes from its newest complete checkpoint (one that a kill left half written is discarded, with a
+    note). Unfinished trainings of other settings left beside --out are listed in a note.
 
     \b
     Examples:
@@ -194,6 +195,8 @@ def train_cmd(ctx: Ctx, fmt: str, **options: object) -> None:
     params = TrainParams(**options)  # type: ignore[arg-type]
     with ctx.open() as db:
         summary = train(db, params, progress=ctx.progress)
+    for note in summary.notes:
+        info(ctx, f"note: {note}")
     info(
         ctx,
         f"trained {summary.name}: {summary.steps} steps in {summary.seconds:.1f}s -> {summary.output_path}",
