@@ -420,12 +420,14 @@ def _scalar_text(loc: Loc, name: str, value: Any, *, numbers: bool = False) -> s
     return str(value)
 
 
-_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+#: A number as a CSV cell writes it (ASCII digits only: a column of other scripts' numerals is text).
+_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 
 
 def _check_not_all_numbers(records: Sequence[Record], name: str, spec: TableSpec) -> None:
-    """A text column whose every value is a number (as a CSV, which has no types, gives them) is the
-    wrong column: refused, naming the column and its first value, unless ``numbers_as_text``."""
+    """A CSV text or title column whose every value is a number is the wrong column (a CSV has no types,
+    so a number arrives as a string that the type check of :func:`_scalar_text` cannot catch): refused,
+    naming the column and its first value, unless ``numbers_as_text``."""
     if spec.numbers_as_text:
         return
     values = [(loc, rec.get(name)) for loc, rec in records if rec.get(name) is not None]
@@ -474,9 +476,15 @@ def document_hash(title: str | None, text: str) -> str:
 
 
 def text_rows(
-    records: Sequence[Record], spec: TableSpec, source: str | None, summary: IngestSummary
+    records: Sequence[Record],
+    spec: TableSpec,
+    source: str | None,
+    summary: IngestSummary,
+    *,
+    untyped: bool = False,
 ) -> pl.DataFrame:
-    """Documents or queries from records; empty texts are skipped and counted, not errors."""
+    """Documents or queries from records; empty texts are skipped and counted, not errors. ``untyped``
+    records (CSV) hold every value as a string, so a text or title column of numbers only is refused."""
     kind = spec.kind
     id_col = _column(records, spec.id_column, _CANDIDATES[f"{kind}.id"], "the id", True)
     text_col = _column(records, spec.text_column, _CANDIDATES["text"], "the text", True)
@@ -486,7 +494,10 @@ def text_rows(
         else None
     )
     _check_meta_columns(records, spec)
-    _check_not_all_numbers(records, text_col, spec)
+    if untyped:
+        for name in (text_col, title_col):
+            if name:
+                _check_not_all_numbers(records, name, spec)
     used = {c for c in (id_col, text_col, title_col) if c}
     numbers = spec.numbers_as_text
     rows = []
@@ -832,7 +843,7 @@ def ingest_table(db: Store, path: str | Path, spec: TableSpec, fmt: str | None =
     if spec.kind == "qrels":
         frame = qrel_rows(records, spec, summary)
     else:
-        frame = text_rows(records, spec, str(path.resolve()), summary)
+        frame = text_rows(records, spec, str(path.resolve()), summary, untyped=fmt == "csv")
     return store(db, {spec.kind: frame}, spec.on_duplicate, summary)
 
 

@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,7 @@ class Store:
                 raise StorageTooNew(self.path, duckdb.__version__) from None
             raise HnmError(f"cannot open database {self.path}: {first_line(exc)}") from None
         self._depth = 0
+        self._settings_locked = False
         # Progress is ours to show (tqdm, silenced by --quiet); DuckDB's own bar would interleave with it.
         self._con.execute("SET enable_progress_bar = false")
         try:
@@ -188,9 +189,36 @@ class Store:
 
     def read_query(self, sql: str) -> pl.DataFrame:
         """Run SQL that only reads and return the last statement's rows (``hnm-db sql`` without --write);
-        see :meth:`check_read_only`."""
+        see :meth:`read_arrow`."""
+        table = self.read_arrow(sql)
+        return pl.DataFrame() if table is None else polars_frame(table)
+
+    def read_arrow(self, sql: str) -> pa.Table | None:
+        """:meth:`arrow` for SQL that only reads: refused unless :meth:`check_read_only` passes it, and run
+        with DuckDB's install and load of known extensions off (a query that names an ``https://`` or
+        ``s3://`` path would otherwise install httpfs, a write to the user's extension folder)."""
         self.check_read_only(sql)
-        return self.sql(sql)
+        if self._settings_locked:
+            return self.arrow(sql)
+        names = ("autoinstall_known_extensions", "autoload_known_extensions")
+        saved = [self.scalar(f"SELECT current_setting('{name}')") for name in names]
+        for name in names:
+            self._con.execute(f"SET {name} = false")
+        try:
+            return self.arrow(sql)
+        finally:
+            with suppress(duckdb.Error):  # in a transaction the query aborted, they stay off: the safe side
+                for name, value in zip(names, saved, strict=True):
+                    self._con.execute(f"SET {name} = {'true' if value else 'false'}")
+
+    def lock_settings(self) -> None:
+        """Lock this connection's settings for the rest of its life, extension install and load off: no
+        query can change one (``SELECT * FROM enable_logging(storage := 'file', ...)`` included, whatever
+        function it goes through). ``hnm-db sql`` without --write does this before it runs anything."""
+        for name in ("autoinstall_known_extensions", "autoload_known_extensions"):
+            self._con.execute(f"SET {name} = false")
+        self._con.execute("SET lock_configuration = true")
+        self._settings_locked = True
 
     def check_read_only(self, sql: str) -> None:
         """Raise :class:`WriteRefused` unless every statement of ``sql`` only reads; runs nothing.
@@ -198,7 +226,8 @@ class Store:
         A read-only connection still lets DuckDB write files (COPY ... TO, EXPORT DATABASE, ATTACH of a
         new file, INSTALL, a log or profile path set with SET or PRAGMA, EXPLAIN ANALYZE of a COPY) and
         change the session (SET, PRAGMA enable_profiling), so "read-only" is checked per statement: see
-        :func:`read_only_reason`. Comments and several statements in one string are handled.
+        :func:`read_only_reason` (a query that calls a setting's table function or holds a DML statement
+        in its WITH is refused too). Comments and several statements in one string are handled.
         """
         for i, stmt in enumerate(self._con.extract_statements(sql), start=1):
             reason = read_only_reason(self._con.raw, stmt.type.name, stmt.query)
@@ -377,30 +406,63 @@ READ_STATEMENTS = frozenset({"SELECT"})
 #: a setting (enable_profiling, threads), write (copy_database, force_checkpoint) or run SQL of their own.
 INFO_PRAGMAS = frozenset({
     "collations", "database_list", "database_size", "extension_versions", "functions", "metadata_info",
-    "platform", "show", "show_databases", "show_tables", "show_tables_expanded", "storage_info",
+    "platform", "show_databases", "show_tables", "show_tables_expanded", "storage_info",
     "table_info", "user_agent", "version",
 })  # fmt: skip
+#: Functions a query may call that change the session or the file (profiling, logging, the random seed, a
+#: checkpoint, the grammar), or that run SQL given as a string, which no check here reads (query).
+SIDE_EFFECT_FUNCTIONS = frozenset({
+    "add_grammar_extension", "checkpoint", "disable_logging", "disable_profiling", "enable_logging",
+    "enable_profiling", "force_checkpoint", "query", "remove_grammar_extension", "setseed",
+    "truncate_duckdb_logs", "write_log",
+})  # fmt: skip
+#: Statements DuckDB runs inside a query's WITH (``WITH d AS (DELETE FROM t RETURNING *) SELECT ...``).
+DML_WORDS = frozenset({"DELETE", "INSERT", "MERGE", "UPDATE"})
+
+
 #: What runs without --write, in words (``hnm-db sql --help`` and the refusal say it).
 READ_ONLY_SUMMARY = (
-    "SELECT, WITH, FROM, VALUES, DESCRIBE, SHOW, SUMMARIZE; EXPLAIN [ANALYZE] of one of those; SET VARIABLE; "
-    "PRAGMA " + ", ".join(sorted(INFO_PRAGMAS))
+    "SELECT, WITH, FROM, VALUES, DESCRIBE, SHOW, SUMMARIZE (none holding DELETE, INSERT, UPDATE or MERGE, "
+    "or calling " + ", ".join(f"{f}()" for f in sorted(SIDE_EFFECT_FUNCTIONS)) + "); EXPLAIN [ANALYZE] of "
+    "one of those; SET VARIABLE; PRAGMA " + ", ".join(sorted(INFO_PRAGMAS))
 )
 
 
-def _code(sql: str) -> list[tuple[int, str]]:
-    """(offset, text) of each word and symbol of ``sql`` outside comments, by DuckDB's own tokenizer (so a
-    string that holds ``--`` or ``/*`` is not mistaken for a comment)."""
+def _code(sql: str) -> list[tuple[int, str, str]]:
+    """(offset, text, kind) of each word and symbol of ``sql`` outside comments, by DuckDB's own tokenizer
+    (so a string that holds ``--`` or ``/*`` is not mistaken for a comment); kind is the token type's name
+    (keyword, identifier, string_const, operator, ...)."""
     tokens = duckdb.tokenize(sql)
     ends = [start for start, _ in tokens[1:]] + [len(sql)]
     return [
-        (start, sql[start:end].strip())
+        (start, sql[start:end].strip(), kind.name)
         for (start, kind), end in zip(tokens, ends, strict=True)
         if kind != duckdb.token_type.comment
     ]
 
 
 def _code_tokens(sql: str) -> list[str]:
-    return [text for _, text in _code(sql)]
+    return [text for _, text, _ in _code(sql)]
+
+
+def _query_reason(text: str) -> str | None:
+    """Why a statement typed as a query may still write or change the session: a DML statement in
+    parentheses (a WITH clause's), or a call of one of :data:`SIDE_EFFECT_FUNCTIONS`; None when neither.
+
+    By token, not by parse tree: DuckDB's Python API exposes none. A column named like a DML keyword is
+    read as one only in ``(update t ...)`` form; quote it (``"update"``) to be sure.
+    """
+    code = _code(text)
+    for i, (_, word, kind) in enumerate(code[:-1]):
+        after = code[i + 1]
+        if word == "(" and after[1].upper() in DML_WORDS and i + 2 < len(code):
+            if code[i + 2][2] in ("keyword", "identifier"):
+                return f"runs {after[1].upper()} inside the query"
+        if after[1] == "(" and kind in ("keyword", "identifier"):
+            name = word.strip('"').lower()
+            if name in SIDE_EFFECT_FUNCTIONS:
+                return f"calls {name}(), which changes the session or the file, or runs unchecked SQL"
+    return None
 
 
 def read_only_reason(con: duckdb.DuckDBPyConnection, kind: str, text: str) -> str | None:
@@ -413,7 +475,7 @@ def read_only_reason(con: duckdb.DuckDBPyConnection, kind: str, text: str) -> st
     """
     words = [t.upper() for t in _code_tokens(text)]
     if kind in READ_STATEMENTS:
-        return None
+        return _query_reason(text)
     if kind in ("SET", "VARIABLE_SET") and words[:2] == ["SET", "VARIABLE"]:
         return None
     if kind == "PRAGMA":
@@ -427,19 +489,29 @@ def read_only_reason(con: duckdb.DuckDBPyConnection, kind: str, text: str) -> st
             statements = con.extract_statements(inner) if inner else []
         except duckdb.Error:
             statements = []
-        if len(statements) == 1 and read_only_reason(con, statements[0].type.name, inner) is None:
+        inner_reason = (
+            read_only_reason(con, statements[0].type.name, inner)
+            if len(statements) == 1
+            else "not one statement"
+        )
+        if inner_reason is None:
             return None
-        return "explains a statement that may write (EXPLAIN ANALYZE runs it)"
+        return f"explains a statement that may write (EXPLAIN ANALYZE runs it): {inner_reason}"
     return "may write to the database or a file, or change a setting"
+
+
+#: The options DuckDB's ``EXPLAIN (option, ...)`` list takes.
+EXPLAIN_OPTIONS = frozenset({"ANALYZE", "FORMAT"})
 
 
 def _explained(text: str) -> str:
     """The statement an EXPLAIN names: what follows EXPLAIN, an optional ANALYZE and an option list."""
-    code = [(start, word.upper()) for start, word in _code(text)]
+    code = [(start, word.upper()) for start, word, _ in _code(text)]
     i = 1  # past EXPLAIN
     if i < len(code) and code[i][1] == "ANALYZE":
         i += 1
-    if i < len(code) and code[i][1] == "(":
+    # an option list, not a statement in parentheses (EXPLAIN (SELECT 1))
+    if i + 1 < len(code) and code[i][1] == "(" and code[i + 1][1] in EXPLAIN_OPTIONS:
         depth = 0
         while i < len(code):
             depth += code[i][1] == "("

@@ -545,7 +545,7 @@ def run_phase(
             f"discarded {len(discarded)} incomplete checkpoint(s) of an interrupted run: "
             f"{', '.join(str(p) for p in discarded)}"
         )
-    resume = any(folder.glob("checkpoint-*"))
+    resume = bool(checkpoints(folder))
     args = CrossEncoderTrainingArguments(
         output_dir=str(folder),
         max_steps=steps,
@@ -607,7 +607,7 @@ def discard_incomplete_checkpoints(folder: Path) -> list[Path]:
     one before it is what a resume must read.
     """
     gone = []
-    for checkpoint in sorted(folder.glob("checkpoint-*")):
+    for checkpoint in checkpoints(folder):
         state = checkpoint / TRAINER_STATE
         try:
             json.loads(state.read_text(encoding="utf-8"))
@@ -615,6 +615,12 @@ def discard_incomplete_checkpoints(folder: Path) -> list[Path]:
             shutil.rmtree(checkpoint, ignore_errors=True)
             gone.append(checkpoint)
     return gone
+
+
+def checkpoints(folder: Path) -> list[Path]:
+    """The ``checkpoint-*`` folders of ``folder``, sorted (a file of that name is not one: the Trainer
+    lists folders only)."""
+    return sorted(p for p in folder.glob("checkpoint-*") if p.is_dir())
 
 
 def leftover_partials(out: Path, partial: Path) -> list[Path]:
@@ -898,9 +904,15 @@ def _finish_run(
     )
 
 
-def train(db: Store, params: TrainParams, *, progress: bool = True) -> TrainSummary:
+def train(
+    db: Store, params: TrainParams, *, progress: bool = True, notes: list[str] | None = None
+) -> TrainSummary:
     """Fine-tune ``params.base`` on the mining run ``params.run`` and record the run (module docstring:
-    validation before any write, a ``running`` row, resumable phases, atomic publish, the record)."""
+    validation before any write, a ``running`` row, resumable phases, atomic publish, the record).
+
+    Notes for the user (checkpoints discarded, unfinished trainings left beside ``out``) are appended to
+    ``notes`` as they arise, so a caller sees them when the run fails too, and returned in the summary.
+    """
     plan = _validate(db, params)
     device = pick_device(params.device)
     ce = load_cross_encoder(plan.base, max_length=params.max_length, device=device, seed=params.seed)
@@ -908,7 +920,7 @@ def train(db: Store, params: TrainParams, *, progress: bool = True) -> TrainSumm
     out = Path(params.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(f".{out.name}.partial-{params.digest()}")
-    notes: list[str] = []
+    notes = [] if notes is None else notes
     others = leftover_partials(out, partial)
     if others:
         notes.append(

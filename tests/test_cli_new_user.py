@@ -11,6 +11,7 @@ import json
 import shutil
 from pathlib import Path
 
+import duckdb
 import polars as pl
 import pytest
 from fixtures.cli import invoke
@@ -19,6 +20,7 @@ from fixtures.databases import path_digest
 
 import hnm_db
 from hnm_db.chunk import load_tokenizer
+from hnm_db.errors import WriteRefused
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECK = ROOT / "sql" / "checks" / "negative_is_judged_positive.sql"
@@ -98,6 +100,10 @@ READS = [
     "PRAGMA version",
     "SET VARIABLE n = 1; SELECT getvariable('n') AS n",
     "/* lead */ -- and a line\nSELECT '-- not a comment' AS s; SELECT 2",
+    "EXPLAIN (SELECT 1)",
+    "SELECT 'checkpoint() and (DELETE FROM queries)' AS s",
+    'SELECT "delete", "query" FROM (SELECT 1 AS "delete", 2 AS "query")',
+    "SELECT (update) FROM (SELECT 1 AS update)",
 ]
 REFUSED = [
     ("PRAGMA enable_profiling", "PRAGMA"),
@@ -113,6 +119,14 @@ REFUSED = [
     ("/* c */ EXPLAIN /* d */ ANALYZE COPY queries TO '{out}'", "EXPLAIN"),
     ("EXPLAIN ANALYZE DELETE FROM queries", "EXPLAIN"),
     ("SELECT 1; COPY queries TO '{out}'", "statement 2"),
+    ("SELECT * FROM enable_profiling()", "calls enable_profiling()"),
+    ("SELECT * FROM main.enable_logging(storage = 'file', storage_path = '{out}')", "calls enable_logging()"),
+    ("SELECT setseed(0.5)", "calls setseed()"),
+    ("SELECT * FROM checkpoint()", "calls checkpoint()"),
+    ("SELECT * FROM query('SELECT 1')", "calls query()"),
+    ("WITH d AS (DELETE FROM queries RETURNING *) SELECT count(*) FROM d", "runs DELETE inside the query"),
+    ("WITH i AS (INSERT INTO queries SELECT * FROM queries RETURNING *) FROM i", "runs INSERT"),
+    ("EXPLAIN ANALYZE SELECT * FROM enable_profiling(format := 'json', save_location := '{out}')", "EXPLAIN"),
 ]
 
 
@@ -133,6 +147,41 @@ def test_settings_and_writes_are_refused_without_write_and_change_nothing(filled
     assert "table_info" in line  # the refusal says what may run
     assert result.stdout == "" and not out.exists()
     assert path_digest(filled) == before
+
+
+def test_settings_stay_locked_and_extensions_unloaded_whatever_a_query_calls(filled, tmp_path):
+    """Behind the list of refused functions, the lock: a setting's table function (here called through
+    the API, past the check) cannot change it, and no extension is loaded."""
+    out = tmp_path / "log"
+    with hnm_db.open(filled, read_only=True) as db:
+        db.lock_settings()
+        with pytest.raises(duckdb.Error, match="configuration has been locked"):
+            db.arrow(f"SELECT * FROM enable_logging(storage = 'file', storage_path = '{out}')")
+        with pytest.raises(duckdb.Error, match="httpfs"):
+            db.read_arrow("SELECT * FROM 'https://example.invalid/q.parquet'")
+        assert db.scalar("SELECT current_setting('autoload_known_extensions')") is False
+    assert not out.exists()
+
+
+def test_the_api_read_query_refuses_dml_in_a_with_and_restores_extension_loading(db):
+    db.execute("CREATE TABLE t (a INTEGER); INSERT INTO t VALUES (1), (2)")
+    with pytest.raises(WriteRefused, match="runs DELETE inside the query"):
+        db.read_query("WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d")
+    assert db.scalar("SELECT count(*) FROM t") == 2
+    with pytest.raises(duckdb.Error, match="httpfs"):
+        db.read_query("SELECT * FROM 'https://example.invalid/q.parquet'")
+    assert db.scalar("SELECT current_setting('autoload_known_extensions')") is True
+    assert db.read_query("SELECT sum(a) AS s FROM t")["s"].to_list() == [3]
+
+
+def test_an_option_joined_to_a_path_with_a_space_is_the_option(mined_db_path, tmp_path):
+    folder = tmp_path / "a folder"
+    folder.mkdir()
+    path = folder / "count it.sql"
+    path.write_text("-- how many\nSELECT count(*) AS n FROM triplets", encoding="utf-8")
+    result = invoke(mined_db_path, "sql", f"--file={path}", "--format=json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)[0]["n"] > 0
 
 
 def test_the_help_lists_the_refused_and_allowed_statement_classes():
@@ -166,6 +215,7 @@ def _parquet(path: Path, **columns) -> Path:
         ("title.parquet", lambda p: _parquet(p, id=["a"], title=[2.5], text=["x"]), "field 'title' must be a string, found the float 2.5"),
         ("text.jsonl", lambda p: p.write_text('{"_id": "a", "text": 5}\n'), "line 1: field 'text' must be a string, found the int 5"),
         ("text.csv", lambda p: p.write_text("id,text\na,5\nb,6.5\n"), "line 2: column 'text' holds only numbers (first '5')"),
+        ("title.csv", lambda p: p.write_text("id,title,text\na,1,x\nb,2,y\n"), "line 2: column 'title' holds only numbers (first '1')"),
     ],
 )  # fmt: skip
 def test_a_number_in_an_id_text_or_title_column_is_refused_naming_the_column(
@@ -188,6 +238,21 @@ def test_a_csv_text_column_with_some_words_is_text(filled, tmp_path):
     path = tmp_path / "mixed.csv"
     path.write_text("id,text\na,5\nb,five apples\n", encoding="utf-8")
     assert invoke(filled, "--quiet", "ingest", "csv", str(path)).exit_code == 0
+
+
+def test_only_csv_columns_are_judged_by_their_text_and_only_ascii_digits_make_a_number(filled, tmp_path):
+    """JSON strings are typed as strings by their writer: "5" is the text 5. Digits of other scripts
+    (Arabic-Indic, full-width) are words, not numbers a CSV column was mistaken for."""
+    jsonl = tmp_path / "strings.jsonl"
+    jsonl.write_text('{"_id": "s1", "text": "5"}\n{"_id": "s2", "text": "6"}\n', encoding="utf-8")
+    assert invoke(filled, "--quiet", "ingest", "jsonl", str(jsonl)).exit_code == 0
+    csv = tmp_path / "numerals.csv"
+    csv.write_text("id,text\nn1,\u0665\nn2,\uff16\n", encoding="utf-8")
+    result = invoke(filled, "--quiet", "ingest", "csv", str(csv))
+    assert result.exit_code == 0, result.output
+    with hnm_db.open(filled) as db:
+        texts = db.sql("SELECT text FROM documents WHERE doc_id IN ('s1', 's2', 'n1', 'n2') ORDER BY doc_id")
+    assert texts["text"].to_list() == ["\u0665", "\uff16", "5", "6"]
 
 
 # -- 5. BEIR folders with parts missing --------------------------------------------------------------------

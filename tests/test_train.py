@@ -360,6 +360,13 @@ def test_a_checkpoint_left_half_written_is_discarded_and_the_one_before_resumes(
     partial = Path(json.loads(train_db.scalar("SELECT stats FROM training_runs"))["resume_from"])
     assert {p.name for p in (partial / "main").glob("checkpoint-*")} == {"checkpoint-2", "checkpoint-4"}
     (partial / "main" / "checkpoint-4" / T.TRAINER_STATE).unlink()
+    notes: list[str] = []  # a re-run that fails again still tells its caller what it discarded
+    _interrupt_at(monkeypatch, 5)
+    with pytest.raises(KeyboardInterrupt):
+        T.train(train_db, params, progress=False, notes=notes)
+    monkeypatch.undo()
+    assert len(notes) == 1 and notes[0].startswith("discarded 1 incomplete checkpoint(s)"), notes
+    (partial / "main" / "checkpoint-4" / T.TRAINER_STATE).unlink()  # the second kill, at the same place
     other = tmp_path / ".ce-old.partial-0123"  # an unfinished training of other settings
     other.mkdir()
     resumed = T.train(train_db, params, progress=False)
@@ -383,9 +390,11 @@ def test_discard_incomplete_checkpoints_keeps_those_with_a_readable_state(tmp_pa
         (tmp_path / name).mkdir()
         if state is not None:
             (tmp_path / name / T.TRAINER_STATE).write_text(state, encoding="utf-8")
+    (tmp_path / "checkpoint-8").write_text("a file, not a checkpoint", encoding="utf-8")
     gone = T.discard_incomplete_checkpoints(tmp_path)
     assert [p.name for p in gone] == ["checkpoint-4", "checkpoint-6"]
-    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint-2"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-2", "checkpoint-8"]
+    assert T.checkpoints(tmp_path) == [tmp_path / "checkpoint-2"]
 
 
 def _copy_run(db, name: str, where: str) -> None:

@@ -31,15 +31,26 @@ def init_cmd(ctx: Ctx) -> None:
 class SqlCommand(click.Command):
     """``hnm-db sql``, whose QUERY may start with ``--``: a SQL comment is not an option.
 
-    An argument that starts with ``-`` and holds whitespace cannot be an option (no option name has a
-    space), so it is moved behind ``--``, where click reads it as the QUERY.
+    An argument that starts with ``-`` and holds whitespace is moved behind ``--``, where click reads it
+    as the QUERY, unless it is one of this command's options joined to its value by ``=``
+    (``--file=/a path/q.sql``): no option name holds a space, so anything else is SQL.
     """
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        queries = [a for a in args if a.startswith("-") and any(c.isspace() for c in a)]
-        if queries and "--" not in args:
-            args = [a for a in args if a not in queries] + ["--", *queries]
+        if "--" not in args:
+            names = {o for p in self.get_params(ctx) for o in (*p.opts, *p.secondary_opts)}
+            queries = [a for a in args if _is_sql(a, names)]
+            if queries:
+                args = [a for a in args if a not in queries] + ["--", *queries]
         return super().parse_args(ctx, args)
+
+
+def _is_sql(arg: str, options: set[str]) -> bool:
+    """Whether an argument that starts with ``-`` is SQL (a comment first) rather than an option."""
+    if not arg.startswith("-") or not any(c.isspace() for c in arg):
+        return False
+    name, eq, _ = arg.partition("=")
+    return not (eq and name in options)
 
 
 def _read_sql(query: str | None, file: Path | None) -> str:
@@ -77,9 +88,12 @@ def sql_cmd(ctx: Ctx, query: str | None, file: Path | None, fmt: str, write: boo
     WITH, FROM, VALUES, DESCRIBE, SHOW, SUMMARIZE; EXPLAIN or EXPLAIN ANALYZE of one of those; SET
     VARIABLE; and the PRAGMAs that only report (table_info, show_tables, database_size, version, ...:
     the refusal lists them). Everything else is refused before anything runs: writes, COPY, EXPORT
-    DATABASE, ATTACH, INSTALL, LOAD, CALL, CHECKPOINT, SET or RESET of a setting, and the PRAGMAs that
-    change a setting (enable_profiling, threads). JSON columns (params, stats) come out nested with
-    --format json or ndjson.
+    DATABASE, ATTACH, INSTALL, LOAD, CALL, CHECKPOINT, SET or RESET of a setting, the PRAGMAs that
+    change a setting (enable_profiling, threads), a query with DELETE, INSERT, UPDATE or MERGE in its
+    WITH, and a query that calls enable_profiling(), enable_logging(), setseed(), checkpoint(), query()
+    and the like (the refusal lists them). The settings are locked and extensions are neither installed
+    nor loaded while it runs. JSON columns (params, stats) come out nested with --format json or
+    ndjson.
 
     \b
     Examples:
@@ -94,9 +108,11 @@ def sql_cmd(ctx: Ctx, query: str | None, file: Path | None, fmt: str, write: boo
     text = _read_sql(query, file)
     with ctx.open(read_only=not write) as db:
         try:
-            if not write:
-                db.check_read_only(text)
-            table = db.arrow(text)
+            if write:
+                table = db.arrow(text)
+            else:
+                db.lock_settings()
+                table = db.read_arrow(text)
         except duckdb.Error as exc:
             first = str(exc).strip().splitlines()[0]
             raise click.ClickException(f"SQL error: {first}") from None

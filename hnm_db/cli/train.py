@@ -193,10 +193,13 @@ def train_cmd(ctx: Ctx, fmt: str, **options: object) -> None:
     from hnm_db.train import train
 
     params = TrainParams(**options)  # type: ignore[arg-type]
-    with ctx.open() as db:
-        summary = train(db, params, progress=ctx.progress)
-    for note in summary.notes:
-        info(ctx, f"note: {note}")
+    notes: list[str] = []
+    try:
+        with ctx.open() as db:
+            summary = train(db, params, progress=ctx.progress, notes=notes)
+    finally:  # a failed run's notes too (a discarded checkpoint explains a resume that went back)
+        for note in notes:
+            info(ctx, f"note: {note}")
     info(
         ctx,
         f"trained {summary.name}: {summary.steps} steps in {summary.seconds:.1f}s -> {summary.output_path}",
