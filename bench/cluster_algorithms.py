@@ -49,10 +49,10 @@ def _drop_cluster_run(db, run_id: str) -> None:
 
 def _cluster_timed(db, ensemble: str, k: int, seed: int, algorithm: str):
     """A fresh ``cluster`` call (a stored run of the same parameters is dropped first, so it is timed)."""
-    summary = db.cluster(ensemble, k=k, seed=seed, algorithm=algorithm)
+    summary = db.cluster(ensemble=ensemble, k=k, seed=seed, algorithm=algorithm)
     if summary.reused:
         _drop_cluster_run(db, summary.cluster_run_id)
-        summary = db.cluster(ensemble, k=k, seed=seed, algorithm=algorithm)
+        summary = db.cluster(ensemble=ensemble, k=k, seed=seed, algorithm=algorithm)
     return summary
 
 
@@ -87,7 +87,7 @@ def _retention(db, run_id: str, q_hashes: list[str], neighbours: np.ndarray) -> 
 def _coverage(db, ensemble: str, run_id: str | None, name: str) -> tuple[int, int, int]:
     """(queries, queries with a full set of negatives, queries with any negative) of a mining run."""
     kw = dict(cluster_filter="query", cluster_run=run_id) if run_id else dict(cluster_filter="none")
-    s = db.mine("ensemble", ensemble=ensemble, name=name, replace=True, **MINING, **kw)
+    s = db.mine(method="ensemble", ensemble=ensemble, name=name, replace=True, **MINING, **kw)
     return s.queries, s.queries - s.short_queries, s.queries_covered
 
 

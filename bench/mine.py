@@ -107,7 +107,7 @@ def scifact(db_path: Path, n_neg: int, range_max: int) -> tuple[list[dict], dict
             for _ in range(REPEATS):  # best of REPEATS: the first call also pays imports
                 t = time.perf_counter()
                 s = db.mine(
-                    method,
+                    method=method,
                     ensemble=ENSEMBLE if method == "ensemble" else None,
                     split="train",
                     num_negatives=n_neg,
@@ -200,7 +200,7 @@ import json, resource, sys, time
 import hnm_db
 t = time.perf_counter()
 with hnm_db.open(sys.argv[1]) as db:
-    s = db.mine("ensemble", ensemble="syn", split="train", num_negatives=5, range_max=50, name="syn", replace=True)
+    s = db.mine(method="ensemble", ensemble="syn", split="train", num_negatives=5, range_max=50, name="syn", replace=True)
 ru = resource.getrusage(resource.RUSAGE_SELF)
 # VmHWM, not ru_maxrss: Linux carries the forking parent's high-water mark into a child's ru_maxrss
 hwm = [int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")][0]

@@ -263,7 +263,7 @@ def prepare(ctx: Context, data: Path) -> None:
         db.create_ensemble(ctx.ensemble, list(profile.models), progress=True)
     if cluster_run(ctx) is None:
         log(f"cluster k={profile.clusters}")
-        db.cluster(ctx.ensemble, k=profile.clusters, seed=0, progress=True)
+        db.cluster(ensemble=ctx.ensemble, k=profile.clusters, seed=0, progress=True)
     ctx.timings["prepare"] = time.perf_counter() - start
 
 
@@ -323,7 +323,7 @@ def mine(ctx: Context, name: str, params: dict) -> str:
     method = params.pop("method")
     if params["cluster_filter"] != "none":
         params["cluster_run"] = cluster_run(ctx, params["ensemble"])
-    ctx.db.mine(method, name=name, **params)
+    ctx.db.mine(method=method, name=name, **params)
     return name
 
 
@@ -349,7 +349,7 @@ def hybrid_arm(ctx: Context) -> str:
         log(f"tune {source} -> {tuned}")
         db.tune_ensemble(source, name=tuned, seed=0, progress=False)
     if cluster_run(ctx, tuned) is None:
-        db.cluster(tuned, k=p.clusters, seed=0, progress=True)
+        db.cluster(ensemble=tuned, k=p.clusters, seed=0, progress=True)
     ctx.hybrid = tuned
     return mine(ctx, f"{p.name}-hybrid", mining_params(ctx, "ensemble", ensemble=tuned))
 

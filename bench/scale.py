@@ -61,7 +61,7 @@ def embedding(data: Path, work: Path, model: str, n_docs: int, threads: int, sta
         db.execute(
             f"DELETE FROM queries WHERE query_id NOT IN (SELECT query_id FROM queries ORDER BY query_id LIMIT {n_docs // 4})"
         )
-        db.chunk("whole", progress=False)
+        db.chunk(strategy="whole", progress=False)
         n_texts = db.scalar("SELECT count(DISTINCT content_hash) FROM chunks") + db.scalar(
             "SELECT count(DISTINCT content_hash) FROM queries"
         )
@@ -110,7 +110,7 @@ def mining(work: Path, n_chunks: int, n_queries: int, shards: list[int], stage: 
             ray = None if s == 0 else RayParams(stage=str(stage), shards=s, cpus_per_actor=min(0.5, 2 / s))
             name = "local" if s == 0 else f"ray-{s}"
             t = time.perf_counter()
-            summary = db.mine("ensemble", name=name, ray=ray, **kw)
+            summary = db.mine(method="ensemble", name=name, ray=ray, **kw)
             seconds = time.perf_counter() - t
             digest = _digest(db, TRIPLETS_SQL.format(name=name))
             reference = reference or digest

@@ -36,6 +36,7 @@ import pyarrow as pa
 
 from hnm_db.errors import EmptySelection, InvalidParams, ModelLoadError, UnknownIds
 from hnm_db.models import digest_fingerprint, file_digests, resolve_model_path, tokenizer_files
+from hnm_db.options import MAX, int_or_max, param
 from hnm_db.store import Store
 from hnm_db.text import content_hash
 
@@ -52,13 +53,40 @@ Fits = Callable[[int, int], bool]
 class ChunkParams:
     """How to chunk; ``size=None`` means the default of the strategy (see the module docstring)."""
 
-    strategy: str = "whole"
-    size: int | None = None
-    overlap: int = 0
-    model: str | None = None
-    title: bool = True
+    strategy: str = param(
+        "whole",
+        choices=STRATEGIES,
+        help="whole: one chunk per document; tokens: token windows of --model's tokenizer; "
+        "sentences: whole sentences packed up to --size.",
+    )
+    size: int | None = param(
+        None,
+        parse=int_or_max,
+        metavar="N|max",
+        help="Chunk size: tokens of the chunk text (title included, special tokens not) for --strategy "
+        "tokens and for sentences with --model; characters for sentences without --model. With --model it "
+        "is at most the model's max_seq_length minus its special tokens, which is also the default and "
+        "what '--size max' asks for: 254 for minilm-l6, 126 for minilm-l3, 382 for mpnet-base "
+        "(max_seq_length 256, 128, 384, minus 2). Default without --model: 1000 characters.",
+    )
+    overlap: int = param(
+        0, help="Tokens shared by consecutive windows (tokens), or sentences carried over (sentences)."
+    )
+    model: str | None = param(
+        None,
+        help="Model name, built-in alias or folder whose tokenizer counts tokens (required by tokens; with "
+        "sentences it makes --size count tokens and splits an overlong sentence into token windows).",
+    )
+    title: bool = param(
+        True,
+        help="Prepend the document title and a newline to each chunk (when it takes at most half of --size).",
+    )
 
     def __post_init__(self) -> None:
+        if self.size == MAX:  # the model's whole capacity: stored as no size, which is the default
+            if not self.model:
+                raise InvalidParams("size 'max' needs a model (the model's capacity is the size)")
+            object.__setattr__(self, "size", None)
         if self.strategy not in STRATEGIES:
             raise InvalidParams(f"strategy must be one of {', '.join(STRATEGIES)} (got {self.strategy!r})")
         if self.size is not None and self.size <= 0:

@@ -50,6 +50,7 @@ import numpy as np
 
 from hnm_db.ensemble import EnsembleInfo, check_chunk_vectors, get_ensemble
 from hnm_db.errors import EmptySelection, InvalidParams
+from hnm_db.options import int_or_auto, param
 from hnm_db.store import Store
 from hnm_db.topk import exact_sq_dists
 from hnm_db.vectors import read_vectors, write_vectors
@@ -96,14 +97,30 @@ def nearest_centroid(
 class ClusterParams:
     """What ``hnm-db cluster`` asks for; stored verbatim (sorted-key JSON) in ``cluster_runs.params``."""
 
-    ensemble: str
-    k: int | str = "auto"
-    seed: int = 0
-    algorithm: str = "auto"
-    auto_candidates: tuple[int, ...] = (2, 4, 8, 16, 32, 64)
-    sample_size: int = 5000
-    auto_neighbours: int = 10
-    auto_retention: float = 2 / 3
+    ensemble: str = param(help="Ensemble whose chunk vectors are clustered.")
+    k: int | str = param(
+        "auto",
+        parse=int_or_auto,
+        metavar="K|auto",
+        help="Number of clusters, or 'auto': the largest k keeping >= 2/3 of each chunk's 10 nearest "
+        "neighbours in its cluster (on a sample).",
+    )
+    seed: int = param(0, help="Seed of K-means (same seed, same clusters).")
+    algorithm: str = param(
+        "auto",
+        choices=ALGORITHMS,
+        help="kmeans, minibatch (MiniBatchKMeans), gmm (Gaussian mixture, diagonal covariances) or "
+        "agglomerative (Ward; fitted on a seeded sample of at most 10,000 chunk texts, the rest go to the "
+        "nearest cluster mean); auto is kmeans, or minibatch above 50,000 chunk texts.",
+    )
+    auto_candidates: tuple[int, ...] = param(
+        (2, 4, 8, 16, 32, 64), python_only=True, help="The k values 'auto' chooses among."
+    )
+    sample_size: int = param(5000, python_only=True, help="Chunk texts 'auto' measures retention on.")
+    auto_neighbours: int = param(10, python_only=True, help="Nearest neighbours 'auto' counts.")
+    auto_retention: float = param(
+        2 / 3, python_only=True, help="Share of neighbours 'auto' keeps in the cluster."
+    )
 
     def __post_init__(self) -> None:
         if not self.ensemble:

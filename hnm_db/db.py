@@ -15,17 +15,20 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import polars as pl
 
+from hnm_db.errors import InvalidParams
 from hnm_db.store import DEFAULT_PATH, Store
+
+P = TypeVar("P")
 
 if TYPE_CHECKING:
     from hnm_db.audit import AuditReport
-    from hnm_db.chunk import ChunkSummary
-    from hnm_db.cluster import ClusterSummary
+    from hnm_db.chunk import ChunkParams, ChunkSummary
+    from hnm_db.cluster import ClusterParams, ClusterSummary
     from hnm_db.denoise import DenoiseSummary
     from hnm_db.embed import EmbedSummary
     from hnm_db.engine_ray import RayParams
@@ -33,9 +36,9 @@ if TYPE_CHECKING:
     from hnm_db.evaluate import EvalSummary
     from hnm_db.export import ExportSummary
     from hnm_db.ingest import IngestSummary
-    from hnm_db.mine import MiningSummary
+    from hnm_db.mine import MiningParams, MiningSummary
     from hnm_db.models import Registration
-    from hnm_db.split import SplitSummary
+    from hnm_db.split import SplitParams, SplitSummary
     from hnm_db.train import TrainSummary
     from hnm_db.tune import TuneSummary
 
@@ -52,6 +55,19 @@ DEFAULT: Any = _Default()
 def _given(values: dict[str, Any], *skip: str) -> dict[str, Any]:
     """The arguments a caller gave: DEFAULT ones are left to the dataclass, ``skip`` names dropped."""
     return {k: v for k, v in values.items() if v is not DEFAULT and k not in ("self", *skip)}
+
+
+def _params(cls: type[P], params: P | None, fields: dict[str, Any]) -> P:
+    """A ``*Params`` object: the one given, or one built from its fields (not both)."""
+    if params is None:
+        return cls(**fields)
+    if fields:
+        raise InvalidParams(
+            f"give a {cls.__name__} or its fields, not both (got {', '.join(sorted(fields))})"
+        )
+    if not isinstance(params, cls):
+        raise InvalidParams(f"expected a {cls.__name__}, got {type(params).__name__}")
+    return params
 
 
 def _names(value: str | Sequence[str]) -> tuple[str, ...]:
@@ -130,29 +146,25 @@ class Database(Store):
 
     def chunk(
         self,
-        strategy: str = DEFAULT,
-        size: int | None = DEFAULT,
-        overlap: int = DEFAULT,
+        params: ChunkParams | None = None,
+        /,
         *,
-        model: str | None = DEFAULT,
-        title: bool = DEFAULT,
         doc_ids: Sequence[str] | None = None,
         progress: bool = False,
+        **fields: Any,
     ) -> ChunkSummary:
-        """``hnm-db chunk``: (re)chunk documents that need it (see :mod:`hnm_db.chunk`)."""
-        fields = _given(locals(), "doc_ids", "progress")
+        """``hnm-db chunk``: (re)chunk documents that need it (see :mod:`hnm_db.chunk`), given as a
+        :class:`~hnm_db.chunk.ChunkParams` or its fields; ``doc_ids`` limits it to those documents."""
         from hnm_db import chunk
 
-        return chunk.chunk(self, chunk.ChunkParams(**fields), doc_ids, progress=progress)
+        return chunk.chunk(self, _params(chunk.ChunkParams, params, fields), doc_ids, progress=progress)
 
-    def split(
-        self, test_ratio: float = DEFAULT, *, seed: int = DEFAULT, dev_ratio: float = DEFAULT
-    ) -> SplitSummary:
-        """``hnm-db split``: assign queries without a source split (see :mod:`hnm_db.split`)."""
-        fields = _given(locals())
+    def split(self, params: SplitParams | None = None, /, **fields: Any) -> SplitSummary:
+        """``hnm-db split``: assign queries without a source split (see :mod:`hnm_db.split`), given as a
+        :class:`~hnm_db.split.SplitParams` or its fields."""
         from hnm_db import split as stage
 
-        return stage.split(self, stage.SplitParams(**fields))
+        return stage.split(self, _params(stage.SplitParams, params, fields))
 
     # -- models / embed / ensemble ------------------------------------------------------------------
     def resolve_model_path(self, name_or_path: str) -> str:
@@ -269,17 +281,16 @@ class Database(Store):
     # -- cluster / mine / runs ----------------------------------------------------------------------
     def cluster(
         self,
-        ensemble: str,
+        params: ClusterParams | None = None,
+        /,
         *,
-        k: int | str = DEFAULT,
-        seed: int = DEFAULT,
-        algorithm: str = DEFAULT,
         progress: bool = False,
         ray: RayParams | None = None,
+        **fields: Any,
     ) -> ClusterSummary:
-        """``hnm-db cluster``: K-means over the ensemble's chunk vectors (:func:`hnm_db.cluster.cluster`);
-        with ``ray``, the assignment to the fitted centroids runs on Ray workers (same result)."""
-        fields = _given(locals(), "progress", "ray")
+        """``hnm-db cluster``: K-means over the ensemble's chunk vectors (:func:`hnm_db.cluster.cluster`),
+        given as a :class:`~hnm_db.cluster.ClusterParams` or its fields; with ``ray``, the assignment to
+        the fitted centroids runs on Ray workers (same result)."""
         from hnm_db.cluster import ClusterParams, cluster
 
         assigner = None
@@ -287,42 +298,40 @@ class Database(Store):
             from hnm_db.engine_ray import assignment_runner
 
             assigner = assignment_runner(ray)
-        return cluster(self, ClusterParams(**fields), progress=progress, assigner=assigner)
+        return cluster(self, _params(ClusterParams, params, fields), progress=progress, assigner=assigner)
+
+    def cluster_sizes(self, cluster_run_id: str) -> pl.DataFrame:
+        """Chunk texts and queries per cluster of one cluster run (what ``hnm-db cluster`` prints)."""
+        from hnm_db.cluster import cluster_sizes
+
+        return cluster_sizes(self, cluster_run_id)
 
     def mine(
         self,
-        method: str = DEFAULT,
+        params: MiningParams | None = None,
+        /,
         *,
-        ensemble: str | None = DEFAULT,
-        split: str = DEFAULT,
-        num_negatives: int = DEFAULT,
-        range_min: int = DEFAULT,
-        range_max: int = DEFAULT,
-        cluster_filter: str = DEFAULT,
-        cluster_run: str | None = DEFAULT,
-        max_score_ratio: float | None = DEFAULT,
-        guard: str = DEFAULT,
-        min_relevance: int = DEFAULT,
-        fallback_depth: int | None = DEFAULT,
-        mix_random: int = DEFAULT,
-        sampling: str = DEFAULT,
-        seed: int = DEFAULT,
-        name: str | None = DEFAULT,
         replace: bool = False,
         progress: bool = False,
         ray: RayParams | None = None,
+        **fields: Any,
     ) -> MiningSummary:
-        """``hnm-db mine``: one mining run (:class:`hnm_db.mine.MiningParams` says what each argument does);
-        with ``ray``, an ensemble run scores on Ray shard actors (same triplets)."""
-        fields = _given(locals(), "replace", "progress", "ray")
+        """``hnm-db mine``: one mining run, given as a :class:`~hnm_db.mine.MiningParams` or its fields
+        (the class says what each does); with ``ray``, an ensemble run scores on Ray shard actors (same
+        triplets)."""
         from hnm_db.mine import MiningParams, mine
 
+        params = _params(MiningParams, params, fields)
         scorer = None
         if ray is not None:
+            if params.method != "ensemble":
+                raise InvalidParams(
+                    "--engine ray scores --method ensemble; bm25 and random run with --engine local"
+                )
             from hnm_db.engine_ray import mining_scorer
 
             scorer = mining_scorer(ray)
-        return mine(self, MiningParams(**fields), replace=replace, progress=progress, scorer=scorer)
+        return mine(self, params, replace=replace, progress=progress, scorer=scorer)
 
     def denoise(
         self,

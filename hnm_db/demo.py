@@ -93,11 +93,13 @@ def run_demo(
         lambda s: s.describe(),
     )
     if chunk_tokens is None:
-        chunk_step = ("chunk whole", lambda: db.chunk("whole", progress=progress))
+        chunk_step = ("chunk whole", lambda: db.chunk(strategy="whole", progress=progress))
     else:
         chunk_step = (
             f"chunk tokens ({models[0]} tokenizer, {chunk_tokens} tokens, overlap 16)",
-            lambda: db.chunk("tokens", chunk_tokens, 16, model=models[0], progress=progress),
+            lambda: db.chunk(
+                strategy="tokens", size=chunk_tokens, overlap=16, model=models[0], progress=progress
+            ),
         )
     step(*chunk_step, lambda s: f"{s.chunks} chunks written, {s.unchanged} documents unchanged")
     step(
@@ -112,7 +114,7 @@ def run_demo(
     )
     step(
         "cluster k=16",
-        lambda: db.cluster(DEMO_ENSEMBLE, k=16, seed=42),
+        lambda: db.cluster(ensemble=DEMO_ENSEMBLE, k=16, seed=42),
         lambda s: (
             f"k={s.k} ({s.algorithm}{', reused' if s.reused else ''}), sizes {sorted(s.sizes, reverse=True)}"
         ),

@@ -85,6 +85,7 @@ from hnm_db.audit import record_run_sources
 from hnm_db.cluster import latest_cluster_run
 from hnm_db.ensemble import EnsembleInfo, check_chunk_vectors, get_ensemble, hybrid_depth, hybrid_scorer
 from hnm_db.errors import AlreadyExists, EmptySelection, InvalidParams, MissingEmbeddings, NotFound
+from hnm_db.options import param, ratio_or_none
 from hnm_db.store import Store
 from hnm_db.topk import TopK, exact_dots, score_candidates_exact
 from hnm_db.vectors import iter_vectors, vectors_by_hash
@@ -101,28 +102,58 @@ BM25_KEY = "@bm25"
 class MiningParams:
     """What one mining run asks for; stored verbatim (sorted-key JSON) in ``mining_runs.params``."""
 
-    method: str = "ensemble"
-    ensemble: str | None = None
-    split: str = "train"
-    num_negatives: int = 5
-    range_min: int = 0
-    range_max: int = 50
-    cluster_filter: str = "none"
-    cluster_run: str | None = None
-    max_score_ratio: float | None = 0.95
-    guard: str = "pair"
-    min_relevance: int = 1
-    fallback_depth: int | None = None
-    mix_random: int = 0
-    sampling: str = "top"
-    seed: int = 0
-    name: str | None = None
+    method: str = param("ensemble", choices=METHODS, help="How candidates are ranked.")
+    ensemble: str | None = param(
+        None,
+        help="Ensemble to score with (required for --method ensemble; optional for baselines, where it "
+        "adds ensemble and per-model scores).",
+    )
+    split: str = param("train", help="Split whose queries and qrels are read.")
+    num_negatives: int = param(5, help="Negatives per (query, positive) pair.")
+    range_min: int = param(0, help="First rank kept (0 = hardest).")
+    range_max: int = param(50, help="Ranks kept are < this.")
+    cluster_filter: str = param(
+        "none",
+        choices=CLUSTER_FILTERS,
+        help="Keep only negatives in the query's / a positive's K-means cluster.",
+    )
+    cluster_run: str | None = param(None, help="Cluster run id (default: the ensemble's latest).")
+    max_score_ratio: float | None = param(
+        0.95,
+        parse=ratio_or_none,
+        metavar="RATIO|none",
+        help="Drop candidates above this fraction of the positive's score ('none': keep all).",
+    )
+    guard: str = param(
+        "pair",
+        choices=GUARDS,
+        help="Which positive --max-score-ratio compares with: the pair's own (as NV-Retriever) or the "
+        "query's lowest-scoring one (stricter with several positives).",
+    )
+    min_relevance: int = param(
+        1,
+        help="Judgements with a qrels score >= this are positives (graded qrels); judged documents "
+        "below it are never negatives either.",
+    )
+    fallback_depth: int | None = param(
+        None,
+        help="When the filters leave a pair short, continue down the ranking to this rank "
+        "(rows marked fallback).",
+    )
+    mix_random: int = param(
+        0, help="Also add this many seeded random negatives per pair (rows keep negative_method 'random')."
+    )
+    sampling: str = param(
+        "top", choices=SAMPLINGS, help="Take the best ranks, or a seeded random draw from the window."
+    )
+    seed: int = param(0, help="Seed of every random choice.")
+    name: str | None = param(None, help="Run name (default: method-ensemble-split-seedN).")
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise InvalidParams(f"method: must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.method == "ensemble" and not self.ensemble:
-            raise InvalidParams("ensemble: required for method 'ensemble'")
+            raise InvalidParams("ensemble: required for method 'ensemble' (--ensemble NAME)")
         if not self.split:
             raise InvalidParams("split: a split name is required")
         _check_int("num_negatives", self.num_negatives, 1)

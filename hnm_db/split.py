@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 import pyarrow as pa
 
 from hnm_db.errors import EmptySelection, InvalidParams
+from hnm_db.options import param
 from hnm_db.store import Store
 
 #: ``qrels.split`` of judgements ingested without a split.
@@ -31,9 +32,9 @@ UNSPLIT = "unsplit"
 class SplitParams:
     """Target fractions of test and dev queries (train gets the rest) and the hash seed."""
 
-    test_ratio: float = 0.2
-    seed: int = 0
-    dev_ratio: float = 0.0
+    test_ratio: float = param(0.2, cli_required=True, help="Fraction of unsplit queries for test.")
+    seed: int = param(0, help="Seed of the id hash.")
+    dev_ratio: float = param(0.0, help="Fraction for dev.")
 
     def __post_init__(self) -> None:
         if not 0 <= self.seed < 2**63:

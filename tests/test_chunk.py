@@ -359,5 +359,5 @@ def test_checked_windows_equal_the_fast_ones_for_a_wordpiece_tokenizer(docs_db, 
 
 
 def test_database_method_mirrors_the_command(docs_db):
-    summary = docs_db.chunk("sentences", 160, 1, doc_ids=["long-bio"])
+    summary = docs_db.chunk(strategy="sentences", size=160, overlap=1, doc_ids=["long-bio"])
     assert summary.documents == 1 and summary.chunks > 1

@@ -26,7 +26,7 @@ PARENT = dict(
 @pytest.fixture
 def mined(mining_db):
     """The mining fixture with the parent run `par` (``PARENT``)."""
-    mining_db.mine("ensemble", **PARENT)
+    mining_db.mine(method="ensemble", **PARENT)
     return mining_db
 
 
@@ -174,9 +174,9 @@ def test_refill_takes_unused_candidates_that_pass_the_rule_until_pairs_are_full(
 
 
 def test_refill_uses_the_parents_clusters_even_after_a_newer_cluster_run(mining_db, ce):
-    first = mining_db.cluster(ENSEMBLE, k=4, seed=0)
-    mining_db.mine("ensemble", cluster_filter="query", **PARENT)
-    newer = mining_db.cluster(ENSEMBLE, k=2, seed=1)  # now the latest run of the ensemble
+    first = mining_db.cluster(ensemble=ENSEMBLE, k=4, seed=0)
+    mining_db.mine(method="ensemble", cluster_filter="query", **PARENT)
+    newer = mining_db.cluster(ensemble=ENSEMBLE, k=2, seed=1)  # now the latest run of the ensemble
     assert newer.cluster_run_id != first.cluster_run_id
     mining_db.denoise("par", model=ce, threshold=1 - 1e-12, max_length=MAX_LEN, name="all")
     t = float(np.median(list(_probs(mining_db, "par", _fingerprint(mining_db)).values())))
@@ -195,7 +195,7 @@ def test_refill_uses_the_parents_clusters_even_after_a_newer_cluster_run(mining_
 
 # -- bad input: one clear error, database unchanged ---------------------------------------------------
 def test_refill_needs_a_parent_mined_with_a_fallback(mining_db, ce):
-    mining_db.mine("ensemble", ensemble=ENSEMBLE, num_negatives=2, range_max=4, name="nofb")
+    mining_db.mine(method="ensemble", ensemble=ENSEMBLE, num_negatives=2, range_max=4, name="nofb")
     before = db_digest(mining_db)
     with pytest.raises(InvalidParams, match="refill: run 'nofb' was mined without --fallback-depth"):
         mining_db.denoise("nofb", model=ce, threshold=0.5, refill=True)
@@ -237,7 +237,9 @@ def test_bad_rules_are_refused(kw, match):
 def path(db_path):
     with hnm_db.open(db_path) as db:
         populate_mining_db(db)
-        db.mine("ensemble", ensemble=ENSEMBLE, num_negatives=3, range_max=4, fallback_depth=30, name="par")
+        db.mine(
+            method="ensemble", ensemble=ENSEMBLE, num_negatives=3, range_max=4, fallback_depth=30, name="par"
+        )
     return db_path
 
 

@@ -158,7 +158,9 @@ def test_eval_first_stage_of_a_hybrid_ranks_by_the_hybrid_score(mining_db):
 def test_mining_with_a_hybrid_scores_by_it_and_records_bm25_in_member_scores(mining_db):
     db = mining_db
     _hybrid(db)
-    run = db.mine("ensemble", ensemble="hyb", num_negatives=3, range_max=10, max_score_ratio=0.99, name="h")
+    run = db.mine(
+        method="ensemble", ensemble="hyb", num_negatives=3, range_max=10, max_score_ratio=0.99, name="h"
+    )
     assert run.triplets > 0 and run.stats["ensemble_bm25"]["weight"] == W
     rows = db.sql(
         "SELECT t.query_id, t.negative_chunk_id, t.positive_chunk_id, t.score, t.positive_score, "
@@ -249,7 +251,7 @@ def _tune(db, **kw):
 def test_tune_writes_a_new_ensemble_with_the_best_weights_and_leaves_the_source_alone(mining_db):
     db = mining_db
     src = _hybrid(db)
-    run = db.mine("ensemble", ensemble="hyb", num_negatives=2, range_max=5, name="before-tune")
+    run = db.mine(method="ensemble", ensemble="hyb", num_negatives=2, range_max=5, name="before-tune")
     s = _tune(db)
     assert s.name == "hyb-tuned" and s.ensemble_id != src.ensemble_id
     assert sum(s.weights.values()) == pytest.approx(1.0) and set(s.weights) == {"model-a", "model-b", "bm25"}

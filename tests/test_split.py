@@ -140,5 +140,5 @@ def test_nothing_to_split_is_an_empty_selection_and_changes_nothing(db):
 
 
 def test_database_method_mirrors_the_command(unsplit_db):
-    summary = unsplit_db.split(0.25, seed=3)
+    summary = unsplit_db.split(test_ratio=0.25, seed=3)
     assert summary.queries == 400 and summary.seed == 3

@@ -11,6 +11,7 @@ import decimal
 import json
 import math
 import sys
+import typing
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -19,6 +20,7 @@ import polars as pl
 import pyarrow as pa
 
 import hnm_db
+from hnm_db import options
 from hnm_db.errors import HnmError
 from hnm_db.store import JSON_FIELD
 
@@ -59,6 +61,67 @@ def default_of(owner: Any, name: str) -> Any:
     import inspect
 
     return inspect.signature(owner).parameters[name].default
+
+
+class _Parsed(click.ParamType):
+    """A field's own text-to-value function (``Knob.parse``) as a click type; values that are not text
+    (the default) pass through."""
+
+    def __init__(self, parse: Callable[[str], Any], name: str) -> None:
+        self.parse = parse
+        self.name = name
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return self.parse(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+_CLICK_TYPES: dict[Any, Any] = {int: int, float: float, str: str}
+
+
+def _option(f: options.Field) -> click.Option:
+    """The click option of one ``*Params`` field: its flag, type, default and help from the field."""
+    base, kwargs = f.base_type, {"help": f.knob.help, "metavar": f.knob.metavar}
+    if f.required:
+        kwargs["required"] = True
+    else:
+        kwargs |= {"default": f.default, "show_default": f.default not in (None, ())}
+    decls = [f.flag, f.name]
+    if base is bool:
+        if f.default is True:
+            decls = [f"{f.flag}/--no-{f.flag[2:]}", f.name]
+        kwargs["is_flag"] = True
+    elif typing.get_origin(base) is tuple:
+        (item, *_) = typing.get_args(base)
+        kwargs |= {"multiple": True, "type": click.Choice(f.knob.choices) if f.knob.choices else item}
+    elif f.knob.parse is not None:
+        kwargs["type"] = _Parsed(f.knob.parse, f.name.upper())
+        if not f.required and f.default is not None:
+            kwargs["default"] = str(f.default)
+    elif f.knob.choices is not None:
+        kwargs["type"] = click.Choice(list(f.knob.choices))
+    else:
+        kwargs["type"] = _CLICK_TYPES[base]
+    return click.Option(decls, **kwargs)
+
+
+def params_options(cls: type, *, exclude: Sequence[str] = ()) -> Callable[[F], F]:
+    """Click options generated from a ``*Params`` dataclass: one per field declared with
+    :func:`hnm_db.options.param` (not the Python-only ones, nor ``exclude``), in field order."""
+
+    def decorate(fn: F) -> F:
+        params = getattr(fn, "__click_params__", [])
+        for f in reversed(options.fields(cls)):
+            if not f.knob.python_only and f.name not in exclude:
+                params.append(_option(f))
+        fn.__click_params__ = params  # type: ignore[attr-defined]
+        return fn
+
+    return decorate
 
 
 def format_option(fn: F) -> F:
