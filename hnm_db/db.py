@@ -34,12 +34,12 @@ if TYPE_CHECKING:
     from hnm_db.engine_ray import RayParams
     from hnm_db.ensemble import EnsembleSummary
     from hnm_db.evaluate import EvalSummary
-    from hnm_db.export import ExportSummary
+    from hnm_db.export import ExportParams, ExportSummary
     from hnm_db.ingest import IngestSummary
     from hnm_db.mine import MiningParams, MiningSummary
     from hnm_db.models import Registration
     from hnm_db.split import SplitParams, SplitSummary
-    from hnm_db.train import TrainSummary
+    from hnm_db.train import TrainParams, TrainSummary
     from hnm_db.tune import TuneSummary
 
 
@@ -370,39 +370,13 @@ class Database(Store):
 
     # -- export / audit -----------------------------------------------------------------------------
     def export(
-        self,
-        runs: str | Sequence[str],
-        to: str | os.PathLike[str],
-        *,
-        layout: str = DEFAULT,
-        split: str = DEFAULT,
-        parquet: bool = DEFAULT,
-        keep_ids: bool = DEFAULT,
-        overwrite: bool = DEFAULT,
-        num_negatives: int | None = DEFAULT,
-        drop_short: bool = DEFAULT,
-        license: str | None = DEFAULT,  # noqa: A002
-        language: str | Sequence[str] = DEFAULT,
-        batch_size: int = DEFAULT,
-        progress: bool = False,
-        format: str | None = None,  # noqa: A002 - the deprecated name of layout
+        self, params: ExportParams | None = None, /, *, progress: bool = False, **fields: Any
     ) -> ExportSummary:
-        """``hnm-db export``: write runs as a HuggingFace dataset folder (:class:`hnm_db.export.ExportParams`).
-
-        ``format=`` is the old name of ``layout`` (deprecated: it clashed with the output ``--format`` of
-        every other command).
-        """
-        fields = _given(locals(), "runs", "to", "progress", "format")
-        import warnings
-
+        """``hnm-db export``: write runs as a HuggingFace dataset folder, given as a
+        :class:`~hnm_db.export.ExportParams` or its fields (``runs`` a name or several, ``to`` a folder)."""
         from hnm_db.export import ExportParams, export
 
-        if format is not None:
-            warnings.warn("export(format=...) is deprecated: use layout=", DeprecationWarning, stacklevel=2)
-            fields["layout"] = format
-        if isinstance(fields.get("language"), str):
-            fields["language"] = (fields["language"],)
-        return export(self, ExportParams(runs=_names(runs), to=Path(to), **fields), progress=progress)
+        return export(self, _params(ExportParams, params, fields), progress=progress)
 
     def audit(
         self, runs: str | Sequence[str] = (), *, plot_dir: str | os.PathLike[str] | None = None
@@ -429,45 +403,21 @@ class Database(Store):
     # -- train / eval -------------------------------------------------------------------------------
     def train(
         self,
-        run: str,
+        params: TrainParams | None = None,
+        /,
         *,
-        out: str | os.PathLike[str],
-        base: str = DEFAULT,
-        loss: str = DEFAULT,
-        group_size: int = DEFAULT,
-        batch_size: int = DEFAULT,
-        epochs: int = DEFAULT,
-        max_steps: int | None = DEFAULT,
-        max_length: int = DEFAULT,
-        lr: float = DEFAULT,
-        head_lr: float = DEFAULT,
-        seed: int = DEFAULT,
-        margin: float = DEFAULT,
-        warmup_ratio: float = DEFAULT,
-        warmup_easy_steps: int = DEFAULT,
-        distill_steps: int = DEFAULT,
-        distill_run: str | None = DEFAULT,
-        distill_ensemble: str | None = DEFAULT,
-        distill_scale: float = DEFAULT,
-        dev_ratio: float = DEFAULT,
-        dev_seed: int = DEFAULT,
-        dev_first_stage: str = DEFAULT,
-        dev_k: int = DEFAULT,
-        common_pairs: Sequence[str] = DEFAULT,
-        eval_steps: int | None = DEFAULT,
-        weight_decay: float = DEFAULT,
-        max_grad_norm: float = DEFAULT,
-        split: str = DEFAULT,
-        name: str | None = DEFAULT,
-        device: str | None = DEFAULT,
         progress: bool = False,
+        notes: list[str] | None = None,
+        **fields: Any,
     ) -> TrainSummary:
-        """``hnm-db train``: fine-tune a cross-encoder on mining run ``run``
-        (:class:`hnm_db.train.TrainParams` says what each argument does)."""
-        fields = _given(locals(), "progress") | {"out": str(out)}
+        """``hnm-db train``: fine-tune a cross-encoder on a mining run, given as a
+        :class:`~hnm_db.train.TrainParams` or its fields (the class says what each does); ``notes``
+        receives what the user should know as it arises (see :func:`hnm_db.train.train`)."""
         from hnm_db.train import TrainParams, train
 
-        return train(self, TrainParams(**fields), progress=progress)
+        if "out" in fields:
+            fields["out"] = str(fields["out"])
+        return train(self, _params(TrainParams, params, fields), progress=progress, notes=notes)
 
     def evaluate(
         self,

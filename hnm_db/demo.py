@@ -131,7 +131,7 @@ def run_demo(
     step(
         "export triplet + parquet",
         lambda: db.export(
-            list(DEMO_RUNS), export_dir, layout="triplet", parquet=True, keep_ids=True, overwrite=True
+            runs=list(DEMO_RUNS), to=export_dir, layout="triplet", parquet=True, keep_ids=True, overwrite=True
         ),
         lambda s: f"{s.rows} rows, columns {', '.join(s.columns)}",
     )

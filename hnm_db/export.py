@@ -55,6 +55,7 @@ import pyarrow as pa
 from hnm_db.audit import resolve_runs
 from hnm_db.ensemble import find_ensemble
 from hnm_db.errors import AlreadyExists, EmptySelection, InvalidParams, NotFound, TooFewNegatives
+from hnm_db.options import param
 from hnm_db.store import Store
 
 LAYOUTS = ("triplet", "n-tuple", "labeled-pair")
@@ -71,22 +72,41 @@ _SPLIT_NAME = re.compile(r"^\w+$")
 class ExportParams:
     """What to export and where; validated here so the CLI and the Python API fail the same way."""
 
-    runs: tuple[str, ...]
-    to: Path
-    layout: str = "triplet"
-    split: str = "train"
-    parquet: bool = False
-    keep_ids: bool = False
-    overwrite: bool = False
-    num_negatives: int | None = None
-    drop_short: bool = False
-    license: str | None = None
-    language: tuple[str, ...] = ()
-    batch_size: int = 10_000
+    runs: tuple[str, ...] = param(flag="--run", help="Mining run name (repeat for several).")
+    to: Path = param(help="Output folder.")
+    layout: str = param(
+        "triplet",
+        choices=LAYOUTS,
+        help="sentence-transformers column layout: triplet (anchor, positive, negative), n-tuple "
+        "(negative_1..n per query-positive pair) or labeled-pair (query, passage, label).",
+    )
+    split: str = param("train", help="Triplet split to export (and split name).")
+    parquet: bool = param(
+        False,
+        help="Write a Hub dataset folder (README.md + data/<split>-*.parquet) for load_dataset(DIR), "
+        "instead of save_to_disk files for load_from_disk(DIR).",
+    )
+    keep_ids: bool = param(
+        False,
+        help="Also write the dataset 'ids': the same rows with query/chunk ids, ranks, scores and run "
+        "names (DIR/ids, or config 'ids'); the main dataset keeps only what a trainer reads.",
+    )
+    overwrite: bool = param(False, help="Replace an earlier export in the folder.")
+    num_negatives: int | None = param(None, help="n-tuple: negatives per row (default: the most).")
+    drop_short: bool = param(False, help="n-tuple: skip query-positive pairs with fewer negatives.")
+    license: str | None = param(None, help="Card license (default: from the corpus metadata).")
+    language: tuple[str, ...] = param(
+        (), help="Card language code, repeatable (default: from the corpus metadata, e.g. a source's card)."
+    )
+    batch_size: int = param(10_000, help="Rows per Arrow batch.")
 
     def __post_init__(self) -> None:
-        if isinstance(self.runs, str) or not self.runs:
-            raise InvalidParams("runs: name at least one mining run (a tuple of names)")
+        object.__setattr__(self, "runs", (self.runs,) if isinstance(self.runs, str) else tuple(self.runs))
+        object.__setattr__(self, "to", Path(self.to))
+        if isinstance(self.language, str):
+            object.__setattr__(self, "language", (self.language,))
+        if not self.runs:
+            raise InvalidParams("runs: name at least one mining run")
         if len(set(self.runs)) != len(self.runs):
             raise InvalidParams(f"runs: a run is named twice: {list(self.runs)}")
         if self.layout not in LAYOUTS:
@@ -99,8 +119,6 @@ class ExportParams:
             raise InvalidParams(f"num_negatives: must be >= 1, not {self.num_negatives}")
         if self.drop_short and self.layout != "n-tuple":
             raise InvalidParams("drop_short: only the n-tuple layout drops short query-positive pairs")
-        if isinstance(self.language, str):
-            raise InvalidParams("language: give a tuple of language codes, not one string")
         if self.batch_size < 1:
             raise InvalidParams(f"batch_size: must be >= 1, not {self.batch_size}")
 

@@ -81,6 +81,7 @@ from hnm_db.crossencoder import load_cross_encoder, pick_device, record_digests,
 from hnm_db.ensemble import get_ensemble
 from hnm_db.errors import AlreadyExists, EmptySelection, InvalidParams, NotFound
 from hnm_db.models import quiet_transformers
+from hnm_db.options import param
 from hnm_db.store import Store
 from hnm_db.vectors import vectors_by_hash
 
@@ -95,36 +96,84 @@ _MAIN, _EASY, _DISTILL, _FILL = 0, 1, 2, 3
 class TrainParams:
     """Everything that decides a training run; stored verbatim (sorted-key JSON) in ``training_runs``."""
 
-    run: str
-    out: str
-    base: str = "minilm-l6"
-    loss: str = "lce"
-    group_size: int = 4
-    batch_size: int = 16
-    epochs: int = 2
-    max_steps: int | None = None
-    max_length: int = 256
-    lr: float = 1e-4
-    head_lr: float = 1e-3
-    seed: int = 0
-    margin: float = 1.0
-    warmup_ratio: float = 0.1
-    warmup_easy_steps: int = 0
-    distill_steps: int = 0
-    distill_run: str | None = None
-    distill_ensemble: str | None = None
-    distill_scale: float = 20.0
-    dev_ratio: float = 0.1
-    dev_seed: int = 0
-    dev_first_stage: str = "bm25"
-    dev_k: int = 20
-    common_pairs: tuple[str, ...] = ()
-    eval_steps: int | None = None
-    weight_decay: float = 0.01
-    max_grad_norm: float = 1.0
-    split: str = "train"
-    name: str | None = None
-    device: str | None = None
+    run: str = param(help="Mining run whose triplets to train on.")
+    out: str = param(help="Output folder for the model (must not exist; parent folders are created).")
+    base: str = param("minilm-l6", help="Base model: alias, registered name or folder.")
+    loss: str = param(
+        "lce",
+        choices=LOSSES,
+        help="lce: softmax over the group; bce: labelled pairs, pos_weight = negatives; lambda, listnet: "
+        "the group as a ranked list; mnrl: group + in-batch negatives; triplet: max(0, margin - "
+        "s(q,p) + s(q,n)).",
+    )
+    group_size: int = param(
+        4,
+        help="Passages per training group: 1 positive + GROUP_SIZE-1 negatives, re-drawn each epoch.",
+    )
+    batch_size: int = param(16, help="Groups per step.")
+    epochs: int = param(
+        2,
+        help="Passes over the run's (query, positive) pairs (ignored when --max-steps is given).",
+    )
+    max_steps: int | None = param(
+        None,
+        help="The budget: exactly this many optimizer steps, whatever the run's size.",
+    )
+    max_length: int = param(256, help="Tokens per (query, passage) pair.")
+    lr: float = param(1e-4, help="Learning rate of the transformer body.")
+    head_lr: float = param(1e-3, help="Learning rate of the fresh head.")
+    seed: int = param(0, help="Seed of the head, the group draws and the Trainer (same seed, same model).")
+    margin: float = param(1.0, help="Margin of the triplet loss.")
+    warmup_ratio: float = param(0.1, help="Share of steps of LR warm-up.")
+    warmup_easy_steps: int = param(
+        0,
+        help="First train this many steps on groups of random (easy) negatives.",
+    )
+    distill_steps: int = param(
+        0,
+        help="First distil the ensemble's similarities into the fresh model (MarginMSE) for this many steps.",
+    )
+    distill_run: str | None = param(
+        None,
+        help="Mining run whose groups the distil phase reads (default: --run); share one across compared "
+        "runs.",
+    )
+    distill_ensemble: str | None = param(
+        None,
+        help="Ensemble to distil (default: the one the distil run was mined with).",
+    )
+    distill_scale: float = param(
+        20.0,
+        help="Teacher margin = this x the difference of ensemble similarities.",
+    )
+    dev_ratio: float = param(
+        0.1,
+        help="Share of the split's judged queries held out as a dev set (the same for every run); the kept"
+        " checkpoint is the best by dev nDCG@10 (0: no dev set, keep the last).",
+    )
+    dev_seed: int = param(0, help="Seed of the dev choice.")
+    dev_first_stage: str = param(
+        "bm25",
+        help="First stage whose top-k the dev queries re-rank: bm25 or ensemble:NAME.",
+    )
+    dev_k: int = param(20, help="Chunks re-ranked per dev query.")
+    common_pairs: tuple[str, ...] = param(
+        (),
+        metavar="RUN",
+        help="Train only on the (query, positive) pairs that --run and every RUN given (repeatable) cover,"
+        " so models compared across mining runs see the same pairs.",
+    )
+    eval_steps: int | None = param(
+        None,
+        help="Evaluate the dev set every N steps (default: 4 times per run).",
+    )
+    weight_decay: float = param(0.01, python_only=True, help="AdamW weight decay of the body and the head.")
+    max_grad_norm: float = param(1.0, python_only=True, help="Gradient norm clipped to.")
+    split: str = param("train", help="Split of the triplets to train on.")
+    name: str | None = param(None, help="Name of the training run (default: the output folder's name).")
+    device: str | None = param(
+        None, help="Where to train: cpu, cuda or cuda:N (default: cuda when available)."
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "common_pairs", tuple(self.common_pairs))

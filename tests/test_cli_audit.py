@@ -79,10 +79,11 @@ def test_export_n_tuple_with_too_few_negatives_fails_unless_drop_short(mined_db_
 
 
 def test_export_rejects_n_tuple_options_for_other_formats(mined_db_path, tmp_path):
+    """ExportParams alone checks it (an InvalidParams, exit 1), for the CLI and the API alike."""
     result = run(
         mined_db_path, "export", "--run", "random", "--num-negatives", "2", "--to", str(tmp_path / "y")
     )
-    assert result.exit_code == 2 and "only to --layout n-tuple" in result.output
+    assert result.exit_code == 1 and "only the n-tuple layout takes a number of negatives" in result.output
 
 
 def test_export_takes_layout_and_the_shared_output_format(mined_db_path, tmp_path):

@@ -68,14 +68,14 @@ def demo_digests(tmp_path: Path, models: tuple[str, ...]) -> dict[str, str]:
             summary = db.mine(**DEMO_MINING, ensemble="demo-ensemble", name=name, progress=False, **extra)
             assert summary.triplets > 100, (name, summary)
         db.export(
-            list(GOLDEN_RUNS),
-            out / "n-tuple",
+            runs=list(GOLDEN_RUNS),
+            to=out / "n-tuple",
             layout="n-tuple",
             num_negatives=3,
             keep_ids=True,
             progress=False,
         )
-        db.export(list(GOLDEN_RUNS), out / "labeled-pair", layout="labeled-pair", progress=False)
+        db.export(runs=list(GOLDEN_RUNS), to=out / "labeled-pair", layout="labeled-pair", progress=False)
         triplets = db.execute(
             "SELECT m.name, t.* EXCLUDE (run_id) FROM triplets t JOIN mining_runs m USING (run_id) "
             "ORDER BY ALL"

@@ -13,6 +13,7 @@ import math
 import sys
 import typing
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -80,7 +81,7 @@ class _Parsed(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
-_CLICK_TYPES: dict[Any, Any] = {int: int, float: float, str: str}
+_CLICK_TYPES: dict[Any, Any] = {int: int, float: float, str: str, Path: click.Path(path_type=Path)}
 
 
 def _option(f: options.Field) -> click.Option:
