@@ -58,7 +58,7 @@ def first_stages(db, args) -> dict[str, dict]:
 def evaluate(db, stages: dict[str, dict], k: int) -> dict[str, float]:
     out = {}
     for label, s in stages.items():
-        row = db.evaluate(None, first_stage=s["first_stage"], k=k, split="test").rows[0]
+        row = db.evaluate(model=None, first_stage=s["first_stage"], k=k, split="test").rows[0]
         out[label] = row["ndcg@10"]
         print(f"  {label}: nDCG@10 {row['ndcg@10']:.4f} ({row['queries']} queries)", file=sys.stderr)
     return out

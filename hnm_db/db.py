@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from hnm_db.embed import EmbedSummary
     from hnm_db.engine_ray import RayParams
     from hnm_db.ensemble import EnsembleSummary
-    from hnm_db.evaluate import EvalSummary
+    from hnm_db.evaluate import EvalParams, EvalSummary, PairedTest
     from hnm_db.export import ExportParams, ExportSummary
     from hnm_db.ingest import IngestSummary
     from hnm_db.mine import MiningParams, MiningSummary
@@ -420,27 +420,14 @@ class Database(Store):
         return train(self, _params(TrainParams, params, fields), progress=progress, notes=notes)
 
     def evaluate(
-        self,
-        model: str | None = None,
-        *,
-        first_stage: str = DEFAULT,
-        k: int = DEFAULT,
-        split: str = DEFAULT,
-        max_length: int = DEFAULT,
-        batch_size: int = DEFAULT,
-        interpolate: Sequence[float] = DEFAULT,
-        head_seed: int = DEFAULT,
-        device: str | None = DEFAULT,
-        progress: bool = False,
+        self, params: EvalParams | None = None, /, *, progress: bool = False, **fields: Any
     ) -> EvalSummary:
-        """``hnm-db eval``: re-rank the first stage's top-k with ``model`` (folder, training run name or
-        ``base:ALIAS``; None = the first stage alone)."""
-        fields = _given(locals(), "progress")
+        """``hnm-db eval``: re-rank the first stage's top-k, given as a :class:`~hnm_db.evaluate.EvalParams`
+        or its fields (``model``: folder, training run name or ``base:ALIAS``; None = the first stage
+        alone)."""
         from hnm_db.evaluate import EvalParams, evaluate
 
-        if "interpolate" in fields:
-            fields["interpolate"] = tuple(fields["interpolate"])
-        return evaluate(self, EvalParams(**fields), progress=progress)
+        return evaluate(self, _params(EvalParams, params, fields), progress=progress)
 
     def compare(self, split: str = "test", *, mean_over_seeds: bool = False) -> pl.DataFrame:
         """``hnm-db eval --compare``: stored results of a split (or their mean/sd over training seeds)."""
@@ -448,6 +435,26 @@ class Database(Store):
 
         results = stored_results(self, split)
         return summarize(results) if mean_over_seeds else results
+
+    def paired(
+        self,
+        a: str | Sequence[str],
+        b: str | Sequence[str],
+        *,
+        metric: str = "ndcg@10",
+        first_stage: str = "bm25",
+        k: int = 30,
+        split: str = "test",
+        interpolate: float | None = None,
+    ) -> PairedTest:
+        """``hnm-db eval --paired A --paired B``: a paired randomization test and a bootstrap 95% interval
+        of A - B over the split's queries, from stored results (a system is a training run name or model
+        label; several are averaged per query, e.g. one system's seeds). Computes no scores."""
+        from hnm_db.evaluate import paired_test, per_query_values, result_ids
+
+        where = {"first_stage": first_stage, "k": k, "split": split, "interpolate": interpolate}
+        va, vb = (per_query_values(self, result_ids(self, _names(s), **where), metric) for s in (a, b))
+        return paired_test(va, vb, metric=metric)
 
 
 def open(path: str | os.PathLike[str] = DEFAULT_PATH, *, read_only: bool = False) -> Database:  # noqa: A001

@@ -30,6 +30,7 @@ from hnm_db import metrics
 from hnm_db.crossencoder import load_cross_encoder, model_fingerprint, pick_device, resolve_base, score_pairs
 from hnm_db.ensemble import get_ensemble, hybrid_depth, hybrid_scorer
 from hnm_db.errors import EmptySelection, InvalidParams, MissingEmbeddings, NotFound
+from hnm_db.options import param
 from hnm_db.store import Store
 from hnm_db.topk import score_candidates
 from hnm_db.vectors import iter_vectors, read_vectors
@@ -41,17 +42,23 @@ BASE_PREFIX = "base:"
 class EvalParams:
     """What an evaluation re-ranks and how; ``model`` None evaluates the first stage alone."""
 
-    model: str | None
-    first_stage: str = "bm25"
-    k: int = 30
-    split: str = "test"
-    max_length: int = 256
-    batch_size: int = 32
-    interpolate: tuple[float, ...] = ()
-    head_seed: int = 0
-    device: str | None = None
+    model: str | None = param(
+        None, help="A model folder, a training run's name, or base:ALIAS for the untuned base."
+    )
+    first_stage: str = param("bm25", help="bm25 or ensemble:NAME.")
+    k: int = param(30, help="Chunks re-ranked per query (>= 10).")
+    split: str = param("test", help="Split whose queries and qrels are evaluated.")
+    max_length: int = param(256, help="Tokens per (query, passage) pair scored.")
+    batch_size: int = param(32, help="Pairs scored per model call.")
+    interpolate: tuple[float, ...] = param(
+        (),
+        help="Also report alpha*z(model) + (1-alpha)*z(first stage); repeatable.",
+    )
+    head_seed: int = param(0, help="Seed of the fresh head of base:.")
+    device: str | None = param(None, help="cpu, cuda or cuda:N (default: cuda when available).")
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "interpolate", tuple(self.interpolate))
         if self.k < 10:
             raise InvalidParams(
                 f"k={self.k} is smaller than 10, but nDCG@10 and MRR@10 need the top 10 documents"

@@ -133,5 +133,8 @@ def test_bad_inputs_exit_1_with_one_line_and_change_nothing(filled, tiny_model_d
 
 
 def test_option_conflicts_are_usage_errors(filled):
-    assert _run(filled, "eval", "--interpolate", "0.5").exit_code == 2
+    """Conflicts among the command's own options are usage errors (exit 2); those EvalParams checks are
+    its InvalidParams (exit 1), as in the API."""
+    interpolate = _run(filled, "eval", "--interpolate", "0.5")
+    assert interpolate.exit_code == 1 and "interpolate needs a model" in interpolate.output
     assert _run(filled, "eval", "--mean-over-seeds").exit_code == 2

@@ -161,7 +161,7 @@ def test_python_api_mirrors_the_commands(train_db, tiny_model_dir, tmp_path):
     trained = train_db.train(
         run="mined", base=str(tiny_model_dir), out=tmp_path / "api", batch_size=4, max_length=48, max_steps=1
     )
-    summary = train_db.evaluate("api", k=10, max_length=48, interpolate=[0.5])
+    summary = train_db.evaluate(model="api", k=10, max_length=48, interpolate=[0.5])
     assert [r["model"] for r in summary.rows] == ["first-stage:bm25", "api", "api + bm25 (alpha=0.5)"]
     assert train_db.compare().height == 3
     grouped = train_db.compare(mean_over_seeds=True)

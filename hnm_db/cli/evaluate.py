@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
+from typing import Any
 
 import click
 import polars as pl
 
-from hnm_db.cli._common import Ctx, default_of, emit_frame, emit_mapping, format_option, info, pass_ctx
-from hnm_db.evaluate import EvalParams
+from hnm_db.cli._common import Ctx, emit_frame, emit_mapping, format_option, info, params_options, pass_ctx
+from hnm_db.evaluate import EvalParams, summarize
+from hnm_db.metrics import METRIC_NAMES
 
 
-def _with_spread(frame: pl.DataFrame, metrics: list[str]) -> pl.DataFrame:
+def _with_spread(frame: pl.DataFrame, metrics: Sequence[str]) -> pl.DataFrame:
     """Metrics as 'mean ± sd' strings for the text table."""
     cols = []
     for m in metrics:
@@ -25,56 +28,7 @@ def _with_spread(frame: pl.DataFrame, metrics: list[str]) -> pl.DataFrame:
 
 
 @click.command("eval")
-@click.option("--model", help="A model folder, a training run's name, or base:ALIAS for the untuned base.")
-@click.option(
-    "--first-stage",
-    default=default_of(EvalParams, "first_stage"),
-    show_default=True,
-    help="bm25 or ensemble:NAME.",
-)
-@click.option(
-    "--k",
-    "k",
-    default=default_of(EvalParams, "k"),
-    show_default=True,
-    type=int,
-    help="Chunks re-ranked per query (>= 10).",
-)
-@click.option(
-    "--split",
-    default=default_of(EvalParams, "split"),
-    show_default=True,
-    help="Split whose queries and qrels are evaluated.",
-)
-@click.option(
-    "--max-length",
-    default=default_of(EvalParams, "max_length"),
-    show_default=True,
-    type=int,
-    help="Tokens per (query, passage) pair scored.",
-)
-@click.option(
-    "--batch-size",
-    default=default_of(EvalParams, "batch_size"),
-    show_default=True,
-    type=int,
-    help="Pairs scored per model call.",
-)
-@click.option(
-    "--interpolate",
-    "interpolate",
-    multiple=True,
-    type=float,
-    help="Also report alpha*z(model) + (1-alpha)*z(first stage); repeatable.",
-)
-@click.option(
-    "--head-seed",
-    default=default_of(EvalParams, "head_seed"),
-    show_default=True,
-    type=int,
-    help="Seed of the fresh head of base:.",
-)
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Default: cuda when available.")
+@params_options(EvalParams)
 @click.option("--compare", is_flag=True, help="Print the stored results of the split; computes nothing.")
 @click.option(
     "--paired",
@@ -85,7 +39,7 @@ def _with_spread(frame: pl.DataFrame, metrics: list[str]) -> pl.DataFrame:
 )
 @click.option(
     "--metric",
-    type=click.Choice(["ndcg@10", "mrr@10", "p@1", "p@5", "recall@k"]),
+    type=click.Choice(list(METRIC_NAMES)),
     default="ndcg@10",
     show_default=True,
     help="Metric of --paired.",
@@ -100,7 +54,7 @@ def eval_cmd(
     mean_over_seeds: bool,
     paired: tuple[str, ...],
     metric: str,
-    **options: object,
+    **fields: Any,
 ) -> None:
     """Re-rank a first stage's top-k per query and report MRR@10, nDCG@10, P@1, P@5, Recall@k.
 
@@ -113,60 +67,44 @@ def eval_cmd(
       hnm-db eval --model base:minilm-l6 --interpolate 0.5
       hnm-db eval --compare --mean-over-seeds --format csv
     """
-    from hnm_db.evaluate import METRIC_COLUMNS, evaluate, stored_results, summarize
-
     if paired:
         if len(paired) != 2 or compare:
             raise click.UsageError(
                 "--paired takes exactly two systems (--paired A --paired B) and no --compare"
             )
-        if len(options["interpolate"]) > 1:
+        if len(fields["interpolate"]) > 1:
             raise click.UsageError("--paired compares at one --interpolate weight")
-        _paired(ctx, fmt, paired, metric, options)
+        systems = [[s.strip() for s in group.split(",") if s.strip()] for group in paired]
+        with ctx.open(read_only=True) as db:
+            test = db.paired(
+                *systems, metric=metric, first_stage=fields["first_stage"], k=fields["k"],
+                split=fields["split"], interpolate=fields["interpolate"][0] if fields["interpolate"] else None,
+            )  # fmt: skip
+        emit_mapping({"a": paired[0], "b": paired[1], **asdict(test)}, fmt)
         return
     if compare:
         with ctx.open(read_only=True) as db:
-            results = stored_results(db, str(options["split"]))
+            results = db.compare(fields["split"])
         if results.height == 0:
-            info(ctx, f"no stored results for split {options['split']!r}")
+            info(ctx, f"no stored results for split {fields['split']!r}")
             return
         if mean_over_seeds:
             summary = summarize(results)
-            emit_frame(_with_spread(summary, METRIC_COLUMNS) if fmt == "table" else summary, fmt)
+            emit_frame(_with_spread(summary, METRIC_NAMES) if fmt == "table" else summary, fmt)
         else:
-            cols = ["model", "first_stage", "k", "method", "loss", "seed", *METRIC_COLUMNS, "queries"]
+            cols = ["model", "first_stage", "k", "method", "loss", "seed", *METRIC_NAMES, "queries"]
             emit_frame(results.select(cols), fmt)
         return
     if mean_over_seeds:
         raise click.UsageError("--mean-over-seeds only goes with --compare")
-    if options["model"] is None and options["interpolate"]:
-        raise click.UsageError("--interpolate needs --model")
-    params = EvalParams(**{**options, "interpolate": tuple(options["interpolate"])})  # type: ignore[arg-type]
     with ctx.open() as db:
-        summary = evaluate(db, params, progress=ctx.progress)
+        summary = db.evaluate(progress=ctx.progress, **fields)
     info(
         ctx,
         f"{summary.queries} queries; scored {summary.scored_pairs} new pairs, {summary.cached_pairs} cached",
     )
-    frame = pl.DataFrame(summary.rows).select("model", "first_stage", "k", *METRIC_COLUMNS, "queries")
+    frame = pl.DataFrame(summary.rows).select("model", "first_stage", "k", *METRIC_NAMES, "queries")
     emit_frame(frame, fmt)
-
-
-def _paired(ctx: Ctx, fmt: str, paired: tuple[str, ...], metric: str, options: dict) -> None:
-    from hnm_db.evaluate import paired_test, per_query_values, result_ids
-
-    systems = [[s.strip() for s in group.split(",") if s.strip()] for group in paired]
-    alpha = options["interpolate"][0] if options["interpolate"] else None
-    where = {
-        "first_stage": options["first_stage"],
-        "k": options["k"],
-        "split": options["split"],
-        "interpolate": alpha,
-    }
-    with ctx.open(read_only=True) as db:
-        a, b = (per_query_values(db, result_ids(db, group, **where), metric) for group in systems)
-    test = paired_test(a, b, metric=metric)
-    emit_mapping({"a": paired[0], "b": paired[1], **asdict(test)}, fmt)
 
 
 COMMANDS: list[click.Command] = [eval_cmd]
