@@ -366,7 +366,7 @@ def denoised_arm(ctx: Context, parent: str, denoiser: str) -> str:
         return name
     log(f"denoise {parent} with {denoiser} -> {name}")
     ctx.db.denoise(
-        parent,
+        run=parent,
         model=denoiser,
         relative=ctx.profile.denoise_relative,
         refill=True,

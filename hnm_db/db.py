@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from hnm_db.audit import AuditReport
     from hnm_db.chunk import ChunkParams, ChunkSummary
     from hnm_db.cluster import ClusterParams, ClusterSummary
-    from hnm_db.denoise import DenoiseSummary
+    from hnm_db.denoise import DenoiseParams, DenoiseSummary
     from hnm_db.embed import EmbedSummary
     from hnm_db.engine_ray import RayParams
     from hnm_db.ensemble import EnsembleSummary
@@ -335,26 +335,19 @@ class Database(Store):
 
     def denoise(
         self,
-        run: str,
+        params: DenoiseParams | None = None,
+        /,
         *,
-        model: str,
-        threshold: float | None = DEFAULT,
-        relative: float | None = DEFAULT,
-        refill: bool = DEFAULT,
-        name: str | None = DEFAULT,
-        max_length: int = DEFAULT,
-        batch_size: int = DEFAULT,
-        head_seed: int = DEFAULT,
-        device: str | None = DEFAULT,
         replace: bool = False,
         progress: bool = False,
+        **fields: Any,
     ) -> DenoiseSummary:
-        """``hnm-db denoise``: a new run of ``run`` without the negatives cross-encoder ``model`` scores
-        above ``threshold`` or ``relative`` x their positive (:mod:`hnm_db.denoise` states the rule)."""
-        fields = _given(locals(), "replace", "progress")
+        """``hnm-db denoise``: a new run without the negatives a cross-encoder scores above a threshold or
+        a ratio of their positive, given as a :class:`~hnm_db.denoise.DenoiseParams` or its fields
+        (:mod:`hnm_db.denoise` states the rule)."""
         from hnm_db.denoise import DenoiseParams, denoise
 
-        return denoise(self, DenoiseParams(**fields), replace=replace, progress=progress)
+        return denoise(self, _params(DenoiseParams, params, fields), replace=replace, progress=progress)
 
     def runs(self) -> pl.DataFrame:
         """``hnm-db runs``: one row per mining run."""

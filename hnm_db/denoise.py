@@ -56,6 +56,7 @@ from hnm_db._version import __version__
 from hnm_db.errors import AlreadyExists, InvalidParams, NotFound
 from hnm_db.evaluate import EvalParams, ModelSpec, attach_scores, missing_pairs, resolve_model, score_missing
 from hnm_db.mine import Candidates, MiningParams, Ranked, ranked_candidates, write_triplets
+from hnm_db.options import param
 from hnm_db.store import Store
 
 KEY_SEP = "\x1f"
@@ -66,16 +67,37 @@ class DenoiseParams:
     """What ``hnm-db denoise`` asks for; the run, model and rule are stored in the child run's
     ``params.denoise``."""
 
-    run: str
-    model: str
-    threshold: float | None = None
-    relative: float | None = None
-    refill: bool = False
-    name: str | None = None
-    max_length: int = 256
-    batch_size: int = 32
-    head_seed: int = 0
-    device: str | None = None
+    run: str = param(help="The mining run to denoise (it is left unchanged).")
+    model: str = param(
+        help="The cross-encoder: a model folder, a finished training run's name, or base:ALIAS|PATH (an "
+        "untuned base with a fresh head seeded by --head-seed), as for `hnm-db eval --model`.",
+    )
+    threshold: float | None = param(
+        None,
+        help="Drop a negative when sigmoid(logit) > T, i.e. the model's probability that it is relevant (0"
+        " < T < 1).",
+    )
+    relative: float | None = param(
+        None,
+        help="Drop a negative when sigmoid(logit of the negative) > r x sigmoid(logit of the triplet's own"
+        " positive chunk for that query); r = 1 drops negatives the model scores above their "
+        "positive. Probabilities, not raw logits, are compared: a ratio of logits is undefined for "
+        "logits <= 0.",
+    )
+    refill: bool = param(
+        False,
+        help="Refill dropped slots from the parent's unused candidates (the ranks below those it took, "
+        "then its fallback ranks), keeping only those the rule keeps; needs a parent mined with "
+        "--fallback-depth.",
+    )
+    name: str | None = param(None, help="Name of the new run (default RUN-denoised).")
+    max_length: int = param(
+        256,
+        help="Tokens per (query, passage) pair; scores are cached per model and max length.",
+    )
+    batch_size: int = param(32, help="Pairs per forward pass.")
+    head_seed: int = param(0, help="Seed of the fresh head of a base:ALIAS model.")
+    device: str | None = param(None, help="cpu or cuda (default: cuda when available).")
 
     def __post_init__(self) -> None:
         if not self.run:

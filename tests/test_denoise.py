@@ -68,7 +68,7 @@ def _fingerprint(db):
 
 def _score_all(db, ce):
     """A denoise that keeps everything (threshold just below 1) scores and caches every negative."""
-    return db.denoise("par", model=ce, threshold=1 - 1e-12, max_length=MAX_LEN, name="all")
+    return db.denoise(run="par", model=ce, threshold=1 - 1e-12, max_length=MAX_LEN, name="all")
 
 
 def test_threshold_drops_exactly_the_negatives_scored_above_it(mined, ce):
@@ -77,7 +77,7 @@ def test_threshold_drops_exactly_the_negatives_scored_above_it(mined, ce):
     probs = _probs(mined, "par", _fingerprint(mined))
     assert len(probs) == everything.parent_triplets
     t = float(np.median(list(probs.values())))
-    s = mined.denoise("par", model=ce, threshold=t, max_length=MAX_LEN, name="half")
+    s = mined.denoise(run="par", model=ce, threshold=t, max_length=MAX_LEN, name="half")
     expected = {k for k, p in probs.items() if p <= t}
     assert _keys(mined, "half") == expected
     assert 0 < s.dropped == len(probs) - len(expected) and s.triplets == len(expected)
@@ -86,11 +86,11 @@ def test_threshold_drops_exactly_the_negatives_scored_above_it(mined, ce):
 def test_a_second_denoise_scores_no_new_pairs(mined, ce):
     first = _score_all(mined, ce)
     assert first.scored_pairs > 0 and first.cached_pairs == 0
-    again = mined.denoise("par", model=ce, threshold=0.5, max_length=MAX_LEN, name="again")
+    again = mined.denoise(run="par", model=ce, threshold=0.5, max_length=MAX_LEN, name="again")
     assert again.scored_pairs == 0 and again.cached_pairs == first.scored_pairs
     n = mined.scalar("SELECT count(*) FROM eval_scores")
-    rel = mined.denoise("par", model=ce, relative=1.0, max_length=MAX_LEN, name="rel")
-    rel_again = mined.denoise("par", model=ce, relative=0.9, max_length=MAX_LEN, name="rel2")
+    rel = mined.denoise(run="par", model=ce, relative=1.0, max_length=MAX_LEN, name="rel")
+    rel_again = mined.denoise(run="par", model=ce, relative=0.9, max_length=MAX_LEN, name="rel2")
     assert rel.scored_pairs > 0  # the positives, which a threshold never needed
     assert (
         rel_again.scored_pairs == 0
@@ -99,7 +99,7 @@ def test_a_second_denoise_scores_no_new_pairs(mined, ce):
 
 
 def test_relative_compares_the_negative_with_its_own_positive_on_the_probability_scale(mined, ce):
-    s = mined.denoise("par", model=ce, relative=1.0, max_length=MAX_LEN, name="all")
+    s = mined.denoise(run="par", model=ce, relative=1.0, max_length=MAX_LEN, name="all")
     fp = _fingerprint(mined)
     neg, pos = _probs(mined, "par", fp), _probs(mined, "par", fp, side="positive")
     expected = {k for k in neg if neg[k] <= 1.0 * pos[k]}
@@ -108,7 +108,7 @@ def test_relative_compares_the_negative_with_its_own_positive_on_the_probability
 
 def test_the_new_run_records_its_parent_model_and_rule_and_the_parent_is_unchanged(mined, ce, tiny_model_dir):
     parent_rows = sorted(mined.execute("SELECT * FROM triplets").fetchall(), key=repr)
-    s = mined.denoise("par", model=ce, threshold=0.5, max_length=MAX_LEN, name="clean")
+    s = mined.denoise(run="par", model=ce, threshold=0.5, max_length=MAX_LEN, name="clean")
     assert sorted(
         mined.execute("SELECT * FROM triplets WHERE run_id <> ?", [s.run_id]).fetchall(), key=repr
     ) == (parent_rows)
@@ -128,7 +128,7 @@ def test_the_new_run_records_its_parent_model_and_rule_and_the_parent_is_unchang
 
 def test_audit_shows_what_was_dropped_with_texts(mined, ce, db_path):
     _score_all(mined, ce)
-    s = mined.denoise("par", model=ce, threshold=0.5, max_length=MAX_LEN, name="clean")
+    s = mined.denoise(run="par", model=ce, threshold=0.5, max_length=MAX_LEN, name="clean")
     dropped = mined.audit(["clean"]).dropped
     assert dropped.height == s.dropped > 0
     assert set(
@@ -146,8 +146,8 @@ def test_audit_shows_what_was_dropped_with_texts(mined, ce, db_path):
 def test_refill_takes_unused_candidates_that_pass_the_rule_until_pairs_are_full(mined, ce):
     _score_all(mined, ce)
     t = float(np.median(list(_probs(mined, "par", _fingerprint(mined)).values())))
-    plain = mined.denoise("par", model=ce, threshold=t, max_length=MAX_LEN, name="plain")
-    s = mined.denoise("par", model=ce, threshold=t, max_length=MAX_LEN, name="full", refill=True)
+    plain = mined.denoise(run="par", model=ce, threshold=t, max_length=MAX_LEN, name="plain")
+    s = mined.denoise(run="par", model=ce, threshold=t, max_length=MAX_LEN, name="full", refill=True)
     assert s.dropped == plain.dropped and s.refilled > 0 and s.triplets == plain.triplets + s.refilled
     parent, kept, full = _keys(mined, "par"), _keys(mined, "plain"), _keys(mined, "full")
     assert kept <= full and not (full - kept) & parent  # refills are new, never a dropped negative
@@ -168,7 +168,7 @@ def test_refill_takes_unused_candidates_that_pass_the_rule_until_pairs_are_full(
     assert (refills["fallback"] == (refills["rank"] >= 4)).all()  # ranks past range_max are fallback rows
     mined.check()  # no refilled negative is a judged positive
     again = mined.denoise(
-        "par", model=ce, threshold=t, max_length=MAX_LEN, name="full", refill=True, replace=True
+        run="par", model=ce, threshold=t, max_length=MAX_LEN, name="full", refill=True, replace=True
     )
     assert again.scored_pairs == 0 and _keys(mined, "full") == full  # same rows, nothing rescored
 
@@ -178,9 +178,9 @@ def test_refill_uses_the_parents_clusters_even_after_a_newer_cluster_run(mining_
     mining_db.mine(method="ensemble", cluster_filter="query", **PARENT)
     newer = mining_db.cluster(ensemble=ENSEMBLE, k=2, seed=1)  # now the latest run of the ensemble
     assert newer.cluster_run_id != first.cluster_run_id
-    mining_db.denoise("par", model=ce, threshold=1 - 1e-12, max_length=MAX_LEN, name="all")
+    mining_db.denoise(run="par", model=ce, threshold=1 - 1e-12, max_length=MAX_LEN, name="all")
     t = float(np.median(list(_probs(mining_db, "par", _fingerprint(mining_db)).values())))
-    s = mining_db.denoise("par", model=ce, threshold=t, max_length=MAX_LEN, name="full", refill=True)
+    s = mining_db.denoise(run="par", model=ce, threshold=t, max_length=MAX_LEN, name="full", refill=True)
     assert s.refilled > 0
     rows = mining_db.sql(
         "SELECT t.query_cluster, t.negative_cluster, a.cluster AS in_first_run FROM triplets t "
@@ -198,21 +198,21 @@ def test_refill_needs_a_parent_mined_with_a_fallback(mining_db, ce):
     mining_db.mine(method="ensemble", ensemble=ENSEMBLE, num_negatives=2, range_max=4, name="nofb")
     before = db_digest(mining_db)
     with pytest.raises(InvalidParams, match="refill: run 'nofb' was mined without --fallback-depth"):
-        mining_db.denoise("nofb", model=ce, threshold=0.5, refill=True)
+        mining_db.denoise(run="nofb", model=ce, threshold=0.5, refill=True)
     assert db_digest(mining_db) == before
 
 
 def test_missing_model_folder_unknown_run_and_taken_name_change_nothing(mined, ce, tmp_path):
     before = db_digest(mined)
     with pytest.raises(UnknownModel, match="unknown model .*no-such-model.*not a registered name"):
-        mined.denoise("par", model=str(tmp_path / "no-such-model"), threshold=0.5)
+        mined.denoise(run="par", model=str(tmp_path / "no-such-model"), threshold=0.5)
     with pytest.raises(NotFound, match="no mining run named 'nope'; known runs: par"):
-        mined.denoise("nope", model=ce, threshold=0.5)
+        mined.denoise(run="nope", model=ce, threshold=0.5)
     assert db_digest(mined) == before
-    mined.denoise("par", model=ce, threshold=0.5, max_length=MAX_LEN, name="taken")
+    mined.denoise(run="par", model=ce, threshold=0.5, max_length=MAX_LEN, name="taken")
     before = db_digest(mined)
     with pytest.raises(AlreadyExists, match="'taken' already exists"):
-        mined.denoise("par", model=ce, threshold=0.5, max_length=MAX_LEN, name="taken")
+        mined.denoise(run="par", model=ce, threshold=0.5, max_length=MAX_LEN, name="taken")
     assert db_digest(mined) == before
 
 
@@ -256,8 +256,8 @@ def test_cli_denoise_writes_a_run_and_reports_the_cache(path, ce):
 @pytest.mark.parametrize(
     "extra,code,message",
     [
-        ([], 2, "give exactly one of --threshold T and --relative r"),
-        (["--threshold", "0.5", "--relative", "1"], 2, "give exactly one of --threshold T and --relative r"),
+        ([], 1, "threshold, relative: give exactly one of them"),
+        (["--threshold", "0.5", "--relative", "1"], 1, "threshold, relative: give exactly one of them"),
         (
             ["--threshold", "0.5", "--model", "/no/such/folder"],
             1,
