@@ -4,7 +4,7 @@ For each built-in alias, on the first N SciFact documents (one chunk per documen
 the first N/4 queries, in one run and with the same threads and batch size:
 
 * bare:   SentenceTransformer.encode of exactly the texts hnm-db embeds (normalised), in a fresh process;
-* hnm-db: ``db.embed([alias])`` in a fresh process (model already registered), excluding model load;
+* hnm-db: ``db.embed(models=[alias])`` in a fresh process (model already registered), excluding model load;
 * no-op:  wall time of a second ``hnm-db embed --model ALIAS`` CLI run (process start included);
 * peak memory: ru_maxrss of each measuring process (torch allocations included, unlike tracemalloc).
 
@@ -137,7 +137,7 @@ def measure_hnm(db_path: str, alias: str, batch_size: int, threads: int) -> dict
     models.load_model = timed_load
     with hnm_db.open(db_path) as db:
         t0 = time.perf_counter()
-        summary = db.embed([alias], batch_size=batch_size, threads=threads, progress=False)
+        summary = db.embed(models=[alias], batch_size=batch_size, threads=threads, progress=False)
         total = time.perf_counter() - t0
     return {
         "texts": summary.encoded,

@@ -256,7 +256,7 @@ def prepare(ctx: Context, data: Path) -> None:
         ingest_beir(db, data)
     chunk(db, ChunkParams(strategy="whole"), None, progress=True)
     log(f"embed with {', '.join(profile.models)} (only texts without a vector)")
-    db.embed(list(profile.models), what="all", progress=True)
+    db.embed(models=list(profile.models), what="all", progress=True)
     ctx.ensemble = "ens-" + "-".join(profile.models)
     if db.scalar("SELECT count(*) FROM ensembles WHERE name = ?", [ctx.ensemble]) == 0:
         log(f"ensemble {ctx.ensemble}")

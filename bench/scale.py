@@ -76,7 +76,7 @@ def embedding(data: Path, work: Path, model: str, n_docs: int, threads: int, sta
         shutil.copy(template, path)
         with hnm_db.open(path) as db:
             t = time.perf_counter()
-            db.embed([model], batch_size=32, threads=th, progress=False, ray=ray)
+            db.embed(models=[model], batch_size=32, threads=th, progress=False, ray=ray)
             seconds = time.perf_counter() - t
             digest = _digest(db, EMB_SQL)
         reference = reference or digest

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from hnm_db.chunk import ChunkParams, ChunkSummary
     from hnm_db.cluster import ClusterParams, ClusterSummary
     from hnm_db.denoise import DenoiseParams, DenoiseSummary
-    from hnm_db.embed import EmbedSummary
+    from hnm_db.embed import EmbedParams, EmbedSummary
     from hnm_db.engine_ray import RayParams
     from hnm_db.ensemble import EnsembleSummary
     from hnm_db.evaluate import EvalParams, EvalSummary, PairedTest
@@ -197,17 +197,16 @@ class Database(Store):
 
     def embed(
         self,
-        models: str | Sequence[str],
+        params: EmbedParams | None = None,
+        /,
         *,
-        what: str = DEFAULT,
-        batch_size: int = DEFAULT,
-        threads: int | None = DEFAULT,
         progress: bool = True,
         ray: RayParams | None = None,
+        **fields: Any,
     ) -> EmbedSummary:
-        """``hnm-db embed``: embed the texts each model has no vector for yet (on Ray workers when
-        ``ray`` is given: :mod:`hnm_db.engine_ray`, same vectors)."""
-        fields = _given(locals(), "models", "progress", "ray")
+        """``hnm-db embed``: embed the texts each model has no vector for yet, given as a
+        :class:`~hnm_db.embed.EmbedParams` or its fields (``models``: a name or several); on Ray workers
+        when ``ray`` is given (:mod:`hnm_db.engine_ray`, same vectors)."""
         from hnm_db.embed import EmbedParams, embed
 
         runner = None
@@ -215,7 +214,7 @@ class Database(Store):
             from hnm_db.engine_ray import embed_runner
 
             runner = embed_runner(ray)
-        return embed(self, EmbedParams(_names(models), **fields), progress=progress, runner=runner)
+        return embed(self, _params(EmbedParams, params, fields), progress=progress, runner=runner)
 
     def create_ensemble(
         self,

@@ -104,7 +104,7 @@ def run_demo(
     step(*chunk_step, lambda s: f"{s.chunks} chunks written, {s.unchanged} documents unchanged")
     step(
         f"embed {', '.join(models)}",
-        lambda: db.embed(models, progress=progress),
+        lambda: db.embed(models=models, progress=progress),
         lambda s: f"{s.encoded} texts encoded",
     )
     step(

@@ -18,6 +18,7 @@ import numpy as np
 
 from hnm_db import models as registry
 from hnm_db.errors import InvalidParams
+from hnm_db.options import param
 from hnm_db.store import Store
 from hnm_db.vectors import write_vectors
 
@@ -30,12 +31,21 @@ ROLE_TABLES = {"doc": "chunks", "query": "queries"}
 class EmbedParams:
     """Which models embed which texts, and how many texts go through the model at once."""
 
-    models: tuple[str, ...]
-    what: str = "all"
-    batch_size: int = 64
-    threads: int | None = None
+    models: tuple[str, ...] = param(
+        flag="--model", short="-m", help="A registered name or built-in alias (repeat for several models)."
+    )
+    what: str = param("all", choices=WHAT, help="Which texts to embed.")
+    batch_size: int = param(
+        64, help="Texts per model call; each batch is committed, so an interrupted run resumes."
+    )
+    threads: int | None = param(
+        None, help="Torch CPU threads (default: all usable CPUs; with --engine ray, 1 per replica)."
+    )
 
     def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "models", (self.models,) if isinstance(self.models, str) else tuple(self.models)
+        )
         if not self.models:
             raise InvalidParams("models: name at least one model")
         if len(set(self.models)) != len(self.models):

@@ -37,6 +37,8 @@ class Knob:
     metavar: str | None = None
     #: The CLI asks for it although Python has a default (``split --test-ratio``).
     cli_required: bool = False
+    #: A one-letter alias of the flag (``-m`` for ``--model``).
+    short: str | None = None
 
 
 def param(
@@ -49,10 +51,18 @@ def param(
     python_only: bool = False,
     metavar: str | None = None,
     cli_required: bool = False,
+    short: str | None = None,
 ) -> Any:
     """A dataclass field with its :class:`Knob` (typed Any, so it fits any annotation)."""
     knob = Knob(
-        help, flag, tuple(choices) if choices is not None else None, parse, python_only, metavar, cli_required
+        help,
+        flag,
+        tuple(choices) if choices is not None else None,
+        parse,
+        python_only,
+        metavar,
+        cli_required,
+        short,
     )
     return dataclasses.field(default=default, metadata={KNOB: knob})
 

@@ -144,18 +144,22 @@ ENS = "SELECT role, content_hash, vec FROM ensemble_vectors ORDER BY role, conte
 
 def test_embeddings_and_ensemble_vectors_on_ray_equal_local(_template, tmp_path):
     with _copy(_template, tmp_path / "local.duckdb") as db:
-        db.embed(["tiny", "tiny-b"], batch_size=8, threads=1, progress=False)
+        db.embed(models=["tiny", "tiny-b"], batch_size=8, threads=1, progress=False)
         db.create_ensemble("ens", ["tiny", "tiny-b:0.3"], progress=False)
         local, local_ens = _table(db, EMB), _table(db, ENS)
     with _copy(_template, tmp_path / "ray.duckdb") as db:
         summary = db.embed(
-            ["tiny", "tiny-b"], batch_size=8, threads=1, progress=False, ray=_params(tmp_path, buckets=3)
+            models=["tiny", "tiny-b"],
+            batch_size=8,
+            threads=1,
+            progress=False,
+            ray=_params(tmp_path, buckets=3),
         )
         assert summary.encoded == len(local)
         db.create_ensemble("ens", ["tiny", "tiny-b:0.3"], progress=False)
         assert _table(db, EMB) == local
         assert _table(db, ENS) == local_ens
-        again = db.embed(["tiny"], batch_size=8, progress=False, ray=_params(tmp_path))
+        again = db.embed(models=["tiny"], batch_size=8, progress=False, ray=_params(tmp_path))
         assert again.encoded == 0
     assert not (tmp_path / "stage" / "embed").exists() or not any(
         (tmp_path / "stage" / "embed").rglob("*.parquet")
@@ -166,14 +170,14 @@ def test_a_run_with_half_its_output_shards_deleted_resumes_without_duplicates(
     _template, tmp_path, monkeypatch
 ):
     with _copy(_template, tmp_path / "local.duckdb") as db:
-        db.embed(["tiny"], batch_size=4, threads=1, progress=False)
+        db.embed(models=["tiny"], batch_size=4, threads=1, progress=False)
         local = _table(db, EMB)
     params = _params(tmp_path, buckets=6)
     with _copy(_template, tmp_path / "ray.duckdb") as db:
         # the driver dies after the replicas wrote every output shard, before ingesting any
         monkeypatch.setattr(engine_ray, "ingest_embeddings", lambda *a, **k: 0)
         monkeypatch.setattr(engine_ray.shutil, "rmtree", lambda *a, **k: None)
-        db.embed(["tiny"], batch_size=4, threads=1, progress=False, ray=params)
+        db.embed(models=["tiny"], batch_size=4, threads=1, progress=False, ray=params)
         monkeypatch.undo()
         out = sorted((tmp_path / "stage" / "embed").rglob("out/shard-*.parquet"))
         assert len(out) == 6 + 4  # 40 chunk texts: 10 batches of 4 in 6 shards; 16 queries: 4 batches
@@ -183,7 +187,7 @@ def test_a_run_with_half_its_output_shards_deleted_resumes_without_duplicates(
         model_id, role = out[1].parts[-4], out[1].parts[-3]
         assert engine_ray.ingest_embeddings(db, model_id, role, out[1]) > 0
         assert engine_ray.ingest_embeddings(db, model_id, role, out[1]) == 0
-        db.embed(["tiny"], batch_size=4, threads=1, progress=False, ray=params)
+        db.embed(models=["tiny"], batch_size=4, threads=1, progress=False, ray=params)
         assert _table(db, EMB) == local
         dup = db.scalar("SELECT count(*) - count(DISTINCT (model_id, role, content_hash)) FROM embeddings")
         assert dup == 0

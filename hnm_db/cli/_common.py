@@ -91,7 +91,7 @@ def _option(f: options.Field) -> click.Option:
         kwargs["required"] = True
     else:
         kwargs |= {"default": f.default, "show_default": f.default not in (None, ())}
-    decls = [f.flag, f.name]
+    decls = [f.flag, *([f.knob.short] if f.knob.short else []), f.name]
     if base is bool:
         if f.default is True:
             decls = [f"{f.flag}/--no-{f.flag[2:]}", f.name]

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 import polars as pl
 
 from hnm_db.cli._common import (
     Ctx,
-    default_of,
     emit_frame,
     engine_options,
     format_option,
     info,
+    params_options,
     pass_ctx,
     ray_params,
 )
@@ -19,49 +21,19 @@ from hnm_db.embed import EmbedParams
 
 
 @click.command("embed")
-@click.option(
-    "--model",
-    "-m",
-    "models",
-    multiple=True,
-    required=True,
-    help="A registered name or built-in alias (repeat for several models).",
-)
-@click.option(
-    "--what",
-    type=click.Choice(["chunks", "queries", "all"]),
-    default=default_of(EmbedParams, "what"),
-    show_default=True,
-    help="Which texts to embed.",
-)
-@click.option(
-    "--batch-size",
-    type=int,
-    default=default_of(EmbedParams, "batch_size"),
-    show_default=True,
-    help="Texts per model call; each batch is committed, so an interrupted run resumes.",
-)
-@click.option(
-    "--threads",
-    type=int,
-    default=None,
-    help="Torch CPU threads (default: all usable CPUs; with --engine ray, 1 per replica).",
-)
+@params_options(EmbedParams)
 @engine_options("replicas", "buckets")
 @format_option
 @pass_ctx
 def embed_cmd(
     ctx: Ctx,
-    models: tuple[str, ...],
-    what: str,
-    batch_size: int,
-    threads: int | None,
     engine: str,
     address: str | None,
     stage: str | None,
     replicas: int,
     buckets: int,
     fmt: str,
+    **fields: Any,
 ) -> None:
     """Embed every chunk and/or query text that has no vector yet for each model.
 
@@ -73,9 +45,7 @@ def embed_cmd(
     """
     ray = ray_params(ctx, engine, address, stage, replicas=replicas, buckets=buckets)
     with ctx.open() as db:
-        summary = db.embed(
-            list(models), what=what, batch_size=batch_size, threads=threads, progress=ctx.progress, ray=ray
-        )
+        summary = db.embed(progress=ctx.progress, ray=ray, **fields)
     rows = []
     for rep in summary.models:
         for note in rep.notes:
