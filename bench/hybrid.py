@@ -38,14 +38,14 @@ def first_stages(db, args) -> dict[str, dict]:
     """Create the ensembles, tune the hybrid, and return {label: ensemble name or 'bm25'} with tuning info."""
     stages: dict[str, dict] = {"BM25": {"first_stage": "bm25"}}
     for m in MODELS:
-        db.create_ensemble(f"single-{m}", [m], progress=False)
+        db.create_ensemble(name=f"single-{m}", members=[m], progress=False)
         stages[m] = {"first_stage": f"ensemble:single-{m}"}
-    db.create_ensemble("h13-dense", list(MODELS), progress=False)
+    db.create_ensemble(name="h13-dense", members=list(MODELS), progress=False)
     stages["dense ensemble (equal weights)"] = {"first_stage": "ensemble:h13-dense"}
-    db.create_ensemble("h13-hybrid", list(MODELS), bm25=args.bm25, progress=False)
+    db.create_ensemble(name="h13-hybrid", members=list(MODELS), bm25=args.bm25, progress=False)
     stages[f"hybrid (dense equal + {args.bm25:g} BM25)"] = {"first_stage": "ensemble:h13-hybrid"}
     t = time.perf_counter()
-    tuned = db.tune_ensemble("h13-hybrid", seed=args.seed, replace=True, progress=False)
+    tuned = db.tune_ensemble(ensemble="h13-hybrid", seed=args.seed, replace=True, progress=False)
     seconds = time.perf_counter() - t
     stages["tuned hybrid"] = {
         "first_stage": f"ensemble:{tuned.name}",

@@ -260,7 +260,7 @@ def prepare(ctx: Context, data: Path) -> None:
     ctx.ensemble = "ens-" + "-".join(profile.models)
     if db.scalar("SELECT count(*) FROM ensembles WHERE name = ?", [ctx.ensemble]) == 0:
         log(f"ensemble {ctx.ensemble}")
-        db.create_ensemble(ctx.ensemble, list(profile.models), progress=True)
+        db.create_ensemble(name=ctx.ensemble, members=list(profile.models), progress=True)
     if cluster_run(ctx) is None:
         log(f"cluster k={profile.clusters}")
         db.cluster(ensemble=ctx.ensemble, k=profile.clusters, seed=0, progress=True)
@@ -344,10 +344,10 @@ def hybrid_arm(ctx: Context) -> str:
     source, tuned = f"hyb-{'-'.join(p.models)}", f"hyb-{'-'.join(p.models)}-tuned"
     if db.scalar("SELECT count(*) FROM ensembles WHERE name = ?", [source]) == 0:
         log(f"hybrid ensemble {source}")
-        db.create_ensemble(source, list(p.models), bm25=p.hybrid_bm25, progress=False)
+        db.create_ensemble(name=source, members=list(p.models), bm25=p.hybrid_bm25, progress=False)
     if db.scalar("SELECT count(*) FROM ensembles WHERE name = ?", [tuned]) == 0:
         log(f"tune {source} -> {tuned}")
-        db.tune_ensemble(source, name=tuned, seed=0, progress=False)
+        db.tune_ensemble(ensemble=source, name=tuned, seed=0, progress=False)
     if cluster_run(ctx, tuned) is None:
         db.cluster(ensemble=tuned, k=p.clusters, seed=0, progress=True)
     ctx.hybrid = tuned
@@ -498,7 +498,7 @@ def first_stages(ctx: Context) -> dict[str, str]:
     for model in ctx.profile.models:
         name = f"single-{model}"
         if ctx.db.scalar("SELECT count(*) FROM ensembles WHERE name = ?", [name]) == 0:
-            ctx.db.create_ensemble(name, [model], progress=False)
+            ctx.db.create_ensemble(name=name, members=[model], progress=False)
         out[model] = f"ensemble:{name}"
     out["ensemble of " + " + ".join(ctx.profile.models)] = f"ensemble:{ctx.ensemble}"
     return out

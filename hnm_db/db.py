@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from hnm_db.denoise import DenoiseParams, DenoiseSummary
     from hnm_db.embed import EmbedParams, EmbedSummary
     from hnm_db.engine_ray import RayParams
-    from hnm_db.ensemble import EnsembleSummary
+    from hnm_db.ensemble import EnsembleParams, EnsembleSummary
     from hnm_db.evaluate import EvalParams, EvalSummary, PairedTest
     from hnm_db.export import ExportParams, ExportSummary
     from hnm_db.ingest import IngestSummary
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from hnm_db.models import Registration
     from hnm_db.split import SplitParams, SplitSummary
     from hnm_db.train import TrainParams, TrainSummary
-    from hnm_db.tune import TuneSummary
+    from hnm_db.tune import TuneParams, TuneSummary
 
 
 class _Default:
@@ -217,45 +217,23 @@ class Database(Store):
         return embed(self, _params(EmbedParams, params, fields), progress=progress, runner=runner)
 
     def create_ensemble(
-        self,
-        name: str,
-        members: Sequence[str | tuple[str, float | None]],
-        *,
-        replace: bool = DEFAULT,
-        bm25: float | None = DEFAULT,
-        bm25_k1: float = DEFAULT,
-        bm25_b: float = DEFAULT,
-        depth: int = DEFAULT,
-        progress: bool = True,
+        self, params: EnsembleParams | None = None, /, *, progress: bool = True, **fields: Any
     ) -> EnsembleSummary:
-        """``hnm-db ensemble create``: members are "MODEL[:WEIGHT]" or (model, weight) tuples; ``bm25``
-        (a weight) makes a hybrid (:class:`hnm_db.ensemble.EnsembleParams`)."""
-        fields = _given(locals(), "name", "members", "progress")
-        from hnm_db.ensemble import EnsembleParams, create_ensemble, parse_member
+        """``hnm-db ensemble create``, given as a :class:`~hnm_db.ensemble.EnsembleParams` or its fields:
+        ``members`` are "MODEL[:WEIGHT]" strings or (model, weight) pairs; ``bm25`` (a weight) makes a
+        hybrid."""
+        from hnm_db.ensemble import EnsembleParams, create_ensemble
 
-        parsed = tuple(parse_member(m) if isinstance(m, str) else (m[0], m[1]) for m in members)
-        return create_ensemble(self, EnsembleParams(name, parsed, **fields), progress=progress)
+        return create_ensemble(self, _params(EnsembleParams, params, fields), progress=progress)
 
     def tune_ensemble(
-        self,
-        ensemble: str,
-        *,
-        name: str | None = DEFAULT,
-        split: str = DEFAULT,
-        dev_ratio: float = DEFAULT,
-        seed: int = DEFAULT,
-        samples: int = DEFAULT,
-        rounds: int = DEFAULT,
-        depth: int = DEFAULT,
-        replace: bool = DEFAULT,
-        progress: bool = True,
+        self, params: TuneParams | None = None, /, *, progress: bool = True, **fields: Any
     ) -> TuneSummary:
         """``hnm-db ensemble tune``: fit member weights (BM25 included) on dev queries carved from the
-        train split into a new ensemble (:class:`hnm_db.tune.TuneParams`)."""
-        fields = _given(locals(), "progress")
+        train split into a new ensemble, given as a :class:`~hnm_db.tune.TuneParams` or its fields."""
         from hnm_db.tune import TuneParams, tune
 
-        return tune(self, TuneParams(**fields), progress=progress)
+        return tune(self, _params(TuneParams, params, fields), progress=progress)
 
     def update_ensemble(self, name: str, *, progress: bool = True) -> EnsembleSummary:
         """``hnm-db ensemble update``: add vectors for newly embedded texts."""

@@ -109,7 +109,7 @@ def run_demo(
     )
     step(
         "ensemble create",
-        lambda: db.create_ensemble(DEMO_ENSEMBLE, models, progress=progress),
+        lambda: db.create_ensemble(name=DEMO_ENSEMBLE, members=models, progress=progress),
         lambda s: f"{s.dim}-d, vectors added {s.added}",
     )
     step(

@@ -24,7 +24,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from hnm_db import bm25
 from hnm_db import models as registry
+from hnm_db.bm25 import K1 as BM25_K1
+from hnm_db.bm25 import B as BM25_B
 from hnm_db.embed import ROLE_TABLES
 from hnm_db.errors import (
     AlreadyExists,
@@ -34,12 +37,24 @@ from hnm_db.errors import (
     MissingEmbeddings,
     NotFound,
 )
+from hnm_db.options import param
 from hnm_db.store import Store
 from hnm_db.vectors import from_arrow_list, iter_vectors, vectors_by_hash, write_vectors
 
 if TYPE_CHECKING:
     from hnm_db.bm25 import BM25Index
     from hnm_db.hybrid import HybridScorer
+
+
+def parse_member(spec: str) -> tuple[str, float | None]:
+    """``NAME`` or ``NAME:WEIGHT`` (the weight after the last colon, so names may contain colons)."""
+    name, sep, weight = spec.rpartition(":")
+    if not sep:
+        return spec, None
+    try:
+        return name, float(weight)
+    except ValueError:
+        return spec, None
 
 
 @dataclass(frozen=True)
@@ -53,16 +68,34 @@ class EnsembleParams:
     is ranked (a run or evaluation that needs more candidates reads deeper lists).
     """
 
-    name: str
-    members: tuple[tuple[str, float | None], ...]
-    replace: bool = False
-    batch_rows: int = 4096
-    bm25: float | None = None
-    bm25_k1: float = 1.5
-    bm25_b: float = 0.75
-    depth: int = 100
+    name: str = param(argument=True, help="The ensemble's name.")
+    members: tuple[tuple[str, float | None], ...] = param(
+        flag="--model",
+        short="-m",
+        parse=parse_member,
+        metavar="MODEL[:WEIGHT]",
+        help="MODEL or MODEL:WEIGHT (weights default equal and are normalised to sum 1).",
+    )
+    replace: bool = param(False, help="Rebuild if NAME exists with other members.")
+    batch_rows: int = param(4096, python_only=True, help="Vectors combined per batch.")
+    bm25: float | None = param(
+        None,
+        help="Make a hybrid: add W x BM25 (min-max normalised per query over the union of the dense and "
+        "BM25 top lists) to the dense score, whose weights sum to 1.",
+    )
+    bm25_k1: float = param(BM25_K1, help="BM25 k1.")
+    bm25_b: float = param(BM25_B, help="BM25 b.")
+    depth: int = param(
+        100,
+        help="Hybrid: length of the dense and of the BM25 candidate list (deeper when more are needed).",
+    )
 
     def __post_init__(self) -> None:
+        object.__setattr__(  # "MODEL[:WEIGHT]" strings or (model, weight) pairs
+            self,
+            "members",
+            tuple(parse_member(m) if isinstance(m, str) else (m[0], m[1]) for m in self.members),
+        )
         if not self.name or not self.name.strip():
             raise InvalidParams("name: must not be empty")
         if not self.members:
@@ -88,8 +121,6 @@ class EnsembleParams:
         """The sparse member as stored in ``ensembles.bm25`` (None for a dense ensemble)."""
         if self.bm25 is None:
             return None
-        from hnm_db import bm25
-
         return {
             "weight": float(self.bm25),
             "k1": float(self.bm25_k1),
@@ -104,17 +135,6 @@ class EnsembleParams:
         raw = [1.0 if w is None else float(w) for _, w in self.members]
         total = sum(raw)
         return [w / total for w in raw]
-
-
-def parse_member(spec: str) -> tuple[str, float | None]:
-    """``NAME`` or ``NAME:WEIGHT`` (the weight after the last colon, so names may contain colons)."""
-    name, sep, weight = spec.rpartition(":")
-    if not sep:
-        return spec, None
-    try:
-        return name, float(weight)
-    except ValueError:
-        return spec, None
 
 
 @dataclass(frozen=True)
@@ -531,9 +551,9 @@ def list_ensembles(db: Store):
     )
     names = dict(db.execute("SELECT model_id, name FROM models").fetchall())
     weights, bm25_weight = [], []
-    for members, bm25 in zip(frame["members"].to_list(), frame["bm25"].to_list(), strict=True):
+    for members, sparse in zip(frame["members"].to_list(), frame["bm25"].to_list(), strict=True):
         parts = [f"{names.get(m['model_id'], m['model_id'])} {m['weight']:.3f}" for m in json.loads(members)]
-        spec = json.loads(bm25) if bm25 else None
+        spec = json.loads(sparse) if sparse else None
         if spec:
             parts.append(f"bm25 {spec['weight']:.3f}")
         weights.append(", ".join(parts))

@@ -39,6 +39,8 @@ class Knob:
     cli_required: bool = False
     #: A one-letter alias of the flag (``-m`` for ``--model``).
     short: str | None = None
+    #: A positional argument of the command (``ensemble create NAME``), not an option.
+    argument: bool = False
 
 
 def param(
@@ -52,6 +54,7 @@ def param(
     metavar: str | None = None,
     cli_required: bool = False,
     short: str | None = None,
+    argument: bool = False,
 ) -> Any:
     """A dataclass field with its :class:`Knob` (typed Any, so it fits any annotation)."""
     knob = Knob(
@@ -63,6 +66,7 @@ def param(
         metavar,
         cli_required,
         short,
+        argument,
     )
     return dataclasses.field(default=default, metadata={KNOB: knob})
 

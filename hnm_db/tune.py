@@ -47,6 +47,7 @@ from hnm_db.ensemble import (
     get_ensemble,
 )
 from hnm_db.errors import EmptySelection, InvalidParams, MissingEmbeddings
+from hnm_db.options import param
 from hnm_db.store import Store
 from hnm_db.topk import score_candidates
 from hnm_db.vectors import iter_vectors, vectors_by_hash
@@ -58,15 +59,17 @@ BM25_MEMBER = "bm25"
 class TuneParams:
     """What ``hnm-db ensemble tune`` fits and how (module docstring)."""
 
-    ensemble: str
-    name: str | None = None
-    split: str = "train"
-    dev_ratio: float = 0.2
-    seed: int = 0
-    samples: int = 64
-    rounds: int = 4
-    depth: int = 100
-    replace: bool = False
+    ensemble: str = param(argument=True, help="The ensemble whose weights are fitted.")
+    name: str | None = param(None, flag="--out", help="Name of the tuned ensemble [default: NAME-tuned].")
+    split: str = param("train", help="Split the dev queries are carved from (never test).")
+    dev_ratio: float = param(0.2, help="Share of the split's judged queries drawn as dev queries.")
+    seed: int = param(0, help="Seed of the dev draw and the search.")
+    samples: int = param(64, help="Weight vectors drawn uniformly from the simplex before refining.")
+    rounds: int = param(4, help="Rounds of coordinate refinement (step factors 2, 2^(1/2), 2^(1/4), ...).")
+    depth: int = param(
+        100, help="Each member's (and BM25's) top list that makes up a dev query's candidate pool."
+    )
+    replace: bool = param(False, help="Rebuild the tuned ensemble if it exists with other weights.")
 
     def __post_init__(self) -> None:
         if not self.ensemble:

@@ -145,7 +145,7 @@ ENS = "SELECT role, content_hash, vec FROM ensemble_vectors ORDER BY role, conte
 def test_embeddings_and_ensemble_vectors_on_ray_equal_local(_template, tmp_path):
     with _copy(_template, tmp_path / "local.duckdb") as db:
         db.embed(models=["tiny", "tiny-b"], batch_size=8, threads=1, progress=False)
-        db.create_ensemble("ens", ["tiny", "tiny-b:0.3"], progress=False)
+        db.create_ensemble(name="ens", members=["tiny", "tiny-b:0.3"], progress=False)
         local, local_ens = _table(db, EMB), _table(db, ENS)
     with _copy(_template, tmp_path / "ray.duckdb") as db:
         summary = db.embed(
@@ -156,7 +156,7 @@ def test_embeddings_and_ensemble_vectors_on_ray_equal_local(_template, tmp_path)
             ray=_params(tmp_path, buckets=3),
         )
         assert summary.encoded == len(local)
-        db.create_ensemble("ens", ["tiny", "tiny-b:0.3"], progress=False)
+        db.create_ensemble(name="ens", members=["tiny", "tiny-b:0.3"], progress=False)
         assert _table(db, EMB) == local
         assert _table(db, ENS) == local_ens
         again = db.embed(models=["tiny"], batch_size=8, progress=False, ray=_params(tmp_path))

@@ -32,10 +32,9 @@ def command(path: tuple[str, ...]) -> click.Command:
 @pytest.mark.parametrize("cls", list(COMMANDS), ids=lambda c: c.__name__)
 def test_every_field_has_one_option_with_the_fields_help_and_default(cls):
     cmd = command(COMMANDS[cls])
-    by_name: dict[str, list[click.Option]] = {}
+    by_name: dict[str, list[click.Parameter]] = {}
     for p in cmd.params:
-        if isinstance(p, click.Option):
-            by_name.setdefault(p.name, []).append(p)
+        by_name.setdefault(p.name, []).append(p)
     for f in options.fields(cls):
         found = by_name.get(f.name, [])
         if f.knob.python_only:
@@ -43,7 +42,10 @@ def test_every_field_has_one_option_with_the_fields_help_and_default(cls):
             continue
         assert len(found) == 1, f"{cls.__name__}.{f.name}: {len(found)} options"
         (opt,) = found
-        assert opt.help == f.knob.help
+        if f.knob.argument:
+            assert isinstance(opt, click.Argument) and opt.required == f.required  # click args have no help
+            continue
+        assert isinstance(opt, click.Option) and opt.help == f.knob.help
         assert f.flag in opt.opts
         if f.required:
             assert opt.required
@@ -57,7 +59,7 @@ def test_no_option_given_means_the_fields_defaults(cls):
     cmd = command(COMMANDS[cls])
     given = cmd.make_context(cmd.name, [], resilient_parsing=True).params
     for f in options.fields(cls):
-        if not f.knob.python_only and not f.required:
+        if not f.knob.python_only and not f.required and not f.knob.argument:
             assert given[f.name] == f.default, f.name
 
 

@@ -84,9 +84,24 @@ class _Parsed(click.ParamType):
 _CLICK_TYPES: dict[Any, Any] = {int: int, float: float, str: str, Path: click.Path(path_type=Path)}
 
 
-def _option(f: options.Field) -> click.Option:
-    """The click option of one ``*Params`` field: its flag, type, default and help from the field."""
-    base, kwargs = f.base_type, {"help": f.knob.help, "metavar": f.knob.metavar}
+def _item_type(f: options.Field, item: Any) -> Any:
+    """The click type of one value of field ``f`` (of each value, for a repeatable option)."""
+    if f.knob.parse is not None:
+        return _Parsed(f.knob.parse, f.knob.metavar or f.name.upper())
+    if f.knob.choices is not None:
+        return click.Choice(list(f.knob.choices))
+    return _CLICK_TYPES[item]
+
+
+def _option(f: options.Field) -> click.Parameter:
+    """The click option (or argument) of one ``*Params`` field: its flag, type, default and help from the
+    field; a tuple field is a repeatable option."""
+    base = f.base_type
+    repeated = typing.get_origin(base) is tuple
+    item = typing.get_args(base)[0] if repeated else base
+    if f.knob.argument:
+        return click.Argument([f.name], required=f.required, type=_item_type(f, item))
+    kwargs: dict[str, Any] = {"help": f.knob.help, "metavar": f.knob.metavar}
     if f.required:
         kwargs["required"] = True
     else:
@@ -96,17 +111,12 @@ def _option(f: options.Field) -> click.Option:
         if f.default is True:
             decls = [f"{f.flag}/--no-{f.flag[2:]}", f.name]
         kwargs["is_flag"] = True
-    elif typing.get_origin(base) is tuple:
-        (item, *_) = typing.get_args(base)
-        kwargs |= {"multiple": True, "type": click.Choice(f.knob.choices) if f.knob.choices else item}
-    elif f.knob.parse is not None:
-        kwargs["type"] = _Parsed(f.knob.parse, f.name.upper())
-        if not f.required and f.default is not None:
-            kwargs["default"] = str(f.default)
-    elif f.knob.choices is not None:
-        kwargs["type"] = click.Choice(list(f.knob.choices))
-    else:
-        kwargs["type"] = _CLICK_TYPES[base]
+        return click.Option(decls, **kwargs)
+    kwargs["type"] = _item_type(f, item)
+    if repeated:
+        kwargs["multiple"] = True
+    elif f.knob.parse is not None and not f.required and f.default is not None:
+        kwargs["default"] = str(f.default)  # shown as typed, parsed like a typed value
     return click.Option(decls, **kwargs)
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from hnm_db.cli._common import Ctx, default_of, emit_frame, emit_mapping, format_option, info, pass_ctx
+from hnm_db.cli._common import Ctx, emit_frame, emit_mapping, format_option, info, params_options, pass_ctx
 from hnm_db.ensemble import EnsembleParams
 from hnm_db.tune import TuneParams
 
@@ -36,50 +38,10 @@ def _emit_summary(summary, fmt: str) -> None:
 
 
 @ensemble_group.command("create")
-@click.argument("name")
-@click.option(
-    "--model",
-    "-m",
-    "members",
-    multiple=True,
-    required=True,
-    help="MODEL or MODEL:WEIGHT (weights default equal and are normalised to sum 1).",
-)
-@click.option("--replace", is_flag=True, help="Rebuild if NAME exists with other members.")
-@click.option(
-    "--bm25",
-    "bm25",
-    type=float,
-    default=default_of(EnsembleParams, "bm25"),
-    help="Make a hybrid: add W x BM25 (min-max normalised per query over the union of the dense and "
-    "BM25 top lists) to the dense score, whose weights sum to 1.",
-)
-@click.option(
-    "--bm25-k1", type=float, default=default_of(EnsembleParams, "bm25_k1"), show_default=True, help="BM25 k1."
-)
-@click.option(
-    "--bm25-b", type=float, default=default_of(EnsembleParams, "bm25_b"), show_default=True, help="BM25 b."
-)
-@click.option(
-    "--depth",
-    type=int,
-    default=default_of(EnsembleParams, "depth"),
-    show_default=True,
-    help="Hybrid: length of the dense and of the BM25 candidate list (deeper when more are needed).",
-)
+@params_options(EnsembleParams)
 @format_option
 @pass_ctx
-def ensemble_create(
-    ctx: Ctx,
-    name: str,
-    members: tuple[str, ...],
-    replace: bool,
-    bm25: float | None,
-    bm25_k1: float,
-    bm25_b: float,
-    depth: int,
-    fmt: str,
-) -> None:
+def ensemble_create(ctx: Ctx, fmt: str, **fields: Any) -> None:
     """Create ensemble NAME (re-running with the same members adds vectors for new texts only).
 
     \b
@@ -89,79 +51,15 @@ def ensemble_create(
       hnm-db ensemble create hyb -m minilm-l6 -m minilm-l3 -m mpnet-base --bm25 0.3
     """
     with ctx.open() as db:
-        summary = db.create_ensemble(
-            name,
-            list(members),
-            replace=replace,
-            bm25=bm25,
-            bm25_k1=bm25_k1,
-            bm25_b=bm25_b,
-            depth=depth,
-            progress=ctx.progress,
-        )
+        summary = db.create_ensemble(progress=ctx.progress, **fields)
     _emit_summary(summary, fmt)
 
 
 @ensemble_group.command("tune")
-@click.argument("name")
-@click.option("--out", "out", default=None, help="Name of the tuned ensemble [default: NAME-tuned].")
-@click.option(
-    "--split",
-    default=default_of(TuneParams, "split"),
-    show_default=True,
-    help="Split the dev queries are carved from (never test).",
-)
-@click.option(
-    "--dev-ratio",
-    type=float,
-    default=default_of(TuneParams, "dev_ratio"),
-    show_default=True,
-    help="Share of the split's judged queries drawn as dev queries.",
-)
-@click.option(
-    "--seed",
-    type=int,
-    default=default_of(TuneParams, "seed"),
-    show_default=True,
-    help="Seed of the dev draw and the search.",
-)
-@click.option(
-    "--samples",
-    type=int,
-    default=default_of(TuneParams, "samples"),
-    show_default=True,
-    help="Weight vectors drawn uniformly from the simplex before refining.",
-)
-@click.option(
-    "--rounds",
-    type=int,
-    default=default_of(TuneParams, "rounds"),
-    show_default=True,
-    help="Rounds of coordinate refinement (step factors 2, 2^(1/2), 2^(1/4), ...).",
-)
-@click.option(
-    "--depth",
-    type=int,
-    default=default_of(TuneParams, "depth"),
-    show_default=True,
-    help="Each member's (and BM25's) top list that makes up a dev query's candidate pool.",
-)
-@click.option("--replace", is_flag=True, help="Rebuild the tuned ensemble if it exists with other weights.")
+@params_options(TuneParams)
 @format_option
 @pass_ctx
-def ensemble_tune(
-    ctx: Ctx,
-    name: str,
-    out: str | None,
-    split: str,
-    dev_ratio: float,
-    seed: int,
-    samples: int,
-    rounds: int,
-    depth: int,
-    replace: bool,
-    fmt: str,
-) -> None:
+def ensemble_tune(ctx: Ctx, fmt: str, **fields: Any) -> None:
     """Fit the weights of ensemble NAME (BM25 included) on dev queries carved from the train split,
     maximising nDCG@10, into a new ensemble; NAME is left as it was.
 
@@ -171,18 +69,7 @@ def ensemble_tune(
       hnm-db ensemble tune hyb --out hyb-t1 --seed 1 --dev-ratio 0.3
     """
     with ctx.open() as db:
-        summary = db.tune_ensemble(
-            name,
-            name=out,
-            split=split,
-            dev_ratio=dev_ratio,
-            seed=seed,
-            samples=samples,
-            rounds=rounds,
-            depth=depth,
-            replace=replace,
-            progress=ctx.progress,
-        )
+        summary = db.tune_ensemble(progress=ctx.progress, **fields)
     info(
         ctx,
         f"tuned {summary.source} on {summary.dev_queries} dev queries ({summary.trials} weight vectors): "
