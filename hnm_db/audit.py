@@ -14,6 +14,7 @@ import polars as pl
 
 from hnm_db import resources
 from hnm_db.errors import ChecksFailed, InvalidParams, NotFound
+from hnm_db.options import param
 from hnm_db.store import Store
 
 #: How many offending rows of each failed check an error message shows.
@@ -105,12 +106,13 @@ def check(db: Store) -> list[CheckResult]:
 class AuditParams:
     """Which runs to audit (empty: all) and where to draw charts (None: no charts)."""
 
-    runs: tuple[str, ...] = ()
-    plot_dir: Path | None = None
+    runs: tuple[str, ...] = param((), flag="--run", help="Audit only these runs (repeatable; default all).")
+    plot_dir: Path | None = param(None, flag="--plot", help="Write PNG charts here.")
 
     def __post_init__(self) -> None:
-        if isinstance(self.runs, str):
-            raise InvalidParams("runs: give a tuple of run names, not one string")
+        object.__setattr__(self, "runs", (self.runs,) if isinstance(self.runs, str) else tuple(self.runs))
+        if self.plot_dir is not None:
+            object.__setattr__(self, "plot_dir", Path(self.plot_dir))
         if len(set(self.runs)) != len(self.runs):
             raise InvalidParams(f"runs: a run is named twice: {list(self.runs)}")
 

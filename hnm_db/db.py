@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
@@ -26,7 +25,7 @@ from hnm_db.store import DEFAULT_PATH, Store
 P = TypeVar("P")
 
 if TYPE_CHECKING:
-    from hnm_db.audit import AuditReport
+    from hnm_db.audit import AuditParams, AuditReport
     from hnm_db.chunk import ChunkParams, ChunkSummary
     from hnm_db.cluster import ClusterParams, ClusterSummary
     from hnm_db.denoise import DenoiseParams, DenoiseSummary
@@ -348,15 +347,12 @@ class Database(Store):
 
         return export(self, _params(ExportParams, params, fields), progress=progress)
 
-    def audit(
-        self, runs: str | Sequence[str] = (), *, plot_dir: str | os.PathLike[str] | None = None
-    ) -> AuditReport:
-        """``hnm-db audit``: per-run summary, overlap, changed sources (and charts)."""
+    def audit(self, params: AuditParams | None = None, /, **fields: Any) -> AuditReport:
+        """``hnm-db audit``: per-run summary, overlap, changed sources (and charts), given as an
+        :class:`~hnm_db.audit.AuditParams` or its fields (``runs``: a name or several, none for all)."""
         from hnm_db.audit import AuditParams, audit
 
-        return audit(
-            self, AuditParams(runs=_names(runs), plot_dir=None if plot_dir is None else Path(plot_dir))
-        )
+        return audit(self, _params(AuditParams, params, fields))
 
     def check(self) -> list[str]:
         """``hnm-db audit --check``: run sql/checks; raise ChecksFailed naming broken rules and rows."""

@@ -135,7 +135,7 @@ def run_demo(
         ),
         lambda s: f"{s.rows} rows, columns {', '.join(s.columns)}",
     )
-    audit = step("audit", lambda: db.audit(list(DEMO_RUNS)), lambda a: f"{a.runs.height} runs audited")
+    audit = step("audit", lambda: db.audit(runs=list(DEMO_RUNS)), lambda a: f"{a.runs.height} runs audited")
     checks = step("audit --check", db.check, lambda c: f"{len(c)} checks passed")
     report.checks_passed = len(checks)
     report.audit = audit.runs.select(AUDIT_COLUMNS)

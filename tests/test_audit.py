@@ -214,7 +214,7 @@ def test_runs_without_a_snapshot_fall_back_to_ingest_time(mined_db):
 def test_python_api_mirrors_the_commands(mined_db, tmp_path):
     summary = mined_db.export(runs="random", to=tmp_path / "api", layout="labeled-pair", keep_ids=True)
     assert summary.rows == 12 and summary.columns[:3] == ["query", "passage", "label"]
-    assert mined_db.audit(["ens-top"]).runs["run"].to_list() == ["ens-top"]
+    assert mined_db.audit(runs=["ens-top"]).runs["run"].to_list() == ["ens-top"]
     assert all(r.passed for r in mined_db.check())
     assert mined_db.record_run_sources("run-ens") == 8
 

@@ -129,7 +129,7 @@ def test_the_new_run_records_its_parent_model_and_rule_and_the_parent_is_unchang
 def test_audit_shows_what_was_dropped_with_texts(mined, ce, db_path):
     _score_all(mined, ce)
     s = mined.denoise(run="par", model=ce, threshold=0.5, max_length=MAX_LEN, name="clean")
-    dropped = mined.audit(["clean"]).dropped
+    dropped = mined.audit(runs=["clean"]).dropped
     assert dropped.height == s.dropped > 0
     assert set(
         zip(dropped["query_id"], dropped["positive_chunk_id"], dropped["negative_chunk_id"], strict=True)

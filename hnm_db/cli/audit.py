@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 import click
 import polars as pl
 
-from hnm_db.cli._common import Ctx, dumps, emit_frame, format_option, info, pass_ctx
+from hnm_db.audit import AuditParams
+from hnm_db.cli._common import Ctx, dumps, emit_frame, format_option, info, params_options, pass_ctx
 
 
 @click.command("audit")
-@click.option("--run", "runs", multiple=True, help="Audit only these runs (repeatable; default all).")
+@params_options(AuditParams)
 @format_option
-@click.option(
-    "--plot", "plot_dir", type=click.Path(path_type=Path), default=None, help="Write PNG charts here."
-)
 @click.option(
     "--check", "check_", is_flag=True, help="Run the invariant checks of sql/checks; fail if any breaks."
 )
 @pass_ctx
-def audit_cmd(ctx: Ctx, runs: tuple[str, ...], fmt: str, plot_dir: Path | None, check_: bool) -> None:
+def audit_cmd(ctx: Ctx, fmt: str, check_: bool, **fields: Any) -> None:
     """Summarise mining runs (coverage, scores, false-negative guard, clusters, overlap) or check rules.
 
     The same facts are SQL views: run_summary, run_overlap, negative_provenance, suspect_negatives,
@@ -33,16 +31,14 @@ def audit_cmd(ctx: Ctx, runs: tuple[str, ...], fmt: str, plot_dir: Path | None, 
       hnm-db audit --run ens-top --run bm25 --plot audit-plots
       hnm-db audit --check
     """
-    from hnm_db.audit import AuditParams, audit, check
-
-    if check_ and (runs or plot_dir is not None):
+    if check_ and (fields["runs"] or fields["plot_dir"] is not None):
         raise click.UsageError("--check covers the whole database; use it without --run and --plot")
     with ctx.open(read_only=True) as db:  # reads only: works on a read-only mount and beside other readers
         if check_:
-            results = check(db)
+            results = db.check()
             click.echo(f"all checks passed ({len(results)} checks)")
             return
-        report = audit(db, AuditParams(runs=runs, plot_dir=plot_dir))
+        report = db.audit(**fields)
     _emit_report(report, fmt)
     for path in report.plots:
         info(ctx, f"wrote {path}")
