@@ -72,7 +72,7 @@ def prepare_db(path: Path, data: Path, limit: int, alias: str) -> int:
                 [q["_id"], q["text"], content_hash(q["text"])],
             )
     with hnm_db.open(path) as db:
-        db.add_model(alias, alias)
+        db.add_model(name=alias, source=alias)
         return db.scalar(
             "SELECT (SELECT count(DISTINCT content_hash) FROM chunks) "
             "+ (SELECT count(DISTINCT content_hash) FROM queries)"

@@ -34,9 +34,9 @@ if TYPE_CHECKING:
     from hnm_db.ensemble import EnsembleParams, EnsembleSummary
     from hnm_db.evaluate import EvalParams, EvalSummary, PairedTest
     from hnm_db.export import ExportParams, ExportSummary
-    from hnm_db.ingest import IngestSummary
+    from hnm_db.ingest import IngestSummary, TableSpec
     from hnm_db.mine import MiningParams, MiningSummary
-    from hnm_db.models import Registration
+    from hnm_db.models import ModelParams, Registration
     from hnm_db.split import SplitParams, SplitSummary
     from hnm_db.train import TrainParams, TrainSummary
     from hnm_db.tune import TuneParams, TuneSummary
@@ -95,28 +95,18 @@ class Database(Store):
     def ingest_table(
         self,
         path: str | os.PathLike[str],
-        kind: str = DEFAULT,
+        spec: TableSpec | None = None,
+        /,
         *,
         fmt: str | None = None,
-        id_column: str | None = DEFAULT,
-        text_column: str | None = DEFAULT,
-        title_column: str | None = DEFAULT,
-        query_id_column: str | None = DEFAULT,
-        doc_id_column: str | None = DEFAULT,
-        score_column: str | None = DEFAULT,
-        split: str | None = DEFAULT,
-        meta_columns: tuple[str, ...] = DEFAULT,
-        all_meta: bool = DEFAULT,
-        on_duplicate: str = DEFAULT,
-        license: str | None = DEFAULT,  # noqa: A002
-        language: str | None = DEFAULT,
-        numbers_as_text: bool = DEFAULT,
+        **fields: Any,
     ) -> IngestSummary:
-        """``hnm-db ingest jsonl|csv|parquet``: the other arguments are :class:`hnm_db.ingest.TableSpec`'s."""
-        fields = _given(locals(), "path", "fmt")
+        """``hnm-db ingest jsonl|csv|parquet``: which columns hold what is a
+        :class:`~hnm_db.ingest.TableSpec` or its fields (``kind``, ``id_column``, ...); ``fmt`` is the
+        file format (default: from the suffix)."""
         from hnm_db import ingest
 
-        return ingest.ingest_table(self, path, ingest.TableSpec(**fields), fmt=fmt)
+        return ingest.ingest_table(self, path, _params(ingest.TableSpec, spec, fields), fmt=fmt)
 
     def ingest_files(
         self, folder: str | os.PathLike[str], *, on_duplicate: str = DEFAULT, progress: bool = False
@@ -172,21 +162,12 @@ class Database(Store):
 
         return resolve_model_path(self, name_or_path)
 
-    def add_model(
-        self,
-        name: str,
-        source: str,
-        *,
-        query_prompt: str | None = DEFAULT,
-        doc_prompt: str | None = DEFAULT,
-        max_seq_length: int | None = DEFAULT,
-        normalize: bool = DEFAULT,
-    ) -> Registration:
-        """``hnm-db models add``: register a model folder or alias under ``name``."""
-        fields = _given(locals())
-        from hnm_db.models import add_model
+    def add_model(self, params: ModelParams | None = None, /, **fields: Any) -> Registration:
+        """``hnm-db models add``: register a model folder or alias under a name, given as a
+        :class:`~hnm_db.models.ModelParams` or its fields (``name``, ``source``, prompts, ...)."""
+        from hnm_db.models import ModelParams, add_model
 
-        return add_model(self, **fields)
+        return add_model(self, **_params(ModelParams, params, fields).as_kwargs())
 
     def list_models(self) -> pl.DataFrame:
         """Registered models with vector counts (``hnm-db models list``)."""

@@ -46,7 +46,7 @@ def _registered_name(db: Database, model: str) -> str:
         return model
     name = Path(model).name
     if not db.scalar("SELECT count(*) FROM models WHERE name = ?", [name]):
-        db.add_model(name, model)
+        db.add_model(name=name, source=model)
     return name
 
 

@@ -41,6 +41,7 @@ from hnm_db.extract import (
     one_line,
     read_bytes,
 )
+from hnm_db.options import param
 from hnm_db.store import Store
 from hnm_db.text import content_hash
 
@@ -155,20 +156,50 @@ class TableSpec:
     ``numbers_as_text`` stores numbers as their text.
     """
 
-    kind: str = "documents"
-    id_column: str | None = None
-    text_column: str | None = None
-    title_column: str | None = None
-    query_id_column: str | None = None
-    doc_id_column: str | None = None
-    score_column: str | None = None
-    split: str | None = None
-    meta_columns: tuple[str, ...] = ()
-    all_meta: bool = False
-    on_duplicate: str = "error"
-    license: str | None = None
-    language: str | None = None
-    numbers_as_text: bool = False
+    kind: str = param(
+        "documents",
+        choices=KINDS,
+        help="Which table the rows go to.",
+    )
+    id_column: str | None = param(
+        None,
+        help="Id column (documents/queries; default _id, id, doc_id / query_id).",
+    )
+    text_column: str | None = param(None, help="Text column (default text).")
+    title_column: str | None = param(None, help="Title column (documents; default title if present).")
+    query_id_column: str | None = param(None, help="Query id column (qrels; default query-id or query_id).")
+    doc_id_column: str | None = param(None, help="Document id column (qrels; default corpus-id or doc_id).")
+    score_column: str | None = param(None, help="Relevance score column (qrels; default score, else 1).")
+    split: str | None = param(
+        None,
+        help="Split of these qrels (default: a split column, else 'unsplit', which `hnm-db split` assigns).",
+    )
+    meta_columns: tuple[str, ...] = param(
+        (),
+        flag="--meta-column",
+        help="Column to keep in meta (repeatable).",
+    )
+    all_meta: bool = param(False, help="Keep every other column in meta.")
+    on_duplicate: str = param(
+        "error",
+        choices=POLICIES,
+        help="What a known id with different content does: fail, keep the stored row, or replace it.",
+    )
+    license: str | None = param(
+        None,
+        help="License of the documents (a Hub license id, e.g. cc-by-4.0); kept in each new document's "
+        "meta for the export's dataset card.",
+    )
+    language: str | None = param(
+        None,
+        help="Language code(s) of the documents, comma-separated (e.g. en); kept in each new document's "
+        "meta for the export's dataset card.",
+    )
+    numbers_as_text: bool = param(
+        False,
+        help="Store a number found in an id, text or title field as its text (refused by default: a number"
+        " there is most often the wrong column).",
+    )
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

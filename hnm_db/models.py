@@ -22,11 +22,12 @@ import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hnm_db.errors import ModelLoadError, ModelRegisteredAs, NotFound, UnknownModel
+from hnm_db.options import param
 from hnm_db.store import Store
 
 if TYPE_CHECKING:
@@ -429,6 +430,21 @@ class Registration:
     row: ModelRow
     created: bool
     model: SentenceTransformer | None = None
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    """A model registration, as ``hnm-db models add`` asks for it (:func:`add_model` checks it)."""
+
+    def as_kwargs(self) -> dict:
+        return asdict(self)
+
+    name: str = param(argument=True, help="The name to register the model under.")
+    source: str = param(help="A built-in alias or a local sentence-transformers folder.")
+    query_prompt: str | None = param(None, help="Text prepended to every query before encoding.")
+    doc_prompt: str | None = param(None, help="Text prepended to every chunk before encoding.")
+    max_seq_length: int | None = param(None, help="Truncate inputs to this many tokens.")
+    normalize: bool = param(True, help="Store unit-length vectors.")
 
 
 def add_model(

@@ -478,7 +478,7 @@ def test_duplicate_url_in_the_list_names_both_lines(db, local_site, tmp_path):
 def test_database_api_mirrors_the_commands(db, beir_dir, tmp_path):
     assert db.ingest_beir(beir_dir).counts["documents"].new == len(CORPUS)
     path = write_jsonl(tmp_path / "more.jsonl", [{"id": "extra", "text": "extra doc"}])
-    assert db.ingest_table(path, "documents").counts["documents"].new == 1
+    assert db.ingest_table(path, kind="documents").counts["documents"].new == 1
 
 
 # -- issue 11: bad values, empty inputs, qrels of empty documents --------------------------------------

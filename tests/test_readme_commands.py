@@ -78,7 +78,7 @@ def demo_db(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("readme")
     path = folder / "demo.duckdb"
     with hnm_db.open(path) as db:
-        db.add_model("mpnet-base", "minilm-l6", max_seq_length=128)
+        db.add_model(name="mpnet-base", source="minilm-l6", max_seq_length=128)
         # whole documents (`hnm-db demo --chunk-tokens 0`), as the README's `chunk --strategy whole`: a
         # re-chunk would leave the demo's runs mined on other chunks, which `audit --check` reports
         run_demo(db, folder / "demo-export", chunk_tokens=None, progress=False)

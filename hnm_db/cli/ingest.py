@@ -14,8 +14,9 @@ import click
 import polars as pl
 
 from hnm_db import ingest as ingest_lib
-from hnm_db.cli._common import Ctx, default_of, emit_frame, format_option, info, pass_ctx
+from hnm_db.cli._common import Ctx, default_of, emit_frame, format_option, info, params_options, pass_ctx
 from hnm_db.errors import InvalidParams
+from hnm_db.ingest import TableSpec
 
 #: Notes about skipped empty texts (and the qrels naming them) printed at most; the counts are complete.
 MAX_NOTES = 10
@@ -119,8 +120,7 @@ def beir_cmd(
       hnm-db ingest beir data/fiqa --on-duplicate replace --license cc-by-sa-4.0 --language en
     """
     with ctx.open() as db:
-        summary = ingest_lib.ingest_beir(
-            db,
+        summary = db.ingest_beir(
             folder,
             on_duplicate=on_duplicate,
             license=license_,
@@ -152,51 +152,19 @@ def _table_command(fmt_name: str) -> click.Command:
         "\b\nExamples:\n" + "".join(f"  hnm-db ingest {fmt_name} {x}\n" for x in _TABLE_EXAMPLES[fmt_name]),
     )
     @click.argument("file", type=click.Path(path_type=Path))
-    @click.option(
-        "--kind",
-        type=click.Choice(ingest_lib.KINDS),
-        default=default_of(ingest_lib.TableSpec, "kind"),
-        show_default=True,
-        help="Which table the rows go to.",
-    )
-    @click.option("--id-column", help="Id column (documents/queries; default _id, id, doc_id / query_id).")
-    @click.option("--text-column", help="Text column (default text).")
-    @click.option("--title-column", help="Title column (documents; default title if present).")
-    @click.option("--query-id-column", help="Query id column (qrels; default query-id or query_id).")
-    @click.option("--doc-id-column", help="Document id column (qrels; default corpus-id or doc_id).")
-    @click.option("--score-column", help="Relevance score column (qrels; default score, else 1).")
-    @click.option(
-        "--split",
-        help="Split of these qrels (default: a split column, else 'unsplit', which `hnm-db split` assigns).",
-    )
-    @click.option("--meta-column", "meta_columns", multiple=True, help="Column to keep in meta (repeatable).")
-    @click.option("--all-meta", is_flag=True, help="Keep every other column in meta.")
-    @numbers_option
-    @on_duplicate_option
-    @source_options
+    @params_options(TableSpec)
     @format_option
     @pass_ctx
-    def command(
-        ctx: Ctx,
-        file: Path,
-        kind: str,
-        meta_columns: tuple[str, ...],
-        on_duplicate: str,
-        license_: str | None,
-        fmt: str,
-        **columns: str | bool | None,
-    ) -> None:
+    def command(ctx: Ctx, file: Path, fmt: str, **fields: Any) -> None:
         try:
-            spec = ingest_lib.TableSpec(
-                kind=kind, meta_columns=meta_columns, on_duplicate=on_duplicate, license=license_, **columns
-            )  # type: ignore[arg-type]
-        except InvalidParams as exc:
+            spec = TableSpec(**fields)
+        except InvalidParams as exc:  # in the CLI's words: the options, not the fields
             message = str(exc).replace("_column", "-column").replace("all_meta", "--all-meta")
             raise click.UsageError(
                 message.replace("license ", "--license ").replace("language ", "--language ")
             ) from None
         with ctx.open() as db:
-            summary = ingest_lib.ingest_table(db, file, spec, fmt=fmt_name)
+            summary = db.ingest_table(file, spec, fmt=fmt_name)
         report(ctx, summary, fmt)
 
     return command
@@ -219,7 +187,7 @@ def files_cmd(ctx: Ctx, folder: Path, on_duplicate: str, fmt: str) -> None:
       hnm-db ingest files site-dump/ --on-duplicate skip
     """
     with ctx.open() as db:
-        summary = ingest_lib.ingest_files(db, folder, on_duplicate=on_duplicate, progress=ctx.progress)
+        summary = db.ingest_files(folder, on_duplicate=on_duplicate, progress=ctx.progress)
     report(ctx, summary, fmt)
 
 
@@ -257,8 +225,7 @@ def urls_cmd(
       hnm-db ingest urls urls.txt --timeout 5 --workers 4 --strict
     """
     with ctx.open() as db:
-        summary = ingest_lib.ingest_urls(
-            db,
+        summary = db.ingest_urls(
             file,
             timeout=timeout,
             workers=workers,

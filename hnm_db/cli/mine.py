@@ -107,10 +107,8 @@ def runs_list(ctx: Ctx, fmt: str) -> None:
       hnm-db runs list
       hnm-db runs list --format csv
     """
-    from hnm_db.mine import list_runs
-
     with ctx.open(read_only=True) as db:
-        emit_frame(list_runs(db), fmt)
+        emit_frame(db.runs(), fmt)
 
 
 @runs_group.command("show")
@@ -125,10 +123,8 @@ def runs_show(ctx: Ctx, name: str, fmt: str) -> None:
       hnm-db runs show ens-top
       hnm-db runs show ens-top --format json
     """
-    from hnm_db.mine import show_run
-
     with ctx.open(read_only=True) as db:
-        row = show_run(db, name)
+        row = db.run(name)
     if fmt in ("json", "ndjson"):
         click.echo(dumps(dict(sorted(row.items()))))
         return

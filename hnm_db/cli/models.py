@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from hnm_db.cli._common import Ctx, default_of, emit_frame, emit_mapping, format_option, info, pass_ctx
-from hnm_db.models import add_model
+from hnm_db.cli._common import Ctx, emit_frame, emit_mapping, format_option, info, params_options, pass_ctx
+from hnm_db.models import ModelParams
 
 
 @click.group("models")
@@ -36,29 +38,10 @@ def models_list(ctx: Ctx, fmt: str) -> None:
 
 
 @models_group.command("add")
-@click.argument("name")
-@click.option("--source", required=True, help="A built-in alias or a local sentence-transformers folder.")
-@click.option("--query-prompt", default=None, help="Text prepended to every query before encoding.")
-@click.option("--doc-prompt", default=None, help="Text prepended to every chunk before encoding.")
-@click.option("--max-seq-length", type=int, default=None, help="Truncate inputs to this many tokens.")
-@click.option(
-    "--normalize/--no-normalize",
-    default=default_of(add_model, "normalize"),
-    show_default=True,
-    help="Store unit-length vectors.",
-)
+@params_options(ModelParams)
 @format_option
 @pass_ctx
-def models_add(
-    ctx: Ctx,
-    name: str,
-    source: str,
-    query_prompt: str | None,
-    doc_prompt: str | None,
-    max_seq_length: int | None,
-    normalize: bool,
-    fmt: str,
-) -> None:
+def models_add(ctx: Ctx, fmt: str, **fields: Any) -> None:
     """Register model SOURCE under NAME (loads it once to check it and learn its dimension).
 
     \b
@@ -67,14 +50,7 @@ def models_add(
       hnm-db models add e5 --source ~/models/e5-small-v2 --query-prompt 'query: '
     """
     with ctx.open() as db:
-        reg = db.add_model(
-            name,
-            source,
-            query_prompt=query_prompt,
-            doc_prompt=doc_prompt,
-            max_seq_length=max_seq_length,
-            normalize=normalize,
-        )
+        reg = db.add_model(**fields)
     row = reg.row
     if not reg.created:
         info(ctx, f"identical model already registered as {row.model_id}")
