@@ -1,12 +1,15 @@
 """hnm-db: an embedded, SQL-backed dataset builder for training retrieval re-rankers.
 
-``hnm_db.open(path)`` returns a :class:`Database`; its methods mirror the ``hnm-db`` commands.
+``hnm_db.open(path)`` returns a :class:`Database`; its methods mirror the ``hnm-db`` commands and take
+a ``*Params`` object (exported here, with the summaries they return) or its fields.
 """
 
 from __future__ import annotations
 
+from hnm_db import errors, params
 from hnm_db._version import __version__
 from hnm_db.db import Database, open  # noqa: A004
-from hnm_db.errors import HnmError
+from hnm_db.errors import *  # noqa: F403 - every error type
+from hnm_db.params import *  # noqa: F403 - every *Params and summary type
 
-__all__ = ["Database", "HnmError", "__version__", "open"]
+__all__ = ["Database", "__version__", "open", *errors.__all__, *params.__all__]

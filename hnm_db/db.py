@@ -14,13 +14,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import polars as pl
 
 from hnm_db.errors import InvalidParams
-from hnm_db.store import DEFAULT_PATH, Store
+from hnm_db.extract import decode_utf8, read_bytes
+from hnm_db.store import DEFAULT_PATH, JSON_FIELD, Store
+
+__all__ = ["DEFAULT", "DEFAULT_PATH", "JSON_FIELD", "Database", "open", "read_text"]
 
 P = TypeVar("P")
 
@@ -402,6 +406,12 @@ class Database(Store):
         where = {"first_stage": first_stage, "k": k, "split": split, "interpolate": interpolate}
         va, vb = (per_query_values(self, result_ids(self, _names(s), **where), metric) for s in (a, b))
         return paired_test(va, vb, metric=metric)
+
+
+def read_text(path: str | os.PathLike[str]) -> str:
+    """A UTF-8 text file's contents, with the messages of every file hnm-db reads (missing, unreadable,
+    not UTF-8: :class:`~hnm_db.errors.InputError` naming the file)."""
+    return decode_utf8(read_bytes(Path(path)), str(path))
 
 
 def open(path: str | os.PathLike[str] = DEFAULT_PATH, *, read_only: bool = False) -> Database:  # noqa: A001

@@ -6,6 +6,30 @@ Stage modules add their own subclasses here, one class per user-facing failure.
 
 from __future__ import annotations
 
+__all__ = [
+    "AlreadyExists",
+    "ChecksFailed",
+    "DatabaseLocked",
+    "DuplicateId",
+    "EmptySelection",
+    "HnmError",
+    "InputError",
+    "InvalidParams",
+    "MissingBM25Statistics",
+    "MissingEmbeddings",
+    "ModelLoadError",
+    "ModelRegisteredAs",
+    "NotFound",
+    "SchemaTooNew",
+    "SchemaTooOld",
+    "SourceUnavailable",
+    "StorageTooNew",
+    "TooFewNegatives",
+    "UnknownIds",
+    "UnknownModel",
+    "WriteRefused",
+]
+
 
 class HnmError(Exception):
     """Base class of all user-facing errors."""

@@ -11,7 +11,7 @@ import click
 
 import hnm_db
 from hnm_db.cli._common import Ctx, HnmGroup
-from hnm_db.store import DEFAULT_PATH
+from hnm_db.db import DEFAULT_PATH
 
 
 @click.group(cls=HnmGroup, context_settings={"help_option_names": ["-h", "--help"]})

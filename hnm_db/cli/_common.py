@@ -22,8 +22,8 @@ import pyarrow as pa
 
 import hnm_db
 from hnm_db import options
+from hnm_db.db import JSON_FIELD
 from hnm_db.errors import HnmError
-from hnm_db.store import JSON_FIELD
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -349,7 +349,7 @@ def engine_options(*widths: str) -> Callable[[F], F]:
     """``--engine local|ray``, ``--address``, ``--stage`` and the given width options (``shards``,
     ``buckets``, ``replicas``) of the Ray engine; defaults come from :class:`hnm_db.engine_ray.RayParams`
     (a module that imports Ray only when the engine runs)."""
-    from hnm_db.engine_ray import ENGINES, RayParams
+    from hnm_db.params import ENGINES, RayParams
 
     helps = {
         "shards": "Ray: mining actors, each holding one slice of the chunk vectors.",
@@ -390,7 +390,7 @@ def engine_options(*widths: str) -> Callable[[F], F]:
 
 def ray_params(ctx: Ctx, engine: str, address: str | None, stage: str | None, **widths: int) -> Any:
     """The :class:`hnm_db.engine_ray.RayParams` of ``--engine ray``, or None for ``--engine local``."""
-    from hnm_db.engine_ray import RayParams
+    from hnm_db.params import RayParams
 
     if engine == "local":
         if address or stage:

@@ -7,8 +7,8 @@ from typing import Any
 import click
 import polars as pl
 
-from hnm_db.audit import AuditParams
 from hnm_db.cli._common import Ctx, dumps, emit_frame, format_option, info, params_options, pass_ctx
+from hnm_db.params import AuditParams
 
 
 @click.command("audit")

@@ -6,8 +6,8 @@ from typing import Any
 
 import click
 
-from hnm_db.chunk import ChunkParams
 from hnm_db.cli._common import Ctx, emit_mapping, format_option, params_options, pass_ctx
+from hnm_db.params import ChunkParams
 
 
 @click.command("chunk")

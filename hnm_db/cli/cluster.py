@@ -16,7 +16,7 @@ from hnm_db.cli._common import (
     pass_ctx,
     ray_params,
 )
-from hnm_db.cluster import ClusterParams
+from hnm_db.params import ClusterParams
 
 
 @click.command("cluster")

@@ -8,7 +8,7 @@ import click
 
 from hnm_db.cli import _common
 from hnm_db.cli._common import Ctx, emit_frame, format_option, pass_ctx
-from hnm_db.extract import decode_utf8, read_bytes
+from hnm_db.db import read_text
 
 
 @click.command("init")
@@ -60,7 +60,7 @@ def _read_sql(query: str | None, file: Path | None) -> str:
             "give the SQL exactly one way: as QUERY, as '-' (standard input) or with --file PATH"
         )
     if file is not None:  # the messages of every other file hnm-db reads: missing, unreadable, not UTF-8
-        return decode_utf8(read_bytes(file), str(file))
+        return read_text(file)
     return click.get_text_stream("stdin").read() if query == "-" else query
 
 

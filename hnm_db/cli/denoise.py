@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from hnm_db.cli._common import Ctx, emit_mapping, format_option, info, params_options, pass_ctx
-from hnm_db.denoise import DenoiseParams
+from hnm_db.params import DenoiseParams
 
 
 @click.command("denoise")

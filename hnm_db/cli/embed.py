@@ -17,7 +17,7 @@ from hnm_db.cli._common import (
     pass_ctx,
     ray_params,
 )
-from hnm_db.embed import EmbedParams
+from hnm_db.params import EmbedParams
 
 
 @click.command("embed")

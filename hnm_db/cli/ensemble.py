@@ -7,8 +7,7 @@ from typing import Any
 import click
 
 from hnm_db.cli._common import Ctx, emit_frame, emit_mapping, format_option, info, params_options, pass_ctx
-from hnm_db.ensemble import EnsembleParams
-from hnm_db.tune import TuneParams
+from hnm_db.params import EnsembleParams, TuneParams
 
 
 @click.group("ensemble")

@@ -10,8 +10,7 @@ import click
 import polars as pl
 
 from hnm_db.cli._common import Ctx, emit_frame, emit_mapping, format_option, info, params_options, pass_ctx
-from hnm_db.evaluate import EvalParams, summarize
-from hnm_db.metrics import METRIC_NAMES
+from hnm_db.params import METRIC_NAMES, EvalParams
 
 
 def _with_spread(frame: pl.DataFrame, metrics: Sequence[str]) -> pl.DataFrame:
@@ -85,11 +84,10 @@ def eval_cmd(
     if compare:
         with ctx.open(read_only=True) as db:
             results = db.compare(fields["split"])
-        if results.height == 0:
+            summary = db.compare(fields["split"], mean_over_seeds=True) if results.height else None
+        if summary is None:
             info(ctx, f"no stored results for split {fields['split']!r}")
-            return
-        if mean_over_seeds:
-            summary = summarize(results)
+        elif mean_over_seeds:
             emit_frame(_with_spread(summary, METRIC_NAMES) if fmt == "table" else summary, fmt)
         else:
             cols = ["model", "first_stage", "k", "method", "loss", "seed", *METRIC_NAMES, "queries"]

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from hnm_db.cli._common import FORMATS, Ctx, emit_mapping, info, params_options, pass_ctx
-from hnm_db.export import LAYOUTS, ExportParams
+from hnm_db.params import LAYOUTS, ExportParams
 
 
 @click.command("export")

@@ -13,10 +13,9 @@ from typing import Any
 import click
 import polars as pl
 
-from hnm_db import ingest as ingest_lib
 from hnm_db.cli._common import Ctx, default_of, emit_frame, format_option, info, params_options, pass_ctx
 from hnm_db.errors import InvalidParams
-from hnm_db.ingest import TableSpec
+from hnm_db.params import POLICIES, URL_TIMEOUT, URL_WORKERS, IngestSummary, KindCounts, TableSpec
 
 #: Notes about skipped empty texts (and the qrels naming them) printed at most; the counts are complete.
 MAX_NOTES = 10
@@ -25,8 +24,8 @@ MAX_NOTES = 10
 def on_duplicate_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--on-duplicate",
-        type=click.Choice(ingest_lib.POLICIES),
-        default=default_of(ingest_lib.ingest_beir, "on_duplicate"),
+        type=click.Choice(POLICIES),
+        default=default_of(TableSpec, "on_duplicate"),
         show_default=True,
         help="What a known id with different content does: fail, keep the stored row, or replace it.",
     )(fn)
@@ -58,10 +57,10 @@ def source_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     )(fn)
 
 
-def report(ctx: Ctx, summary: ingest_lib.IngestSummary, fmt: str) -> None:
+def report(ctx: Ctx, summary: IngestSummary, fmt: str) -> None:
     """Counts to stdout in the chosen format; warnings (always), failures, skipped rows and a one-line
     total (not with --quiet) to stderr."""
-    columns = ["table", *ingest_lib.KindCounts.__dataclass_fields__]
+    columns = ["table", *KindCounts.__dataclass_fields__]
     schema = {c: (pl.String if c == "table" else pl.Int64) for c in columns}
     emit_frame(pl.DataFrame(summary.rows(), schema=schema), fmt)
     for warning in summary.warnings:  # shown with --quiet too: something the user expected is missing
@@ -196,14 +195,14 @@ def files_cmd(ctx: Ctx, folder: Path, on_duplicate: str, fmt: str) -> None:
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
-    default=default_of(ingest_lib.ingest_urls, "timeout"),
+    default=URL_TIMEOUT,
     show_default=True,
     help="Seconds to wait for each URL.",
 )
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
-    default=default_of(ingest_lib.ingest_urls, "workers"),
+    default=URL_WORKERS,
     show_default=True,
     help="URLs fetched at the same time.",
 )

@@ -19,7 +19,7 @@ from hnm_db.cli._common import (
     pass_ctx,
     ray_params,
 )
-from hnm_db.mine import MiningParams
+from hnm_db.params import MiningParams
 
 
 @click.command("mine")

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from hnm_db.cli._common import Ctx, emit_frame, emit_mapping, format_option, info, params_options, pass_ctx
-from hnm_db.models import ModelParams
+from hnm_db.params import ModelParams
 
 
 @click.group("models")

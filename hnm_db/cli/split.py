@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from hnm_db.cli._common import Ctx, emit_mapping, format_option, params_options, pass_ctx
-from hnm_db.split import SplitParams
+from hnm_db.params import SplitParams
 
 
 @click.command("split")
