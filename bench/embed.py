@@ -162,15 +162,15 @@ def _child(kind: str, db_path: Path, alias: str, args: argparse.Namespace) -> di
         "--threads",
         str(args.threads),
     ]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=_env(args))
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=_env())
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _env(args: argparse.Namespace) -> dict:
+def _env() -> dict:
     return {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
-def noop_run(db_path: Path, alias: str, args: argparse.Namespace) -> tuple[float, bool, int]:
+def noop_run(db_path: Path, alias: str) -> tuple[float, bool, int]:
     cli = [
         str(Path(sys.executable).with_name("hnm-db")),
         "--db",
@@ -183,7 +183,7 @@ def noop_run(db_path: Path, alias: str, args: argparse.Namespace) -> tuple[float
         "json",
     ]
     t0 = time.perf_counter()
-    out = subprocess.run(cli, check=True, capture_output=True, text=True, env=_env(args))
+    out = subprocess.run(cli, check=True, capture_output=True, text=True, env=_env())
     wall = time.perf_counter() - t0
     rows = json.loads(out.stdout)
     return wall, any(r["loaded"] for r in rows), sum(r["encoded"] for r in rows)
@@ -194,7 +194,7 @@ def bench_alias(alias: str, limit: int, args: argparse.Namespace, tmp: Path) -> 
     n = prepare_db(db_path, args.data, limit, alias)
     bare = _child("bare", db_path, alias, args)
     hnm = _child("hnm", db_path, alias, args)
-    noop_s, loaded, encoded = noop_run(db_path, alias, args)
+    noop_s, loaded, encoded = noop_run(db_path, alias)
     assert hnm["texts"] == bare["texts"] == n, (hnm, bare, n)
     return {
         "alias": alias,

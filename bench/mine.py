@@ -79,7 +79,7 @@ class CachedModel:
         self.similarity = util.cos_sim
         self.similarity_pairwise = util.pairwise_cos_sim
 
-    def encode_query(self, *a, **k):  # the cache must make encoding unnecessary
+    def encode_query(self, *a, **k):  # noqa: ARG002 - the cache must make encoding unnecessary
         raise AssertionError("cache miss: sentence-transformers tried to encode queries")
 
     encode_document = encode_query

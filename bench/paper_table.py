@@ -263,7 +263,7 @@ def prepare(ctx: Context, data: Path) -> None:
         db.create_ensemble(name=ctx.ensemble, members=list(profile.models), progress=True)
     if cluster_run(ctx) is None:
         log(f"cluster k={profile.clusters}")
-        db.cluster(ensemble=ctx.ensemble, k=profile.clusters, seed=0, progress=True)
+        db.cluster(ensemble=ctx.ensemble, k=profile.clusters, seed=0)
     ctx.timings["prepare"] = time.perf_counter() - start
 
 
@@ -349,7 +349,7 @@ def hybrid_arm(ctx: Context) -> str:
         log(f"tune {source} -> {tuned}")
         db.tune_ensemble(ensemble=source, name=tuned, seed=0, progress=False)
     if cluster_run(ctx, tuned) is None:
-        db.cluster(ensemble=tuned, k=p.clusters, seed=0, progress=True)
+        db.cluster(ensemble=tuned, k=p.clusters, seed=0)
     ctx.hybrid = tuned
     return mine(ctx, f"{p.name}-hybrid", mining_params(ctx, "ensemble", ensemble=tuned))
 

@@ -324,9 +324,7 @@ def _stored_summary(db: Store, run_id: str, ensemble: str) -> ClusterSummary | N
 Assigner = Callable[[Store, str, str, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
-def cluster(
-    db: Store, params: ClusterParams, *, progress: bool = False, assigner: Assigner | None = None
-) -> ClusterSummary:
+def cluster(db: Store, params: ClusterParams, *, assigner: Assigner | None = None) -> ClusterSummary:
     """Cluster the ensemble's chunk vectors, assign queries, and store the run (one transaction).
 
     The run id is derived from the ensemble, the parameters and the exact set of chunk and query texts,

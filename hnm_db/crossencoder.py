@@ -120,12 +120,10 @@ def score_pairs(
     passages: Sequence[str],
     *,
     batch_size: int = 32,
-    max_length: int = 256,
-    device: str = "cpu",
     progress: bool = False,
 ) -> np.ndarray:
     """Raw logits s(q, p) for aligned lists: ``CrossEncoder.predict`` with no activation (it sorts pairs
-    by length itself). ``max_length`` and ``device`` are the ones ``ce`` was loaded with."""
+    by length itself), at the max length and on the device ``ce`` was loaded with."""
     import torch
 
     if len(queries) == 0:

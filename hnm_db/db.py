@@ -245,7 +245,6 @@ class Database(Store):
         params: ClusterParams | None = None,
         /,
         *,
-        progress: bool = False,
         ray: RayParams | None = None,
         **fields: Any,
     ) -> ClusterSummary:
@@ -259,7 +258,7 @@ class Database(Store):
             from hnm_db.engine_ray import assignment_runner
 
             assigner = assignment_runner(ray)
-        return cluster(self, _params(ClusterParams, params, fields), progress=progress, assigner=assigner)
+        return cluster(self, _params(ClusterParams, params, fields), assigner=assigner)
 
     def cluster_sizes(self, cluster_run_id: str) -> pl.DataFrame:
         """Chunk texts and queries per cluster of one cluster run (what ``hnm-db cluster`` prints)."""

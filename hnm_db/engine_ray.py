@@ -316,6 +316,7 @@ def embed_runner(params: RayParams):
     """A role runner for :func:`hnm_db.embed.embed`: plan, encode on replicas, ingest (module docstring)."""
 
     def run(db: Store, row: registry.ModelRow, role: str, params_e: EmbedParams, progress: bool) -> int:
+        del progress  # embed's runner interface: Ray's own progress shows on the driver
         return embed_role(db, row, role, params_e, params)
 
     return run

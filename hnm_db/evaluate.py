@@ -306,8 +306,6 @@ def score_missing(
             part["query"].to_list(),
             part["passage"].to_list(),
             batch_size=params.batch_size,
-            max_length=params.max_length,
-            device=device,
             progress=progress,
         )
         rows = pa.table(

@@ -466,6 +466,7 @@ def _group_loss_class() -> type:
         def forward(
             self, inputs: list[list[str]], labels: Any, prompt: str | None = None, task: str | None = None
         ) -> Any:
+            del labels  # sentence-transformers' loss interface: the groups' order is the label
             anchors = inputs[0]
             scores = torch.stack(
                 [self.call_model_with_columns(anchors, col, prompt=prompt, task=task) for col in inputs[1:]],
@@ -509,7 +510,7 @@ def teacher_scores(db: Store, groups: Sequence[Group], ensemble: str, scale: flo
 
 
 # -- dev evaluation ----------------------------------------------------------------------------------------
-def _dev_evaluator(db: Store, params: TrainParams, dev: set[str], device: str) -> Any:
+def _dev_evaluator(db: Store, params: TrainParams, dev: set[str]) -> Any:
     """An evaluator re-ranking the dev queries' first-stage top-k with hnm-db's metrics (per document,
     as ``hnm-db eval`` reports them); None when there are no dev queries."""
     if not dev:
@@ -536,13 +537,12 @@ def _dev_evaluator(db: Store, params: TrainParams, dev: set[str], device: str) -
         def __call__(
             self, model: Any, output_path: str | None = None, epoch: int = -1, steps: int = -1
         ) -> dict:
+            del output_path, epoch, steps  # the Trainer's evaluator interface; nothing is written
             scores = score_pairs(
                 model,
                 query_texts,
                 passages,
                 batch_size=64,
-                max_length=params.max_length,
-                device=str(model.device),
             )
             values = metrics.mean_metrics(evaluate.rankings(cands, scores), qrels, params.dev_k)
             return {"ndcg@10": values["ndcg@10"], "mrr@10": values["mrr@10"]}
@@ -560,6 +560,7 @@ def _quiet_progress() -> type:
         def on_log(
             self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any
         ) -> None:
+            del args, state, control, kwargs  # transformers' TrainerCallback interface
             if self.training_bar is not None and logs and "loss" in logs:
                 self.training_bar.set_postfix(loss=f"{logs['loss']:.4f}", refresh=False)
 
@@ -699,6 +700,7 @@ def _term_as_interrupt() -> Iterator[None]:
         return
 
     def handler(signum: int, frame: Any) -> None:
+        del frame  # signal.signal's handler interface
         raise KeyboardInterrupt(f"signal {signum}")
 
     previous = signal.signal(signal.SIGTERM, handler)
@@ -872,7 +874,7 @@ def _train_phases(
     groups, filled = draw_groups(
         plan.pools, params.group_size, steps * params.batch_size, params.seed, _MAIN, ph.easy
     )
-    evaluator = _dev_evaluator(db, params, plan.dev, device)
+    evaluator = _dev_evaluator(db, params, plan.dev)
     data, loss = group_dataset(groups, params.loss), make_loss(ce, params)
     part, dev = run_phase(
         ce, data, loss, params, steps, partial / "main", batch_rows=_batch_rows(params), device=device,

@@ -77,9 +77,7 @@ def test_cached_scores_equal_fresh_scores(train_db, trained):
         "SELECT q.text, c.text FROM queries q, chunks c WHERE q.query_id = ? AND c.chunk_id = ?",
         [scored["query_id"][0], scored["chunk_id"][0]],
     ).fetchone()
-    assert C.score_pairs(ce, [texts[0]], [texts[1]], max_length=48)[0] == pytest.approx(
-        scored["model_score"][0], abs=1e-5
-    )
+    assert C.score_pairs(ce, [texts[0]], [texts[1]])[0] == pytest.approx(scored["model_score"][0], abs=1e-5)
 
 
 def test_interpolation_rows_bracket_first_stage_and_model(train_db, trained):

@@ -1,4 +1,4 @@
-"""Every ``hnm-db`` command of the README's fenced bash blocks runs, as written, on the demo database.
+"""Every ``hnm-db`` command of the fenced bash blocks of the README and docs/*.md runs, as written, on the demo database.
 
 The lines are run by bash, in order, with the venv's ``hnm-db`` on PATH and ``HNM_DB`` naming the
 demo database: ``run_demo`` on the packaged sample (whole documents) with the real minilm-l6 and minilm-l3 (random tiny
@@ -32,6 +32,8 @@ from hnm_db.demo import run_demo
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
+#: The README and the docs it links to: their commands are claims too.
+DOCS = [README, *sorted((ROOT / "docs").glob("*.md"))]
 #: Lines not run, by a fragment they contain, and why.
 NOT_RUN = {
     "--engine ray": "needs a Ray cluster and a stage folder every node mounts (tests/test_engine_ray.py "
@@ -46,7 +48,7 @@ COMPLETION = "_HNM_DB_COMPLETE="
 
 def bash_lines() -> list[str]:
     """The lines of every ```bash block, with backslash continuations joined."""
-    text = README.read_text(encoding="utf-8")
+    text = "\n".join(p.read_text(encoding="utf-8") for p in DOCS)
     lines = []
     for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
         lines += [line.strip() for line in block.replace("\\\n", " ").splitlines() if line.strip()]

@@ -161,7 +161,7 @@ def test_training_records_the_run_and_saves_the_model(train_db, tiny_model_dir, 
     assert (out / "model.safetensors").exists() and row[0]["fingerprint"] == model_fingerprint(out)
     assert not list(out.parent.glob(".ce.partial-*"))
     ce = load_cross_encoder(out, max_length=48, device="cpu")
-    assert score_pairs(ce, ["a star"], ["the galaxy"], max_length=48).shape == (1,)
+    assert score_pairs(ce, ["a star"], ["the galaxy"]).shape == (1,)
 
 
 def test_the_fresh_head_gets_its_own_learning_rate(tiny_model_dir):
@@ -216,7 +216,7 @@ def test_dev_queries_never_train_and_the_best_dev_checkpoint_is_kept(train_db, t
     best_step, best = max(stats["dev_curve"][1:], key=lambda x: (x[1], -x[0]))
     assert stats["best_step"] == best_step and stats["best_dev_ndcg@10"] == pytest.approx(best)
     # the saved model is the kept checkpoint: re-scoring the dev queries gives its dev nDCG@10
-    evaluator = T._dev_evaluator(train_db, params, dev, "cpu")
+    evaluator = T._dev_evaluator(train_db, params, dev)
     ce = load_cross_encoder(Path(summary.output_path), max_length=48, device="cpu")
     assert evaluator(ce)["ndcg@10"] == pytest.approx(best)
 

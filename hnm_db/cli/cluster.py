@@ -40,7 +40,7 @@ def cluster_cmd(
     """
     ray = ray_params(ctx, engine, address, stage, buckets=buckets)
     with ctx.open() as db:
-        summary = db.cluster(progress=ctx.progress, ray=ray, **fields)
+        summary = db.cluster(ray=ray, **fields)
         sizes = db.cluster_sizes(summary.cluster_run_id)
     info(
         ctx,
