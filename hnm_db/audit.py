@@ -13,9 +13,9 @@ from pathlib import Path
 import polars as pl
 
 from hnm_db import resources
-from hnm_db.errors import ChecksFailed, InvalidParams, NotFound
+from hnm_db.errors import ChecksFailed, InvalidParams
 from hnm_db.options import param
-from hnm_db.store import Store
+from hnm_db.store import Store, resolve_runs
 
 #: How many offending rows of each failed check an error message shows.
 SHOWN_ROWS = 10
@@ -126,16 +126,6 @@ class AuditReport:
     changed_sources: pl.DataFrame
     plots: list[Path] = field(default_factory=list)
     dropped: pl.DataFrame = field(default_factory=pl.DataFrame)  # denoised_negatives of the runs
-
-
-def resolve_runs(db: Store, names: tuple[str, ...] | list[str]) -> list[tuple[str, str]]:
-    """(run_id, name) for each name in the order given; NotFound lists the known runs."""
-    known = dict(db.execute("SELECT name, run_id FROM mining_runs ORDER BY name").fetchall())
-    missing = [n for n in names if n not in known]
-    if missing:
-        listing = ", ".join(known) if known else "none (run hnm-db mine first)"
-        raise NotFound(f"unknown mining run {', '.join(map(repr, missing))}; known runs: {listing}")
-    return [(known[n], n) for n in names]
 
 
 def audit(db: Store, params: AuditParams | None = None) -> AuditReport:

@@ -57,7 +57,7 @@ from hnm_db.errors import AlreadyExists, InvalidParams, NotFound
 from hnm_db.evaluate import EvalParams, ModelSpec, attach_scores, missing_pairs, resolve_model, score_missing
 from hnm_db.mine import Candidates, MiningParams, Ranked, ranked_candidates, write_triplets
 from hnm_db.options import param
-from hnm_db.store import Store
+from hnm_db.store import Store, existing_run_id, run_record
 
 KEY_SEP = "\x1f"
 
@@ -189,13 +189,8 @@ class _Scorer:
 
 # -- reading the parent ---------------------------------------------------------------------------------
 def _parent(db: Store, name: str) -> dict[str, Any]:
-    row = db.sql("SELECT * FROM mining_runs WHERE name = ?", [name])
-    if row.height == 0:
-        known = [r[0] for r in db.execute("SELECT name FROM mining_runs ORDER BY name").fetchall()]
-        raise NotFound(f"no mining run named {name!r}; known runs: {', '.join(known) or 'none'}")
-    out = row.row(0, named=True)
-    out["params"] = json.loads(out["params"] or "{}")
-    out["stats"] = json.loads(out["stats"] or "{}")
+    out = run_record(db, name)
+    out["params"], out["stats"] = out["params"] or {}, out["stats"] or {}
     return out
 
 
@@ -323,7 +318,7 @@ def denoise(
     started = time.perf_counter()
     parent = _parent(db, params.run)
     name = params.run_name
-    old = db.scalar("SELECT run_id FROM mining_runs WHERE name = ?", [name])
+    old = existing_run_id(db, name)
     if old is not None and not replace:
         raise AlreadyExists(f"mining run {name!r} already exists: choose another --name or pass --replace")
     if old == parent["run_id"]:

@@ -52,11 +52,10 @@ from urllib.parse import urlparse
 
 import pyarrow as pa
 
-from hnm_db.audit import resolve_runs
 from hnm_db.ensemble import find_ensemble
 from hnm_db.errors import AlreadyExists, EmptySelection, InvalidParams, NotFound, TooFewNegatives
 from hnm_db.options import param
-from hnm_db.store import Store
+from hnm_db.store import Store, resolve_runs
 
 LAYOUTS = ("triplet", "n-tuple", "labeled-pair")
 #: The config (and folder) of the rows with ids, ranks and scores (``keep_ids``).

@@ -86,7 +86,7 @@ from hnm_db.cluster import latest_cluster_run
 from hnm_db.ensemble import EnsembleInfo, check_chunk_vectors, get_ensemble, hybrid_depth, hybrid_scorer
 from hnm_db.errors import AlreadyExists, EmptySelection, InvalidParams, MissingEmbeddings, NotFound
 from hnm_db.options import param, ratio_or_none
-from hnm_db.store import Store
+from hnm_db.store import Store, existing_run_id, run_record
 from hnm_db.topk import TopK, exact_dots, score_candidates_exact
 from hnm_db.vectors import iter_vectors, vectors_by_hash
 
@@ -948,7 +948,7 @@ def _mine(
             f"method: only 'ensemble' runs score on an engine; {params.method!r} runs locally"
         )
     name = params.run_name
-    old = db.scalar("SELECT run_id FROM mining_runs WHERE name = ?", [name])
+    old = existing_run_id(db, name)
     if old is not None and not replace:
         raise AlreadyExists(f"mining run {name!r} already exists: choose another --name or pass --replace")
     ctx = _context(
@@ -1178,13 +1178,7 @@ def list_runs(db: Store):
 
 def show_run(db: Store, name: str) -> dict[str, Any]:
     """A run's record with params, stats and models decoded (the ``runs show NAME`` command)."""
-    df = db.sql("SELECT * FROM mining_runs WHERE name = ?", [name])
-    if df.height == 0:
-        raise NotFound(f"no mining run named {name!r}: see `hnm-db runs`")
-    row = df.row(0, named=True)
-    for key in ("params", "stats", "models"):
-        if isinstance(row.get(key), str):
-            row[key] = json.loads(row[key])
+    row = run_record(db, name)
     counts = db.sql(
         "SELECT triplets, queries, negatives FROM mining_run_stats WHERE run_id = ?", [row["run_id"]]
     )

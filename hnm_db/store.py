@@ -27,6 +27,7 @@ from hnm_db.errors import (
     DatabaseLocked,
     HnmError,
     InvalidParams,
+    NotFound,
     SchemaTooNew,
     SchemaTooOld,
     StorageTooNew,
@@ -520,6 +521,37 @@ def _explained(text: str) -> str:
             if depth == 0:
                 break
     return text[code[i][0] :] if i < len(code) else ""
+
+
+# -- mining runs by name: the one lookup ---------------------------------------------------------------
+def resolve_runs(db: Store, names: Sequence[str]) -> list[tuple[str, str]]:
+    """(run_id, name) of each mining run named, in the order given; :class:`NotFound` names the missing
+    ones and lists the known runs."""
+    known = dict(db.execute("SELECT name, run_id FROM mining_runs ORDER BY name").fetchall())
+    missing = [n for n in names if n not in known]
+    if missing:
+        listing = ", ".join(known) if known else "none (run hnm-db mine first)"
+        raise NotFound(f"unknown mining run {', '.join(map(repr, missing))}; known runs: {listing}")
+    return [(known[n], n) for n in names]
+
+
+def run_id_of(db: Store, name: str) -> str:
+    """The run_id of mining run ``name`` (:class:`NotFound` lists the known runs)."""
+    return resolve_runs(db, [name])[0][0]
+
+
+def existing_run_id(db: Store, name: str) -> str | None:
+    """The run_id of mining run ``name``, or None when there is none (a name about to be written)."""
+    return db.scalar("SELECT run_id FROM mining_runs WHERE name = ?", [name])
+
+
+def run_record(db: Store, name: str) -> dict[str, Any]:
+    """Mining run ``name``'s row, its JSON columns (params, stats, models) decoded."""
+    row = db.sql("SELECT * FROM mining_runs WHERE run_id = ?", [run_id_of(db, name)]).row(0, named=True)
+    for key in ("params", "stats", "models"):
+        if isinstance(row.get(key), str):
+            row[key] = json.loads(row[key])
+    return row
 
 
 def settle(con: duckdb.DuckDBPyConnection | Connection) -> None:

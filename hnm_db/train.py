@@ -79,10 +79,10 @@ import numpy as np
 from hnm_db import evaluate, metrics
 from hnm_db.crossencoder import load_cross_encoder, pick_device, record_digests, resolve_base, score_pairs
 from hnm_db.ensemble import get_ensemble
-from hnm_db.errors import AlreadyExists, EmptySelection, InvalidParams, NotFound
+from hnm_db.errors import AlreadyExists, EmptySelection, InvalidParams
 from hnm_db.models import quiet_transformers
 from hnm_db.options import param
-from hnm_db.store import Store
+from hnm_db.store import Store, run_id_of
 from hnm_db.vectors import vectors_by_hash
 
 LOSSES = ("lce", "bce", "lambda", "listnet", "mnrl", "triplet")
@@ -272,13 +272,6 @@ class TrainSummary:
 
 
 # -- reading the run ----------------------------------------------------------------------------------
-def mining_run_id(db: Store, name: str) -> str:
-    run_id = db.scalar("SELECT run_id FROM mining_runs WHERE name = ?", [name])
-    if run_id is None:
-        raise NotFound(f"no mining run named {name!r} (hnm-db runs lists them)")
-    return run_id
-
-
 def load_pools(db: Store, run_id: str, split: str) -> list[Pool]:
     """The run's (query, positive) pairs of ``split`` with their negatives, sorted by query and positive."""
     rows = db.execute(
@@ -729,15 +722,13 @@ def _validate(db: Store, params: TrainParams) -> _Plan:
     out = Path(params.out)
     if out.exists():
         raise AlreadyExists(f"output folder exists: {out}; pass a new --out or remove it")
-    run_id = mining_run_id(db, params.run)
+    run_id = run_id_of(db, params.run)
     pools = load_pools(db, run_id, params.split)
     if not pools:
         raise EmptySelection(f"mining run {params.run!r} has no triplets for split {params.split!r}")
     shared, before = None, len(pools)
     if params.common_pairs:
-        shared = common_pairs(
-            db, [run_id, *(mining_run_id(db, r) for r in params.common_pairs)], params.split
-        )
+        shared = common_pairs(db, [run_id, *(run_id_of(db, r) for r in params.common_pairs)], params.split)
         pools = [p for p in pools if (p.query_id, p.positive_id) in shared]
         if not pools:
             raise EmptySelection(
@@ -757,7 +748,7 @@ def _validate(db: Store, params: TrainParams) -> _Plan:
     ensemble, distill_pools, distill_id = params.distill_ensemble, train_pools, None
     if params.distill_steps:
         distill_run = params.distill_run or params.run
-        distill_id = mining_run_id(db, distill_run)
+        distill_id = run_id_of(db, distill_run)
         if distill_run != params.run:
             distill_pools = [
                 p

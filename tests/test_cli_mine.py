@@ -85,7 +85,7 @@ def test_runs_show_prints_params_stats_and_models(path):
     table = run(path, "runs", "show", "one").output
     assert "params.num_negatives" in table and "stats.short_queries" in table
     missing = run(path, "runs", "show", "nope")
-    assert missing.exit_code == 1 and "no mining run named 'nope'" in missing.output
+    assert missing.exit_code == 1 and "unknown mining run 'nope'" in missing.output
 
 
 #: A window so narrow that the false-negative guard leaves some queries short.

@@ -206,7 +206,7 @@ def test_missing_model_folder_unknown_run_and_taken_name_change_nothing(mined, c
     before = db_digest(mined)
     with pytest.raises(UnknownModel, match="unknown model .*no-such-model.*not a registered name"):
         mined.denoise(run="par", model=str(tmp_path / "no-such-model"), threshold=0.5)
-    with pytest.raises(NotFound, match="no mining run named 'nope'; known runs: par"):
+    with pytest.raises(NotFound, match="unknown mining run 'nope'; known runs: par"):
         mined.denoise(run="nope", model=ce, threshold=0.5)
     assert db_digest(mined) == before
     mined.denoise(run="par", model=ce, threshold=0.5, max_length=MAX_LEN, name="taken")
@@ -263,7 +263,7 @@ def test_cli_denoise_writes_a_run_and_reports_the_cache(path, ce):
             1,
             "unknown model '/no/such/folder'",
         ),
-        (["--threshold", "0.5", "--run", "nope"], 1, "no mining run named 'nope'"),
+        (["--threshold", "0.5", "--run", "nope"], 1, "unknown mining run 'nope'"),
     ],
 )
 def test_cli_denoise_bad_input_is_one_line_and_changes_nothing(path, ce, extra, code, message):

@@ -20,7 +20,8 @@ from fixtures.models import build_tiny_model
 
 import hnm_db
 from hnm_db.demo import DEMO_MINING, DEMO_RUNS, run_demo
-from hnm_db.train import EasyNegatives, draw_groups, load_pools, mining_run_id
+from hnm_db.store import run_id_of
+from hnm_db.train import EasyNegatives, draw_groups, load_pools
 
 #: Mining runs beyond the demo's (same split, negatives per query, window and seed).
 GOLDEN_RUNS = {
@@ -82,7 +83,7 @@ def demo_digests(tmp_path: Path, models: tuple[str, ...]) -> dict[str, str]:
         ).fetchall()
         rows = {}
         for name in sorted([*DEMO_RUNS, *GOLDEN_RUNS]):
-            pools = load_pools(db, mining_run_id(db, name), "train")
+            pools = load_pools(db, run_id_of(db, name), "train")
             groups, filled = draw_groups(pools, 4, 2 * len(pools), 42, 0, EasyNegatives(db))
             rows[name] = [
                 filled,

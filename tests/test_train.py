@@ -288,7 +288,7 @@ def test_bad_runs_and_folders_are_refused_before_anything_is_written(train_db, t
     cases = [
         (EmptySelection, "no triplets for split 'train'", {"run": "empty"}),
         (EmptySelection, "split 'test'", {"split": "test"}),
-        (NotFound, "no mining run named 'nope'", {"run": "nope"}),
+        (NotFound, "unknown mining run 'nope'", {"run": "nope"}),
         (ModelLoadError, "not a transformer model folder", {"base_dir": not_model}),
         (AlreadyExists, "output folder exists", {"out": str(tmp_path / "exists")}),
         (InvalidParams, "distill_steps: mining run 'mined' has no ensemble", {"distill_steps": 2}),
@@ -448,7 +448,7 @@ def test_runs_of_different_coverage_share_dev_queries_and_common_pairs(train_db,
 
 @pytest.mark.parametrize(
     ("common", "error", "message"),
-    [(("nope",), NotFound, "no mining run named 'nope'"), (("astro",), EmptySelection, "shares no")],
+    [(("nope",), NotFound, "unknown mining run 'nope'"), (("astro",), EmptySelection, "shares no")],
 )
 def test_common_pairs_errors_name_the_run(train_db, tiny_model_dir, tmp_path, common, error, message):
     _copy_run(train_db, "astro", "query_id LIKE 'q-astro%'")
