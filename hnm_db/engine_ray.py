@@ -31,7 +31,6 @@ Ray is an optional extra (``pip install 'hnm-db[ray]'``), imported only when thi
 
 from __future__ import annotations
 
-import os
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -45,7 +44,7 @@ from hnm_db import models as registry
 from hnm_db.embed import EmbedParams, _encode, iter_missing, set_threads
 from hnm_db.errors import HnmError, InvalidParams
 from hnm_db.mine import ScoreJob, Scorer
-from hnm_db.store import Store
+from hnm_db.store import Store, publish
 from hnm_db.topk import TopK, merge_shard_top_k, score_candidates_exact
 from hnm_db.vectors import from_arrow_list, to_arrow_list
 
@@ -121,19 +120,13 @@ def _fresh(folder: Path) -> Path:
     return tmp
 
 
-def _publish(tmp: Path, folder: Path) -> None:
-    if folder.exists():
-        shutil.rmtree(folder)
-    os.replace(tmp, folder)
-
-
 def _write_parquet(table: pa.Table, path: Path) -> None:
     """A worker's output shard: written under a temporary name, then renamed, so a reader never sees half."""
     import pyarrow.parquet as pq
 
     tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
     pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    publish(tmp, path, existing="replace")
 
 
 def _partitions(folder: Path, key: str) -> dict[int, Path]:
@@ -203,7 +196,7 @@ def export_mining_shards(job: ScoreJob, folder: Path, shards: int) -> dict[int, 
         for writer in writers.values():
             writer.close()
     tmp.mkdir(parents=True, exist_ok=True)
-    _publish(tmp, folder)
+    publish(tmp, folder, existing="replace")
     return _partitions(folder, "shard")
 
 
@@ -291,7 +284,7 @@ def _write_plan(db: Store, row: registry.ModelRow, role: str, params: EmbedParam
     tmp = _fresh(plan)
     with db.registered("_hnm_plan", pa.concat_tables(parts)):
         db.execute(f"COPY _hnm_plan TO {_sql_text(str(tmp))} (FORMAT parquet, PARTITION_BY (shard))")
-    _publish(tmp, plan)
+    publish(tmp, plan, existing="replace")
 
 
 def ingest_embeddings(db: Store, model_id: str, role: str, path: Path) -> int:
@@ -407,7 +400,7 @@ def assign_clusters(
                     WHERE v.ensemble_id = {_sql_text(ensemble_id)} AND v.role = {_sql_text(role)}
                 ) TO {_sql_text(str(tmp))} (FORMAT parquet, PARTITION_BY (bucket))"""
             )
-        _publish(tmp, vectors)
+        publish(tmp, vectors, existing="replace")
         out.mkdir(parents=True)
         shards = [str(p) for _, p in sorted(_partitions(vectors, "bucket").items())]
         ds = ray.data.from_items([{"path": p} for p in shards], override_num_blocks=len(shards))

@@ -43,7 +43,6 @@ import os
 import re
 import shutil
 import tempfile
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePath
@@ -55,7 +54,7 @@ import pyarrow as pa
 from hnm_db.ensemble import find_ensemble
 from hnm_db.errors import AlreadyExists, EmptySelection, InvalidParams, NotFound, TooFewNegatives
 from hnm_db.options import param
-from hnm_db.store import Store, resolve_runs
+from hnm_db.store import Store, publish, resolve_runs
 
 LAYOUTS = ("triplet", "n-tuple", "labeled-pair")
 #: The config (and folder) of the rows with ids, ranks and scores (``keep_ids``).
@@ -162,7 +161,10 @@ def export(db: Store, params: ExportParams, *, progress: bool = False) -> Export
         (out / "README.md").write_text(card.text, encoding="utf-8")
         if not params.parquet:
             _save_to_disk(staging / "rows.arrow", out, params, columns, card, progress)
-        _publish(out, target, params.overwrite)
+        try:  # an old export is swapped out first and removed after
+            publish(out, target, existing="replace" if params.overwrite else "refuse")
+        except AlreadyExists:  # appeared while we were writing
+            raise AlreadyExists(f"export folder exists: {target} (pass --overwrite to replace it)") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     parquet = [target / folder / _parquet_name(params.split) for folder in _parquet_folders(params)]
@@ -483,23 +485,6 @@ def _progress_bars(enabled: bool) -> Iterator[None]:
         yield
     finally:
         (datasets.disable_progress_bars if was_disabled else datasets.enable_progress_bars)()
-
-
-def _publish(staged: Path, target: Path, overwrite: bool) -> None:
-    """Move the finished folder into place; an old export is swapped out first and removed after."""
-    if not target.exists():
-        staged.rename(target)
-        return
-    if not overwrite:  # appeared while we were writing
-        raise AlreadyExists(f"export folder exists: {target} (pass --overwrite to replace it)")
-    old = target.with_name(f".{target.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    target.rename(old)
-    try:
-        staged.rename(target)
-    except BaseException:
-        old.rename(target)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def remove_stale_staging(target: Path) -> list[Path]:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from hnm_db.errors import ModelLoadError, ModelRegisteredAs, NotFound, UnknownModel
 from hnm_db.options import param
-from hnm_db.store import Store
+from hnm_db.store import Store, publish
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -55,15 +55,9 @@ def _publish(build: Callable[[Path], Path], final: Path) -> Path:
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
     try:
-        built = build(tmp)
-        try:
-            os.rename(built, final)
-        except OSError:
-            if not final.is_dir():
-                raise
+        return publish(build(tmp), final, existing="keep")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return final
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -63,7 +63,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
 import shutil
 import time
@@ -82,7 +81,7 @@ from hnm_db.ensemble import get_ensemble
 from hnm_db.errors import AlreadyExists, EmptySelection, InvalidParams
 from hnm_db.models import quiet_transformers
 from hnm_db.options import param
-from hnm_db.store import Store, run_id_of
+from hnm_db.store import Store, publish, run_id_of
 from hnm_db.vectors import vectors_by_hash
 
 LOSSES = ("lce", "bce", "lambda", "listnet", "mnrl", "triplet")
@@ -916,7 +915,7 @@ def _publish(ce: Any, partial: Path, out: Path, training_run_id: str, params: Tr
     record = {"training_run_id": training_run_id, "mining_run": params.run, "params": asdict(params)}
     (final / "hnm_training.json").write_text(json.dumps(record, sort_keys=True, indent=1), encoding="utf-8")
     fingerprint = record_digests(final)
-    os.replace(final, out)
+    publish(final, out)  # out was checked to be absent; one that appeared since is not overwritten
     shutil.rmtree(partial, ignore_errors=True)
     return fingerprint
 

@@ -333,3 +333,55 @@ def test_sql_without_a_statement_is_an_invalid_params_error_in_the_api(db, sql):
         db.sql(sql)
     with pytest.raises(InvalidParams, match="empty query"):
         db.read_query(sql)
+
+
+# -- the one publish -------------------------------------------------------------------------------
+def _folder(path, text):
+    path.mkdir()
+    (path / "f.txt").write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("existing", ["refuse", "replace", "keep"])
+def test_publish_moves_a_folder_into_an_absent_target_whatever_the_mode(tmp_path, existing):
+    from hnm_db.store import publish
+
+    staged = _folder(tmp_path / ".staged", "new")
+    assert publish(staged, tmp_path / "out", existing=existing) == tmp_path / "out"
+    assert (tmp_path / "out" / "f.txt").read_text() == "new" and not staged.exists()
+
+
+def test_publish_refuses_replaces_or_keeps_an_existing_target(tmp_path):
+    from hnm_db.errors import AlreadyExists
+    from hnm_db.store import publish
+
+    target = _folder(tmp_path / "out", "old")
+    staged = _folder(tmp_path / ".a", "new")
+    with pytest.raises(AlreadyExists, match="exists"):
+        publish(staged, target)
+    assert (target / "f.txt").read_text() == "old" and staged.exists()  # both left as they were
+    publish(staged, target, existing="keep")
+    assert (target / "f.txt").read_text() == "old" and not staged.exists()
+    publish(_folder(tmp_path / ".b", "newer"), target, existing="replace")
+    assert (target / "f.txt").read_text() == "newer"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # the old one is gone, no leftovers
+
+
+def test_publish_puts_the_old_target_back_when_the_swap_fails(tmp_path, monkeypatch):
+    import os
+
+    from hnm_db import store
+
+    target = _folder(tmp_path / "out", "old")
+    staged = _folder(tmp_path / ".a", "new")
+    real = os.rename
+
+    def failing(src, dst):
+        if str(src) == str(staged):
+            raise OSError("disk gone")
+        return real(src, dst)
+
+    monkeypatch.setattr(store.os, "rename", failing)
+    with pytest.raises(OSError, match="disk gone"):
+        store.publish(staged, target, existing="replace")
+    assert (target / "f.txt").read_text() == "old" and staged.exists()
