@@ -466,12 +466,9 @@ def _save_to_disk(
 
 
 def file_digest(path: Path) -> str:
-    """blake2b-128 of a file's bytes, read in 1 MiB blocks."""
-    h = hashlib.blake2b(digest_size=16)
+    """blake2b-128 of a file's bytes (hashlib.file_digest reads it in blocks), hex."""
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, lambda: hashlib.blake2b(digest_size=16)).hexdigest()
 
 
 @contextlib.contextmanager

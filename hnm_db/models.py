@@ -94,11 +94,7 @@ def _package_file(dist_name: str, suffix: str) -> tuple[Path, str | None]:
 def _check_sha256(path: Path, expected_b64: str | None) -> None:
     if expected_b64 is None:
         return
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    got = base64.urlsafe_b64encode(h.digest()).rstrip(b"=").decode()
+    got = base64.urlsafe_b64encode(bytes.fromhex(_sha256_file(path))).rstrip(b"=").decode()
     if got != expected_b64:
         raise ModelLoadError(f"{path} is corrupt (sha256 differs from its package RECORD): reinstall it")
 
@@ -222,11 +218,9 @@ def model_files(folder: Path) -> list[Path]:
 
 
 def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
+    """sha256 of a file's bytes (hashlib.file_digest reads it in blocks), hex."""
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 #: Files that decide tokenisation (a chunker's token windows depend on nothing else of a model).
