@@ -7,7 +7,6 @@ facade above them and the click CLI on top; ``just lint`` checks it (import-lint
 Parameters default to :data:`DEFAULT`, which means "the default of the stage": of its ``*Params``
 dataclass, or of the stage function's own keyword. Defaults live there alone, and the CLI reads them
 from there too.
-Stage modules are imported when a method runs, so ``import hnm_db`` (and the CLI's start) stays light.
 """
 
 from __future__ import annotations
@@ -15,35 +14,52 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import polars as pl
 
+from hnm_db import chunk, ingest
+from hnm_db import split as stage
+from hnm_db.audit import AuditParams, AuditReport, audit, check, record_run_sources
+from hnm_db.chunk import ChunkParams, ChunkSummary
+from hnm_db.cluster import ClusterParams, ClusterSummary, cluster, cluster_sizes
+from hnm_db.denoise import DenoiseParams, DenoiseSummary, denoise
+from hnm_db.embed import EmbedParams, EmbedSummary, embed
+from hnm_db.engine_ray import RayParams, assignment_runner, embed_runner, mining_scorer
+from hnm_db.ensemble import (
+    EnsembleParams,
+    EnsembleSummary,
+    create_ensemble,
+    list_ensembles,
+    read_ensemble_vectors,
+    update_ensemble,
+)
 from hnm_db.errors import InvalidParams
+from hnm_db.evaluate import (
+    EvalParams,
+    EvalSummary,
+    PairedTest,
+    evaluate,
+    paired_test,
+    per_query_values,
+    result_ids,
+    stored_results,
+    summarize,
+)
+from hnm_db.export import ExportParams, ExportSummary, export
 from hnm_db.extract import decode_utf8, read_bytes
+from hnm_db.ingest import IngestSummary, TableSpec
+from hnm_db.mine import MiningParams, MiningSummary, list_runs, mine, show_run
+from hnm_db.models import ModelParams, Registration, add_model, models_frame, resolve_model_path
+from hnm_db.split import SplitParams, SplitSummary
 from hnm_db.store import DEFAULT_PATH, JSON_FIELD, Store
+from hnm_db.train import TrainParams, TrainSummary, train
+from hnm_db.tune import TuneParams, TuneSummary, tune
 
 __all__ = ["DEFAULT", "DEFAULT_PATH", "JSON_FIELD", "Database", "open", "read_text"]
 
 P = TypeVar("P")
-
-if TYPE_CHECKING:
-    from hnm_db.audit import AuditParams, AuditReport
-    from hnm_db.chunk import ChunkParams, ChunkSummary
-    from hnm_db.cluster import ClusterParams, ClusterSummary
-    from hnm_db.denoise import DenoiseParams, DenoiseSummary
-    from hnm_db.embed import EmbedParams, EmbedSummary
-    from hnm_db.engine_ray import RayParams
-    from hnm_db.ensemble import EnsembleParams, EnsembleSummary
-    from hnm_db.evaluate import EvalParams, EvalSummary, PairedTest
-    from hnm_db.export import ExportParams, ExportSummary
-    from hnm_db.ingest import IngestSummary, TableSpec
-    from hnm_db.mine import MiningParams, MiningSummary
-    from hnm_db.models import ModelParams, Registration
-    from hnm_db.split import SplitParams, SplitSummary
-    from hnm_db.train import TrainParams, TrainSummary
-    from hnm_db.tune import TuneParams, TuneSummary
 
 
 class _Default:
@@ -92,8 +108,6 @@ class Database(Store):
     ) -> IngestSummary:
         """``hnm-db ingest beir``: corpus.jsonl, queries.jsonl, qrels/<split>.tsv."""
         fields = _given(locals())
-        from hnm_db import ingest
-
         return ingest.ingest_beir(self, **fields)
 
     def ingest_table(
@@ -108,8 +122,6 @@ class Database(Store):
         """``hnm-db ingest jsonl|csv|parquet``: which columns hold what is a
         :class:`~hnm_db.ingest.TableSpec` or its fields (``kind``, ``id_column``, ...); ``fmt`` is the
         file format (default: from the suffix)."""
-        from hnm_db import ingest
-
         return ingest.ingest_table(self, path, _params(ingest.TableSpec, spec, fields), fmt=fmt)
 
     def ingest_files(
@@ -117,8 +129,6 @@ class Database(Store):
     ) -> IngestSummary:
         """``hnm-db ingest files``: .txt/.md/.html/.pdf under a folder -> documents."""
         fields = _given(locals())
-        from hnm_db import ingest
-
         return ingest.ingest_files(self, **fields)
 
     def ingest_urls(
@@ -133,8 +143,6 @@ class Database(Store):
     ) -> IngestSummary:
         """``hnm-db ingest urls``: fetch each listed URL and store its clean text."""
         fields = _given(locals())
-        from hnm_db import ingest
-
         return ingest.ingest_urls(self, **fields)
 
     def chunk(
@@ -148,35 +156,25 @@ class Database(Store):
     ) -> ChunkSummary:
         """``hnm-db chunk``: (re)chunk documents that need it (see :mod:`hnm_db.chunk`), given as a
         :class:`~hnm_db.chunk.ChunkParams` or its fields; ``doc_ids`` limits it to those documents."""
-        from hnm_db import chunk
-
         return chunk.chunk(self, _params(chunk.ChunkParams, params, fields), doc_ids, progress=progress)
 
     def split(self, params: SplitParams | None = None, /, **fields: Any) -> SplitSummary:
         """``hnm-db split``: assign queries without a source split (see :mod:`hnm_db.split`), given as a
         :class:`~hnm_db.split.SplitParams` or its fields."""
-        from hnm_db import split as stage
-
         return stage.split(self, _params(stage.SplitParams, params, fields))
 
     # -- models / embed / ensemble ------------------------------------------------------------------
     def resolve_model_path(self, name_or_path: str) -> str:
         """Local folder of a registered model name, a built-in alias or a model folder."""
-        from hnm_db.models import resolve_model_path
-
         return resolve_model_path(self, name_or_path)
 
     def add_model(self, params: ModelParams | None = None, /, **fields: Any) -> Registration:
         """``hnm-db models add``: register a model folder or alias under a name, given as a
         :class:`~hnm_db.models.ModelParams` or its fields (``name``, ``source``, prompts, ...)."""
-        from hnm_db.models import ModelParams, add_model
-
         return add_model(self, **_params(ModelParams, params, fields).as_kwargs())
 
     def list_models(self) -> pl.DataFrame:
         """Registered models with vector counts (``hnm-db models list``)."""
-        from hnm_db.models import models_frame
-
         return models_frame(self)
 
     def embed(
@@ -191,12 +189,8 @@ class Database(Store):
         """``hnm-db embed``: embed the texts each model has no vector for yet, given as a
         :class:`~hnm_db.embed.EmbedParams` or its fields (``models``: a name or several); on Ray workers
         when ``ray`` is given (:mod:`hnm_db.engine_ray`, same vectors)."""
-        from hnm_db.embed import EmbedParams, embed
-
         runner = None
         if ray is not None:
-            from hnm_db.engine_ray import embed_runner
-
             runner = embed_runner(ray)
         return embed(self, _params(EmbedParams, params, fields), progress=progress, runner=runner)
 
@@ -206,8 +200,6 @@ class Database(Store):
         """``hnm-db ensemble create``, given as a :class:`~hnm_db.ensemble.EnsembleParams` or its fields:
         ``members`` are "MODEL[:WEIGHT]" strings or (model, weight) pairs; ``bm25`` (a weight) makes a
         hybrid."""
-        from hnm_db.ensemble import EnsembleParams, create_ensemble
-
         return create_ensemble(self, _params(EnsembleParams, params, fields), progress=progress)
 
     def tune_ensemble(
@@ -215,28 +207,20 @@ class Database(Store):
     ) -> TuneSummary:
         """``hnm-db ensemble tune``: fit member weights (BM25 included) on dev queries carved from the
         train split into a new ensemble, given as a :class:`~hnm_db.tune.TuneParams` or its fields."""
-        from hnm_db.tune import TuneParams, tune
-
         return tune(self, _params(TuneParams, params, fields), progress=progress)
 
     def update_ensemble(self, name: str, *, progress: bool = True) -> EnsembleSummary:
         """``hnm-db ensemble update``: add vectors for newly embedded texts."""
-        from hnm_db.ensemble import update_ensemble
-
         return update_ensemble(self, name, progress=progress)
 
     def list_ensembles(self) -> pl.DataFrame:
         """``hnm-db ensemble list``: ensembles with members and vector counts."""
-        from hnm_db.ensemble import list_ensembles
-
         return list_ensembles(self)
 
     def ensemble_vectors(
         self, name: str, role: str = "doc", *, batch_rows: int = 50_000
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Batches of (content_hashes, float32 matrix) of an ensemble's vectors for one role."""
-        from hnm_db.ensemble import read_ensemble_vectors
-
         return read_ensemble_vectors(self, name, role, batch_rows=batch_rows)
 
     # -- cluster / mine / runs ----------------------------------------------------------------------
@@ -251,19 +235,13 @@ class Database(Store):
         """``hnm-db cluster``: K-means over the ensemble's chunk vectors (:func:`hnm_db.cluster.cluster`),
         given as a :class:`~hnm_db.cluster.ClusterParams` or its fields; with ``ray``, the assignment to
         the fitted centroids runs on Ray workers (same result)."""
-        from hnm_db.cluster import ClusterParams, cluster
-
         assigner = None
         if ray is not None:
-            from hnm_db.engine_ray import assignment_runner
-
             assigner = assignment_runner(ray)
         return cluster(self, _params(ClusterParams, params, fields), assigner=assigner)
 
     def cluster_sizes(self, cluster_run_id: str) -> pl.DataFrame:
         """Chunk texts and queries per cluster of one cluster run (what ``hnm-db cluster`` prints)."""
-        from hnm_db.cluster import cluster_sizes
-
         return cluster_sizes(self, cluster_run_id)
 
     def mine(
@@ -279,8 +257,6 @@ class Database(Store):
         """``hnm-db mine``: one mining run, given as a :class:`~hnm_db.mine.MiningParams` or its fields
         (the class says what each does); with ``ray``, an ensemble run scores on Ray shard actors (same
         triplets)."""
-        from hnm_db.mine import MiningParams, mine
-
         params = _params(MiningParams, params, fields)
         scorer = None
         if ray is not None:
@@ -288,8 +264,6 @@ class Database(Store):
                 raise InvalidParams(
                     "--engine ray scores --method ensemble; bm25 and random run with --engine local"
                 )
-            from hnm_db.engine_ray import mining_scorer
-
             scorer = mining_scorer(ray)
         return mine(self, params, replace=replace, progress=progress, scorer=scorer)
 
@@ -305,20 +279,14 @@ class Database(Store):
         """``hnm-db denoise``: a new run without the negatives a cross-encoder scores above a threshold or
         a ratio of their positive, given as a :class:`~hnm_db.denoise.DenoiseParams` or its fields
         (:mod:`hnm_db.denoise` states the rule)."""
-        from hnm_db.denoise import DenoiseParams, denoise
-
         return denoise(self, _params(DenoiseParams, params, fields), replace=replace, progress=progress)
 
     def runs(self) -> pl.DataFrame:
         """``hnm-db runs``: one row per mining run."""
-        from hnm_db.mine import list_runs
-
         return list_runs(self)
 
     def run(self, name: str) -> dict[str, Any]:
         """``hnm-db runs show NAME``: a run's record with params, stats and models decoded."""
-        from hnm_db.mine import show_run
-
         return show_run(self, name)
 
     # -- export / audit -----------------------------------------------------------------------------
@@ -327,27 +295,19 @@ class Database(Store):
     ) -> ExportSummary:
         """``hnm-db export``: write runs as a HuggingFace dataset folder, given as a
         :class:`~hnm_db.export.ExportParams` or its fields (``runs`` a name or several, ``to`` a folder)."""
-        from hnm_db.export import ExportParams, export
-
         return export(self, _params(ExportParams, params, fields), progress=progress)
 
     def audit(self, params: AuditParams | None = None, /, **fields: Any) -> AuditReport:
         """``hnm-db audit``: per-run summary, overlap, changed sources (and charts), given as an
         :class:`~hnm_db.audit.AuditParams` or its fields (``runs``: a name or several, none for all)."""
-        from hnm_db.audit import AuditParams, audit
-
         return audit(self, _params(AuditParams, params, fields))
 
     def check(self) -> list[str]:
         """``hnm-db audit --check``: run sql/checks; raise ChecksFailed naming broken rules and rows."""
-        from hnm_db.audit import check
-
         return check(self)
 
     def record_run_sources(self, run_id: str) -> int:
         """Snapshot the text hashes a mining run used (the mining stage calls this when writing)."""
-        from hnm_db.audit import record_run_sources
-
         return record_run_sources(self, run_id)
 
     # -- train / eval -------------------------------------------------------------------------------
@@ -363,8 +323,6 @@ class Database(Store):
         """``hnm-db train``: fine-tune a cross-encoder on a mining run, given as a
         :class:`~hnm_db.train.TrainParams` or its fields (the class says what each does); ``notes``
         receives what the user should know as it arises (see :func:`hnm_db.train.train`)."""
-        from hnm_db.train import TrainParams, train
-
         if "out" in fields:
             fields["out"] = str(fields["out"])
         return train(self, _params(TrainParams, params, fields), progress=progress, notes=notes)
@@ -375,14 +333,10 @@ class Database(Store):
         """``hnm-db eval``: re-rank the first stage's top-k, given as a :class:`~hnm_db.evaluate.EvalParams`
         or its fields (``model``: folder, training run name or ``base:ALIAS``; None = the first stage
         alone)."""
-        from hnm_db.evaluate import EvalParams, evaluate
-
         return evaluate(self, _params(EvalParams, params, fields), progress=progress)
 
     def compare(self, split: str = "test", *, mean_over_seeds: bool = False) -> pl.DataFrame:
         """``hnm-db eval --compare``: stored results of a split (or their mean/sd over training seeds)."""
-        from hnm_db.evaluate import stored_results, summarize
-
         results = stored_results(self, split)
         return summarize(results) if mean_over_seeds else results
 
@@ -400,8 +354,6 @@ class Database(Store):
         """``hnm-db eval --paired A --paired B``: a paired randomization test and a bootstrap 95% interval
         of A - B over the split's queries, from stored results (a system is a training run name or model
         label; several are averaged per query, e.g. one system's seeds). Computes no scores."""
-        from hnm_db.evaluate import paired_test, per_query_values, result_ids
-
         where = {"first_stage": first_stage, "k": k, "split": split, "interpolate": interpolate}
         va, vb = (per_query_values(self, result_ids(self, _names(s), **where), metric) for s in (a, b))
         return paired_test(va, vb, metric=metric)
