@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from hnm_db import resources
@@ -266,7 +267,6 @@ def plot_scores(db: Store, names: list[str] | None) -> list[RunScores]:
 def score_figure(plt, scores: list[RunScores]):  # noqa: ANN001, ANN202 (matplotlib types)
     """One panel per run: side-by-side bars of negatives and positives; runs on the same scale share
     the bins, so their panels compare at a glance."""
-    import numpy as np
     from matplotlib.ticker import MaxNLocator
 
     cols = max(1, min(3, len(scores)))
@@ -301,7 +301,6 @@ def score_figure(plt, scores: list[RunScores]):  # noqa: ANN001, ANN202 (matplot
 def _plot_ranks(plt, rows: pl.DataFrame):  # noqa: ANN001, ANN202
     """How deep in the candidate list each run's negatives were taken (rank 0 = hardest kept); one bar
     per run in each rank bin, side by side."""
-    import numpy as np
 
     fig, ax = plt.subplots(figsize=(6, 3.4))
     runs = sorted(rows["run"].unique().to_list())

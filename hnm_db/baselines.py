@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hnm_db import resources
+from hnm_db.bm25 import BM25Index
 from hnm_db.store import Store
 
 HIT_TYPE = pa.list_(pa.struct([("content_hash", pa.string()), ("score", pa.float64())]))
@@ -64,8 +65,6 @@ def _hits_array(indices: np.ndarray, scores: np.ndarray | None, hashes: np.ndarr
 
 def bm25_hits(db: Store, split: str, hashes: np.ndarray, texts: list[str], k: int) -> tuple[pa.Table, Any]:
     """(query_id, hit_order, content_hash, score) of the BM25 top-k of every query of ``split``, and the index."""
-    from hnm_db.bm25 import BM25Index  # imports scikit-learn: only when BM25 is asked for
-
     index = BM25Index.build(texts)
     block = max(1, min(256, 20_000_000 // max(1, len(hashes))))
 

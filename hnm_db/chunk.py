@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+from tqdm import tqdm
 
 from hnm_db.errors import EmptySelection, InvalidParams, ModelLoadError, UnknownIds
 from hnm_db.models import digest_fingerprint, file_digests, resolve_model_path, tokenizer_files
@@ -524,7 +525,6 @@ def chunk(
     todo, unchanged = plan(db, config, doc_ids)
     written = removed = 0
     batches = list(_batches(todo, batch_docs)) or [[]]
-    from tqdm import tqdm
 
     with tqdm(total=len(todo), unit="doc", desc="chunk", disable=not (progress and todo)) as bar:
         for i, batch in enumerate(batches):

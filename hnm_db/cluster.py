@@ -47,6 +47,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+import pyarrow as pa
 
 from hnm_db.ensemble import EnsembleInfo, check_chunk_vectors, get_ensemble
 from hnm_db.errors import EmptySelection, InvalidParams
@@ -403,7 +404,6 @@ def cluster(db: Store, params: ClusterParams, *, assigner: Assigner | None = Non
 def _write_assignments(
     db: Store, run_id: str, role: str, hashes: np.ndarray, labels: np.ndarray, dist: np.ndarray
 ) -> None:
-    import pyarrow as pa
 
     if len(hashes) == 0:
         return

@@ -17,7 +17,13 @@ from typing import Any
 import numpy as np
 
 from hnm_db.errors import InvalidParams, ModelLoadError, UnknownModel
-from hnm_db.models import digest_fingerprint, file_digests, quiet_transformers, tokenizer_files
+from hnm_db.models import (
+    digest_fingerprint,
+    file_digests,
+    quiet_transformers,
+    resolve_model_path,
+    tokenizer_files,
+)
 from hnm_db.store import Store
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
@@ -27,8 +33,6 @@ DIGESTS_FILE = ".hnm_digests.json"
 
 def resolve_base(db: Store | None, name_or_path: str) -> Path:
     """The local transformer folder behind an alias, registered name or path; errors say what is wrong."""
-    from hnm_db.models import resolve_model_path
-
     path = Path(resolve_model_path(db, name_or_path))
     check_transformer_folder(path)
     return path

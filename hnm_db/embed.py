@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
+from tqdm import tqdm
 
 from hnm_db import models as registry
 from hnm_db.errors import InvalidParams
@@ -156,7 +157,6 @@ def set_threads(threads: int | None) -> None:
 def _embed_role(
     db: Store, model, row: registry.ModelRow, role: str, total: int, params: EmbedParams, progress: bool
 ) -> int:
-    from tqdm import tqdm
 
     prompt = row.query_prompt if role == "query" else row.doc_prompt
     done = 0

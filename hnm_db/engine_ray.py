@@ -39,8 +39,10 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from hnm_db import models as registry
+from hnm_db.cluster import nearest_centroid
 from hnm_db.embed import EmbedParams, _encode, iter_missing, set_threads
 from hnm_db.errors import HnmError, InvalidParams
 from hnm_db.mine import ScoreJob, Scorer
@@ -122,7 +124,6 @@ def _fresh(folder: Path) -> Path:
 
 def _write_parquet(table: pa.Table, path: Path) -> None:
     """A worker's output shard: written under a temporary name, then renamed, so a reader never sees half."""
-    import pyarrow.parquet as pq
 
     tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
     pq.write_table(table, tmp)
@@ -137,7 +138,6 @@ def _partitions(folder: Path, key: str) -> dict[int, Path]:
 
 
 def _read_partition(path: Path) -> pa.Table:
-    import pyarrow.parquet as pq
 
     return pq.read_table(sorted(path.glob("*.parquet")))
 
@@ -174,7 +174,6 @@ def export_mining_shards(job: ScoreJob, folder: Path, shards: int) -> dict[int, 
     row groups of 8,192 rows and no insertion order; a plain ``COPY`` per shard fits but scans the
     vectors once per shard. The stream holds one block at a time whatever the corpus size.
     """
-    import pyarrow.parquet as pq
 
     tmp = _fresh(folder)
     sql = (
@@ -360,8 +359,6 @@ def embed_role(db: Store, row: registry.ModelRow, role: str, params_e: EmbedPara
 # -- cluster assignment ----------------------------------------------------------------------------------
 def _assign_shards(batch: dict[str, np.ndarray], centroids: np.ndarray, out: str) -> dict[str, np.ndarray]:
     """A Ray Data task: nearest centroids of whole vector shards, each written as one output shard."""
-    from hnm_db.cluster import nearest_centroid
-
     for path in batch["path"].tolist():
         table = _read_partition(Path(path))
         labels, dist = nearest_centroid(from_arrow_list(table.column("vec")), centroids)

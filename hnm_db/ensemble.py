@@ -20,14 +20,16 @@ import json
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
+import polars as pl
+from tqdm import tqdm
 
 from hnm_db import bm25
 from hnm_db import models as registry
 from hnm_db.bm25 import K1 as BM25_K1
 from hnm_db.bm25 import B as BM25_B
+from hnm_db.bm25 import BM25Index, tokenize
 from hnm_db.embed import ROLE_TABLES
 from hnm_db.errors import (
     AlreadyExists,
@@ -37,13 +39,10 @@ from hnm_db.errors import (
     MissingEmbeddings,
     NotFound,
 )
+from hnm_db.hybrid import HybridScorer
 from hnm_db.options import param
 from hnm_db.store import Store
 from hnm_db.vectors import from_arrow_list, iter_vectors, vectors_by_hash, write_vectors
-
-if TYPE_CHECKING:
-    from hnm_db.bm25 import BM25Index
-    from hnm_db.hybrid import HybridScorer
 
 
 def parse_member(spec: str) -> tuple[str, float | None]:
@@ -359,8 +358,6 @@ def check_chunk_vectors(db: Store, ens: EnsembleInfo) -> int:
 def check_bm25_statistics(db: Store, name: str) -> None:
     """Raise MissingBM25Statistics unless some chunk text has a BM25 term (BM25 statistics are built
     from the chunk texts; with no chunks, or only stop words, there are none to add to the dense part)."""
-    from hnm_db.bm25 import tokenize
-
     cur = db.cursor()
     try:
         cur.execute("SELECT text FROM chunks")
@@ -381,8 +378,6 @@ def check_bm25_statistics(db: Store, name: str) -> None:
 
 def bm25_index(ens: EnsembleInfo, texts: Sequence[str]) -> BM25Index:
     """The :class:`~hnm_db.bm25.BM25Index` of a hybrid's BM25 member (its stored k1, b, epsilon) over ``texts``."""
-    from hnm_db.bm25 import BM25Index
-
     spec = ens.bm25
     return BM25Index.build(texts, k1=spec["k1"], b=spec["b"], epsilon=spec["epsilon"])
 
@@ -397,8 +392,6 @@ def hybrid_scorer(
 ) -> HybridScorer:
     """The :class:`~hnm_db.hybrid.HybridScorer` of a hybrid ensemble over candidate items whose texts and
     content hashes are ``item_texts`` / ``item_hashes`` (aligned); BM25 statistics from those texts."""
-    from hnm_db.hybrid import HybridScorer
-
     spec = ens.bm25
     index = bm25_index(ens, item_texts)
     if not index.has_terms():
@@ -492,7 +485,6 @@ def create_ensemble(db: Store, params: EnsembleParams, *, progress: bool = True)
 def _build_role(
     db: Store, ensemble_id: str, role: str, members: Sequence[Member], batch_rows: int, progress: bool
 ) -> int:
-    from tqdm import tqdm
 
     weights = [m.weight for m in members]
     n = 0
@@ -529,7 +521,6 @@ def list_ensembles(db: Store):
     """Ensembles with their weights in one readable column (dense members by model name, then BM25),
     the BM25 weight, what a tuned one was tuned from and its dev nDCG@10 beside the source's on the same
     dev queries, dimension and vector counts per role (a polars frame)."""
-    import polars as pl
 
     frame = db.sql(
         """

@@ -27,6 +27,7 @@ import polars as pl
 import pyarrow as pa
 
 from hnm_db import metrics
+from hnm_db.bm25 import BM25Index
 from hnm_db.crossencoder import load_cross_encoder, model_fingerprint, pick_device, resolve_base, score_pairs
 from hnm_db.ensemble import get_ensemble, hybrid_depth, hybrid_scorer
 from hnm_db.errors import EmptySelection, InvalidParams, MissingEmbeddings, NotFound
@@ -119,8 +120,6 @@ def query_frame(db: Store, query_ids: list[str]) -> pl.DataFrame:
 # -- first stages ------------------------------------------------------------------------------------
 def bm25_top_k(db: Store, query_texts: list[str], k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(chunk ids, per-query chunk indices, scores) of BM25 over all chunk texts (ordered by chunk_id)."""
-    from hnm_db.bm25 import BM25Index  # imports scikit-learn: only when BM25 is asked for
-
     chunks = db.sql("SELECT chunk_id, text FROM chunks ORDER BY chunk_id")
     if chunks.height == 0:
         raise EmptySelection("there are no chunks to retrieve from (run hnm-db chunk)")

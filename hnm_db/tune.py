@@ -47,9 +47,10 @@ from hnm_db.ensemble import (
     get_ensemble,
 )
 from hnm_db.errors import EmptySelection, InvalidParams, MissingEmbeddings
+from hnm_db.hybrid import minmax_bounds, union_rows
 from hnm_db.options import param
 from hnm_db.store import Store
-from hnm_db.topk import score_candidates
+from hnm_db.topk import score_candidates, top_k_rows
 from hnm_db.vectors import iter_vectors, vectors_by_hash
 
 BM25_MEMBER = "bm25"
@@ -188,8 +189,6 @@ def _member_top(db: Store, member: dict, qhashes: np.ndarray, n_chunks: int, dep
 
 def build_pool(db: Store, ens: EnsembleInfo, qrels: dict[str, dict[str, int]], depth: int) -> Pool:
     """The dev queries' candidate pools with every member's score (module docstring)."""
-    from hnm_db.hybrid import minmax_bounds, union_rows
-
     qids = sorted(qrels)
     queries = db.sql(
         "SELECT query_id, text, content_hash FROM queries WHERE list_contains(?, query_id) ORDER BY query_id",
@@ -210,8 +209,6 @@ def build_pool(db: Store, ens: EnsembleInfo, qrels: dict[str, dict[str, int]], d
         tops.append(idx)
     full_bm25 = None
     if ens.bm25 is not None:
-        from hnm_db.topk import top_k_rows
-
         full_bm25 = bm25_index(ens, chunks["text"].to_list()).scores(queries["text"].to_list())
         tops.append(top_k_rows(full_bm25, min(depth, chunks.height))[0])
     cand = tops[0]

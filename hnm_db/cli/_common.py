@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import decimal
+import inspect
 import json
 import math
 import sys
@@ -59,7 +60,6 @@ def default_of(owner: Any, name: str) -> Any:
     fields = getattr(owner, "__dataclass_fields__", None)
     if fields is not None:
         return fields[name].default
-    import inspect
 
     return inspect.signature(owner).parameters[name].default
 

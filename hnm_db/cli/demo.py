@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 import hnm_db
@@ -57,7 +59,6 @@ def demo(
       hnm-db demo
       hnm-db --db /tmp/demo.duckdb demo --out /tmp/demo-export -m minilm-l6 -m mpnet-base
     """
-    from pathlib import Path
 
     from hnm_db.demo import DEMO_MODELS, run_demo
 
