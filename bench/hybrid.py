@@ -77,7 +77,7 @@ def make_check_copy(src: Path, dst: Path, seed: int, ratio: float) -> None:
         with db.transaction():
             db.execute("DELETE FROM qrels WHERE split = 'test'")
             db.execute("UPDATE qrels SET split = 'unsplit' WHERE split = 'train'")
-        db.split(ratio, seed=seed)
+        db.split(test_ratio=ratio, seed=seed)
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """Audit: convince yourself (and a reviewer) that a run's negatives are sound.
 
 Every fact printed here is also a SQL view (``run_summary``, ``run_overlap``, ``negative_provenance``,
-``suspect_negatives``), and every rule of DESIGN.md is one query in ``sql/checks/`` that returns the
+``suspect_negatives``), and every rule of the data model (docs/data-model.md) is one query in ``sql/checks/`` that returns the
 offending rows and is empty when the rule holds; ``audit --check``, CI and the tests run the same files.
 """
 

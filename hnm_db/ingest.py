@@ -44,7 +44,7 @@ from hnm_db.extract import (
     read_bytes,
 )
 from hnm_db.options import param
-from hnm_db.store import Store
+from hnm_db.store import UNSPLIT, Store
 from hnm_db.text import content_hash
 
 KINDS = ("documents", "queries", "qrels")
@@ -77,8 +77,8 @@ _CANDIDATES = {
 }
 #: At most this many ids or places are named in one error message.
 EXAMPLES = 5
-#: Qrels ingested without a split; `hnm-db split` assigns them (see hnm_db.split and the query_splits view).
-DEFAULT_SPLIT = "unsplit"
+#: Qrels ingested without a split (store.UNSPLIT): `hnm-db split` assigns them.
+DEFAULT_SPLIT = UNSPLIT
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 MAX_PAGE_BYTES = 50 * 1024 * 1024
 
@@ -151,7 +151,8 @@ class TableSpec:
     """Which columns of a JSONL/CSV/Parquet table hold what; unset names fall back to the usual ones.
 
     Documents and queries need an id and a text (title optional); qrels need a query id and a doc id,
-    the score defaults to 1 and the split to ``split`` (or a ``split`` column, else 'train').
+    the score defaults to 1 and the split to ``split`` (or a ``split`` column, else ``UNSPLIT``,
+    which ``hnm-db split`` assigns).
     Extra columns go to ``meta`` only when named (``meta_columns``) or with ``all_meta``.
     An id, text or title must be a string: a number there (JSON ``"text": 5``, a Parquet Int64 column),
     or a text column whose every value is a number (a CSV's wrong column), is refused unless

@@ -22,10 +22,7 @@ import pyarrow as pa
 
 from hnm_db.errors import EmptySelection, InvalidParams
 from hnm_db.options import param
-from hnm_db.store import Store
-
-#: ``qrels.split`` of judgements ingested without a split.
-UNSPLIT = "unsplit"
+from hnm_db.store import UNSPLIT, Store
 
 
 @dataclass(frozen=True)

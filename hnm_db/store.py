@@ -39,6 +39,8 @@ from hnm_db.errors import (
     WriteRefused,
 )
 
+#: ``qrels.split`` of judgements ingested without one; ``hnm-db split`` assigns them a split.
+UNSPLIT = "unsplit"
 #: The default database file of the CLI (``--db`` or env ``HNM_DB`` override it there).
 DEFAULT_PATH = "hnm.duckdb"
 #: What SQL without a statement (only blanks or comments) is told.

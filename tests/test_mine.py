@@ -1,4 +1,4 @@
-"""Mining: the pure steps on tiny score matrices, then the rules of DESIGN.md on the fixture database."""
+"""Mining: the pure steps on tiny score matrices, then the rules of the data model (docs/data-model.md) on the fixture database."""
 
 from __future__ import annotations
 

@@ -6,7 +6,8 @@ import pytest
 
 from hnm_db import split as split_mod
 from hnm_db.errors import EmptySelection, InvalidParams
-from hnm_db.split import UNSPLIT, SplitParams, assign, split
+from hnm_db.split import SplitParams, assign, split
+from hnm_db.store import UNSPLIT
 from hnm_db.text import content_hash
 
 
