@@ -44,8 +44,8 @@ from hnm_db.evaluate import (
     paired_test,
     per_query_values,
     result_ids,
+    seed_summary,
     stored_results,
-    summarize,
 )
 from hnm_db.export import ExportParams, ExportSummary, export
 from hnm_db.extract import decode_utf8, read_bytes
@@ -338,7 +338,7 @@ class Database(Store):
     def compare(self, split: str = "test", *, mean_over_seeds: bool = False) -> pl.DataFrame:
         """``hnm-db eval --compare``: stored results of a split (or their mean/sd over training seeds)."""
         results = stored_results(self, split)
-        return summarize(results) if mean_over_seeds else results
+        return seed_summary(results) if mean_over_seeds else results
 
     def paired(
         self,

@@ -573,7 +573,7 @@ def _settings(row: dict[str, Any]) -> str:
     return hashlib.blake2b(json.dumps(params, sort_keys=True).encode(), digest_size=3).hexdigest()
 
 
-def summarize(results: pl.DataFrame) -> pl.DataFrame:
+def seed_summary(results: pl.DataFrame) -> pl.DataFrame:
     """Mean, sample standard deviation and count over seeds of each (first stage, k, system,
     interpolation); two trainings differ only by seed when all their other parameters are equal."""
     if results.height == 0:

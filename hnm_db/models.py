@@ -45,7 +45,7 @@ def cache_root() -> Path:
     return root / "models"
 
 
-def _publish(build: Callable[[Path], Path], final: Path) -> Path:
+def _build_once(build: Callable[[Path], Path], final: Path) -> Path:
     """Build into a temporary folder beside ``final`` and rename it into place (atomic on one disk).
 
     A crash leaves only a stray temp folder, never a half-written ``final``; if another process won
@@ -123,7 +123,7 @@ def _mpnet_base(cache: Path) -> Path:
         inner = [p for p in (tmp / "x").iterdir() if p.is_dir()]
         return inner[0] if len(inner) == 1 and not (tmp / "x" / "modules.json").exists() else tmp / "x"
 
-    return _publish(build, cache / "mpnet-base")
+    return _build_once(build, cache / "mpnet-base")
 
 
 def _minilm_l3(cache: Path) -> Path:
@@ -135,7 +135,7 @@ def _minilm_l3(cache: Path) -> Path:
         with quiet_transformers():
             return _onnx_bert.build_sentence_transformer(onnx_path, tokenizer_dir, tmp / "model")
 
-    return _publish(build, cache / "minilm-l3")
+    return _build_once(build, cache / "minilm-l3")
 
 
 BUILTIN_ALIASES: dict[str, tuple[str, Callable[[Path], Path]]] = {

@@ -905,7 +905,7 @@ def _start_run(db: Store, params: TrainParams, plan: _Plan) -> str:
     return training_run_id
 
 
-def _publish(ce: Any, partial: Path, out: Path, training_run_id: str, params: TrainParams) -> str:
+def _publish_model(ce: Any, partial: Path, out: Path, training_run_id: str, params: TrainParams) -> str:
     """Save the model inside ``partial``, then rename it to ``out`` in one step (``out`` never holds
     half a model) and drop the checkpoints; returns its fingerprint."""
     final = partial / "model"
@@ -972,7 +972,7 @@ def train(
     try:
         with _term_as_interrupt():
             ce, curve, stats = _train_phases(db, params, plan, ce, partial, device, progress, notes)
-        fingerprint = _publish(ce, partial, out, training_run_id, params)
+        fingerprint = _publish_model(ce, partial, out, training_run_id, params)
     except BaseException as exc:
         _fail_run(db, training_run_id, exc, partial)
         raise

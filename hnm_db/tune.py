@@ -113,7 +113,7 @@ class TuneSummary:
 
 
 @dataclass
-class Pool:
+class DevPool:
     """Each dev query's fixed candidates: member cosines, raw BM25, the candidates' documents."""
 
     cos: np.ndarray  # (n_queries, width, n_dense)
@@ -135,7 +135,7 @@ class Pool:
         return total / len(self.docs)
 
 
-def dev_queries(db: Store, params: TuneParams) -> dict[str, dict[str, int]]:
+def dev_qrels(db: Store, params: TuneParams) -> dict[str, dict[str, int]]:
     """query -> judgements of the seeded dev draw from ``params.split`` (the only qrels tune reads)."""
     rows = db.execute(
         "SELECT query_id, doc_id, score FROM effective_qrels WHERE split = ? ORDER BY query_id, doc_id",
@@ -187,7 +187,7 @@ def _member_top(db: Store, member: dict, qhashes: np.ndarray, n_chunks: int, dep
     return q, top.indices
 
 
-def build_pool(db: Store, ens: EnsembleInfo, qrels: dict[str, dict[str, int]], depth: int) -> Pool:
+def build_pool(db: Store, ens: EnsembleInfo, qrels: dict[str, dict[str, int]], depth: int) -> DevPool:
     """The dev queries' candidate pools with every member's score (module docstring)."""
     qids = sorted(qrels)
     queries = db.sql(
@@ -234,7 +234,7 @@ def build_pool(db: Store, ens: EnsembleInfo, qrels: dict[str, dict[str, int]], d
         bm25 = (raw - lo[:, None]) / span[:, None]
     doc_ids = chunks["doc_id"].to_numpy()
     docs = [doc_ids[cand[i, valid[i]]] for i in range(len(qids))]
-    return Pool(cos, bm25, valid, docs, [qrels[q] for q in qids])
+    return DevPool(cos, bm25, valid, docs, [qrels[q] for q in qids])
 
 
 def _names(ens: EnsembleInfo) -> list[str]:
@@ -250,7 +250,7 @@ def source_weights(ens: EnsembleInfo) -> np.ndarray:
     return w / w.sum()
 
 
-def search(pool: Pool, start: np.ndarray, params: TuneParams) -> tuple[np.ndarray, float, list[dict]]:
+def search(pool: DevPool, start: np.ndarray, params: TuneParams) -> tuple[np.ndarray, float, list[dict]]:
     """Best simplex weights by nDCG@10 on the pool, and the trace of every point tried (module docstring)."""
     n = len(start)
     trace: list[dict[str, Any]] = []
@@ -288,7 +288,7 @@ def tune(db: Store, params: TuneParams, *, progress: bool = False) -> TuneSummar
     names = _names(ens)
     if len(names) < 2:
         raise InvalidParams(f"ensemble {ens.name!r} has one member: there are no weights to tune")
-    qrels = dev_queries(db, params)
+    qrels = dev_qrels(db, params)
     pool = build_pool(db, ens, qrels, params.depth)
     start = source_weights(ens)
     best_w, best, trace = search(pool, start, params)

@@ -121,7 +121,7 @@ def test_compare_summarises_seeds(train_db, tiny_model_dir, trained, tmp_path):
     results = E.stored_results(train_db, "test")
     assert set(results["model"]) == {"first-stage:bm25", "ce-a", "ce-b"}
     assert set(results.filter(results["method"].is_not_null())["seed"]) == {0, 7}
-    summary = E.summarize(results)
+    summary = E.seed_summary(results)
     row = summary.filter(summary["system"] == "ce[mined, lce]").to_dicts()[0]
     mine = results.filter(results["method"].is_not_null())["ndcg@10"]
     assert row["seeds"] == 2 and row["ndcg@10"] == pytest.approx(mine.mean())
