@@ -42,7 +42,6 @@ transaction writes the child run (the scores are committed before it, as an eval
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from dataclasses import dataclass
@@ -52,12 +51,11 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from hnm_db._version import __version__
 from hnm_db.errors import AlreadyExists, InvalidParams, NotFound
 from hnm_db.evaluate import EvalParams, ModelSpec, attach_scores, missing_pairs, resolve_model, score_missing
 from hnm_db.mine import Candidates, MiningParams, Ranked, ranked_candidates, write_triplets
 from hnm_db.options import param
-from hnm_db.store import Store, existing_run_id, run_record
+from hnm_db.store import RunRecord, Store, existing_run_id, run_record
 
 KEY_SEP = "\x1f"
 
@@ -360,18 +358,17 @@ def _write(db, parent, params, spec, kept, dropped, refill, old, score, started,
         "refill": params.refill,
         "head_seed": spec.head_seed,
     }
-    record = {
-        "run_id": run_id,
-        "name": params.run_name,
-        "method": parent["method"],
-        "split": parent["split"],
-        "params": json.dumps(stored, sort_keys=True),
-        "seed": parent["seed"],
-        "ensemble_id": parent["ensemble_id"],
-        "cluster_run_id": parent["cluster_run_id"],
-        "models": parent["models"],
-        "code_version": __version__,
-    }
+    record = RunRecord(
+        run_id=run_id,
+        name=params.run_name,
+        method=parent["method"],
+        split=parent["split"],
+        params=stored,
+        seed=parent["seed"],
+        ensemble_id=parent["ensemble_id"],
+        cluster_run_id=parent["cluster_run_id"],
+        models=parent["models"] or [],
+    )
     stats = {
         k: parent["stats"][k]
         for k in ("queries", "positives", "candidate_texts", "dropped_false_negatives")

@@ -81,13 +81,12 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from hnm_db import baselines
-from hnm_db._version import __version__
 from hnm_db.audit import record_run_sources
 from hnm_db.cluster import latest_cluster_run
 from hnm_db.ensemble import EnsembleInfo, check_chunk_vectors, get_ensemble, hybrid_depth, hybrid_scorer
 from hnm_db.errors import AlreadyExists, EmptySelection, InvalidParams, MissingEmbeddings, NotFound
 from hnm_db.options import param, ratio_or_none
-from hnm_db.store import Store, existing_run_id, run_record
+from hnm_db.store import RunRecord, Store, existing_run_id, run_record
 from hnm_db.topk import TopK, exact_dots, score_candidates_exact
 from hnm_db.vectors import iter_vectors, vectors_by_hash
 
@@ -969,18 +968,17 @@ def _mine(
     if ens is not None and ens.bm25 is not None:
         stats["ensemble_bm25"] = ens.bm25  # the sparse member (weight, k1, b, ...) the run scored with
     run_id = uuid.uuid4().hex
-    record = {
-        "run_id": run_id,
-        "name": name,
-        "method": params.method,
-        "split": params.split,
-        "params": json.dumps(asdict(params), sort_keys=True),
-        "seed": params.seed,
-        "ensemble_id": ens.ensemble_id if ens else None,
-        "cluster_run_id": ctx.cluster_run,
-        "models": json.dumps(ens.members if ens else [], sort_keys=True),
-        "code_version": __version__,
-    }
+    record = RunRecord(
+        run_id=run_id,
+        name=name,
+        method=params.method,
+        split=params.split,
+        params=asdict(params),
+        seed=params.seed,
+        ensemble_id=ens.ensemble_id if ens else None,
+        cluster_run_id=ctx.cluster_run,
+        models=ens.members if ens else [],
+    )
     rows = rows.set_column(0, "run_id", pa.array([run_id] * rows.num_rows, pa.string()))
     timings["prepare_rows_s"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -1128,7 +1126,7 @@ def _member_scores(ctx: _Context, q: np.ndarray, items: np.ndarray) -> pa.Array:
 
 def write_triplets(
     db: Store,
-    record: dict[str, Any],
+    record: RunRecord,
     rows: pa.Table | None,
     stats: dict[str, Any],
     timings: dict[str, float],
@@ -1147,13 +1145,13 @@ def write_triplets(
                     f"INSERT INTO triplets ({', '.join(rows.column_names)}) "
                     f"SELECT {', '.join(rows.column_names)} FROM _hnm_triplets"
                 )
-        record_run_sources(db, record["run_id"])
+        record_run_sources(db, record.run_id)
         timings["total_s"] = time.perf_counter() - started
         stats = dict(stats, durations={k: round(v, 4) for k, v in timings.items()})
-        cols = list(record) + ["stats"]
+        values = record.values() | {"stats": json.dumps(stats, sort_keys=True)}
         db.execute(
-            f"INSERT INTO mining_runs ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
-            list(record.values()) + [json.dumps(stats, sort_keys=True)],
+            f"INSERT INTO mining_runs ({', '.join(values)}) VALUES ({', '.join('?' for _ in values)})",
+            list(values.values()),
         )
     return 0 if rows is None else rows.num_rows
 

@@ -19,6 +19,7 @@ import uuid
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ import polars as pl
 import pyarrow as pa
 
 from hnm_db import resources
+from hnm_db._version import __version__
 from hnm_db.errors import (
     AlreadyExists,
     DatabaseLocked,
@@ -572,6 +574,30 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
+
+
+# -- mining runs: the record every writer stores ------------------------------------------------------
+@dataclass(frozen=True)
+class RunRecord:
+    """A ``mining_runs`` row as mining and denoising write it (``stats`` goes in beside it)."""
+
+    run_id: str
+    name: str
+    method: str
+    split: str
+    params: dict[str, Any]
+    seed: int
+    ensemble_id: str | None
+    cluster_run_id: str | None
+    models: list[Any]
+    code_version: str = __version__
+
+    def values(self) -> dict[str, Any]:
+        """Column -> value, the JSON columns as sorted-key JSON text."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["params"] = json.dumps(self.params, sort_keys=True)
+        out["models"] = json.dumps(self.models, sort_keys=True)
+        return out
 
 
 # -- mining runs by name: the one lookup ---------------------------------------------------------------

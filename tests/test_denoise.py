@@ -81,6 +81,11 @@ def test_threshold_drops_exactly_the_negatives_scored_above_it(mined, ce):
     expected = {k for k, p in probs.items() if p <= t}
     assert _keys(mined, "half") == expected
     assert 0 < s.dropped == len(probs) - len(expected) and s.triplets == len(expected)
+    records = mined.sql(
+        "SELECT name, method, split, seed, ensemble_id, cluster_run_id, models FROM mining_runs "
+        "WHERE name IN ('par', 'half') ORDER BY name DESC"
+    ).rows()
+    assert records[0][1:] == records[1][1:]  # the child's record is the parent's, models text and all
 
 
 def test_a_second_denoise_scores_no_new_pairs(mined, ce):
