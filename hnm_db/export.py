@@ -487,14 +487,12 @@ def _progress_bars(enabled: bool) -> Iterator[None]:
 def remove_stale_staging(target: Path) -> list[Path]:
     """Remove the hidden ``.NAME.tmp-PID-*`` / ``.NAME.old-PID-*`` folders a killed export left beside
     ``target``; those of a process still running are kept (an export in progress). Returns the removed.
-
-    Folders an older hnm-db named without a PID are removed too: no export of this one writes them.
     """
-    pattern = re.compile(rf"^\.{re.escape(target.name)}\.(?:tmp|old)-(?:(\d+)-)?[\w-]+$")
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.(?:tmp|old)-(\d+)-[\w-]+$")
     removed = []
     for path in sorted(target.parent.glob(f".{glob_escape(target.name)}.*")):
         m = pattern.match(path.name)
-        if not m or not path.is_dir() or (m.group(1) and _running(int(m.group(1)))):
+        if not m or not path.is_dir() or _running(int(m.group(1))):
             continue
         shutil.rmtree(path, ignore_errors=True)
         removed.append(path)

@@ -1160,8 +1160,7 @@ def delete_run(db: Store, run_id: str) -> None:
     """Remove a mining run and everything that hangs off it."""
     with db.transaction():
         db.execute("DELETE FROM triplets WHERE run_id = ?", [run_id])
-        if "mining_run_sources" in db.tables():
-            db.execute("DELETE FROM mining_run_sources WHERE run_id = ?", [run_id])
+        db.execute("DELETE FROM mining_run_sources WHERE run_id = ?", [run_id])
         db.execute("DELETE FROM mining_runs WHERE run_id = ?", [run_id])
 
 

@@ -272,10 +272,11 @@ def test_small_batches_and_query_slices_give_the_same_dataset(mined_db, tmp_path
 def test_folders_a_killed_export_left_behind_are_removed_by_the_next_one(mined_db, tmp_path):
     import os
 
-    leftovers = [
-        tmp_path / n for n in (".out.tmp-999999999-k1ll", ".out.old-999999999-0ld1", ".out.tmp-ab12cd")
+    leftovers = [tmp_path / n for n in (".out.tmp-999999999-k1ll", ".out.old-999999999-0ld1")]
+    kept = [  # a running export's folder, another target's, not ours (no PID: no hnm-db names it so)
+        tmp_path / n
+        for n in (f".out.tmp-{os.getpid()}-busy", ".other.tmp-999999999-x", ".out.tmpfile", ".out.tmp-ab12cd")
     ]
-    kept = [tmp_path / n for n in (f".out.tmp-{os.getpid()}-busy", ".other.tmp-999999999-x", ".out.tmpfile")]
     for folder in leftovers + kept:
         folder.mkdir()
         (folder / "rows.arrow").write_bytes(b"partial")
