@@ -734,13 +734,14 @@ def _pretty(value: Any) -> str:
 def run_models(db: Store, models_json: Any, ensemble_id: str | None) -> list[dict[str, Any]]:
     """The models behind a run, joined to the models table for name and fingerprint.
 
-    ``mining_runs.models`` may hold model ids, objects with a ``model_id`` (and maybe ``weight`` or
-    ``fingerprint``), or an id -> weight map; without it the ensemble's members are used.
+    ``mining_runs.models`` holds the ensemble's members as mining wrote them (a JSON list of objects
+    with ``model_id`` and ``weight``; empty for a baseline mined without an ensemble), else the
+    ensemble's members are read.
     """
-    entries = _model_entries(models_json)
+    entries = json.loads(models_json) if isinstance(models_json, str) else list(models_json or [])
     ens = find_ensemble(db, ensemble_id) if not entries and ensemble_id else None
     if ens is not None:
-        entries = _model_entries(ens.members)
+        entries = ens.members
     known = {
         r[0]: (r[1], r[2]) for r in db.execute("SELECT model_id, name, fingerprint FROM models").fetchall()
     }
@@ -749,25 +750,4 @@ def run_models(db: Store, models_json: Any, ensemble_id: str | None) -> list[dic
         name, fingerprint = known.get(e["model_id"], (e.get("name", "?"), e.get("fingerprint", "?")))
         out.append({"model_id": e["model_id"], "name": name, "fingerprint": fingerprint,
                     "weight": e.get("weight", "")})  # fmt: skip
-    return out
-
-
-def _model_entries(value: Any) -> list[dict[str, Any]]:
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return []
-    if isinstance(value, dict):
-        return [
-            {"model_id": str(k), "weight": v} for k, v in value.items() if not isinstance(v, (dict, list))
-        ]
-    if not isinstance(value, list):
-        return []
-    out = []
-    for item in value:
-        if isinstance(item, str):
-            out.append({"model_id": item})
-        elif isinstance(item, dict) and (item.get("model_id") or item.get("id")):
-            out.append({**item, "model_id": str(item.get("model_id") or item.get("id"))})
     return out
