@@ -77,8 +77,6 @@ _CANDIDATES = {
 }
 #: At most this many ids or places are named in one error message.
 EXAMPLES = 5
-#: Qrels ingested without a split (store.UNSPLIT): `hnm-db split` assigns them.
-DEFAULT_SPLIT = UNSPLIT
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 MAX_PAGE_BYTES = 50 * 1024 * 1024
 
@@ -583,7 +581,7 @@ def qrel_rows(
     rows = []
     for loc, rec in records:
         row_split = (
-            _value(loc, rec, split_col, what="id", numbers=numbers) if split_col else (split or DEFAULT_SPLIT)
+            _value(loc, rec, split_col, what="id", numbers=numbers) if split_col else (split or UNSPLIT)
         )
         score = _score(loc, rec.get(s_col), s_col) if s_col and rec.get(s_col) is not None else 1
         rows.append(
