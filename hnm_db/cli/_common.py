@@ -120,14 +120,17 @@ def _option(f: options.Field) -> click.Parameter:
     return click.Option(decls, **kwargs)
 
 
-def params_options(cls: type, *, exclude: Sequence[str] = ()) -> Callable[[F], F]:
+def params_options(
+    cls: type, *, exclude: Sequence[str] = (), only: Sequence[str] | None = None
+) -> Callable[[F], F]:
     """Click options generated from a ``*Params`` dataclass: one per field declared with
-    :func:`hnm_db.options.param` (not the Python-only ones, nor ``exclude``), in field order."""
+    :func:`hnm_db.options.param` (not the Python-only ones, nor ``exclude``; only ``only`` when given),
+    in field order."""
 
     def decorate(fn: F) -> F:
         params = getattr(fn, "__click_params__", [])
         for f in reversed(options.fields(cls)):
-            if not f.knob.python_only and f.name not in exclude:
+            if not f.knob.python_only and f.name not in exclude and (only is None or f.name in only):
                 params.append(_option(f))
         fn.__click_params__ = params  # type: ignore[attr-defined]
         return fn

@@ -6,55 +6,24 @@ Each subcommand reads its options, calls one function of :mod:`hnm_db.ingest` an
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 import polars as pl
 
-from hnm_db.cli._common import Ctx, default_of, emit_frame, format_option, info, params_options, pass_ctx
+from hnm_db.cli._common import Ctx, emit_frame, format_option, info, params_options, pass_ctx
 from hnm_db.errors import InvalidParams
-from hnm_db.params import POLICIES, URL_TIMEOUT, URL_WORKERS, IngestSummary, KindCounts, TableSpec
+from hnm_db.params import URL_TIMEOUT, URL_WORKERS, IngestSummary, KindCounts, TableSpec
 
 #: Notes about skipped empty texts (and the qrels naming them) printed at most; the counts are complete.
 MAX_NOTES = 10
 
 
-def on_duplicate_option(fn: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--on-duplicate",
-        type=click.Choice(POLICIES),
-        default=default_of(TableSpec, "on_duplicate"),
-        show_default=True,
-        help="What a known id with different content does: fail, keep the stored row, or replace it.",
-    )(fn)
-
-
-def numbers_option(fn: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--numbers-as-text",
-        is_flag=True,
-        help="Store a number found in an id, text or title field as its text (refused by default: a "
-        "number there is most often the wrong column).",
-    )(fn)
-
-
-def source_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """--license and --language: facts about the source that an export's dataset card carries."""
-    fn = click.option(
-        "--language",
-        default=None,
-        help="Language code(s) of the documents, comma-separated (e.g. en); kept in each new document's "
-        "meta for the export's dataset card.",
-    )(fn)
-    return click.option(
-        "--license",
-        "license_",
-        default=None,
-        help="License of the documents (a Hub license id, e.g. cc-by-4.0); kept in each new document's "
-        "meta for the export's dataset card.",
-    )(fn)
+#: The TableSpec fields that the other ingest commands take too, with the same option and help.
+on_duplicate_option = params_options(TableSpec, only=["on_duplicate"])
+numbers_option = params_options(TableSpec, only=["numbers_as_text"])
+source_options = params_options(TableSpec, only=["license", "language"])
 
 
 def report(ctx: Ctx, summary: IngestSummary, fmt: str) -> None:
@@ -101,7 +70,7 @@ def beir_cmd(
     folder: Path,
     on_duplicate: str,
     numbers_as_text: bool,
-    license_: str | None,
+    license: str | None,  # noqa: A002 - the card's word
     language: str | None,
     fmt: str,
 ) -> None:
@@ -122,7 +91,7 @@ def beir_cmd(
         summary = db.ingest_beir(
             folder,
             on_duplicate=on_duplicate,
-            license=license_,
+            license=license,
             language=language,
             numbers_as_text=numbers_as_text,
         )
