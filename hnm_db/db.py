@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -171,7 +172,7 @@ class Database(Store):
     def add_model(self, params: ModelParams | None = None, /, **fields: Any) -> Registration:
         """``hnm-db models add``: register a model folder or alias under a name, given as a
         :class:`~hnm_db.models.ModelParams` or its fields (``name``, ``source``, prompts, ...)."""
-        return add_model(self, **_params(ModelParams, params, fields).as_kwargs())
+        return add_model(self, **asdict(_params(ModelParams, params, fields)))
 
     def list_models(self) -> pl.DataFrame:
         """Registered models with vector counts (``hnm-db models list``)."""

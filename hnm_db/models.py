@@ -22,7 +22,7 @@ import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -422,9 +422,6 @@ class Registration:
 @dataclass(frozen=True)
 class ModelParams:
     """A model registration, as ``hnm-db models add`` asks for it (:func:`add_model` checks it)."""
-
-    def as_kwargs(self) -> dict:
-        return asdict(self)
 
     name: str = param(argument=True, help="The name to register the model under.")
     source: str = param(help="A built-in alias or a local sentence-transformers folder.")

@@ -1,8 +1,8 @@
 """Parameters as data: every ``*Params`` field says its own help text and CLI spelling.
 
 A field is declared once, with :func:`param`; the CLI generates its click options from the fields
-(``hnm_db.cli._common.params_options``), the facade builds the dataclass from a caller's keywords, and
-``tests/test_options.py`` checks that every field has exactly one option (or is marked Python-only) whose
+(``hnm_db.cli._common.params_options``), the facade builds the dataclass from a caller's keywords
+(``hnm_db.db._params``), and ``tests/test_options.py`` checks that every field has exactly one option (or is marked Python-only) whose
 help is the field's. Adding a knob is one edit: the field, its default, its help.
 
 No click here: this is the base layer, which the stages import.
@@ -147,15 +147,3 @@ def fields(cls: type) -> list[Field]:
             raise TypeError(f"{cls.__name__}.{f.name} is not declared with hnm_db.options.param")
         out.append(Field(f.name, hints[f.name], f.default, knob))
     return out
-
-
-def default(cls: type, name: str) -> Any:
-    """The default of field ``name`` of ``cls``."""
-    return next(f.default for f in dataclasses.fields(cls) if f.name == name)
-
-
-def build(cls: type, values: dict[str, Any]) -> Any:
-    """``cls`` from the entries of ``values`` that name its fields; the others are ignored (the CLI hands
-    all of a command's options, some of which are not parameters)."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in values.items() if k in names})
