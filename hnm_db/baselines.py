@@ -19,7 +19,6 @@ A candidate is a distinct chunk text (content hash); see :mod:`hnm_db.mine` for 
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import numpy as np
@@ -28,20 +27,11 @@ import pyarrow.compute as pc
 
 from hnm_db import resources
 from hnm_db.bm25 import BM25Index
+from hnm_db.seeding import draw_distinct, query_rng
 from hnm_db.store import Store
 
 HIT_TYPE = pa.list_(pa.struct([("content_hash", pa.string()), ("score", pa.float64())]))
 _HIT_SQL_TYPE = "STRUCT(content_hash VARCHAR, score DOUBLE)[]"
-
-
-def query_key(query_id: str) -> int:
-    """A stable 64-bit integer for a query id (part of per-query random seeds)."""
-    return int.from_bytes(hashlib.blake2b(query_id.encode("utf-8"), digest_size=8).digest(), "little")
-
-
-def query_rng(seed: int, query_id: str, stream: int) -> np.random.Generator:
-    """The Generator of one query in one run; ``stream`` separates independent uses (draw, sampling)."""
-    return np.random.default_rng([seed, query_key(query_id), stream])
 
 
 def _hits_array(indices: np.ndarray, scores: np.ndarray | None, hashes: np.ndarray) -> pa.ListArray:
@@ -85,7 +75,7 @@ def random_hits(db: Store, split: str, hashes: np.ndarray, k: int, seed: int, *,
 
     def draw(query_ids: pa.Array, ks: pa.Array) -> pa.Array:
         kk = min(int(pc.max(ks).as_py() or 0), n)
-        rows = [query_rng(seed, q, stream).choice(n, size=kk, replace=False) for q in query_ids.to_pylist()]
+        rows = [draw_distinct(query_rng(seed, q, stream), n, kk) for q in query_ids.to_pylist()]
         idx = np.asarray(rows, dtype=np.int64).reshape(len(rows), kk)
         return _hits_array(idx, None, hashes)
 

@@ -22,7 +22,7 @@ so its output is the same bits:
   depend on the other vectors in its batch.
 - **Mining** (:func:`mining_scorer`): ``shards`` actors each load one slice of the ensemble's chunk
   vectors (bucketed by ``hash(content_hash) % shards``), score every query against it with
-  :func:`hnm_db.topk.score_candidates_exact` and return their top-k; the driver merges them
+  :func:`hnm_db.topk.score_candidates` and return their top-k; the driver merges them
   (:func:`hnm_db.topk.merge_shard_top_k`, float64 scores, ties by lower id), then filters, samples
   and writes as the local path does. Identical triplets for any number of shards.
 
@@ -47,7 +47,7 @@ from hnm_db.embed import EmbedParams, _encode, iter_missing, set_threads
 from hnm_db.errors import HnmError, InvalidParams
 from hnm_db.mine import ScoreJob, Scorer
 from hnm_db.store import Store, publish
-from hnm_db.topk import TopK, merge_shard_top_k, score_candidates_exact
+from hnm_db.topk import TopK, merge_shard_top_k, score_candidates
 from hnm_db.vectors import from_arrow_list, to_arrow_list
 
 ENGINES = ("local", "ray")
@@ -162,7 +162,7 @@ class _ShardScorer:
             (self.ids[s : s + chunk_block], self.vectors[s : s + chunk_block])
             for s in range(0, len(self.ids), chunk_block)
         ]
-        return score_candidates_exact(queries, blocks, k, query_block=query_block)
+        return score_candidates(queries, blocks, k, query_block=query_block)
 
 
 def export_mining_shards(job: ScoreJob, folder: Path, shards: int) -> dict[int, Path]:

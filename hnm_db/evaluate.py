@@ -32,7 +32,7 @@ from hnm_db.crossencoder import load_cross_encoder, model_fingerprint, pick_devi
 from hnm_db.ensemble import get_ensemble, hybrid_depth, hybrid_scorer
 from hnm_db.errors import EmptySelection, InvalidParams, MissingEmbeddings, NotFound
 from hnm_db.options import param
-from hnm_db.store import Store
+from hnm_db.store import Store, effective_qrels
 from hnm_db.topk import score_candidates
 from hnm_db.vectors import iter_vectors, read_vectors
 
@@ -93,13 +93,7 @@ def load_qrels(db: Store, split: str) -> dict[str, dict[str, int]]:
     Judgements count in their effective split (the ``effective_qrels`` view): qrels ingested without a split
     count in the split ``hnm-db split`` assigned to their query.
     """
-    rows = db.execute(
-        "SELECT query_id, doc_id, score FROM effective_qrels WHERE split = ? ORDER BY query_id, doc_id",
-        [split],
-    ).fetchall()
-    qrels: dict[str, dict[str, int]] = {}
-    for qid, doc, score in rows:
-        qrels.setdefault(qid, {})[doc] = int(score)
+    qrels = effective_qrels(db, split)
     if not any(s > 0 for judged in qrels.values() for s in judged.values()):
         splits = [r[0] for r in db.execute("SELECT DISTINCT split FROM qrels ORDER BY 1").fetchall()]
         raise EmptySelection(

@@ -86,8 +86,9 @@ from hnm_db.cluster import latest_cluster_run
 from hnm_db.ensemble import EnsembleInfo, check_chunk_vectors, get_ensemble, hybrid_depth, hybrid_scorer
 from hnm_db.errors import AlreadyExists, EmptySelection, InvalidParams, MissingEmbeddings, NotFound
 from hnm_db.options import param, ratio_or_none
+from hnm_db.seeding import draw_distinct, query_rng
 from hnm_db.store import RunRecord, Store, existing_run_id, run_record
-from hnm_db.topk import TopK, exact_dots, score_candidates_exact
+from hnm_db.topk import TopK, exact_dots, score_candidates
 from hnm_db.vectors import iter_vectors, vectors_by_hash
 
 METHODS = ("ensemble", "bm25", "random")
@@ -385,8 +386,8 @@ def sample_negatives(cands: Candidates, params: MiningParams, pairs: Pairs) -> C
             if n <= params.num_negatives:
                 keep[s:e] = True
                 continue
-            rng = np.random.default_rng([params.seed, baselines.query_key(str(pairs.key[window.pair[s]])), 1])
-            keep[s + rng.choice(n, size=params.num_negatives, replace=False)] = True
+            rng = query_rng(params.seed, str(pairs.key[window.pair[s]]), 1)
+            keep[s + np.asarray(draw_distinct(rng, n, params.num_negatives), dtype=np.int64)] = True
         chosen = window.take(keep)
     extra = cands.take(cands.origin == FALLBACK)
     if len(extra) == 0:
@@ -570,7 +571,7 @@ class ScoreJob:
     chunk_block: int
 
 
-#: An engine's scoring step: a :class:`ScoreJob` in, the exact top-k (``score_candidates_exact``) out.
+#: An engine's scoring step: a :class:`ScoreJob` in, the exact top-k (``score_candidates``) out.
 Scorer = Callable[[ScoreJob], TopK]
 
 
@@ -643,7 +644,7 @@ def _raw_candidates(ctx: _Context, k: int) -> tuple[Candidates, Any]:
             )
             dense = ctx.scorer(job)
         else:
-            dense = score_candidates_exact(ctx.qvecs, _chunk_stream(ctx), depth, query_block=ctx.query_block)
+            dense = score_candidates(ctx.qvecs, _chunk_stream(ctx), depth, query_block=ctx.query_block)
         if not hybrid:
             return Candidates.from_topk(dense), None
         ctx.hybrid = hybrid_scorer(ctx.db, ctx.ens, _item_texts(ctx), data.query_texts, ctx.qvecs, data.items)

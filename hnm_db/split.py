@@ -15,13 +15,13 @@ queries are added or removed, so a test query never drifts into training on a re
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass
 
 import pyarrow as pa
 
 from hnm_db.errors import EmptySelection, InvalidParams
 from hnm_db.options import param
+from hnm_db.seeding import unit_hash
 from hnm_db.store import UNSPLIT, Store
 
 
@@ -59,12 +59,6 @@ class SplitSummary:
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
-
-
-def unit_hash(query_id: str, seed: int) -> float:
-    """A uniform number in [0, 1) that depends only on the query id and the seed."""
-    digest = hashlib.blake2b(f"{seed}\x1f{query_id}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2.0**64
 
 
 def assign(query_ids: list[str], params: SplitParams) -> list[str]:

@@ -576,6 +576,20 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+# -- judgements: the one qrels read ----------------------------------------------------------------------
+def effective_qrels(db: Store, split: str) -> dict[str, dict[str, int]]:
+    """query -> {doc: graded score} of ``split``, judgements counted in their effective split (the
+    ``effective_qrels`` view: qrels ingested without a split count in the split ``hnm-db split`` gave
+    their query)."""
+    qrels: dict[str, dict[str, int]] = {}
+    for qid, doc, score in db.execute(
+        "SELECT query_id, doc_id, score FROM effective_qrels WHERE split = ? ORDER BY query_id, doc_id",
+        [split],
+    ).fetchall():
+        qrels.setdefault(qid, {})[doc] = int(score)
+    return qrels
+
+
 # -- mining runs: the record every writer stores ------------------------------------------------------
 @dataclass(frozen=True)
 class RunRecord:

@@ -1,5 +1,10 @@
-"""Exact, deterministic top-k by dot product, the one used by mining and by the ensemble first stage:
-best score first, equal scores by lower item id, over blocks streamed from the database.
+"""The one exact, deterministic top-k by dot product, used by mining, the evaluation first stages and
+ensemble tuning: best score first, equal scores by lower item id, over blocks streamed from the database.
+
+Scores are float64 dot products of the float32 vectors (:func:`exact_dots`); float32 BLAS products only
+shortlist the pairs that may reach the top-k. ``bench/topk.py`` measures what this costs against a plain
+float32 top-k on 1M x 10k (bench/results/topk.md). :func:`top_k_rows` applies the same order to a score
+matrix already computed (BM25).
 
 ``argpartition`` alone keeps an arbitrary subset of items tied at the k-th place, which would make
 results depend on block sizes or on the numpy build; this picks the tied items by id instead.
@@ -18,7 +23,7 @@ class TopK:
     """The k best items per query row, best first; index -1 (score -inf) pads rows with fewer items."""
 
     indices: np.ndarray  # (n_queries, k) int64
-    scores: np.ndarray  # (n_queries, k) float32
+    scores: np.ndarray  # (n_queries, k) float64 (float32 where a caller ranks a float32 matrix)
 
 
 def top_k_rows(scores: np.ndarray, k: int, ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -59,33 +64,6 @@ def merge_top_k(
     return np.take_along_axis(cat_s, order, axis=1), np.take_along_axis(cat_i, order, axis=1)
 
 
-def _merge_block(best_s: np.ndarray, best_i: np.ndarray, s: np.ndarray, col_ids: np.ndarray) -> None:
-    """Fold a (queries x chunks) score block, whose columns are items ``col_ids``, into the running top-k.
-
-    Ties are ordered by item id (``hnm_db.topk``), so the result does not depend on block sizes.
-    """
-    k = best_s.shape[1]
-    floor = best_s.min(axis=1)
-    mask = s >= floor[:, None]  # >=: an item tied with the k-th may still win on a lower id
-    hits = int(np.count_nonzero(mask))
-    if hits == 0:
-        return
-    if hits > 2 * best_s.size:  # dense: exact top-k of the block, then merge with the running one
-        part_i, part_s = top_k_rows(s, k, col_ids)
-        best_s[:], best_i[:] = merge_top_k(best_s, best_i, part_s.astype(best_s.dtype), part_i)
-        return
-    r, c = np.nonzero(mask)  # sparse: only scores that reach a row's current k-th compete
-    rows = np.concatenate([np.repeat(np.arange(len(best_s)), k), r])
-    vals = np.concatenate([best_s.ravel(), s[r, c]])
-    idx = np.concatenate([best_i.ravel(), col_ids[c]])
-    order = np.lexsort((idx, -vals, rows))
-    rows, vals, idx = rows[order], vals[order], idx[order]
-    pos = np.arange(len(rows)) - np.searchsorted(rows, rows)
-    keep = pos < k
-    best_s[:] = vals[keep].reshape(best_s.shape)
-    best_i[:] = idx[keep].reshape(best_i.shape)
-
-
 def _id_blocks(
     chunk_blocks: np.ndarray | Iterable[np.ndarray | tuple[np.ndarray, np.ndarray]],
 ) -> Iterable[tuple[np.ndarray, np.ndarray]]:
@@ -101,36 +79,6 @@ def _id_blocks(
         offset += len(block)
         if len(block):
             yield col_ids, block
-
-
-def score_candidates(
-    queries: np.ndarray,
-    chunk_blocks: np.ndarray | Iterable[np.ndarray | tuple[np.ndarray, np.ndarray]],
-    k: int,
-    *,
-    query_block: int = 1024,
-) -> TopK:
-    """Exact top-k of ``queries @ chunks.T`` without materialising it, best first.
-
-    Equal scores are ordered by item index, also across blocks, so exact ties do not depend on how the
-    chunks are blocked or streamed (tests/test_topk.py); BLAS may still round a dot product differently
-    for another block shape, in the last bit.
-
-    ``chunk_blocks`` is a matrix, or an iterable of row blocks: consecutive matrices, or
-    ``(item_ids, matrix)`` pairs naming each row's item (blocks streamed from DuckDB in storage order).
-    Memory stays at one query block x one chunk block plus the running (n_queries, k) arrays.
-    """
-    queries = np.ascontiguousarray(queries, dtype=np.float32)
-    nq = len(queries)
-    best_s = np.full((nq, k), -np.inf, dtype=np.float32)
-    best_i = np.full((nq, k), -1, dtype=np.int64)
-    for col_ids, block in _id_blocks(chunk_blocks):
-        block_t = np.ascontiguousarray(np.asarray(block, dtype=np.float32).T)
-        for qs in range(0, nq, query_block):
-            scores = queries[qs : qs + query_block] @ block_t
-            _merge_block(best_s[qs : qs + query_block], best_i[qs : qs + query_block], scores, col_ids)
-    order = np.lexsort((np.where(best_i < 0, np.iinfo(np.int64).max, best_i), -best_s), axis=-1)
-    return TopK(np.take_along_axis(best_i, order, axis=1), np.take_along_axis(best_s, order, axis=1))
 
 
 # -- exact scores: the same top-k whatever the blocking or sharding ----------------------------------------
@@ -208,15 +156,19 @@ def _merge_block_exact(
     best_i[:] = idx[keep].reshape(best_i.shape)
 
 
-def score_candidates_exact(
+def score_candidates(
     queries: np.ndarray,
     chunk_blocks: np.ndarray | Iterable[np.ndarray | tuple[np.ndarray, np.ndarray]],
     k: int,
     *,
     query_block: int = 1024,
 ) -> TopK:
-    """Like :func:`score_candidates`, but scores are float64 dot products (:func:`exact_dots`) and the
-    result is the exact top-k by (score desc, item id asc) over those scores.
+    """Exact top-k of ``queries @ chunks.T`` without materialising it, best first: scores are float64 dot
+    products (:func:`exact_dots`), ranked by (score desc, item id asc).
+
+    ``chunk_blocks`` is a matrix, or an iterable of row blocks: consecutive matrices, or
+    ``(item_ids, matrix)`` pairs naming each row's item (blocks streamed from DuckDB in storage order).
+    Memory stays at one query block x one chunk block plus the running (n_queries, k) arrays.
 
     A pair's score no longer depends on the block it was multiplied in, so the top-k of a corpus is the
     same however it is blocked or split into shards, and merging shards' top-k lists with

@@ -36,7 +36,8 @@ cannot know: which texts form a training group, which queries are held out, and 
   kept in a hidden folder ``.hnm-warm-<digest>`` beside ``out`` and reused by every later run with the
   same warm-start settings (``TrainParams.warm_start_digest``) instead of being trained again.
 * **Dev split and the kept checkpoint.** ``dev_ratio`` of the split's queries with a relevant
-  judgement (chosen by a hash of ``dev_seed`` and the query id, among all of the split's judged
+  judgement (:func:`hnm_db.seeding.held_out`: a hash of ``dev_seed`` and the query id, at least one
+  query, among all of the split's judged
   queries, not only those the run covers, so every method and training seed holds out the same
   queries and is scored on the same dev set) never train; their first-stage top-``dev_k`` is
   re-ranked every ``eval_steps`` and the checkpoint kept is the one with the best dev nDCG@10 (the
@@ -83,6 +84,7 @@ from hnm_db.ensemble import get_ensemble
 from hnm_db.errors import AlreadyExists, EmptySelection, InvalidParams
 from hnm_db.models import quiet_transformers
 from hnm_db.options import param
+from hnm_db.seeding import TRAIN_DEV_STREAM, draw_distinct, held_out
 from hnm_db.store import Store, publish, run_id_of
 from hnm_db.vectors import vectors_by_hash
 
@@ -315,19 +317,6 @@ def judged_queries(db: Store, split: str) -> list[str]:
     )
 
 
-def dev_queries(query_ids: Sequence[str], ratio: float, seed: int) -> set[str]:
-    """The held-out share ``ratio`` of ``query_ids``: a query is in when a hash of (seed, id) falls below
-    ``ratio``, so the choice depends on neither the other queries nor the method that mined them."""
-    if ratio <= 0:
-        return set()
-    out = set()
-    for qid in query_ids:
-        h = hashlib.blake2b(f"{seed}\0{qid}".encode(), digest_size=8).digest()
-        if int.from_bytes(h, "little") / 2**64 < ratio:
-            out.add(qid)
-    return out
-
-
 class EasyNegatives:
     """Random chunks of documents not judged for the query in any split (so never false negatives)."""
 
@@ -341,17 +330,17 @@ class EasyNegatives:
         self, query_id: str, n: int, rng: np.random.Generator, avoid: Sequence[str] = ()
     ) -> list[tuple[str, str]]:
         """``n`` distinct (text, hash) pairs, none of them in ``avoid`` (texts already in the group)."""
-        out: list[tuple[str, str]] = []
         seen = set(avoid)
         judged = self.judged.get(query_id, set())
-        for _ in range(100 * max(n, 1)):
-            if len(out) == n:
-                break
-            doc, text, h = self.chunks[int(rng.integers(0, len(self.chunks)))]
-            if doc not in judged and text not in seen:
-                out.append((text, h))
-                seen.add(text)
-        return out
+
+        def accept(i: int) -> bool:
+            doc, text, _ = self.chunks[i]
+            if doc in judged or text in seen:
+                return False
+            seen.add(text)
+            return True
+
+        return [self.chunks[i][1:] for i in draw_distinct(rng, len(self.chunks), n, accept)]
 
 
 def draw_groups(
@@ -734,7 +723,9 @@ def _validate(db: Store, params: TrainParams) -> _Plan:
                 f"mining run {params.run!r} shares no (query, positive) pair with {', '.join(params.common_pairs)}"
             )
     dev = (
-        dev_queries(judged_queries(db, params.split), params.dev_ratio, params.dev_seed)
+        held_out(
+            judged_queries(db, params.split), params.dev_ratio, params.dev_seed, TRAIN_DEV_STREAM, at_least=1
+        )
         if params.dev_ratio
         else set()
     )

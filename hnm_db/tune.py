@@ -1,8 +1,8 @@
 """Fit an ensemble's member weights, BM25 included, on dev queries carved from the train split.
 
 ``hnm-db ensemble tune NAME`` never reads the test split: the only judgements it reads are those of
-``TuneParams.split`` (default ``train``, and ``test`` is refused), from which a seeded draw of
-``dev_ratio`` of the judged queries is the dev set. The fitted weights become a **new** ensemble
+``TuneParams.split`` (default ``train``, and ``test`` is refused), from which the seeded hold-out
+(:func:`hnm_db.seeding.held_out`, about ``dev_ratio`` of the judged queries, at least one) is the dev set. The fitted weights become a **new** ensemble
 (default name ``NAME-tuned``) with its own vectors; the source ensemble is left as it was, so every
 mining run and evaluation that used the old weights keeps pointing at the weights it used. The tuning
 (source, dev queries, settings, best and source dev nDCG@10, the whole search trace) is one
@@ -49,7 +49,8 @@ from hnm_db.ensemble import (
 from hnm_db.errors import EmptySelection, InvalidParams, MissingEmbeddings
 from hnm_db.hybrid import minmax_bounds, union_rows
 from hnm_db.options import param
-from hnm_db.store import Store
+from hnm_db.seeding import TUNE_DEV_STREAM, held_out
+from hnm_db.store import Store, effective_qrels
 from hnm_db.topk import score_candidates, top_k_rows
 from hnm_db.vectors import iter_vectors, vectors_by_hash
 
@@ -137,23 +138,15 @@ class DevPool:
 
 def dev_qrels(db: Store, params: TuneParams) -> dict[str, dict[str, int]]:
     """query -> judgements of the seeded dev draw from ``params.split`` (the only qrels tune reads)."""
-    rows = db.execute(
-        "SELECT query_id, doc_id, score FROM effective_qrels WHERE split = ? ORDER BY query_id, doc_id",
-        [params.split],
-    ).fetchall()
-    qrels: dict[str, dict[str, int]] = {}
-    for qid, doc, score in rows:
-        qrels.setdefault(qid, {})[doc] = int(score)
-    judged = sorted(q for q, j in qrels.items() if any(s > 0 for s in j.values()))
+    qrels = effective_qrels(db, params.split)
+    judged = [q for q, j in qrels.items() if any(s > 0 for s in j.values())]
     if not judged:
         raise EmptySelection(
             f"ensemble {params.ensemble!r} cannot be tuned: split {params.split!r} has no query with a "
             "relevant judgement to carve dev queries from"
         )
-    n_dev = max(1, int(round(params.dev_ratio * len(judged))))
-    rng = np.random.default_rng([params.seed, 13])
-    chosen = sorted(np.asarray(judged)[rng.choice(len(judged), size=n_dev, replace=False)].tolist())
-    return {q: qrels[q] for q in chosen}
+    chosen = held_out(judged, params.dev_ratio, params.seed, TUNE_DEV_STREAM, at_least=1)
+    return {q: qrels[q] for q in sorted(chosen)}
 
 
 def _unit(mat: np.ndarray) -> np.ndarray:

@@ -3,7 +3,9 @@
 A refactor that moves code (issue 22) must change no output. The demo runs here on the tiny test models
 (built with a fixed vocabulary; whole chunks); its triplets, the training rows a training run draws from them, and the exported files
 are hashed and compared with digests recorded before the refactor. Run ids are random (uuid4), so rows
-name their run; scores are rounded to 6 decimals, so a different CPU's last float bits do not count.
+name their run; scores are rounded to 6 decimals, so a different CPU's last float bits do not count, and
+torch is capped at its AVX2 kernels (tests/conftest.py): its AVX-512 kernels round the tiny models'
+embeddings differently, which reorders their near-ties (the digests were recorded on an AVX2 machine).
 
 A change that is meant to change outputs updates the digests in the same commit, saying why.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import platform
 import re
 from pathlib import Path
 
@@ -112,6 +115,9 @@ def fixed_models(tmp_path_factory) -> tuple[str, str]:
     )
 
 
+@pytest.mark.skipif(
+    platform.machine().lower() not in {"x86_64", "amd64"}, reason="digests of torch's x86-64 AVX2 kernels"
+)
 def test_the_demo_outputs_are_those_recorded_before_the_refactor(tmp_path, fixed_models):
     assert demo_digests(tmp_path, fixed_models) == GOLDEN
 

@@ -27,10 +27,8 @@ from hnm_db.mine import (
     mix_random_negatives,
     sample_negatives,
 )
-from hnm_db.topk import score_candidates, score_candidates_exact
+from hnm_db.topk import score_candidates
 from hnm_db.vectors import read_vectors
-
-BOTH_SCORERS = pytest.mark.parametrize("score_fn", [score_candidates, score_candidates_exact])
 
 # 5 queries x 5 chunks; row q is best at column q, and column 4 ties with column 3 for query 0.
 SCORES = np.array(
@@ -65,32 +63,29 @@ def _params(**kw) -> MiningParams:
 
 
 # -- pure steps --------------------------------------------------------------------------------------
-@BOTH_SCORERS
-def test_score_candidates_ranks_5x5_best_first_with_ties_to_lower_index(score_fn):
+def test_score_candidates_ranks_5x5_best_first_with_ties_to_lower_index():
     eye = np.eye(5, dtype=np.float32)
-    topk = score_fn(SCORES, eye, 3)  # queries @ I = the score matrix itself
+    topk = score_candidates(SCORES, eye, 3)  # queries @ I = the score matrix itself
     assert topk.indices[0].tolist() == [0, 1, 2]
     assert topk.indices[3].tolist() == [0, 1, 2]
-    top4 = score_fn(SCORES, eye, 5)
+    top4 = score_candidates(SCORES, eye, 5)
     assert top4.indices[0].tolist() == [0, 1, 2, 3, 4]  # 0.60 tie: column 3 before 4
 
 
-@BOTH_SCORERS
 @pytest.mark.parametrize("query_block,chunk_block", [(7, 13), (64, 500), (3, 1)])
-def test_blocked_top_k_equals_full_sort(query_block, chunk_block, score_fn):
+def test_blocked_top_k_equals_full_sort(query_block, chunk_block):
     rng = np.random.default_rng(0)
     q, c = rng.normal(size=(40, 16)).astype(np.float32), rng.normal(size=(300, 16)).astype(np.float32)
     blocks = [c[s : s + chunk_block] for s in range(0, len(c), chunk_block)]
-    topk = score_fn(q, blocks, 12, query_block=query_block)
+    topk = score_candidates(q, blocks, 12, query_block=query_block)
     full = q @ c.T
     expected = np.argsort(-full, axis=1, kind="stable")[:, :12]
     assert np.array_equal(topk.indices, expected)
     assert np.allclose(topk.scores, np.take_along_axis(full, expected, axis=1))
 
 
-@BOTH_SCORERS
-def test_top_k_larger_than_corpus_pads_with_minus_one(score_fn):
-    topk = score_fn(SCORES[:2], np.eye(5, dtype=np.float32), 7)
+def test_top_k_larger_than_corpus_pads_with_minus_one():
+    topk = score_candidates(SCORES[:2], np.eye(5, dtype=np.float32), 7)
     assert topk.indices[0, 5:].tolist() == [-1, -1]
     assert len(Candidates.from_topk(topk)) == 10
 

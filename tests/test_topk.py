@@ -9,7 +9,6 @@ from hnm_db.topk import (
     merge_shard_top_k,
     merge_top_k,
     score_candidates,
-    score_candidates_exact,
     top_k_rows,
 )
 
@@ -56,12 +55,10 @@ def test_exact_top_k_of_shards_merged_equals_one_pass_bit_for_bit(shards):
     chunks[100:110] = chunks[5]  # exact ties across shards: lower ids win
     queries = rng.normal(size=(33, 24)).astype(np.float32)
     ids = np.arange(len(chunks))
-    whole = score_candidates_exact(
-        queries, [(ids[a : a + 64], chunks[a : a + 64]) for a in range(0, 500, 64)], 20
-    )
+    whole = score_candidates(queries, [(ids[a : a + 64], chunks[a : a + 64]) for a in range(0, 500, 64)], 20)
     bucket = ids % shards
     parts = [
-        score_candidates_exact(queries, [(ids[bucket == s], chunks[bucket == s])], 20, query_block=5)
+        score_candidates(queries, [(ids[bucket == s], chunks[bucket == s])], 20, query_block=5)
         for s in range(shards)
     ]
     merged = merge_shard_top_k(parts, 20)
@@ -75,9 +72,9 @@ def test_shards_smaller_than_k_pad_with_minus_one():
     rng = np.random.default_rng(2)
     chunks, queries = rng.normal(size=(5, 4)).astype(np.float32), rng.normal(size=(2, 4)).astype(np.float32)
     parts = [
-        score_candidates_exact(queries, chunks[:2], 8),
-        score_candidates_exact(queries, [(np.arange(2, 5), chunks[2:])], 8),
+        score_candidates(queries, chunks[:2], 8),
+        score_candidates(queries, [(np.arange(2, 5), chunks[2:])], 8),
     ]
     merged = merge_shard_top_k(parts, 8)
-    assert np.array_equal(merged.indices, score_candidates_exact(queries, chunks, 8).indices)
+    assert np.array_equal(merged.indices, score_candidates(queries, chunks, 8).indices)
     assert merged.indices[:, 5:].tolist() == [[-1] * 3] * 2

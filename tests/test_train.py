@@ -13,6 +13,7 @@ from fixtures.databases import db_digest
 from hnm_db import train as T
 from hnm_db.crossencoder import load_cross_encoder, model_fingerprint, score_pairs
 from hnm_db.errors import AlreadyExists, EmptySelection, InvalidParams, ModelLoadError, NotFound
+from hnm_db.seeding import TRAIN_DEV_STREAM, held_out
 
 FAST = {"batch_size": 4, "max_length": 48, "max_steps": 3, "head_lr": 1e-2, "lr": 1e-3, "dev_ratio": 0.0}
 
@@ -112,14 +113,6 @@ def test_easy_negatives_are_never_judged_for_the_query(train_db):
         assert not any((qid, text_doc[t]) in judged for t, _ in drawn)
 
 
-def test_dev_queries_depend_only_on_the_seed_and_the_id():
-    ids = [f"q{i}" for i in range(400)]
-    dev = T.dev_queries(ids, 0.1, seed=0)
-    assert 20 <= len(dev) <= 60
-    assert T.dev_queries(ids[:200], 0.1, seed=0) == {q for q in dev if q in set(ids[:200])}
-    assert T.dev_queries(ids, 0.1, seed=1) != dev and T.dev_queries(ids, 0.0, seed=0) == set()
-
-
 def test_every_loss_reads_its_column_layout():
     groups = [T.Group("q", "p", ("n1", "n2")), T.Group("r", "s", ("m1", "m2"))]
     bce = T.group_dataset(groups, "bce")
@@ -205,7 +198,7 @@ def test_the_loss_falls_on_the_fixture(train_db, tiny_model_dir_nodrop, tmp_path
 def test_dev_queries_never_train_and_the_best_dev_checkpoint_is_kept(train_db, tiny_model_dir, tmp_path):
     params = _params(tmp_path, tiny_model_dir, dev_ratio=0.3, max_steps=6, eval_steps=2, group_size=3)
     pools = T.load_pools(train_db, "run-mined", "train")
-    dev = T.dev_queries(T.judged_queries(train_db, "train"), 0.3, 0)
+    dev = held_out(T.judged_queries(train_db, "train"), 0.3, 0, TRAIN_DEV_STREAM, at_least=1)
     assert dev and dev < {p.query_id for p in pools}
     summary = T.train(train_db, params, progress=False)
     stats = summary.stats
@@ -412,7 +405,7 @@ def _copy_run(db, name: str, where: str) -> None:
 def test_runs_of_different_coverage_share_dev_queries_and_common_pairs(train_db, tiny_model_dir, tmp_path):
     _copy_run(train_db, "partial", "query_id NOT LIKE 'q-astro%'")
     judged = T.judged_queries(train_db, "train")
-    dev = T.dev_queries(judged, 0.5, 0)
+    dev = held_out(judged, 0.5, 0, TRAIN_DEV_STREAM, at_least=1)
     covered = {
         q
         for (q,) in train_db.execute(
