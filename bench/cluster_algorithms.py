@@ -58,7 +58,7 @@ def _cluster_timed(db, ensemble: str, k: int, seed: int, algorithm: str):
 
 def _query_neighbours(db, ensemble: str) -> tuple[list[str], np.ndarray]:
     """Train query hashes and the content hashes of each one's exact top-10 chunks."""
-    from hnm_db.evaluate import ensemble_top_k
+    from hnm_db.reranker.evaluate import ensemble_top_k
 
     hashes = [
         r[0]

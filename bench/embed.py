@@ -51,7 +51,7 @@ def load_texts(data: Path, limit: int) -> tuple[list[dict], list[dict]]:
 def prepare_db(path: Path, data: Path, limit: int, alias: str) -> int:
     """Documents, one chunk each, queries; the alias registered. Returns the number of texts."""
     import hnm_db
-    from hnm_db.text import content_hash
+    from hnm_db.sources.text import content_hash
 
     docs, queries = load_texts(data, limit)
     with hnm_db.open(path) as db, db.transaction():
@@ -91,8 +91,8 @@ def _preload() -> None:
 def measure_bare(db_path: str, alias: str, batch_size: int, threads: int) -> dict:
     _preload()
     import hnm_db
-    from hnm_db import models
-    from hnm_db.embed import set_threads
+    from hnm_db.models import registry as models
+    from hnm_db.models.embed import set_threads
 
     with hnm_db.open(db_path, read_only=True) as db:
         row = models.get_model(db, alias)
@@ -122,7 +122,7 @@ def measure_bare(db_path: str, alias: str, batch_size: int, threads: int) -> dic
 def measure_hnm(db_path: str, alias: str, batch_size: int, threads: int) -> dict:
     _preload()
     import hnm_db
-    from hnm_db import models
+    from hnm_db.models import registry as models
 
     load = {"s": 0.0}
     real = models.load_model

@@ -98,7 +98,7 @@ def scifact(db_path: Path, n_neg: int, range_max: int) -> tuple[list[dict], dict
     from sentence_transformers.util import mine_hard_negatives
 
     import hnm_db
-    from hnm_db.vectors import read_vectors
+    from hnm_db.store.vectors import read_vectors
 
     rows = []
     with hnm_db.open(db_path) as db:
@@ -144,7 +144,7 @@ def scifact(db_path: Path, n_neg: int, range_max: int) -> tuple[list[dict], dict
             "JOIN queries q USING (query_id) JOIN chunks c ON c.chunk_id = t.negative_chunk_id "
             "WHERE r.name = 'bench-ensemble'"
         )
-    from hnm_db.text import content_hash
+    from hnm_db.sources.text import content_hash
 
     qvec = dict(zip(qk["content_hash"], qm, strict=True))
     cvec = dict(zip(ck["content_hash"], cm, strict=True))
@@ -214,7 +214,7 @@ def build_synthetic(path: Path, n_chunks: int, n_queries: int, dim: int = 384, s
     import pyarrow as pa
 
     import hnm_db
-    from hnm_db.vectors import write_vectors
+    from hnm_db.store.vectors import write_vectors
 
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(1000, dim)).astype(np.float32)

@@ -45,10 +45,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import numpy as np  # noqa: E402
 
 import hnm_db  # noqa: E402
-from hnm_db import evaluate as E  # noqa: E402
-from hnm_db import train as T  # noqa: E402
-from hnm_db.crossencoder import pick_device  # noqa: E402
 from hnm_db.errors import NotFound  # noqa: E402
+from hnm_db.params import MiningParams  # noqa: E402
+from hnm_db.reranker import evaluate as E  # noqa: E402
+from hnm_db.reranker import train as T  # noqa: E402
+from hnm_db.reranker.crossencoder import pick_device  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SCIFACT = (ROOT / ".." / "shared" / "datasets" / "scifact").resolve()
@@ -67,29 +68,11 @@ class Profile:
     test_queries: int | None
     extra_docs: int | None
     clusters: int
-    # mining, the same for every arm (cluster_filter applies to the ensemble arm only: the paper's method)
-    negatives: int
-    range_min: int
-    range_max: int
-    fallback_depth: int
-    max_score_ratio: float | None
-    guard: str
-    mix_random: int
-    cluster_filter: str
-    # training, the same for every arm
-    base: str
-    loss: str
-    group_size: int
-    batch_size: int
-    max_steps: int
-    max_length: int
-    lr: float
-    head_lr: float
-    warmup_easy_steps: int
-    distill_steps: int
-    dev_ratio: float
-    dev_k: int
-    eval_steps: int
+    #: mining, the same for every arm: method, ensemble and split are set per arm, and cluster_filter
+    #: applies to the ensemble arm only (the paper's method); random runs have no guard and no mix
+    mining: MiningParams
+    #: training, the same for every arm: run, distill run, out, name and seed are set per model
+    training: T.TrainParams
     seeds: int
     # evaluation
     k: int
@@ -115,27 +98,37 @@ FULL = Profile(
     test_queries=None,
     extra_docs=None,
     clusters=20,
-    negatives=7,
-    range_min=0,
-    range_max=50,
-    fallback_depth=200,
-    max_score_ratio=0.95,
-    guard="pair",
-    mix_random=0,
-    cluster_filter="query",
-    base="minilm-l6",
-    loss="lce",
-    group_size=4,
-    batch_size=16,
-    max_steps=100,
-    max_length=128,
-    lr=1e-4,
-    head_lr=1e-3,
-    warmup_easy_steps=0,
-    distill_steps=30,
-    dev_ratio=0.1,
-    dev_k=20,
-    eval_steps=50,
+    mining=MiningParams(
+        method="ensemble",  # method and ensemble are set per arm (mining_params)
+        ensemble="<per arm>",
+        num_negatives=7,
+        range_min=0,
+        range_max=50,
+        fallback_depth=200,
+        max_score_ratio=0.95,
+        guard="pair",
+        mix_random=0,
+        cluster_filter="query",
+        sampling="top",
+        seed=0,
+    ),
+    training=T.TrainParams(
+        run="<arm>",
+        out="<per model>",
+        base="minilm-l6",
+        loss="lce",
+        group_size=4,
+        batch_size=16,
+        max_steps=100,
+        max_length=128,
+        lr=1e-4,
+        head_lr=1e-3,
+        warmup_easy_steps=0,
+        distill_steps=30,
+        dev_ratio=0.1,
+        dev_k=20,
+        eval_steps=50,
+    ),
     seeds=3,
     k=20,
     rerank=("bm25", "ensemble"),
@@ -150,8 +143,7 @@ QUICK = replace(
     test_queries=60,
     extra_docs=500,
     clusters=8,
-    max_steps=20,
-    eval_steps=10,
+    training=replace(FULL.training, max_steps=20, eval_steps=10),
     seeds=2,
     top100=False,
 )
@@ -246,8 +238,8 @@ class Context:
 
 def prepare(ctx: Context, data: Path) -> None:
     """Ingest, chunk, embed, ensemble, cluster."""
-    from hnm_db.chunk import ChunkParams, chunk
-    from hnm_db.ingest import ingest_beir
+    from hnm_db.sources.chunk import ChunkParams, chunk
+    from hnm_db.sources.ingest import ingest_beir
 
     db, profile = ctx.db, ctx.profile
     start = time.perf_counter()
@@ -290,40 +282,30 @@ def same_settings(name: str, stored: dict, wanted: dict, skip: tuple[str, ...] =
         )
 
 
-def mining_params(ctx: Context, method: str, **overrides: object) -> dict:
-    """One arm's mining parameters: the shared window, guard, fallback, pool and seed."""
-    p = ctx.profile
-    params = dict(
-        method=method,
-        ensemble=ctx.ensemble,
-        split="train",
-        num_negatives=p.negatives,
-        range_min=p.range_min,
-        range_max=p.range_max,
-        fallback_depth=p.fallback_depth,
-        max_score_ratio=p.max_score_ratio if method != "random" else None,
-        guard=p.guard,
-        mix_random=p.mix_random if method != "random" else 0,
-        cluster_filter=p.cluster_filter if method == "ensemble" else "none",
-        sampling="top",
-        seed=0,
-    )
-    params.update(overrides)
-    return params
+def mining_params(ctx: Context, method: str, **overrides: object) -> MiningParams:
+    """One arm's mining parameters: the profile's window, guard, fallback, pool and seed."""
+    shared = ctx.profile.mining
+    per_arm = {
+        "method": method,
+        "ensemble": ctx.ensemble,
+        "split": "train",
+        "max_score_ratio": shared.max_score_ratio if method != "random" else None,
+        "mix_random": shared.mix_random if method != "random" else 0,
+        "cluster_filter": shared.cluster_filter if method == "ensemble" else "none",
+    }
+    return replace(shared, **(per_arm | overrides))
 
 
-def mine(ctx: Context, name: str, params: dict) -> str:
+def mine(ctx: Context, name: str, params: MiningParams) -> str:
     stored = ctx.db.scalar("SELECT params FROM mining_runs WHERE name = ?", [name])
-    wanted = {k: v for k, v in params.items() if k != "method"}
+    params = replace(params, name=name)
     if stored is not None:
-        same_settings(name, json.loads(stored), wanted, skip=("cluster_run",))
+        same_settings(name, json.loads(stored), asdict(params), skip=("cluster_run",))
         return name
     log(f"mine {name}")
-    params = dict(params)
-    method = params.pop("method")
-    if params["cluster_filter"] != "none":
-        params["cluster_run"] = cluster_run(ctx, params["ensemble"])
-    ctx.db.mine(method=method, name=name, **params)
+    if params.cluster_filter != "none":
+        params = replace(params, cluster_run=cluster_run(ctx, params.ensemble))
+    ctx.db.mine(params)
     return name
 
 
@@ -371,7 +353,7 @@ def denoised_arm(ctx: Context, parent: str, denoiser: str) -> str:
         relative=ctx.profile.denoise_relative,
         refill=True,
         name=name,
-        max_length=ctx.profile.max_length,
+        max_length=ctx.profile.training.max_length,
         device=ctx.device,
         progress=True,
     )
@@ -382,24 +364,12 @@ def train_params(
     ctx: Context, run: str, name: str, seed: int, distill_run: str, **overrides: object
 ) -> T.TrainParams:
     p = ctx.profile
-    params = T.TrainParams(
+    params = replace(
+        p.training,
         run=run,
-        distill_run=distill_run if p.distill_steps else None,
+        distill_run=distill_run if p.training.distill_steps else None,
         out=str(CACHE / "models" / p.name / name),
         name=name,
-        base=p.base,
-        loss=p.loss,
-        group_size=p.group_size,
-        batch_size=p.batch_size,
-        max_steps=p.max_steps,
-        max_length=p.max_length,
-        lr=p.lr,
-        head_lr=p.head_lr,
-        warmup_easy_steps=p.warmup_easy_steps,
-        distill_steps=p.distill_steps,
-        dev_ratio=p.dev_ratio,
-        dev_k=p.dev_k,
-        eval_steps=p.eval_steps,
         seed=seed,
         device=ctx.device,
     )
@@ -441,7 +411,7 @@ def evaluate(ctx: Context, model: str | None, stage: str, k: int | None = None) 
         first_stage=first_stage,
         k=k,
         split="test",
-        max_length=ctx.profile.max_length,
+        max_length=ctx.profile.training.max_length,
         device=ctx.device,
         interpolate=ctx.profile.interpolate if model else (),
     )
@@ -543,7 +513,7 @@ def main_table(ctx: Context, models: dict[str, list[str]]) -> str:
         ]
         first += [mean_sd(metric_of(ctx, ids)), mean_sd(metric_of(ctx, ids, "mrr@10")), "–"]
     rows.append(("first stage alone", first))
-    base = f"base:{p.base}"
+    base = f"base:{p.training.base}"
     cells = []
     for stage in p.rerank:
         cells += [
@@ -551,7 +521,7 @@ def main_table(ctx: Context, models: dict[str, list[str]]) -> str:
             mean_sd(metric_of(ctx, result_ids(ctx, [base], stage, False), "mrr@10")),
             mean_sd(metric_of(ctx, result_ids(ctx, [base], stage, True))),
         ]
-    rows.append((f"untuned {p.base} (fresh head)", cells))
+    rows.append((f"untuned {p.training.base} (fresh head)", cells))
     for label, names in models.items():
         cells = []
         for stage in p.rerank:
@@ -786,10 +756,24 @@ def main() -> None:
     args = ap.parse_args()
 
     profile = QUICK if args.quick else FULL
-    overrides = {k: v for k, v in vars(args).items() if v is not None and k in Profile.__dataclass_fields__}
+    given = {k: v for k, v in vars(args).items() if v is not None}
+    overrides = {k: given[k] for k in ("seeds", "k", "clusters") if k in given}
+    mining = {
+        f: given[o] for o, f in (("negatives", "num_negatives"), ("mix_random", "mix_random")) if o in given
+    }
+    training = {
+        k: given[k]
+        for k in ("max_steps", "batch_size", "group_size", "max_length", "loss", "distill_steps")
+        if k in given
+    }
     if args.tag:
         overrides["name"] = f"{profile.name}-{args.tag}"
-    profile = replace(profile, **overrides)
+    profile = replace(
+        profile,
+        mining=replace(profile.mining, **mining),
+        training=replace(profile.training, **training),
+        **overrides,
+    )
     CACHE.mkdir(parents=True, exist_ok=True)
     collection = args.data.resolve().name
     data = (
@@ -873,7 +857,7 @@ def main() -> None:
         for stage in first_stages(ctx).values():
             evaluate(ctx, None, stage)
         for stage in profile.rerank:
-            evaluate(ctx, f"base:{profile.base}", stage)
+            evaluate(ctx, f"base:{profile.training.base}", stage)
         if ctx.hybrid:
             evaluate(ctx, None, "hybrid")
         for kind, label, make in jobs:
@@ -1006,8 +990,8 @@ def report(
         + f". Every arm trains the same number of steps and groups, on the same (query, positive) pairs: "
         f"those every main arm's mining run covers (`common_pairs`; a pair the guard left without any "
         f"negative down to the fallback depth is absent from a run), less the dev queries. The dev queries "
-        f"are the same for every arm: {p.dev_ratio:g} of the train split's judged queries, picked by a hash "
-        f"of `dev_seed` 0 and the query id; the dev evaluation re-ranks BM25 top-{p.dev_k}. "
+        f"are the same for every arm: {p.training.dev_ratio:g} of the train split's judged queries, picked by a hash "
+        f"of `dev_seed` 0 and the query id; the dev evaluation re-ranks BM25 top-{p.training.dev_k}. "
         f"`train pairs / queries` in the training table counts the distinct (query, positive) pairs and "
         f"queries each run trained on; `pairs processed` the (query, passage) pairs of its main steps.",
         "",

@@ -7,7 +7,7 @@
    vectors, bench/mine.py's generator) locally and with S shard actors; the triplets' digest must be the
    same for every S.
 3. Shard ingest: the synthetic set's vectors exported as Parquet shards with DuckDB's COPY, then ingested
-   with ``hnm_db.engine_ray.ingest_embeddings`` (INSERT ... WHERE NOT EXISTS), once and once more (a
+   with ``hnm_db.engines.ray_engine.ingest_embeddings`` (INSERT ... WHERE NOT EXISTS), once and once more (a
    resumed run re-reading shards that are already in).
 
 The local Ray cluster is started once (``ray.init(num_cpus=--cpus)``); its start-up is reported apart
@@ -50,7 +50,7 @@ TRIPLETS_SQL = (
 
 def embedding(data: Path, work: Path, model: str, n_docs: int, threads: int, stage: Path) -> list[dict]:
     import hnm_db
-    from hnm_db.engine_ray import RayParams
+    from hnm_db.engines.ray_engine import RayParams
 
     template = work / "embed-template.duckdb"
     with hnm_db.open(template) as db:
@@ -96,7 +96,7 @@ def mining(work: Path, n_chunks: int, n_queries: int, shards: list[int], stage: 
     from mine import build_synthetic
 
     import hnm_db
-    from hnm_db.engine_ray import RayParams
+    from hnm_db.engines.ray_engine import RayParams
 
     path = work / "synthetic.duckdb"
     t = time.perf_counter()
@@ -131,7 +131,7 @@ def mining(work: Path, n_chunks: int, n_queries: int, shards: list[int], stage: 
 
 def ingest(work: Path, buckets: int) -> list[dict]:
     import hnm_db
-    from hnm_db.engine_ray import ingest_embeddings
+    from hnm_db.engines.ray_engine import ingest_embeddings
 
     path = work / "synthetic.duckdb"
     shards = work / "ingest-shards"

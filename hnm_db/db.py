@@ -20,15 +20,16 @@ from typing import Any, TypeVar
 import numpy as np
 import polars as pl
 
-from hnm_db import chunk, ingest
-from hnm_db import split as stage
-from hnm_db.audit import AuditParams, AuditReport, audit, check, record_run_sources
-from hnm_db.chunk import ChunkParams, ChunkSummary
-from hnm_db.cluster import ClusterParams, ClusterSummary, cluster, cluster_sizes
-from hnm_db.denoise import DenoiseParams, DenoiseSummary, denoise
-from hnm_db.embed import EmbedParams, EmbedSummary, embed
-from hnm_db.engine_ray import RayParams, assignment_runner, embed_runner, mining_scorer
-from hnm_db.ensemble import (
+from hnm_db.audit.checks import AuditParams, AuditReport, audit, check, record_run_sources
+from hnm_db.engines.ray_engine import RayParams, assignment_runner, embed_runner, mining_scorer
+from hnm_db.errors import InvalidParams
+from hnm_db.export.datasets import ExportParams, ExportSummary, export
+from hnm_db.mining.cluster import ClusterParams, ClusterSummary, cluster, cluster_sizes
+from hnm_db.mining.denoise import DenoiseParams, DenoiseSummary, denoise
+from hnm_db.mining.mine import MiningSummary, list_runs, mine, show_run
+from hnm_db.mining.params import MiningParams
+from hnm_db.models.embed import EmbedParams, EmbedSummary, embed
+from hnm_db.models.ensemble import (
     EnsembleParams,
     EnsembleSummary,
     create_ensemble,
@@ -36,8 +37,9 @@ from hnm_db.ensemble import (
     read_ensemble_vectors,
     update_ensemble,
 )
-from hnm_db.errors import InvalidParams
-from hnm_db.evaluate import (
+from hnm_db.models.registry import ModelParams, Registration, add_model, models_frame, resolve_model_path
+from hnm_db.models.tune import TuneParams, TuneSummary, tune
+from hnm_db.reranker.evaluate import (
     EvalParams,
     EvalSummary,
     PairedTest,
@@ -48,15 +50,14 @@ from hnm_db.evaluate import (
     seed_summary,
     stored_results,
 )
-from hnm_db.export import ExportParams, ExportSummary, export
-from hnm_db.extract import decode_utf8, read_bytes
-from hnm_db.ingest import IngestSummary, TableSpec
-from hnm_db.mine import MiningParams, MiningSummary, list_runs, mine, show_run
-from hnm_db.models import ModelParams, Registration, add_model, models_frame, resolve_model_path
-from hnm_db.split import SplitParams, SplitSummary
+from hnm_db.reranker.train import TrainParams, TrainSummary, train
+from hnm_db.sources import chunk, ingest
+from hnm_db.sources import split as stage
+from hnm_db.sources.chunk import ChunkParams, ChunkSummary
+from hnm_db.sources.extract import decode_utf8, read_bytes
+from hnm_db.sources.ingest import IngestSummary, TableSpec
+from hnm_db.sources.split import SplitParams, SplitSummary
 from hnm_db.store import DEFAULT_PATH, JSON_FIELD, Store
-from hnm_db.train import TrainParams, TrainSummary, train
-from hnm_db.tune import TuneParams, TuneSummary, tune
 
 __all__ = ["DEFAULT", "DEFAULT_PATH", "JSON_FIELD", "Database", "open", "read_text"]
 
@@ -121,7 +122,7 @@ class Database(Store):
         **fields: Any,
     ) -> IngestSummary:
         """``hnm-db ingest jsonl|csv|parquet``: which columns hold what is a
-        :class:`~hnm_db.ingest.TableSpec` or its fields (``kind``, ``id_column``, ...); ``fmt`` is the
+        :class:`~hnm_db.sources.ingest.TableSpec` or its fields (``kind``, ``id_column``, ...); ``fmt`` is the
         file format (default: from the suffix)."""
         return ingest.ingest_table(self, path, _params(ingest.TableSpec, spec, fields), fmt=fmt)
 
@@ -155,13 +156,13 @@ class Database(Store):
         progress: bool = False,
         **fields: Any,
     ) -> ChunkSummary:
-        """``hnm-db chunk``: (re)chunk documents that need it (see :mod:`hnm_db.chunk`), given as a
-        :class:`~hnm_db.chunk.ChunkParams` or its fields; ``doc_ids`` limits it to those documents."""
+        """``hnm-db chunk``: (re)chunk documents that need it (see :mod:`hnm_db.sources.chunk`), given as a
+        :class:`~hnm_db.sources.chunk.ChunkParams` or its fields; ``doc_ids`` limits it to those documents."""
         return chunk.chunk(self, _params(chunk.ChunkParams, params, fields), doc_ids, progress=progress)
 
     def split(self, params: SplitParams | None = None, /, **fields: Any) -> SplitSummary:
-        """``hnm-db split``: assign queries without a source split (see :mod:`hnm_db.split`), given as a
-        :class:`~hnm_db.split.SplitParams` or its fields."""
+        """``hnm-db split``: assign queries without a source split (see :mod:`hnm_db.sources.split`), given as a
+        :class:`~hnm_db.sources.split.SplitParams` or its fields."""
         return stage.split(self, _params(stage.SplitParams, params, fields))
 
     # -- models / embed / ensemble ------------------------------------------------------------------
@@ -171,7 +172,7 @@ class Database(Store):
 
     def add_model(self, params: ModelParams | None = None, /, **fields: Any) -> Registration:
         """``hnm-db models add``: register a model folder or alias under a name, given as a
-        :class:`~hnm_db.models.ModelParams` or its fields (``name``, ``source``, prompts, ...)."""
+        :class:`~hnm_db.models.registry.ModelParams` or its fields (``name``, ``source``, prompts, ...)."""
         return add_model(self, **asdict(_params(ModelParams, params, fields)))
 
     def list_models(self) -> pl.DataFrame:
@@ -188,8 +189,8 @@ class Database(Store):
         **fields: Any,
     ) -> EmbedSummary:
         """``hnm-db embed``: embed the texts each model has no vector for yet, given as a
-        :class:`~hnm_db.embed.EmbedParams` or its fields (``models``: a name or several); on Ray workers
-        when ``ray`` is given (:mod:`hnm_db.engine_ray`, same vectors)."""
+        :class:`~hnm_db.models.embed.EmbedParams` or its fields (``models``: a name or several); on Ray workers
+        when ``ray`` is given (:mod:`hnm_db.engines.ray_engine`, same vectors)."""
         runner = None
         if ray is not None:
             runner = embed_runner(ray)
@@ -198,7 +199,7 @@ class Database(Store):
     def create_ensemble(
         self, params: EnsembleParams | None = None, /, *, progress: bool = True, **fields: Any
     ) -> EnsembleSummary:
-        """``hnm-db ensemble create``, given as a :class:`~hnm_db.ensemble.EnsembleParams` or its fields:
+        """``hnm-db ensemble create``, given as a :class:`~hnm_db.models.ensemble.EnsembleParams` or its fields:
         ``members`` are "MODEL[:WEIGHT]" strings or (model, weight) pairs; ``bm25`` (a weight) makes a
         hybrid."""
         return create_ensemble(self, _params(EnsembleParams, params, fields), progress=progress)
@@ -207,7 +208,7 @@ class Database(Store):
         self, params: TuneParams | None = None, /, *, progress: bool = True, **fields: Any
     ) -> TuneSummary:
         """``hnm-db ensemble tune``: fit member weights (BM25 included) on dev queries carved from the
-        train split into a new ensemble, given as a :class:`~hnm_db.tune.TuneParams` or its fields."""
+        train split into a new ensemble, given as a :class:`~hnm_db.models.tune.TuneParams` or its fields."""
         return tune(self, _params(TuneParams, params, fields), progress=progress)
 
     def update_ensemble(self, name: str, *, progress: bool = True) -> EnsembleSummary:
@@ -233,8 +234,8 @@ class Database(Store):
         ray: RayParams | None = None,
         **fields: Any,
     ) -> ClusterSummary:
-        """``hnm-db cluster``: K-means over the ensemble's chunk vectors (:func:`hnm_db.cluster.cluster`),
-        given as a :class:`~hnm_db.cluster.ClusterParams` or its fields; with ``ray``, the assignment to
+        """``hnm-db cluster``: K-means over the ensemble's chunk vectors (:func:`hnm_db.mining.cluster.cluster`),
+        given as a :class:`~hnm_db.mining.cluster.ClusterParams` or its fields; with ``ray``, the assignment to
         the fitted centroids runs on Ray workers (same result)."""
         assigner = None
         if ray is not None:
@@ -255,7 +256,7 @@ class Database(Store):
         ray: RayParams | None = None,
         **fields: Any,
     ) -> MiningSummary:
-        """``hnm-db mine``: one mining run, given as a :class:`~hnm_db.mine.MiningParams` or its fields
+        """``hnm-db mine``: one mining run, given as a :class:`~hnm_db.mining.mine.MiningParams` or its fields
         (the class says what each does); with ``ray``, an ensemble run scores on Ray shard actors (same
         triplets)."""
         params = _params(MiningParams, params, fields)
@@ -278,8 +279,8 @@ class Database(Store):
         **fields: Any,
     ) -> DenoiseSummary:
         """``hnm-db denoise``: a new run without the negatives a cross-encoder scores above a threshold or
-        a ratio of their positive, given as a :class:`~hnm_db.denoise.DenoiseParams` or its fields
-        (:mod:`hnm_db.denoise` states the rule)."""
+        a ratio of their positive, given as a :class:`~hnm_db.mining.denoise.DenoiseParams` or its fields
+        (:mod:`hnm_db.mining.denoise` states the rule)."""
         return denoise(self, _params(DenoiseParams, params, fields), replace=replace, progress=progress)
 
     def runs(self) -> pl.DataFrame:
@@ -295,12 +296,12 @@ class Database(Store):
         self, params: ExportParams | None = None, /, *, progress: bool = False, **fields: Any
     ) -> ExportSummary:
         """``hnm-db export``: write runs as a HuggingFace dataset folder, given as a
-        :class:`~hnm_db.export.ExportParams` or its fields (``runs`` a name or several, ``to`` a folder)."""
+        :class:`~hnm_db.export.datasets.ExportParams` or its fields (``runs`` a name or several, ``to`` a folder)."""
         return export(self, _params(ExportParams, params, fields), progress=progress)
 
     def audit(self, params: AuditParams | None = None, /, **fields: Any) -> AuditReport:
         """``hnm-db audit``: per-run summary, overlap, changed sources (and charts), given as an
-        :class:`~hnm_db.audit.AuditParams` or its fields (``runs``: a name or several, none for all)."""
+        :class:`~hnm_db.audit.checks.AuditParams` or its fields (``runs``: a name or several, none for all)."""
         return audit(self, _params(AuditParams, params, fields))
 
     def check(self) -> list[str]:
@@ -322,8 +323,8 @@ class Database(Store):
         **fields: Any,
     ) -> TrainSummary:
         """``hnm-db train``: fine-tune a cross-encoder on a mining run, given as a
-        :class:`~hnm_db.train.TrainParams` or its fields (the class says what each does); ``notes``
-        receives what the user should know as it arises (see :func:`hnm_db.train.train`)."""
+        :class:`~hnm_db.reranker.train.TrainParams` or its fields (the class says what each does); ``notes``
+        receives what the user should know as it arises (see :func:`hnm_db.reranker.train.train`)."""
         if "out" in fields:
             fields["out"] = str(fields["out"])
         return train(self, _params(TrainParams, params, fields), progress=progress, notes=notes)
@@ -331,7 +332,7 @@ class Database(Store):
     def evaluate(
         self, params: EvalParams | None = None, /, *, progress: bool = False, **fields: Any
     ) -> EvalSummary:
-        """``hnm-db eval``: re-rank the first stage's top-k, given as a :class:`~hnm_db.evaluate.EvalParams`
+        """``hnm-db eval``: re-rank the first stage's top-k, given as a :class:`~hnm_db.reranker.evaluate.EvalParams`
         or its fields (``model``: folder, training run name or ``base:ALIAS``; None = the first stage
         alone)."""
         return evaluate(self, _params(EvalParams, params, fields), progress=progress)

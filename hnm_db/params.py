@@ -10,22 +10,23 @@ from __future__ import annotations
 
 import inspect
 
-from hnm_db.audit import AuditParams, AuditReport
-from hnm_db.chunk import ChunkParams, ChunkSummary
-from hnm_db.cluster import ClusterParams, ClusterSummary
-from hnm_db.denoise import DenoiseParams, DenoiseSummary
-from hnm_db.embed import EmbedParams, EmbedSummary, ModelReport
-from hnm_db.engine_ray import ENGINES, RayParams
-from hnm_db.ensemble import EnsembleParams, EnsembleSummary
-from hnm_db.evaluate import EvalParams, EvalSummary, PairedTest
-from hnm_db.export import LAYOUTS, ExportParams, ExportSummary
-from hnm_db.ingest import POLICIES, IngestSummary, KindCounts, TableSpec, ingest_urls
-from hnm_db.metrics import METRIC_NAMES
-from hnm_db.mine import MiningParams, MiningSummary
-from hnm_db.models import ModelParams, Registration
-from hnm_db.split import SplitParams, SplitSummary
-from hnm_db.train import TrainParams, TrainSummary
-from hnm_db.tune import TuneParams, TuneSummary
+from hnm_db.audit.checks import AuditParams, AuditReport
+from hnm_db.engines.ray_engine import ENGINES, RayParams
+from hnm_db.export.datasets import LAYOUTS, ExportParams, ExportSummary
+from hnm_db.mining.cluster import ClusterParams, ClusterSummary
+from hnm_db.mining.denoise import DenoiseParams, DenoiseSummary
+from hnm_db.mining.mine import MiningSummary
+from hnm_db.mining.params import MiningParams
+from hnm_db.models.embed import EmbedParams, EmbedSummary, ModelReport
+from hnm_db.models.ensemble import EnsembleParams, EnsembleSummary
+from hnm_db.models.registry import ModelParams, Registration
+from hnm_db.models.tune import TuneParams, TuneSummary
+from hnm_db.reranker.evaluate import EvalParams, EvalSummary, PairedTest
+from hnm_db.reranker.train import TrainParams, TrainSummary
+from hnm_db.retrieval.metrics import METRIC_NAMES
+from hnm_db.sources.chunk import ChunkParams, ChunkSummary
+from hnm_db.sources.ingest import POLICIES, IngestSummary, KindCounts, TableSpec, ingest_urls
+from hnm_db.sources.split import SplitParams, SplitSummary
 
 #: ``ingest urls`` defaults: seconds per URL and URLs fetched at once (the stage function's keywords).
 URL_TIMEOUT = inspect.signature(ingest_urls).parameters["timeout"].default

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hnm_db.audit import AuditParams, audit, check, record_run_sources, run_checks
+from hnm_db.audit.checks import AuditParams, audit, check, record_run_sources, run_checks
 from hnm_db.errors import ChecksFailed, InvalidParams, NotFound
-from hnm_db.text import content_hash
+from hnm_db.sources.text import content_hash
 
 MY_CHECKS = {
     "negative_is_judged_positive",
@@ -225,7 +225,7 @@ def _with_ensemble_scores(db) -> None:
     ensemble run over the same queries with a deeper window."""
     import numpy as np
 
-    from hnm_db.vectors import write_vectors
+    from hnm_db.store.vectors import write_vectors
 
     db.execute("UPDATE mining_runs SET ensemble_id = 'e1' WHERE run_id = 'run-rnd'")
     db.execute(
@@ -257,7 +257,7 @@ def test_score_chart_has_a_panel_per_run_on_the_ensemble_cosine_they_share(mined
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from hnm_db.audit import plot_scores, score_figure
+    from hnm_db.audit.checks import plot_scores, score_figure
 
     _with_ensemble_scores(mined_db)
     scores = plot_scores(mined_db, None)
@@ -290,7 +290,7 @@ def test_charts_are_150_dpi_with_labelled_axes_and_side_by_side_cluster_bars(min
     import matplotlib.pyplot as plt
     from PIL import Image
 
-    from hnm_db.audit import _plot_clusters
+    from hnm_db.audit.checks import _plot_clusters
 
     report = audit(mined_db, AuditParams(plot_dir=tmp_path / "plots"))
     for path in report.plots:

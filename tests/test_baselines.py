@@ -7,9 +7,11 @@ import pytest
 from fixtures.databases import ENSEMBLE
 from rank_bm25 import BM25Okapi
 
-from hnm_db import baselines
-from hnm_db.bm25 import tokenize
-from hnm_db.mine import MiningParams, mine, read_split
+from hnm_db.mining import baselines
+from hnm_db.mining.inputs import read_split
+from hnm_db.mining.mine import mine
+from hnm_db.mining.params import MiningParams
+from hnm_db.retrieval.bm25 import tokenize
 
 
 def _negatives(db, name, query_id):

@@ -1,7 +1,7 @@
 import numpy as np
 from rank_bm25 import BM25Okapi
 
-from hnm_db.bm25 import BM25Index, tokenize
+from hnm_db.retrieval.bm25 import BM25Index, tokenize
 
 TEXTS = [
     "The star and the galaxy orbit a black hole.",

@@ -10,10 +10,10 @@ import pytest
 from fixtures.corpus import CORPUS
 from fixtures.databases import db_digest
 
-from hnm_db import chunk as chunk_mod
-from hnm_db.chunk import ChunkParams, chunk, split_sentences
 from hnm_db.errors import EmptySelection, InvalidParams, UnknownIds
-from hnm_db.text import content_hash
+from hnm_db.sources import chunk as chunk_mod
+from hnm_db.sources.chunk import ChunkParams, chunk, split_sentences
+from hnm_db.sources.text import content_hash
 
 
 def long_docs() -> list[tuple[str, str, str]]:

@@ -159,7 +159,7 @@ def test_audit_check_fails_naming_the_check_and_rows(mined_db_path, digest):
 
 
 def test_reingested_source_is_reported_by_audit_and_fails_check(mined_db_path):
-    from hnm_db.text import content_hash
+    from hnm_db.sources.text import content_hash
 
     text = "Document 7 now holds different words."
     with hnm_db.open(mined_db_path) as db:

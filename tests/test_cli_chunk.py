@@ -9,7 +9,7 @@ from fixtures.cli import invoke
 from fixtures.databases import insert_documents
 
 import hnm_db
-from hnm_db.text import content_hash
+from hnm_db.sources.text import content_hash
 
 
 @pytest.fixture

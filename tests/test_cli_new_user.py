@@ -19,8 +19,8 @@ from fixtures.corpus import CORPUS
 from fixtures.databases import path_digest
 
 import hnm_db
-from hnm_db.chunk import load_tokenizer
 from hnm_db.errors import WriteRefused
+from hnm_db.sources.chunk import load_tokenizer
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECK = ROOT / "sql" / "checks" / "negative_is_judged_positive.sql"

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from fixtures.databases import ENSEMBLE, db_digest
 
-from hnm_db.cluster import ClusterParams, cluster, latest_cluster_run, nearest_centroid
 from hnm_db.errors import InvalidParams, MissingEmbeddings, NotFound
-from hnm_db.vectors import read_vectors
+from hnm_db.mining.cluster import ClusterParams, cluster, latest_cluster_run, nearest_centroid
+from hnm_db.store.vectors import read_vectors
 
 
 def _assignments(db, run_id):
@@ -93,7 +93,7 @@ def test_auto_k_picks_the_four_topics_by_neighbour_retention(mining_db):
 def test_auto_k_takes_the_largest_k_that_keeps_neighbours_together():
     """No cluster structure (one Gaussian blob): retention falls smoothly with k and the rule picks the
     largest candidate above the bar, not the smallest k as silhouette does on such data."""
-    from hnm_db.cluster import choose_k
+    from hnm_db.mining.cluster import choose_k
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(600, 3)).astype(np.float32)
@@ -201,7 +201,7 @@ def test_default_algorithm_is_kmeans_with_the_same_clusters():
     sklearn's KMeans(n_init=1) with the seed."""
     from sklearn.cluster import KMeans
 
-    from hnm_db.cluster import fit
+    from hnm_db.mining.cluster import fit
 
     rng = np.random.default_rng(3)
     x = rng.normal(size=(300, 8)).astype(np.float32)
@@ -213,7 +213,7 @@ def test_default_algorithm_is_kmeans_with_the_same_clusters():
 
 
 def test_agglomerative_fits_a_seeded_sample_and_assigns_the_rest_to_the_nearest_mean(monkeypatch):
-    import hnm_db.cluster as C
+    import hnm_db.mining.cluster as C
 
     monkeypatch.setattr(C, "AGGLOMERATIVE_FIT_MAX", 40)
     rng = np.random.default_rng(0)
@@ -230,7 +230,7 @@ def test_agglomerative_fits_a_seeded_sample_and_assigns_the_rest_to_the_nearest_
 
 
 def test_agglomerative_k_above_its_fit_sample_is_rejected_before_any_work(mining_db):
-    from hnm_db.cluster import AGGLOMERATIVE_FIT_MAX
+    from hnm_db.mining.cluster import AGGLOMERATIVE_FIT_MAX
 
     before = db_digest(mining_db)
     with pytest.raises(InvalidParams, match="agglomerative clustering is fitted on at most 10,000"):

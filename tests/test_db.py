@@ -370,7 +370,7 @@ def test_publish_refuses_replaces_or_keeps_an_existing_target(tmp_path):
 def test_publish_puts_the_old_target_back_when_the_swap_fails(tmp_path, monkeypatch):
     import os
 
-    from hnm_db import store
+    from hnm_db.store import files as store
 
     target = _folder(tmp_path / "out", "old")
     staged = _folder(tmp_path / ".a", "new")

@@ -11,8 +11,8 @@ from fixtures.cli import invoke
 from fixtures.databases import ENSEMBLE, db_digest, path_digest, populate_mining_db
 
 import hnm_db
-from hnm_db.denoise import DenoiseParams, sigmoid
 from hnm_db.errors import AlreadyExists, InvalidParams, NotFound, UnknownModel
+from hnm_db.mining.denoise import DenoiseParams, sigmoid
 
 MAX_LEN = 48
 
@@ -123,7 +123,7 @@ def test_the_new_run_records_its_parent_model_and_rule_and_the_parent_is_unchang
     assert d["parent_run"] == "par" and d["parent_run_id"] == par["run_id"]
     assert d["rule"] == "threshold" and d["threshold"] == 0.5 and d["relative"] is None
     assert d["scale"] == "sigmoid(logit)" and d["max_length"] == MAX_LEN and d["model"] == ce
-    from hnm_db.evaluate import resolve_model
+    from hnm_db.reranker.evaluate import resolve_model
 
     assert d["model_fingerprint"] == resolve_model(mined, ce).fingerprint
     assert (child["method"], child["split"], child["seed"]) == (par["method"], par["split"], par["seed"])

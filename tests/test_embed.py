@@ -9,12 +9,12 @@ import pytest
 from fixtures.corpus import CORPUS, QUERIES
 
 import hnm_db
-from hnm_db import embed as embed_mod
-from hnm_db import models
-from hnm_db.embed import EmbedParams, embed
 from hnm_db.errors import InvalidParams, ModelLoadError, UnknownModel
-from hnm_db.text import content_hash
-from hnm_db.vectors import read_vectors
+from hnm_db.models import embed as embed_mod
+from hnm_db.models import registry as models
+from hnm_db.models.embed import EmbedParams, embed
+from hnm_db.sources.text import content_hash
+from hnm_db.store.vectors import read_vectors
 
 DOCS = [d["text"] for d in CORPUS]
 QTEXTS = [q["text"] for q in QUERIES]

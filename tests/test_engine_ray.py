@@ -10,12 +10,14 @@ from fixtures.corpus import CORPUS, QUERIES
 from fixtures.databases import ENSEMBLE, insert_texts, run_rows
 
 import hnm_db
-from hnm_db import engine_ray, models
-from hnm_db.cluster import ClusterParams, cluster
-from hnm_db.engine_ray import RayParams
-from hnm_db.ensemble import EnsembleParams, create_ensemble
+from hnm_db.engines import ray_engine as engine_ray
+from hnm_db.engines.ray_engine import RayParams
 from hnm_db.errors import InvalidParams
-from hnm_db.mine import MiningParams, mine
+from hnm_db.mining.cluster import ClusterParams, cluster
+from hnm_db.mining.mine import mine
+from hnm_db.mining.params import MiningParams
+from hnm_db.models import registry as models
+from hnm_db.models.ensemble import EnsembleParams, create_ensemble
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.ray

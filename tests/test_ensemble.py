@@ -10,11 +10,11 @@ import pytest
 from fixtures.corpus import CORPUS, QUERIES
 
 import hnm_db
-from hnm_db import models
-from hnm_db.embed import EmbedParams, embed
-from hnm_db.ensemble import EnsembleParams, combine, create_ensemble, parse_member, update_ensemble
 from hnm_db.errors import AlreadyExists, EmptySelection, InvalidParams, MissingEmbeddings, NotFound
-from hnm_db.vectors import read_vectors
+from hnm_db.models import registry as models
+from hnm_db.models.embed import EmbedParams, embed
+from hnm_db.models.ensemble import EnsembleParams, combine, create_ensemble, parse_member, update_ensemble
+from hnm_db.store.vectors import read_vectors
 
 DOCS = [d["text"] for d in CORPUS]
 QTEXTS = [q["text"] for q in QUERIES]
@@ -191,8 +191,8 @@ def test_ensemble_vectors_are_read_in_batches(two_model_db):
 def test_an_interrupted_create_leaves_no_ensemble_and_a_rerun_resumes(two_model_db, monkeypatch):
     """A kill after some batches: no half-built ensemble for cluster/mine to trip over (they would ask
     for `embed`, which is not needed); running create again adds only what is missing."""
-    import hnm_db.ensemble as ensemble_mod
-    from hnm_db.ensemble import get_ensemble
+    import hnm_db.models.ensemble as ensemble_mod
+    from hnm_db.models.ensemble import get_ensemble
 
     db = two_model_db
     params = EnsembleParams("ens", (("a", None), ("b", None)), batch_rows=8)
@@ -217,7 +217,7 @@ def test_an_interrupted_create_leaves_no_ensemble_and_a_rerun_resumes(two_model_
 
 
 def test_vectors_of_an_abandoned_creation_are_removed_by_the_next_create(two_model_db, monkeypatch):
-    import hnm_db.ensemble as ensemble_mod
+    import hnm_db.models.ensemble as ensemble_mod
 
     db = two_model_db
     monkeypatch.setattr(

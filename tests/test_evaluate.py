@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from fixtures.databases import db_digest
 
-from hnm_db import crossencoder as C
-from hnm_db import evaluate as E
-from hnm_db import train as T
 from hnm_db.errors import EmptySelection, InvalidParams, MissingEmbeddings, NotFound
+from hnm_db.reranker import crossencoder as C
+from hnm_db.reranker import evaluate as E
+from hnm_db.reranker import train as T
 
 
 @pytest.fixture
@@ -173,8 +173,8 @@ def test_an_embedding_model_without_head_needs_the_base_prefix(train_db, tiny_mo
 
 
 def test_evaluation_reads_the_split_that_hnm_db_split_assigned(db):
-    from hnm_db.evaluate import load_qrels
-    from hnm_db.split import SplitParams, split
+    from hnm_db.reranker.evaluate import load_qrels
+    from hnm_db.sources.split import SplitParams, split
 
     for i in range(20):
         db.execute(

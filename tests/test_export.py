@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from hnm_db.errors import AlreadyExists, EmptySelection, InvalidParams, NotFound, TooFewNegatives
-from hnm_db.export import ExportParams, export, size_category, source_name
+from hnm_db.export.datasets import ExportParams, export, size_category, source_name
 
 TRIPLETS_SQL = """
 SELECT q.text AS anchor, pc.text AS positive, nc.text AS negative, t.query_id, t.positive_chunk_id,
@@ -254,7 +254,7 @@ def test_source_names_in_the_card_carry_no_local_paths():
 
 @pytest.mark.parametrize("fmt", ["triplet", "n-tuple", "labeled-pair"])
 def test_small_batches_and_query_slices_give_the_same_dataset(mined_db, tmp_path, fmt):
-    from hnm_db.export import _slices
+    from hnm_db.export.datasets import _slices
 
     runs = ("ens-top", "random")
     args = {"runs": ["run-ens", "run-rnd"], "split": "train"}

@@ -12,7 +12,7 @@ import logging
 import datasets
 import pytest
 
-from hnm_db.export import ExportParams, export
+from hnm_db.export.datasets import ExportParams, export
 
 LAYOUTS = {"triplet": {}, "n-tuple": {"num_negatives": 2}, "labeled-pair": {}}
 

@@ -1,4 +1,4 @@
-"""Clean text and titles from HTML, text, Markdown and PDF files (hnm_db.extract)."""
+"""Clean text and titles from HTML, text, Markdown and PDF files (hnm_db.sources.extract)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from fixtures.corpus import article_html, write_pdf
 
 from hnm_db.errors import InputError, SourceUnavailable
-from hnm_db.extract import clean_text, decode_utf8, extract_file, extract_html, html_title
+from hnm_db.sources.extract import clean_text, decode_utf8, extract_file, extract_html, html_title
 
 
 def test_html_extraction_drops_scripts_navigation_and_footer():

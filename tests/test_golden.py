@@ -23,8 +23,8 @@ from fixtures.models import build_tiny_model
 
 import hnm_db
 from hnm_db.demo import DEMO_MINING, DEMO_RUNS, run_demo
+from hnm_db.reranker.train import EasyNegatives, draw_groups, load_pools
 from hnm_db.store import run_id_of
-from hnm_db.train import EasyNegatives, draw_groups, load_pools
 
 #: Mining runs beyond the demo's (same split, negatives per query, window and seed).
 GOLDEN_RUNS = {

@@ -12,14 +12,14 @@ from fixtures.cli import invoke
 from fixtures.databases import db_digest, populate_mining_db
 
 import hnm_db
-from hnm_db import bm25 as bm25_module
-from hnm_db.bm25 import BM25Index
-from hnm_db.ensemble import EnsembleParams, create_ensemble, get_ensemble
 from hnm_db.errors import EmptySelection, InvalidParams, MissingBM25Statistics, NotFound
-from hnm_db.hybrid import HybridScorer, minmax_bounds, union_rows
-from hnm_db.topk import score_candidates
-from hnm_db.tune import TuneParams, tune
-from hnm_db.vectors import read_vectors
+from hnm_db.models.ensemble import EnsembleParams, create_ensemble, get_ensemble
+from hnm_db.models.tune import TuneParams, tune
+from hnm_db.retrieval import bm25 as bm25_module
+from hnm_db.retrieval.bm25 import BM25Index
+from hnm_db.retrieval.hybrid import HybridScorer, minmax_bounds, union_rows
+from hnm_db.retrieval.topk import score_candidates
+from hnm_db.store.vectors import read_vectors
 
 W = 0.3
 

@@ -1,4 +1,4 @@
-"""Ingest (hnm_db.ingest): BEIR folders, tables, files and URLs into documents, queries, qrels.
+"""Ingest (hnm_db.sources.ingest): BEIR folders, tables, files and URLs into documents, queries, qrels.
 
 Every bad-input test checks the message and that the database is exactly as before.
 """
@@ -17,8 +17,15 @@ from fixtures.databases import db_digest
 
 import hnm_db
 from hnm_db.errors import DuplicateId, InputError, InvalidParams, SourceUnavailable, UnknownIds
-from hnm_db.ingest import TableSpec, document_hash, ingest_beir, ingest_files, ingest_table, ingest_urls
-from hnm_db.text import content_hash
+from hnm_db.sources.ingest import (
+    TableSpec,
+    document_hash,
+    ingest_beir,
+    ingest_files,
+    ingest_table,
+    ingest_urls,
+)
+from hnm_db.sources.text import content_hash
 
 
 def ingest_rows(db: hnm_db.Database) -> dict[str, list[tuple]]:

@@ -16,7 +16,7 @@ from fixtures.cli import invoke
 
 import hnm_db
 from hnm_db.errors import HnmError
-from hnm_db.ingest import TableSpec, ingest_table
+from hnm_db.sources.ingest import TableSpec, ingest_table
 
 BLOCKS, PER_BLOCK = 4, 50
 CASES = BLOCKS * PER_BLOCK

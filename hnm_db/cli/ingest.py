@@ -1,6 +1,6 @@
 """``hnm-db ingest {beir,jsonl,csv,parquet,files,urls}``: load sources into documents, queries, qrels.
 
-Each subcommand reads its options, calls one function of :mod:`hnm_db.ingest` and prints the summary
+Each subcommand reads its options, calls one function of :mod:`hnm_db.sources.ingest` and prints the summary
 (one row per table: new, unchanged, replaced, skipped, failed); notes go to stderr.
 """
 

@@ -3,7 +3,7 @@
 -- after mining, its old rows silently mean something else. One row per (run, chunk) that changed,
 -- for negatives and positives alike, with how many triplets of the run use it in each role.
 -- Exact for runs with a hash snapshot in mining_run_sources (written by the mining stage through
--- hnm_db.audit.record_run_sources): a chunk's or its document's content_hash differs from the one
+-- hnm_db.audit.checks.record_run_sources): a chunk's or its document's content_hash differs from the one
 -- recorded. For runs (or chunks of a run) without a snapshot it falls back to time: a document
 -- ingested after the run was created (ingest re-stamps ingested_at only when a document's text
 -- changes, so this is exact for whole re-ingests, but misses a re-chunking that kept the document).

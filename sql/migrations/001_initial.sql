@@ -1,7 +1,7 @@
 -- The whole data model of ../shared/DESIGN.md, created empty so `SHOW TABLES` shows its shape from day one.
 -- No foreign keys: DuckDB implements UPDATE as delete + insert, which trips FK checks; the rules are
 -- checked by the queries in sql/checks/ instead (hnm-db audit --check).
--- Texts are keyed by `content_hash`: blake2b-128 hex of the NFC, whitespace-collapsed text (hnm_db.text).
+-- Texts are keyed by `content_hash`: blake2b-128 hex of the NFC, whitespace-collapsed text (hnm_db.sources.text).
 -- `role` is 'query' or 'doc': the same text embedded as a query and as a passage may differ (prompts).
 
 CREATE TABLE documents (

@@ -1,6 +1,6 @@
 -- The text every mining run read: one row per chunk a run's triplets name (as positive or negative),
 -- with the chunk's and its document's content_hash at the moment the run was written
--- (hnm_db.audit.record_run_sources, called by the mining stage inside its write transaction).
+-- (hnm_db.audit.checks.record_run_sources, called by the mining stage inside its write transaction).
 -- Triplets store ids, not texts, so without this snapshot a document re-ingested with different
 -- text would silently change what an old run's rows mean; sql/checks/negative_doc_changed_since_mining.sql
 -- compares these hashes with the current ones.

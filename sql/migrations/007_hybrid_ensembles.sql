@@ -1,4 +1,4 @@
--- Hybrid ensembles and tuned weights (hnm_db.ensemble, hnm_db.tune).
+-- Hybrid ensembles and tuned weights (hnm_db.models.ensemble, hnm_db.models.tune).
 --   ensembles.bm25: NULL for a dense ensemble; for a hybrid, the sparse member as JSON
 --                   {"weight": W, "k1": .., "b": .., "epsilon": .., "tokenizer": .., "depth": D}:
 --                   score = ensemble cosine + W x BM25 min-max normalised per query over the union of

@@ -1,5 +1,5 @@
 -- BM25 baseline candidates: the registered UDF hnm_bm25_top_k(text, k) ranks every distinct chunk text
--- for a block of queries at once (sparse matrix product, hnm_db.bm25) and returns the k best as a list
+-- for a block of queries at once (sparse matrix product, hnm_db.retrieval.bm25) and returns the k best as a list
 -- of (content_hash, score), best first. One row per (query, hit), hit_order 0 = best.
 -- Parameters: $split, $k.
 WITH split_queries AS (

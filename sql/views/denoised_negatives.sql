@@ -1,4 +1,4 @@
--- Negatives a denoised run dropped (hnm_db.denoise), one row per triplet of its parent run that the
+-- Negatives a denoised run dropped (hnm_db.mining.denoise), one row per triplet of its parent run that the
 -- denoised run does not keep, with the cross-encoder's scores and the texts to read.
 --   negative_logit / positive_logit: the raw scores in eval_scores (model fingerprint and max length
 --       recorded in the run's params.denoise); positive_logit is NULL while the positive pair is unscored

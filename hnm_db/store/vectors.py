@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from hnm_db.store import Store
+from hnm_db.store.connection import Store
 
 
 def to_arrow_list(matrix: np.ndarray) -> pa.ListArray:

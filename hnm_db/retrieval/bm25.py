@@ -18,7 +18,7 @@ import scipy.sparse as sp
 from rank_bm25 import BM25Okapi
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-from hnm_db.topk import top_k_rows
+from hnm_db.retrieval.topk import top_k_rows
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 

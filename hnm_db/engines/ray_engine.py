@@ -7,7 +7,7 @@ as Parquet, and the driver ingests those. Each stage keeps the local path's rule
 so its output is the same bits:
 
 - **Embedding** (:func:`embed_role`): the driver plans the texts a model lacks exactly as the local
-  path batches them (``hnm_db.embed.iter_missing``: length-sorted batches of ``batch_size``), and
+  path batches them (``hnm_db.models.embed.iter_missing``: length-sorted batches of ``batch_size``), and
   writes the plan as shards of whole batches (batch number modulo ``buckets``): a text's vector
   depends, in the last bits, on the texts padded into its batch, so batches are never split. Ray Data
   ``map_batches`` with an ``ActorPoolStrategy`` of model replicas encodes each shard with the same
@@ -18,12 +18,12 @@ so its output is the same bits:
   the same), ingests what is there and encodes only the shards that have no output yet.
 - **Cluster assignment** (:func:`assign_clusters`): centroids are fitted on the driver; the vectors go
   out as shards bucketed by ``hash(content_hash) % buckets`` and a Ray Data map assigns each to the
-  nearest centroid with :func:`hnm_db.cluster.nearest_centroid`, whose result for a vector does not
+  nearest centroid with :func:`hnm_db.mining.cluster.nearest_centroid`, whose result for a vector does not
   depend on the other vectors in its batch.
 - **Mining** (:func:`mining_scorer`): ``shards`` actors each load one slice of the ensemble's chunk
   vectors (bucketed by ``hash(content_hash) % shards``), score every query against it with
-  :func:`hnm_db.topk.score_candidates` and return their top-k; the driver merges them
-  (:func:`hnm_db.topk.merge_shard_top_k`, float64 scores, ties by lower id), then filters, samples
+  :func:`hnm_db.retrieval.topk.score_candidates` and return their top-k; the driver merges them
+  (:func:`hnm_db.retrieval.topk.merge_shard_top_k`, float64 scores, ties by lower id), then filters, samples
   and writes as the local path does. Identical triplets for any number of shards.
 
 Ray is an optional extra (``pip install 'hnm-db[ray]'``), imported only when this engine runs.
@@ -41,14 +41,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from hnm_db import models as registry
-from hnm_db.cluster import nearest_centroid
-from hnm_db.embed import EmbedParams, _encode, iter_missing, set_threads
 from hnm_db.errors import HnmError, InvalidParams
-from hnm_db.mine import ScoreJob, Scorer
+from hnm_db.mining.cluster import nearest_centroid
+from hnm_db.mining.scoring import ScoreJob, Scorer
+from hnm_db.models import registry
+from hnm_db.models.embed import EmbedParams, _encode, iter_missing, set_threads
+from hnm_db.retrieval.topk import TopK, merge_shard_top_k, score_candidates
 from hnm_db.store import Store, publish
-from hnm_db.topk import TopK, merge_shard_top_k, score_candidates
-from hnm_db.vectors import from_arrow_list, to_arrow_list
+from hnm_db.store.vectors import from_arrow_list, to_arrow_list
 
 ENGINES = ("local", "ray")
 
@@ -170,7 +170,7 @@ def export_mining_shards(job: ScoreJob, folder: Path, shards: int) -> dict[int, 
     streamed pass of ``job.chunk_block`` rows, each block split among one Parquet writer per shard.
 
     Not one DuckDB ``COPY ... PARTITION_BY``, as the other exports: under mining's memory cap
-    (``hnm_db.mine.bounded_buffer``, 512 MB) that ran out of memory on 1M x 384 vectors, even with
+    (``hnm_db.mining.mine.bounded_buffer``, 512 MB) that ran out of memory on 1M x 384 vectors, even with
     row groups of 8,192 rows and no insertion order; a plain ``COPY`` per shard fits but scans the
     vectors once per shard. The stream holds one block at a time whatever the corpus size.
     """
@@ -200,7 +200,7 @@ def export_mining_shards(job: ScoreJob, folder: Path, shards: int) -> dict[int, 
 
 
 def mining_scorer(params: RayParams) -> Scorer:
-    """A :data:`hnm_db.mine.Scorer` that scores on ``params.shards`` Ray actors (module docstring)."""
+    """A :data:`hnm_db.mining.mine.Scorer` that scores on ``params.shards`` Ray actors (module docstring)."""
 
     def score(job: ScoreJob) -> TopK:
         ray = connect(params)
@@ -305,7 +305,7 @@ def ingest_embeddings(db: Store, model_id: str, role: str, path: Path) -> int:
 
 
 def embed_runner(params: RayParams):
-    """A role runner for :func:`hnm_db.embed.embed`: plan, encode on replicas, ingest (module docstring)."""
+    """A role runner for :func:`hnm_db.models.embed.embed`: plan, encode on replicas, ingest (module docstring)."""
 
     def run(db: Store, row: registry.ModelRow, role: str, params_e: EmbedParams, progress: bool) -> int:
         del progress  # embed's runner interface: Ray's own progress shows on the driver
@@ -368,7 +368,7 @@ def _assign_shards(batch: dict[str, np.ndarray], centroids: np.ndarray, out: str
 
 
 def assignment_runner(params: RayParams):
-    """An assigner for :func:`hnm_db.cluster.cluster`: nearest centroids of one role on Ray."""
+    """An assigner for :func:`hnm_db.mining.cluster.cluster`: nearest centroids of one role on Ray."""
 
     def run(db: Store, ensemble_id: str, role: str, hashes: np.ndarray, centroids: np.ndarray):
         return assign_clusters(db, ensemble_id, role, hashes, centroids, params)

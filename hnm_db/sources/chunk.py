@@ -36,10 +36,10 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from hnm_db.errors import EmptySelection, InvalidParams, ModelLoadError, UnknownIds
-from hnm_db.models import digest_fingerprint, file_digests, resolve_model_path, tokenizer_files
+from hnm_db.models.registry import digest_fingerprint, file_digests, resolve_model_path, tokenizer_files
 from hnm_db.options import MAX, int_or_max, param
+from hnm_db.sources.text import content_hash
 from hnm_db.store import Store
-from hnm_db.text import content_hash
 
 STRATEGIES = ("whole", "tokens", "sentences")
 #: Default ``size`` of the sentences strategy in character mode (token modes default to the model's capacity).
@@ -165,7 +165,7 @@ class TokenCounter:
 
 def _tokenizer_fingerprint(folder: Path, max_length: int) -> str:
     """The fingerprint of the files that decide tokenisation and the window length, so another
-    vocabulary never counts as unchanged (:func:`hnm_db.models.digest_fingerprint`)."""
+    vocabulary never counts as unchanged (:func:`hnm_db.models.registry.digest_fingerprint`)."""
     return digest_fingerprint(file_digests(folder, files=tokenizer_files(folder)), max_length=max_length)
 
 

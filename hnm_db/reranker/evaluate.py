@@ -1,9 +1,9 @@
 """Evaluate re-rankers: re-rank a first stage's top-k chunks for every query of a split.
 
-First stages: ``bm25`` (hnm_db.bm25 over chunk texts) and ``ensemble:NAME`` (exact dot-product top-k
+First stages: ``bm25`` (hnm_db.retrieval.bm25 over chunk texts) and ``ensemble:NAME`` (exact dot-product top-k
 over the ensemble's chunk vectors, read in bounded batches; for a hybrid ensemble, its dense and BM25
-top lists united and ranked by the hybrid score, :mod:`hnm_db.hybrid`). Retrieval is over chunks; metrics are per
-document, a document's score being its best retrieved chunk's (see hnm_db.metrics). The first stage
+top lists united and ranked by the hybrid score, :mod:`hnm_db.retrieval.hybrid`). Retrieval is over chunks; metrics are per
+document, a document's score being its best retrieved chunk's (see hnm_db.retrieval.metrics). The first stage
 alone is always a result row (``first-stage:<name>``).
 
 Cross-encoder scores are raw logits cached in ``eval_scores`` by (model fingerprint, query hash, passage
@@ -26,15 +26,21 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from hnm_db import metrics
-from hnm_db.bm25 import BM25Index
-from hnm_db.crossencoder import load_cross_encoder, model_fingerprint, pick_device, resolve_base, score_pairs
-from hnm_db.ensemble import get_ensemble, hybrid_depth, hybrid_scorer
 from hnm_db.errors import EmptySelection, InvalidParams, MissingEmbeddings, NotFound
+from hnm_db.models.ensemble import get_ensemble, hybrid_depth, hybrid_scorer
 from hnm_db.options import param
+from hnm_db.reranker.crossencoder import (
+    load_cross_encoder,
+    model_fingerprint,
+    pick_device,
+    resolve_base,
+    score_pairs,
+)
+from hnm_db.retrieval import metrics
+from hnm_db.retrieval.bm25 import BM25Index
+from hnm_db.retrieval.topk import score_candidates
 from hnm_db.store import Store, effective_qrels
-from hnm_db.topk import score_candidates
-from hnm_db.vectors import iter_vectors, read_vectors
+from hnm_db.store.vectors import iter_vectors, read_vectors
 
 BASE_PREFIX = "base:"
 

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from hnm_db import models as registry
 from hnm_db.errors import InvalidParams
+from hnm_db.models import registry
 from hnm_db.options import param
 from hnm_db.store import Store
-from hnm_db.vectors import write_vectors
+from hnm_db.store.vectors import write_vectors
 
 WHAT = ("chunks", "queries", "all")
 # role -> the table whose texts it embeds; chunks (never whole documents) are what documents become.
@@ -179,7 +179,7 @@ def _embed_role(
     return done
 
 
-#: An engine's way to embed one role's missing texts (:func:`hnm_db.engine_ray.embed_runner`):
+#: An engine's way to embed one role's missing texts (:func:`hnm_db.engines.ray_engine.embed_runner`):
 #: (db, model row, role, params, progress) -> vectors added. The driver still owns every write.
 RoleRunner = Callable[[Store, registry.ModelRow, str, EmbedParams, bool], int]
 

@@ -78,15 +78,22 @@ from typing import Any
 
 import numpy as np
 
-from hnm_db import evaluate, metrics
-from hnm_db.crossencoder import load_cross_encoder, pick_device, record_digests, resolve_base, score_pairs
-from hnm_db.ensemble import get_ensemble
 from hnm_db.errors import AlreadyExists, EmptySelection, InvalidParams
-from hnm_db.models import quiet_transformers
+from hnm_db.models.ensemble import get_ensemble
+from hnm_db.models.registry import quiet_transformers
 from hnm_db.options import param
+from hnm_db.reranker import evaluate
+from hnm_db.reranker.crossencoder import (
+    load_cross_encoder,
+    pick_device,
+    record_digests,
+    resolve_base,
+    score_pairs,
+)
+from hnm_db.retrieval import metrics
 from hnm_db.seeding import TRAIN_DEV_STREAM, draw_distinct, held_out
 from hnm_db.store import Store, publish, run_id_of
-from hnm_db.vectors import vectors_by_hash
+from hnm_db.store.vectors import vectors_by_hash
 
 LOSSES = ("lce", "bce", "lambda", "listnet", "mnrl", "triplet")
 #: Parameters of the fresh one-logit head: BERT-style ``classifier``, decoder-style ``score``.

@@ -11,7 +11,7 @@ candidates all have one BM25 score gets 0 for all of them.
 A candidate scored later (a positive that is in neither list, for the mining guard) uses the same
 lo_q and hi_q, so it is on the same scale as the query's candidates (and may fall outside [0, 1]).
 
-Pure numpy over a :class:`~hnm_db.bm25.BM25Index` and a callable that returns ensemble vectors of
+Pure numpy over a :class:`~hnm_db.retrieval.bm25.BM25Index` and a callable that returns ensemble vectors of
 candidate items; the stages supply both (mining over distinct chunk texts, evaluation over chunks).
 """
 
@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hnm_db.bm25 import BM25Index
-from hnm_db.topk import TopK, top_k_rows
+from hnm_db.retrieval.bm25 import BM25Index
+from hnm_db.retrieval.topk import TopK, top_k_rows
 
 _PAD = np.iinfo(np.int64).max
 

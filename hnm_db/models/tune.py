@@ -23,7 +23,7 @@ search deterministic for a seed; Nelder-Mead or other local optimisers in scipy 
 Scoring a weight vector must be cheap, so each dev query's candidate **pool** is fixed once: the union of
 every dense member's top-``depth`` list (cosine) and BM25's top-``depth`` list, with each member's cosine
 and the BM25 score of every pool item. A trial is then a weighted sum, per-query min-max normalisation of
-BM25 over the pool, MaxP document ranking and nDCG@10 (:mod:`hnm_db.metrics`), as in ``hnm-db eval``.
+BM25 over the pool, MaxP document ranking and nDCG@10 (:mod:`hnm_db.retrieval.metrics`), as in ``hnm-db eval``.
 The pool contains both lists a hybrid of any weights ranks, up to the few items that only a
 mix of members puts in its dense top list, so dev scores are close to, not identical with, an
 ``hnm-db eval`` of the tuned ensemble on the same queries.
@@ -37,8 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from hnm_db import metrics
-from hnm_db.ensemble import (
+from hnm_db.errors import EmptySelection, InvalidParams, MissingEmbeddings
+from hnm_db.models.ensemble import (
     EnsembleInfo,
     EnsembleParams,
     EnsembleSummary,
@@ -46,13 +46,13 @@ from hnm_db.ensemble import (
     create_ensemble,
     get_ensemble,
 )
-from hnm_db.errors import EmptySelection, InvalidParams, MissingEmbeddings
-from hnm_db.hybrid import minmax_bounds, union_rows
 from hnm_db.options import param
+from hnm_db.retrieval import metrics
+from hnm_db.retrieval.hybrid import minmax_bounds, union_rows
+from hnm_db.retrieval.topk import score_candidates, top_k_rows
 from hnm_db.seeding import TUNE_DEV_STREAM, held_out
 from hnm_db.store import Store, effective_qrels
-from hnm_db.topk import score_candidates, top_k_rows
-from hnm_db.vectors import iter_vectors, vectors_by_hash
+from hnm_db.store.vectors import iter_vectors, vectors_by_hash
 
 BM25_MEMBER = "bm25"
 

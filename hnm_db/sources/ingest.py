@@ -9,7 +9,7 @@ Every command works in two phases so that bad input never leaves a half-written 
    insert/update through Arrow (never a Python loop of ``INSERT`` statements).
 
 Stored text is NFC-normalised and stripped but keeps its line breaks (chunkers split on them); the
-hash is :func:`hnm_db.text.content_hash` of the text (for documents: of title and text together, so a
+hash is :func:`hnm_db.sources.text.content_hash` of the text (for documents: of title and text together, so a
 changed title counts as a change). Re-ingesting the same data therefore changes nothing.
 """
 
@@ -32,7 +32,8 @@ import yaml
 from tqdm import tqdm
 
 from hnm_db.errors import DuplicateId, InputError, InvalidParams, SourceUnavailable, UnknownIds
-from hnm_db.extract import (
+from hnm_db.options import param
+from hnm_db.sources.extract import (
     SUFFIXES,
     Extracted,
     check_readable,
@@ -43,9 +44,8 @@ from hnm_db.extract import (
     one_line,
     read_bytes,
 )
-from hnm_db.options import param
+from hnm_db.sources.text import content_hash
 from hnm_db.store import UNSPLIT, Store
-from hnm_db.text import content_hash
 
 KINDS = ("documents", "queries", "qrels")
 POLICIES = ("error", "skip", "replace")

@@ -3,7 +3,7 @@
 A **hybrid** ensemble adds BM25 as a sparse member of weight W (``EnsembleParams.bm25``): its vectors are
 the dense part alone (so K-means and the SQL macros see the dense part), and the stages that rank with
 it (mining, the ``ensemble:NAME`` first stage) add W x per-query min-max-normalised BM25 over the union
-of the dense and BM25 top lists (:mod:`hnm_db.hybrid`). BM25 statistics are computed from the current
+of the dense and BM25 top lists (:mod:`hnm_db.retrieval.hybrid`). BM25 statistics are computed from the current
 chunk texts whenever they are used (as the BM25 baseline and first stage do); the ``ensembles`` row
 records the weight, k1, b, epsilon, tokenizer and list depth.
 
@@ -25,12 +25,6 @@ import numpy as np
 import polars as pl
 from tqdm import tqdm
 
-from hnm_db import bm25
-from hnm_db import models as registry
-from hnm_db.bm25 import K1 as BM25_K1
-from hnm_db.bm25 import B as BM25_B
-from hnm_db.bm25 import BM25Index, tokenize
-from hnm_db.embed import ROLE_TABLES
 from hnm_db.errors import (
     AlreadyExists,
     EmptySelection,
@@ -39,10 +33,16 @@ from hnm_db.errors import (
     MissingEmbeddings,
     NotFound,
 )
-from hnm_db.hybrid import HybridScorer
+from hnm_db.models import registry
+from hnm_db.models.embed import ROLE_TABLES
 from hnm_db.options import param
+from hnm_db.retrieval import bm25
+from hnm_db.retrieval.bm25 import K1 as BM25_K1
+from hnm_db.retrieval.bm25 import B as BM25_B
+from hnm_db.retrieval.bm25 import BM25Index, tokenize
+from hnm_db.retrieval.hybrid import HybridScorer
 from hnm_db.store import Store
-from hnm_db.vectors import from_arrow_list, iter_vectors, vectors_by_hash, write_vectors
+from hnm_db.store.vectors import from_arrow_list, iter_vectors, vectors_by_hash, write_vectors
 
 
 def parse_member(spec: str) -> tuple[str, float | None]:
@@ -63,7 +63,7 @@ class EnsembleParams:
     ``bm25`` makes it a hybrid: the weight W of BM25 beside the dense members, whose weights are
     normalised to sum 1 (so ``-m A -m B --bm25 0.3`` scores 0.5 cos_A + 0.5 cos_B + 0.3 BM25');
     ``bm25_k1`` and ``bm25_b`` are the Okapi constants (rank-bm25's defaults, as in
-    :mod:`hnm_db.bm25`) and ``depth`` the length of the dense and of the BM25 candidate list whose union
+    :mod:`hnm_db.retrieval.bm25`) and ``depth`` the length of the dense and of the BM25 candidate list whose union
     is ranked (a run or evaluation that needs more candidates reads deeper lists).
     """
 
@@ -377,7 +377,7 @@ def check_bm25_statistics(db: Store, name: str) -> None:
 
 
 def bm25_index(ens: EnsembleInfo, texts: Sequence[str]) -> BM25Index:
-    """The :class:`~hnm_db.bm25.BM25Index` of a hybrid's BM25 member (its stored k1, b, epsilon) over ``texts``."""
+    """The :class:`~hnm_db.retrieval.bm25.BM25Index` of a hybrid's BM25 member (its stored k1, b, epsilon) over ``texts``."""
     spec = ens.bm25
     return BM25Index.build(texts, k1=spec["k1"], b=spec["b"], epsilon=spec["epsilon"])
 
@@ -390,7 +390,7 @@ def hybrid_scorer(
     qvecs: np.ndarray,
     item_hashes: np.ndarray,
 ) -> HybridScorer:
-    """The :class:`~hnm_db.hybrid.HybridScorer` of a hybrid ensemble over candidate items whose texts and
+    """The :class:`~hnm_db.retrieval.hybrid.HybridScorer` of a hybrid ensemble over candidate items whose texts and
     content hashes are ``item_texts`` / ``item_hashes`` (aligned); BM25 statistics from those texts."""
     spec = ens.bm25
     index = bm25_index(ens, item_texts)

@@ -6,7 +6,7 @@ a stored mining run (the *parent*) and writes the result as a new run (the *chil
 never changed.
 
 **The rule.** A cross-encoder's raw output is a logit ``s`` (what ``eval_scores`` caches, see
-:mod:`hnm_db.crossencoder`). Both rules compare the probability ``sigmoid(s)``, which is what
+:mod:`hnm_db.reranker.crossencoder`). Both rules compare the probability ``sigmoid(s)``, which is what
 sentence-transformers' ``CrossEncoder.predict`` returns by default for a one-logit model, is bounded in
 (0, 1), and keeps the order of the logits:
 
@@ -23,7 +23,7 @@ the cache ``hnm-db eval`` uses, so no (query, passage) pair is scored twice by t
 by an evaluation or a denoising (``scored_pairs`` and ``cached_pairs`` say which).
 
 **Refill** (``refill``; only for a parent mined with ``fallback_depth``): the parent's mining is
-re-run up to sampling with its stored parameters (:func:`hnm_db.mine.ranked_candidates`; refused when
+re-run up to sampling with its stored parameters (:func:`hnm_db.mining.mine.ranked_candidates`; refused when
 the candidates no longer contain the parent's rows, i.e. texts changed since mining), and each pair
 that lost negatives takes, in order (window ranks first, then the fallback ranks, each by rank), the
 candidates the parent did not use, as long as the cross-encoder's rule keeps them, until the pair has
@@ -52,9 +52,20 @@ import polars as pl
 import pyarrow as pa
 
 from hnm_db.errors import AlreadyExists, InvalidParams, NotFound
-from hnm_db.evaluate import EvalParams, ModelSpec, attach_scores, missing_pairs, resolve_model, score_missing
-from hnm_db.mine import Candidates, MiningParams, Ranked, ranked_candidates, write_triplets
+from hnm_db.mining.candidates import Candidates
+from hnm_db.mining.mine import ranked_candidates
+from hnm_db.mining.params import MiningParams
+from hnm_db.mining.rows import insert_triplets, record_run, triplet_rows
+from hnm_db.mining.scoring import Ranked
 from hnm_db.options import param
+from hnm_db.reranker.evaluate import (
+    EvalParams,
+    ModelSpec,
+    attach_scores,
+    missing_pairs,
+    resolve_model,
+    score_missing,
+)
 from hnm_db.store import RunRecord, Store, existing_run_id, run_record
 
 KEY_SEP = "\x1f"
@@ -294,7 +305,7 @@ def _refill(
         accepted.append(good)
         need -= np.bincount(good.pair, minlength=len(need))
     chosen = Candidates.concat(accepted) if accepted else None
-    return ranked.rows(chosen) if chosen is not None and len(chosen) else None
+    return triplet_rows(ranked, chosen) if chosen is not None and len(chosen) else None
 
 
 def _parent_keys(db: Store, run_id: str) -> list[str]:
@@ -392,7 +403,9 @@ def _write(db, parent, params, spec, kept, dropped, refill, old, score, started,
                 "concat_ws(?, query_id, positive_chunk_id, negative_chunk_id) IN (SELECT key FROM _hnm_dn_kept)",
                 [run_id, parent["run_id"], KEY_SEP],
             )
-        write_triplets(db, record, refill, stats, {}, replace_run=old, started=started)
+        if refill is not None:
+            insert_triplets(db, refill)
+        record_run(db, record, stats, {}, replace_run=old, started=started)
     return DenoiseSummary(
         run_id=run_id,
         name=params.run_name,

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hnm_db import _onnx_bert
 from hnm_db.errors import InvalidParams, ModelLoadError, ModelRegisteredAs, NotFound, UnknownModel
+from hnm_db.models import onnx_bert as _onnx_bert
 from hnm_db.options import param
 from hnm_db.store import Store, publish
 

@@ -1,6 +1,6 @@
 """Cross-encoder re-rankers: finding a base folder, loading it with a one-logit head, fingerprinting a
-trained folder, and scoring (query, passage) pairs. Training (:mod:`hnm_db.train`) and evaluation
-(:mod:`hnm_db.evaluate`) both use this module, so a model is loaded and scored one way everywhere.
+trained folder, and scoring (query, passage) pairs. Training (:mod:`hnm_db.reranker.train`) and evaluation
+(:mod:`hnm_db.reranker.evaluate`) both use this module, so a model is loaded and scored one way everywhere.
 
 Scoring is ``CrossEncoder.predict`` returning raw logits (no activation), which is what ``eval_scores``
 caches and the interpolation mixes. (An earlier length-sorted loop of our own measured 0.95x the speed
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from hnm_db.errors import InvalidParams, ModelLoadError, UnknownModel
-from hnm_db.models import (
+from hnm_db.models.registry import (
     digest_fingerprint,
     file_digests,
     quiet_transformers,
@@ -107,7 +107,7 @@ def model_digests(folder: Path) -> dict[str, dict[str, Any]]:
 
 def model_fingerprint(folder: Path) -> str:
     """A cross-encoder's fingerprint: its weight and tokenizer files (:func:`model_digests`), in hnm-db's
-    one fingerprint scheme (:func:`hnm_db.models.digest_fingerprint`)."""
+    one fingerprint scheme (:func:`hnm_db.models.registry.digest_fingerprint`)."""
     return digest_fingerprint(model_digests(folder))
 
 

@@ -49,12 +49,12 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from hnm_db.ensemble import EnsembleInfo, check_chunk_vectors, get_ensemble
 from hnm_db.errors import EmptySelection, InvalidParams
+from hnm_db.models.ensemble import EnsembleInfo, check_chunk_vectors, get_ensemble
 from hnm_db.options import int_or_auto, param
+from hnm_db.retrieval.topk import exact_sq_dists
 from hnm_db.store import Store
-from hnm_db.topk import exact_sq_dists
-from hnm_db.vectors import read_vectors, write_vectors
+from hnm_db.store.vectors import read_vectors, write_vectors
 
 ALGORITHMS = ("auto", "kmeans", "minibatch", "agglomerative", "gmm")
 #: Above this many distinct chunk texts ``algorithm="auto"`` switches to MiniBatchKMeans.
@@ -69,7 +69,7 @@ def nearest_centroid(
     """(cluster, Euclidean distance) of each row to its nearest centroid, in bounded blocks.
 
     float32 products (BLAS) shortlist the centroids within twice their error bound of the best; the
-    shortlist is measured exactly (float64 sum of squared differences, :func:`hnm_db.topk.exact_sq_dists`)
+    shortlist is measured exactly (float64 sum of squared differences, :func:`hnm_db.retrieval.topk.exact_sq_dists`)
     and the nearest wins, ties by lower cluster. A row's result thus depends only on the row, not on
     the block it came in, which is what lets the Ray engine assign shards with the same result.
     """
@@ -320,7 +320,7 @@ def _stored_summary(db: Store, run_id: str, ensemble: str) -> ClusterSummary | N
     )
 
 
-#: An engine's assignment step (:func:`hnm_db.engine_ray.assignment_runner`): (db, ensemble_id, role,
+#: An engine's assignment step (:func:`hnm_db.engines.ray_engine.assignment_runner`): (db, ensemble_id, role,
 #: sorted content hashes, centroids) -> (cluster, distance) aligned with the hashes.
 Assigner = Callable[[Store, str, str, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 

@@ -53,8 +53,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from hnm_db.ensemble import find_ensemble
 from hnm_db.errors import AlreadyExists, EmptySelection, InvalidParams, NotFound, TooFewNegatives
+from hnm_db.models.ensemble import find_ensemble
 from hnm_db.options import param
 from hnm_db.store import Store, publish, resolve_runs
 

@@ -4,17 +4,17 @@ Each baseline is a Python UDF registered on the run's DuckDB connection for the 
 run and called from a query file in ``sql/mining/`` that reads the ``mining_queries`` view of the
 requested split. The UDF returns every query's ranked hits as ``LIST(STRUCT(content_hash, score))``;
 the query unnests them into one row per (query, hit). From there the baselines take exactly the path
-of ensemble mining in :mod:`hnm_db.mine` (positive exclusion, range, cluster filter, false-negative
+of ensemble mining in :mod:`hnm_db.mining.mine` (positive exclusion, range, cluster filter, false-negative
 guard, sampling, writing ``triplets``), so every method is filtered and queried the same way.
 
-- ``hnm_bm25_top_k(text, k)``: BM25Okapi (rank-bm25's statistics, :mod:`hnm_db.bm25`, whose docstring
+- ``hnm_bm25_top_k(text, k)``: BM25Okapi (rank-bm25's statistics, :mod:`hnm_db.retrieval.bm25`, whose docstring
   documents the tokenisation) over the distinct chunk texts; scores a whole vector of query texts per
   call with one sparse product per block, best first, ties to the smaller content hash.
 - ``hnm_random_draw(query_id, k)``: k distinct chunk texts drawn uniformly by
   ``numpy.random.default_rng([seed, hash(query_id), 0])``; the score is NULL. Seeding by query id
   makes a query's draw independent of the other queries and of DuckDB's evaluation order.
 
-A candidate is a distinct chunk text (content hash); see :mod:`hnm_db.mine` for why.
+A candidate is a distinct chunk text (content hash); see :mod:`hnm_db.mining.mine` for why.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hnm_db import resources
-from hnm_db.bm25 import BM25Index
+from hnm_db.retrieval.bm25 import BM25Index
 from hnm_db.seeding import draw_distinct, query_rng
 from hnm_db.store import Store
 

@@ -1,0 +1,1 @@
+"""HuggingFace datasets out of mining runs: the layouts, the id-keyed side dataset, the dataset card."""
