@@ -256,7 +256,7 @@ class Database(Store):
         ray: RayParams | None = None,
         **fields: Any,
     ) -> MiningSummary:
-        """``hnm-db mine``: one mining run, given as a :class:`~hnm_db.mining.mine.MiningParams` or its fields
+        """``hnm-db mine``: one mining run, given as a :class:`~hnm_db.mining.params.MiningParams` or its fields
         (the class says what each does); with ``ray``, an ensemble run scores on Ray shard actors (same
         triplets)."""
         params = _params(MiningParams, params, fields)

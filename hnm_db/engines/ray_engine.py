@@ -200,7 +200,7 @@ def export_mining_shards(job: ScoreJob, folder: Path, shards: int) -> dict[int, 
 
 
 def mining_scorer(params: RayParams) -> Scorer:
-    """A :data:`hnm_db.mining.mine.Scorer` that scores on ``params.shards`` Ray actors (module docstring)."""
+    """A :data:`hnm_db.mining.scoring.Scorer` that scores on ``params.shards`` Ray actors (module docstring)."""
 
     def score(job: ScoreJob) -> TopK:
         ray = connect(params)
