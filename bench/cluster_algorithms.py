@@ -42,9 +42,9 @@ MINING = dict(num_negatives=3, range_max=50, max_score_ratio=0.95, sampling="top
 
 
 def _drop_cluster_run(db, run_id: str) -> None:
-    with db.transaction():
+    with db.store.transaction():
         for table in ("cluster_assignments", "cluster_centroids", "cluster_runs"):
-            db.execute(f"DELETE FROM {table} WHERE cluster_run_id = ?", [run_id])
+            db.store.execute(f"DELETE FROM {table} WHERE cluster_run_id = ?", [run_id])
 
 
 def _cluster_timed(db, ensemble: str, k: int, seed: int, algorithm: str):
@@ -62,19 +62,19 @@ def _query_neighbours(db, ensemble: str) -> tuple[list[str], np.ndarray]:
 
     hashes = [
         r[0]
-        for r in db.execute(
+        for r in db.store.execute(
             "SELECT DISTINCT q.content_hash FROM queries q JOIN effective_qrels r USING (query_id) "
             "WHERE r.split = 'train' AND r.score > 0 ORDER BY 1"
         ).fetchall()
     ]
-    chunk_ids, idx, _ = ensemble_top_k(db, ensemble, hashes, NEIGHBOURS)
-    hash_of = dict(db.execute("SELECT chunk_id, content_hash FROM chunks").fetchall())
+    chunk_ids, idx, _ = ensemble_top_k(db.store, ensemble, hashes, NEIGHBOURS)
+    hash_of = dict(db.store.execute("SELECT chunk_id, content_hash FROM chunks").fetchall())
     return hashes, np.vectorize(hash_of.get, otypes=[object])(chunk_ids[idx])
 
 
 def _retention(db, run_id: str, q_hashes: list[str], neighbours: np.ndarray) -> float:
     cl = dict(
-        db.execute(
+        db.store.execute(
             "SELECT role || ':' || content_hash, cluster FROM cluster_assignments WHERE cluster_run_id = ?",
             [run_id],
         ).fetchall()
@@ -102,7 +102,7 @@ def _same_as_stored(db, ensemble: str, k: int, seed: int, new_run: str) -> str:
     if old is None:
         return "no earlier run to compare with"
     sql = "SELECT role, content_hash, cluster FROM cluster_assignments WHERE cluster_run_id = ? ORDER BY 1, 2"
-    same = db.execute(sql, [old]).fetchall() == db.execute(sql, [new_run]).fetchall()
+    same = db.store.execute(sql, [old]).fetchall() == db.store.execute(sql, [new_run]).fetchall()
     return f"assignments {'identical to' if same else 'DIFFERENT from'} the stored run {old}"
 
 

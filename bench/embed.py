@@ -54,20 +54,20 @@ def prepare_db(path: Path, data: Path, limit: int, alias: str) -> int:
     from hnm_db.sources.text import content_hash
 
     docs, queries = load_texts(data, limit)
-    with hnm_db.open(path) as db, db.transaction():
+    with hnm_db.open(path) as db, db.store.transaction():
         for d in docs:
             text = (d.get("title", "") + "\n" + d["text"]).strip()
             h = content_hash(text)
-            db.execute(
+            db.store.execute(
                 "INSERT INTO documents (doc_id, title, text, content_hash) VALUES (?, ?, ?, ?)",
                 [d["_id"], d.get("title"), d["text"], content_hash(d["text"])],
             )
-            db.execute(
+            db.store.execute(
                 'INSERT INTO chunks VALUES (?, ?, 0, ?, 0, ?, ?, \'{"bench": "one-chunk"}\')',
                 [d["_id"] + "#0", d["_id"], text, len(d["text"]), h],
             )
         for q in queries:
-            db.execute(
+            db.store.execute(
                 "INSERT INTO queries (query_id, text, content_hash) VALUES (?, ?, ?)",
                 [q["_id"], q["text"], content_hash(q["text"])],
             )
@@ -95,12 +95,14 @@ def measure_bare(db_path: str, alias: str, batch_size: int, threads: int) -> dic
     from hnm_db.models.embed import set_threads
 
     with hnm_db.open(db_path, read_only=True) as db:
-        row = models.get_model(db, alias)
+        row = models.get_model(db.store, alias)
         docs = [
-            r[0] for r in db.execute("SELECT any_value(text) FROM chunks GROUP BY content_hash").fetchall()
+            r[0]
+            for r in db.store.execute("SELECT any_value(text) FROM chunks GROUP BY content_hash").fetchall()
         ]
         queries = [
-            r[0] for r in db.execute("SELECT any_value(text) FROM queries GROUP BY content_hash").fetchall()
+            r[0]
+            for r in db.store.execute("SELECT any_value(text) FROM queries GROUP BY content_hash").fetchall()
         ]
     set_threads(threads)
     t0 = time.perf_counter()

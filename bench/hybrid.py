@@ -74,9 +74,9 @@ def make_check_copy(src: Path, dst: Path, seed: int, ratio: float) -> None:
     if Path(str(src) + ".wal").exists():
         shutil.copy(str(src) + ".wal", str(dst) + ".wal")
     with hnm_db.open(dst) as db:
-        with db.transaction():
-            db.execute("DELETE FROM qrels WHERE split = 'test'")
-            db.execute("UPDATE qrels SET split = 'unsplit' WHERE split = 'train'")
+        with db.store.transaction():
+            db.store.execute("DELETE FROM qrels WHERE split = 'test'")
+            db.store.execute("UPDATE qrels SET split = 'unsplit' WHERE split = 'train'")
         db.split(test_ratio=ratio, seed=seed)
 
 

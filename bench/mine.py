@@ -134,10 +134,14 @@ def scifact(db_path: Path, n_neg: int, range_max: int) -> tuple[list[dict], dict
         corpus = db.sql("SELECT text FROM chunks ORDER BY chunk_id")["text"].to_list()
         model_id = db.scalar("SELECT model_id FROM models WHERE name = ?", [MODEL])
         qk, qm = read_vectors(
-            db, "SELECT content_hash, vec FROM embeddings WHERE model_id = ? AND role = 'query'", [model_id]
+            db.store,
+            "SELECT content_hash, vec FROM embeddings WHERE model_id = ? AND role = 'query'",
+            [model_id],
         )
         ck, cm = read_vectors(
-            db, "SELECT content_hash, vec FROM embeddings WHERE model_id = ? AND role = 'doc'", [model_id]
+            db.store,
+            "SELECT content_hash, vec FROM embeddings WHERE model_id = ? AND role = 'doc'",
+            [model_id],
         )
         ours = db.sql(
             "SELECT q.text AS query, c.text AS negative FROM triplets t JOIN mining_runs r USING (run_id) "
@@ -219,11 +223,11 @@ def build_synthetic(path: Path, n_chunks: int, n_queries: int, dim: int = 384, s
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(1000, dim)).astype(np.float32)
     with hnm_db.open(path) as db:
-        db.execute(
+        db.store.execute(
             "INSERT INTO models (model_id, name, source, fingerprint, dim) VALUES ('syn-m', 'syn', 'synthetic', 'fp-syn', ?)",
             [dim],
         )
-        db.execute(
+        db.store.execute(
             "INSERT INTO ensembles (ensemble_id, name, members, dim) VALUES ('syn-e', 'syn', ?, ?)",
             [json.dumps([{"model_id": "syn-m", "weight": 1.0}]), dim],
         )
@@ -248,12 +252,17 @@ def build_synthetic(path: Path, n_chunks: int, n_queries: int, dim: int = 384, s
                     "chunker": ["{}"] * n,
                 }
             )
-            with db.registered("_syn", table):
-                db.execute("INSERT INTO chunks SELECT * FROM _syn")
+            with db.store.registered("_syn", table):
+                db.store.execute("INSERT INTO chunks SELECT * FROM _syn")
             write_vectors(
-                db, "ensemble_vectors", {"ensemble_id": "syn-e", "role": "doc", "content_hash": hashes}, v
+                db.store,
+                "ensemble_vectors",
+                {"ensemble_id": "syn-e", "role": "doc", "content_hash": hashes},
+                v,
             )
-            write_vectors(db, "embeddings", {"model_id": "syn-m", "role": "doc", "content_hash": hashes}, v)
+            write_vectors(
+                db.store, "embeddings", {"model_id": "syn-m", "role": "doc", "content_hash": hashes}, v
+            )
             mask = (positives >= s) & (positives < s + n)
             for p in positives[mask]:
                 pos_vecs[int(p)] = v[p - s]
@@ -270,15 +279,15 @@ def build_synthetic(path: Path, n_chunks: int, n_queries: int, dim: int = 384, s
                 "doc_id": [f"d{p}" for p in positives],
             }
         )
-        with db.registered("_q", queries):
-            db.execute(
+        with db.store.registered("_q", queries):
+            db.store.execute(
                 "INSERT INTO queries (query_id, text, content_hash) SELECT query_id, text, content_hash FROM _q"
             )
-            db.execute("INSERT INTO qrels SELECT query_id, doc_id, 1, 'train' FROM _q")
+            db.store.execute("INSERT INTO qrels SELECT query_id, doc_id, 1, 'train' FROM _q")
         write_vectors(
-            db, "ensemble_vectors", {"ensemble_id": "syn-e", "role": "query", "content_hash": qh}, qv
+            db.store, "ensemble_vectors", {"ensemble_id": "syn-e", "role": "query", "content_hash": qh}, qv
         )
-        write_vectors(db, "embeddings", {"model_id": "syn-m", "role": "query", "content_hash": qh}, qv)
+        write_vectors(db.store, "embeddings", {"model_id": "syn-m", "role": "query", "content_hash": qh}, qv)
 
 
 def synthetic(n_chunks: int, n_queries: int, reuse: Path | None = None) -> dict:

@@ -245,8 +245,8 @@ def prepare(ctx: Context, data: Path) -> None:
     start = time.perf_counter()
     if db.scalar("SELECT count(*) FROM documents") == 0:
         log(f"ingest {data}")
-        ingest_beir(db, data)
-    chunk(db, ChunkParams(strategy="whole"), None, progress=True)
+        ingest_beir(db.store, data)
+    chunk(db.store, ChunkParams(strategy="whole"), None, progress=True)
     log(f"embed with {', '.join(profile.models)} (only texts without a vector)")
     db.embed(models=list(profile.models), what="all", progress=True)
     ctx.ensemble = "ens-" + "-".join(profile.models)
@@ -384,7 +384,7 @@ def train(ctx: Context, params: T.TrainParams) -> str:
         same_settings(params.run_name, json.loads(stored), asdict(params), skip=("device", "out"))
         return params.run_name
     log(f"train {params.run_name}")
-    summary = T.train(ctx.db, params, progress=True)
+    summary = ctx.db.train(params, progress=True)
     log(
         f"  {summary.steps} steps, final loss {summary.final_loss:.4f}, best dev nDCG@10 "
         f"{summary.stats.get('best_dev_ndcg@10')}, {summary.seconds:.0f}s"
@@ -415,7 +415,7 @@ def evaluate(ctx: Context, model: str | None, stage: str, k: int | None = None) 
         device=ctx.device,
         interpolate=ctx.profile.interpolate if model else (),
     )
-    summary = E.evaluate(ctx.db, params, progress=True)
+    summary = ctx.db.evaluate(params, progress=True)
     log(f"  scored {summary.scored_pairs} new pairs, {summary.cached_pairs} cached")
 
 
@@ -429,7 +429,7 @@ def result_ids(
     for model in models:
         try:
             out += E.result_ids(
-                ctx.db,
+                ctx.db.store,
                 [model],
                 first_stage=ctx.stages[stage],
                 k=k or ctx.profile.k,
@@ -451,7 +451,7 @@ def mean_sd(values: list[float]) -> str:
 def metric_of(ctx: Context, eval_ids: list[str], metric: str = "ndcg@10") -> list[float]:
     if not eval_ids:
         return []
-    rows = ctx.db.execute(
+    rows = ctx.db.store.execute(
         f'SELECT "{metric}" FROM eval_summary WHERE eval_id IN (SELECT unnest(?))', [eval_ids]
     ).fetchall()
     return [r[0] for r in rows]
@@ -481,7 +481,7 @@ def first_stage_table(ctx: Context, collection: str) -> str:
     for label, stage in first_stages(ctx).items():
         ids = [
             r[0]
-            for r in ctx.db.execute(
+            for r in ctx.db.store.execute(
                 "SELECT eval_id FROM eval_summary WHERE split = 'test' AND first_stage = ? AND k = ? AND model = ?",
                 [stage, ctx.profile.k, f"first-stage:{stage}"],
             ).fetchall()
@@ -506,7 +506,7 @@ def main_table(ctx: Context, models: dict[str, list[str]]) -> str:
     for stage in p.rerank:
         ids = [
             r[0]
-            for r in ctx.db.execute(
+            for r in ctx.db.store.execute(
                 "SELECT eval_id FROM eval_summary WHERE split = 'test' AND first_stage = ? AND k = ? AND model = ?",
                 [ctx.stages[stage], p.k, f"first-stage:{ctx.stages[stage]}"],
             ).fetchall()
@@ -543,9 +543,9 @@ def paired_table(ctx: Context, models: dict[str, list[str]]) -> str:
     ]
     for stage in ctx.profile.rerank:
         for interpolated in (False, True):
-            a = E.per_query_values(ctx.db, result_ids(ctx, models["ensemble"], stage, interpolated))
+            a = E.per_query_values(ctx.db.store, result_ids(ctx, models["ensemble"], stage, interpolated))
             for other in [m for m in models if m != "ensemble"]:
-                b = E.per_query_values(ctx.db, result_ids(ctx, models[other], stage, interpolated))
+                b = E.per_query_values(ctx.db.store, result_ids(ctx, models[other], stage, interpolated))
                 t = E.paired_test(a, b)
                 lines.append(
                     f"| {stage} top-{ctx.profile.k} | {'interpolated' if interpolated else 'standalone'} | "
@@ -560,7 +560,7 @@ def training_table(ctx: Context, names: list[str]) -> str:
         "|---|---:|---:|---:|---:|---:|---|---|---:|",
     ]
     for name in names:
-        row = ctx.db.execute(
+        row = ctx.db.store.execute(
             "SELECT loss_curve, stats FROM training_runs WHERE name = ? AND status = 'finished'", [name]
         ).fetchone()
         if row is None:
@@ -628,7 +628,7 @@ def beyond_runs(ctx: Context, beyond: dict[str, str] | None) -> list[str]:
     """The mining runs the --beyond models trained on."""
     out = []
     for name in (beyond or {}).values():
-        row = ctx.db.execute(
+        row = ctx.db.store.execute(
             "SELECT m.name FROM training_runs t JOIN mining_runs m ON m.run_id = t.mining_run_id WHERE t.name = ?",
             [name],
         ).fetchone()
@@ -649,7 +649,7 @@ def beyond_table(ctx: Context, models: dict[str, list[str]], beyond: dict[str, s
         label = f"first-stage:{ctx.stages[st]}"
         ids = [
             r[0]
-            for r in ctx.db.execute(
+            for r in ctx.db.store.execute(
                 "SELECT eval_id FROM eval_summary WHERE split = 'test' AND first_stage = ? AND k = ? AND model = ?",
                 [ctx.stages[st], p.k, label],
             ).fetchall()
@@ -667,7 +667,7 @@ def beyond_table(ctx: Context, models: dict[str, list[str]], beyond: dict[str, s
             for inter in (False, True)
         ]
         lines.append(f"| {label} (`{name}`) | " + " | ".join(cells) + " |")
-    members, sparse = ctx.db.execute(
+    members, sparse = ctx.db.store.execute(
         "SELECT members, bm25 FROM ensembles WHERE name = ?", [ctx.hybrid]
     ).fetchone()
     weights = {m["model_id"].rsplit("-", 1)[0]: m["weight"] for m in json.loads(members)}
@@ -719,7 +719,7 @@ def settings_table(ctx: Context, arm_runs: dict[str, str]) -> str:
     ]
     params = {}
     for label, run in arm_runs.items():
-        row = ctx.db.execute("SELECT method, params FROM mining_runs WHERE name = ?", [run]).fetchone()
+        row = ctx.db.store.execute("SELECT method, params FROM mining_runs WHERE name = ?", [run]).fetchone()
         params[label] = {"method": row[0], **json.loads(row[1])}
     lines = ["| mining | " + " | ".join(params) + " |", "|---|" + "---|" * len(params)]
     for key in keys:
@@ -928,7 +928,9 @@ def report(
 
     db, p = ctx.db, ctx.profile
     counts = {t: db.scalar(f"SELECT count(*) FROM {t}") for t in ("documents", "chunks")}
-    queries = dict(db.execute("SELECT split, count(DISTINCT query_id) FROM qrels GROUP BY 1").fetchall())
+    queries = dict(
+        db.store.execute("SELECT split, count(DISTINCT query_id) FROM qrels GROUP BY 1").fetchall()
+    )
     training = {
         k: v
         for k, v in asdict(p).items()
@@ -966,7 +968,7 @@ def report(
             ctx,
             [
                 r[0]
-                for r in db.execute(
+                for r in db.store.execute(
                     "SELECT eval_id FROM eval_summary WHERE split='test' AND first_stage='bm25' AND k=100 AND model='first-stage:bm25'"
                 ).fetchall()
             ],

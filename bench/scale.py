@@ -35,7 +35,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 def _digest(db, sql: str) -> str:
     h = hashlib.blake2b(digest_size=8)
-    for batch in db.arrow_batches(sql, batch_rows=50_000):
+    for batch in db.store.arrow_batches(sql, batch_rows=50_000):
         for row in batch.to_pylist():
             h.update(repr(tuple(row.values())).encode())
     return h.hexdigest()
@@ -55,10 +55,10 @@ def embedding(data: Path, work: Path, model: str, n_docs: int, threads: int, sta
     template = work / "embed-template.duckdb"
     with hnm_db.open(template) as db:
         db.ingest_beir(str(data))
-        db.execute(
+        db.store.execute(
             f"DELETE FROM documents WHERE doc_id NOT IN (SELECT doc_id FROM documents ORDER BY doc_id LIMIT {n_docs})"
         )
-        db.execute(
+        db.store.execute(
             f"DELETE FROM queries WHERE query_id NOT IN (SELECT query_id FROM queries ORDER BY query_id LIMIT {n_docs // 4})"
         )
         db.chunk(strategy="whole", progress=False)
@@ -139,7 +139,7 @@ def ingest(work: Path, buckets: int) -> list[dict]:
     with hnm_db.open(path) as db:
         n = db.scalar("SELECT count(*) FROM embeddings WHERE model_id = 'syn-m'")
         t = time.perf_counter()
-        db.execute(
+        db.store.execute(
             f"COPY (SELECT content_hash, vec, hash(content_hash) % {buckets} AS bucket FROM embeddings "
             f"WHERE model_id = 'syn-m') TO '{shards}' (FORMAT parquet, PARTITION_BY (bucket))"
         )
@@ -152,7 +152,7 @@ def ingest(work: Path, buckets: int) -> list[dict]:
             "ingest them again (resume: adds 0 rows)",
         ):
             t = time.perf_counter()
-            added = sum(ingest_embeddings(db, "syn-copy", "doc", f) for f in files)
+            added = sum(ingest_embeddings(db.store, "syn-copy", "doc", f) for f in files)
             rows.append({"what": f"{label}: {added:,} rows", "seconds": time.perf_counter() - t})
     for r in rows:
         r.update(rate=f"{n / r['seconds']:,.0f} vectors/s", same="")

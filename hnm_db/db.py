@@ -1,12 +1,12 @@
-"""The typed facade: :class:`Database` is a :class:`~hnm_db.store.Store` with one method per ``hnm-db``
-command, each a thin call into the stage module that does the work (``hnm_db.open(path)`` returns one).
+"""The typed facade: :class:`Database` holds a :class:`~hnm_db.store.Store` and has one method per
+``hnm-db`` command, each a thin call into the stage module that does the work (``hnm_db.open(path)``
+returns one).
 
 Layers go one way: the store at the bottom, the stage modules above it (they take a ``Store``), this
 facade above them and the click CLI on top; ``just lint`` checks it (import-linter, pyproject.toml).
 
-Parameters default to :data:`DEFAULT`, which means "the default of the stage": of its ``*Params``
-dataclass, or of the stage function's own keyword. Defaults live there alone, and the CLI reads them
-from there too.
+A command's parameters are one ``*Params`` object or its fields as keywords (:func:`_params`); defaults
+live in the dataclass alone, and the CLI reads them from there too.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from typing import Any, TypeVar
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
-from hnm_db.audit.checks import AuditParams, AuditReport, audit, check, record_run_sources
+from hnm_db.audit.checks import AuditParams, AuditReport, audit, check
 from hnm_db.engines.ray_engine import RayParams, assignment_runner, embed_runner, mining_scorer
 from hnm_db.errors import InvalidParams
 from hnm_db.export.datasets import ExportParams, ExportSummary, export
@@ -55,27 +56,13 @@ from hnm_db.sources import chunk, ingest
 from hnm_db.sources import split as stage
 from hnm_db.sources.chunk import ChunkParams, ChunkSummary
 from hnm_db.sources.extract import decode_utf8, read_bytes
-from hnm_db.sources.ingest import IngestSummary, TableSpec
+from hnm_db.sources.ingest import BeirParams, FilesParams, IngestSummary, TableSpec, UrlParams
 from hnm_db.sources.split import SplitParams, SplitSummary
 from hnm_db.store import DEFAULT_PATH, JSON_FIELD, Store
 
-__all__ = ["DEFAULT", "DEFAULT_PATH", "JSON_FIELD", "Database", "open", "read_text"]
+__all__ = ["DEFAULT_PATH", "JSON_FIELD", "Database", "open", "read_text"]
 
 P = TypeVar("P")
-
-
-class _Default:
-    def __repr__(self) -> str:
-        return "DEFAULT"
-
-
-#: "The ``*Params`` dataclass's default" (typed Any so it fits every annotation).
-DEFAULT: Any = _Default()
-
-
-def _given(values: dict[str, Any], *skip: str) -> dict[str, Any]:
-    """The arguments a caller gave: DEFAULT ones are left to the dataclass, ``skip`` names dropped."""
-    return {k: v for k, v in values.items() if v is not DEFAULT and k not in ("self", *skip)}
 
 
 def _params(cls: type[P], params: P | None, fields: dict[str, Any]) -> P:
@@ -95,22 +82,76 @@ def _names(value: str | Sequence[str]) -> tuple[str, ...]:
     return (value,) if isinstance(value, str) else tuple(value)
 
 
-class Database(Store):
-    """An open hnm-db database whose methods mirror the CLI commands."""
+class Database:
+    """An open hnm-db database whose methods mirror the CLI commands.
+
+    Beside the commands it runs SQL (:meth:`sql`, :meth:`arrow`, :meth:`scalar`); :attr:`store` is the
+    layer below, the connection and transactions that the stage functions take.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] = DEFAULT_PATH, *, read_only: bool = False) -> None:
+        self.store = Store(path, read_only=read_only)
+
+    # -- the file and SQL -----------------------------------------------------------------------------
+    @property
+    def path(self) -> str:
+        return self.store.path
+
+    @property
+    def read_only(self) -> bool:
+        return self.store.read_only
+
+    def sql(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pl.DataFrame:
+        """Run SQL and return its rows as a polars DataFrame (empty for a statement without rows)."""
+        return self.store.sql(sql, params)
+
+    def arrow(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pa.Table | None:
+        """Run SQL and return its rows as an Arrow table (None for a statement without rows)."""
+        return self.store.arrow(sql, params)
+
+    def scalar(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
+        """The first column of the first row, or None."""
+        return self.store.scalar(sql, params)
+
+    def read_query(self, sql: str) -> pl.DataFrame:
+        """SQL that only reads (anything else is refused, running nothing): ``hnm-db sql`` without --write."""
+        return self.store.read_query(sql)
+
+    def read_arrow(self, sql: str) -> pa.Table | None:
+        """:meth:`read_query` as an Arrow table."""
+        return self.store.read_arrow(sql)
+
+    def lock_settings(self) -> None:
+        """Lock the connection's settings (extension install and load off) for the rest of its life."""
+        self.store.lock_settings()
+
+    def tables(self) -> list[str]:
+        """Base tables of the schema, sorted."""
+        return self.store.tables()
+
+    def schema_version(self) -> int:
+        """The highest migration applied to the file."""
+        return self.store.schema_version()
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Database({self.path!r}{', read_only=True' if self.read_only else ''})"
 
     # -- ingest / chunk / split ---------------------------------------------------------------------
     def ingest_beir(
-        self,
-        folder: str | os.PathLike[str],
-        *,
-        on_duplicate: str = DEFAULT,
-        license: str | None = DEFAULT,  # noqa: A002
-        language: str | None = DEFAULT,
-        numbers_as_text: bool = DEFAULT,
+        self, folder: str | os.PathLike[str], params: BeirParams | None = None, /, **fields: Any
     ) -> IngestSummary:
-        """``hnm-db ingest beir``: corpus.jsonl, queries.jsonl, qrels/<split>.tsv."""
-        fields = _given(locals())
-        return ingest.ingest_beir(self, **fields)
+        """``hnm-db ingest beir``: corpus.jsonl, queries.jsonl, qrels/<split>.tsv, given a
+        :class:`~hnm_db.sources.ingest.BeirParams` or its fields (``on_duplicate``, ``license``, ...)."""
+        return ingest.ingest_beir(self.store, folder, _params(BeirParams, params, fields))
 
     def ingest_table(
         self,
@@ -124,28 +165,35 @@ class Database(Store):
         """``hnm-db ingest jsonl|csv|parquet``: which columns hold what is a
         :class:`~hnm_db.sources.ingest.TableSpec` or its fields (``kind``, ``id_column``, ...); ``fmt`` is the
         file format (default: from the suffix)."""
-        return ingest.ingest_table(self, path, _params(ingest.TableSpec, spec, fields), fmt=fmt)
+        return ingest.ingest_table(self.store, path, _params(ingest.TableSpec, spec, fields), fmt=fmt)
 
     def ingest_files(
-        self, folder: str | os.PathLike[str], *, on_duplicate: str = DEFAULT, progress: bool = False
+        self,
+        folder: str | os.PathLike[str],
+        params: FilesParams | None = None,
+        /,
+        *,
+        progress: bool = False,
+        **fields: Any,
     ) -> IngestSummary:
-        """``hnm-db ingest files``: .txt/.md/.html/.pdf under a folder -> documents."""
-        fields = _given(locals())
-        return ingest.ingest_files(self, **fields)
+        """``hnm-db ingest files``: .txt/.md/.html/.pdf under a folder -> documents, given a
+        :class:`~hnm_db.sources.ingest.FilesParams` or its fields."""
+        return ingest.ingest_files(
+            self.store, folder, _params(FilesParams, params, fields), progress=progress
+        )
 
     def ingest_urls(
         self,
         path: str | os.PathLike[str],
+        params: UrlParams | None = None,
+        /,
         *,
-        timeout: float = DEFAULT,
-        strict: bool = DEFAULT,
-        workers: int = DEFAULT,
-        on_duplicate: str = DEFAULT,
         progress: bool = False,
+        **fields: Any,
     ) -> IngestSummary:
-        """``hnm-db ingest urls``: fetch each listed URL and store its clean text."""
-        fields = _given(locals())
-        return ingest.ingest_urls(self, **fields)
+        """``hnm-db ingest urls``: fetch each listed URL and store its clean text, given a
+        :class:`~hnm_db.sources.ingest.UrlParams` or its fields (``timeout``, ``workers``, ``strict``, ...)."""
+        return ingest.ingest_urls(self.store, path, _params(UrlParams, params, fields), progress=progress)
 
     def chunk(
         self,
@@ -158,26 +206,26 @@ class Database(Store):
     ) -> ChunkSummary:
         """``hnm-db chunk``: (re)chunk documents that need it (see :mod:`hnm_db.sources.chunk`), given as a
         :class:`~hnm_db.sources.chunk.ChunkParams` or its fields; ``doc_ids`` limits it to those documents."""
-        return chunk.chunk(self, _params(chunk.ChunkParams, params, fields), doc_ids, progress=progress)
+        return chunk.chunk(self.store, _params(chunk.ChunkParams, params, fields), doc_ids, progress=progress)
 
     def split(self, params: SplitParams | None = None, /, **fields: Any) -> SplitSummary:
         """``hnm-db split``: assign queries without a source split (see :mod:`hnm_db.sources.split`), given as a
         :class:`~hnm_db.sources.split.SplitParams` or its fields."""
-        return stage.split(self, _params(stage.SplitParams, params, fields))
+        return stage.split(self.store, _params(stage.SplitParams, params, fields))
 
     # -- models / embed / ensemble ------------------------------------------------------------------
     def resolve_model_path(self, name_or_path: str) -> str:
         """Local folder of a registered model name, a built-in alias or a model folder."""
-        return resolve_model_path(self, name_or_path)
+        return resolve_model_path(self.store, name_or_path)
 
     def add_model(self, params: ModelParams | None = None, /, **fields: Any) -> Registration:
         """``hnm-db models add``: register a model folder or alias under a name, given as a
         :class:`~hnm_db.models.registry.ModelParams` or its fields (``name``, ``source``, prompts, ...)."""
-        return add_model(self, **asdict(_params(ModelParams, params, fields)))
+        return add_model(self.store, **asdict(_params(ModelParams, params, fields)))
 
     def list_models(self) -> pl.DataFrame:
         """Registered models with vector counts (``hnm-db models list``)."""
-        return models_frame(self)
+        return models_frame(self.store)
 
     def embed(
         self,
@@ -193,8 +241,8 @@ class Database(Store):
         when ``ray`` is given (:mod:`hnm_db.engines.ray_engine`, same vectors)."""
         runner = None
         if ray is not None:
-            runner = embed_runner(ray)
-        return embed(self, _params(EmbedParams, params, fields), progress=progress, runner=runner)
+            runner = embed_runner(ray.staged_beside(self.path))
+        return embed(self.store, _params(EmbedParams, params, fields), progress=progress, runner=runner)
 
     def create_ensemble(
         self, params: EnsembleParams | None = None, /, *, progress: bool = True, **fields: Any
@@ -202,28 +250,28 @@ class Database(Store):
         """``hnm-db ensemble create``, given as a :class:`~hnm_db.models.ensemble.EnsembleParams` or its fields:
         ``members`` are "MODEL[:WEIGHT]" strings or (model, weight) pairs; ``bm25`` (a weight) makes a
         hybrid."""
-        return create_ensemble(self, _params(EnsembleParams, params, fields), progress=progress)
+        return create_ensemble(self.store, _params(EnsembleParams, params, fields), progress=progress)
 
     def tune_ensemble(
         self, params: TuneParams | None = None, /, *, progress: bool = True, **fields: Any
     ) -> TuneSummary:
         """``hnm-db ensemble tune``: fit member weights (BM25 included) on dev queries carved from the
         train split into a new ensemble, given as a :class:`~hnm_db.models.tune.TuneParams` or its fields."""
-        return tune(self, _params(TuneParams, params, fields), progress=progress)
+        return tune(self.store, _params(TuneParams, params, fields), progress=progress)
 
     def update_ensemble(self, name: str, *, progress: bool = True) -> EnsembleSummary:
         """``hnm-db ensemble update``: add vectors for newly embedded texts."""
-        return update_ensemble(self, name, progress=progress)
+        return update_ensemble(self.store, name, progress=progress)
 
     def list_ensembles(self) -> pl.DataFrame:
         """``hnm-db ensemble list``: ensembles with members and vector counts."""
-        return list_ensembles(self)
+        return list_ensembles(self.store)
 
     def ensemble_vectors(
         self, name: str, role: str = "doc", *, batch_rows: int = 50_000
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Batches of (content_hashes, float32 matrix) of an ensemble's vectors for one role."""
-        return read_ensemble_vectors(self, name, role, batch_rows=batch_rows)
+        return read_ensemble_vectors(self.store, name, role, batch_rows=batch_rows)
 
     # -- cluster / mine / runs ----------------------------------------------------------------------
     def cluster(
@@ -239,12 +287,12 @@ class Database(Store):
         the fitted centroids runs on Ray workers (same result)."""
         assigner = None
         if ray is not None:
-            assigner = assignment_runner(ray)
-        return cluster(self, _params(ClusterParams, params, fields), assigner=assigner)
+            assigner = assignment_runner(ray.staged_beside(self.path))
+        return cluster(self.store, _params(ClusterParams, params, fields), assigner=assigner)
 
     def cluster_sizes(self, cluster_run_id: str) -> pl.DataFrame:
         """Chunk texts and queries per cluster of one cluster run (what ``hnm-db cluster`` prints)."""
-        return cluster_sizes(self, cluster_run_id)
+        return cluster_sizes(self.store, cluster_run_id)
 
     def mine(
         self,
@@ -266,8 +314,8 @@ class Database(Store):
                 raise InvalidParams(
                     "--engine ray scores --method ensemble; bm25 and random run with --engine local"
                 )
-            scorer = mining_scorer(ray)
-        return mine(self, params, replace=replace, progress=progress, scorer=scorer)
+            scorer = mining_scorer(ray.staged_beside(self.path))
+        return mine(self.store, params, replace=replace, progress=progress, scorer=scorer)
 
     def denoise(
         self,
@@ -281,15 +329,15 @@ class Database(Store):
         """``hnm-db denoise``: a new run without the negatives a cross-encoder scores above a threshold or
         a ratio of their positive, given as a :class:`~hnm_db.mining.denoise.DenoiseParams` or its fields
         (:mod:`hnm_db.mining.denoise` states the rule)."""
-        return denoise(self, _params(DenoiseParams, params, fields), replace=replace, progress=progress)
+        return denoise(self.store, _params(DenoiseParams, params, fields), replace=replace, progress=progress)
 
     def runs(self) -> pl.DataFrame:
         """``hnm-db runs``: one row per mining run."""
-        return list_runs(self)
+        return list_runs(self.store)
 
     def run(self, name: str) -> dict[str, Any]:
         """``hnm-db runs show NAME``: a run's record with params, stats and models decoded."""
-        return show_run(self, name)
+        return show_run(self.store, name)
 
     # -- export / audit -----------------------------------------------------------------------------
     def export(
@@ -297,20 +345,16 @@ class Database(Store):
     ) -> ExportSummary:
         """``hnm-db export``: write runs as a HuggingFace dataset folder, given as a
         :class:`~hnm_db.export.datasets.ExportParams` or its fields (``runs`` a name or several, ``to`` a folder)."""
-        return export(self, _params(ExportParams, params, fields), progress=progress)
+        return export(self.store, _params(ExportParams, params, fields), progress=progress)
 
     def audit(self, params: AuditParams | None = None, /, **fields: Any) -> AuditReport:
         """``hnm-db audit``: per-run summary, overlap, changed sources (and charts), given as an
         :class:`~hnm_db.audit.checks.AuditParams` or its fields (``runs``: a name or several, none for all)."""
-        return audit(self, _params(AuditParams, params, fields))
+        return audit(self.store, _params(AuditParams, params, fields))
 
     def check(self) -> list[str]:
         """``hnm-db audit --check``: run sql/checks; raise ChecksFailed naming broken rules and rows."""
-        return check(self)
-
-    def record_run_sources(self, run_id: str) -> int:
-        """Snapshot the text hashes a mining run used (the mining stage calls this when writing)."""
-        return record_run_sources(self, run_id)
+        return check(self.store)
 
     # -- train / eval -------------------------------------------------------------------------------
     def train(
@@ -327,7 +371,7 @@ class Database(Store):
         receives what the user should know as it arises (see :func:`hnm_db.reranker.train.train`)."""
         if "out" in fields:
             fields["out"] = str(fields["out"])
-        return train(self, _params(TrainParams, params, fields), progress=progress, notes=notes)
+        return train(self.store, _params(TrainParams, params, fields), progress=progress, notes=notes)
 
     def evaluate(
         self, params: EvalParams | None = None, /, *, progress: bool = False, **fields: Any
@@ -335,11 +379,11 @@ class Database(Store):
         """``hnm-db eval``: re-rank the first stage's top-k, given as a :class:`~hnm_db.reranker.evaluate.EvalParams`
         or its fields (``model``: folder, training run name or ``base:ALIAS``; None = the first stage
         alone)."""
-        return evaluate(self, _params(EvalParams, params, fields), progress=progress)
+        return evaluate(self.store, _params(EvalParams, params, fields), progress=progress)
 
     def compare(self, split: str = "test", *, mean_over_seeds: bool = False) -> pl.DataFrame:
         """``hnm-db eval --compare``: stored results of a split (or their mean/sd over training seeds)."""
-        results = stored_results(self, split)
+        results = stored_results(self.store, split)
         return seed_summary(results) if mean_over_seeds else results
 
     def paired(
@@ -357,7 +401,9 @@ class Database(Store):
         of A - B over the split's queries, from stored results (a system is a training run name or model
         label; several are averaged per query, e.g. one system's seeds). Computes no scores."""
         where = {"first_stage": first_stage, "k": k, "split": split, "interpolate": interpolate}
-        va, vb = (per_query_values(self, result_ids(self, _names(s), **where), metric) for s in (a, b))
+        va, vb = (
+            per_query_values(self.store, result_ids(self.store, _names(s), **where), metric) for s in (a, b)
+        )
         return paired_test(va, vb, metric=metric)
 
 

@@ -8,8 +8,6 @@ The CLI imports from here, from :mod:`hnm_db.db` and from :mod:`hnm_db.errors` o
 
 from __future__ import annotations
 
-import inspect
-
 from hnm_db.audit.checks import AuditParams, AuditReport
 from hnm_db.engines.ray_engine import ENGINES, RayParams
 from hnm_db.export.datasets import LAYOUTS, ExportParams, ExportSummary
@@ -25,19 +23,23 @@ from hnm_db.reranker.evaluate import EvalParams, EvalSummary, PairedTest
 from hnm_db.reranker.train import TrainParams, TrainSummary
 from hnm_db.retrieval.metrics import METRIC_NAMES
 from hnm_db.sources.chunk import ChunkParams, ChunkSummary
-from hnm_db.sources.ingest import POLICIES, IngestSummary, KindCounts, TableSpec, ingest_urls
+from hnm_db.sources.ingest import (
+    POLICIES,
+    BeirParams,
+    FilesParams,
+    IngestSummary,
+    KindCounts,
+    TableSpec,
+    UrlParams,
+)
 from hnm_db.sources.split import SplitParams, SplitSummary
 
-#: ``ingest urls`` defaults: seconds per URL and URLs fetched at once (the stage function's keywords).
-URL_TIMEOUT = inspect.signature(ingest_urls).parameters["timeout"].default
-URL_WORKERS = inspect.signature(ingest_urls).parameters["workers"].default
-
 __all__ = [
-    "ENGINES", "LAYOUTS", "METRIC_NAMES", "POLICIES", "URL_TIMEOUT", "URL_WORKERS",
-    "AuditParams", "AuditReport", "ChunkParams", "ChunkSummary", "ClusterParams", "ClusterSummary",
+    "ENGINES", "LAYOUTS", "METRIC_NAMES", "POLICIES",
+    "AuditParams", "AuditReport", "BeirParams", "ChunkParams", "ChunkSummary", "ClusterParams", "ClusterSummary",
     "DenoiseParams", "DenoiseSummary", "EmbedParams", "EmbedSummary", "EnsembleParams", "EnsembleSummary",
-    "EvalParams", "EvalSummary", "ExportParams", "ExportSummary", "IngestSummary", "KindCounts",
+    "EvalParams", "EvalSummary", "ExportParams", "ExportSummary", "FilesParams", "IngestSummary", "KindCounts",
     "MiningParams", "MiningSummary", "ModelParams", "ModelReport", "PairedTest", "RayParams",
     "Registration", "SplitParams", "SplitSummary", "TableSpec", "TrainParams", "TrainSummary",
-    "TuneParams", "TuneSummary",
+    "TuneParams", "TuneSummary", "UrlParams",
 ]  # fmt: skip

@@ -28,7 +28,7 @@ def long_docs() -> list[tuple[str, str, str]]:
 
 def insert_docs(db, docs) -> None:
     for doc_id, title, text in docs:
-        db.execute(
+        db.store.execute(
             "INSERT INTO documents (doc_id, title, text, content_hash) VALUES (?, ?, ?, ?)",
             [doc_id, title, text, content_hash(text)],
         )
@@ -64,7 +64,7 @@ def all_params(model: Path) -> list[ChunkParams]:
 
 
 def test_whole_gives_one_chunk_per_document_titled(docs_db):
-    summary = chunk(docs_db, ChunkParams("whole"))
+    summary = chunk(docs_db.store, ChunkParams("whole"))
     rows = chunk_rows(docs_db)
     assert summary.documents == len(rows) == 5 and summary.chunks == 5
     for r in rows:
@@ -76,7 +76,7 @@ def test_whole_gives_one_chunk_per_document_titled(docs_db):
 @pytest.mark.parametrize("which", range(4))
 def test_offsets_locate_each_slice_and_text_is_what_is_embedded(docs_db, tiny_model_dir, which):
     params = all_params(tiny_model_dir)[which]
-    chunk(docs_db, params)
+    chunk(docs_db.store, params)
     rows = chunk_rows(docs_db)
     for r in rows:
         piece = r["doc_text"][r["start_char"] : r["end_char"]]
@@ -98,12 +98,12 @@ def test_offsets_locate_each_slice_and_text_is_what_is_embedded(docs_db, tiny_mo
 
 @pytest.mark.parametrize("which", range(4))
 def test_short_document_is_one_chunk_with_every_strategy(docs_db, tiny_model_dir, which):
-    chunk(docs_db, all_params(tiny_model_dir)[which])
+    chunk(docs_db.store, all_params(tiny_model_dir)[which])
     assert docs_db.sql("SELECT text FROM chunks WHERE doc_id = 'short'").rows() == [("Short note\nA star.",)]
 
 
 def test_token_chunks_fit_size_and_model(docs_db, tiny_model_dir, tokenizer):
-    chunk(docs_db, ChunkParams("tokens", 24, 6, str(tiny_model_dir)))
+    chunk(docs_db.store, ChunkParams("tokens", 24, 6, str(tiny_model_dir)))
     rows = chunk_rows(docs_db)
     assert len(rows) > 10
     for r in rows:
@@ -112,7 +112,7 @@ def test_token_chunks_fit_size_and_model(docs_db, tiny_model_dir, tokenizer):
 
 
 def test_default_token_size_fills_the_model(docs_db, tiny_model_dir, tokenizer):
-    chunk(docs_db, ChunkParams("tokens", model=str(tiny_model_dir)))
+    chunk(docs_db.store, ChunkParams("tokens", model=str(tiny_model_dir)))
     rows = chunk_rows(docs_db)
     assert json.loads(rows[0]["chunker"])["size"] == 62  # max_seq_length 64 minus [CLS] and [SEP]
     counts = [len(tokenizer(r["text"])["input_ids"]) for r in rows]
@@ -120,7 +120,7 @@ def test_default_token_size_fills_the_model(docs_db, tiny_model_dir, tokenizer):
 
 
 def test_token_windows_overlap_by_about_overlap_tokens(docs_db, tiny_model_dir, tokenizer):
-    chunk(docs_db, ChunkParams("tokens", 24, 6, str(tiny_model_dir), title=False))
+    chunk(docs_db.store, ChunkParams("tokens", 24, 6, str(tiny_model_dir), title=False))
     rows = [r for r in chunk_rows(docs_db) if r["doc_id"] == "long-bio"]
     assert len(rows) >= 3
     for a, b in zip(rows, rows[1:], strict=False):
@@ -130,7 +130,7 @@ def test_token_windows_overlap_by_about_overlap_tokens(docs_db, tiny_model_dir, 
 
 
 def test_no_title_gives_the_bare_slice(docs_db):
-    chunk(docs_db, ChunkParams("sentences", 160, 0, title=False))
+    chunk(docs_db.store, ChunkParams("sentences", 160, 0, title=False))
     for r in chunk_rows(docs_db):
         assert r["text"] == r["doc_text"][r["start_char"] : r["end_char"]]
         assert json.loads(r["chunker"])["titled"] is False
@@ -138,12 +138,12 @@ def test_no_title_gives_the_bare_slice(docs_db):
 
 def test_title_longer_than_half_the_size_is_left_out(db):
     insert_docs(db, [("d", "A very long title that eats the budget", "One. Two. Three.")])
-    chunk(db, ChunkParams("sentences", 60, 0))
+    chunk(db.store, ChunkParams("sentences", 60, 0))
     assert [r["text"] for r in chunk_rows(db)] == ["One. Two. Three."]
 
 
 def test_sentences_keep_sentences_whole_and_within_size(docs_db):
-    chunk(docs_db, ChunkParams("sentences", 160, 0))
+    chunk(docs_db.store, ChunkParams("sentences", 160, 0))
     for r in chunk_rows(docs_db):
         spans = split_sentences(r["doc_text"])
         assert r["start_char"] in {s for s, _ in spans}
@@ -152,7 +152,7 @@ def test_sentences_keep_sentences_whole_and_within_size(docs_db):
 
 
 def test_sentence_overlap_carries_the_last_sentence(docs_db):
-    chunk(docs_db, ChunkParams("sentences", 200, 1, title=False))
+    chunk(docs_db.store, ChunkParams("sentences", 200, 1, title=False))
     rows = [r for r in chunk_rows(docs_db) if r["doc_id"] == "long-astro"]
     assert len(rows) >= 3
     for a, b in zip(rows, rows[1:], strict=False):
@@ -163,9 +163,9 @@ def test_sentence_overlap_carries_the_last_sentence(docs_db):
 def test_long_sentence_is_own_chunk_in_chars_and_token_split_with_model(db, tiny_model_dir, tokenizer):
     long_sentence = "The " + " ".join(["star and the galaxy"] * 20) + "."
     insert_docs(db, [("d", None, f"A star. {long_sentence} A cell.")])
-    chunk(db, ChunkParams("sentences", 50, 0))
+    chunk(db.store, ChunkParams("sentences", 50, 0))
     assert [r["text"] for r in chunk_rows(db)] == ["A star.", long_sentence, "A cell."]
-    chunk(db, ChunkParams("sentences", 20, 0, str(tiny_model_dir)))
+    chunk(db.store, ChunkParams("sentences", 20, 0, str(tiny_model_dir)))
     rows = chunk_rows(db)
     assert len(rows) > 4
     assert all(len(tokenizer(r["text"], add_special_tokens=False)["input_ids"]) <= 20 for r in rows)
@@ -189,30 +189,30 @@ def test_split_sentences_keeps_abbreviations_intact():
 
 
 def test_rechunking_with_the_same_params_changes_nothing(docs_db):
-    chunk(docs_db, ChunkParams("sentences", 160, 1))
+    chunk(docs_db.store, ChunkParams("sentences", 160, 1))
     before = db_digest(docs_db)
-    summary = chunk(docs_db, ChunkParams("sentences", 160, 1))
+    summary = chunk(docs_db.store, ChunkParams("sentences", 160, 1))
     assert (summary.documents, summary.chunks, summary.unchanged, summary.removed) == (0, 0, 5, 0)
     assert db_digest(docs_db) == before
 
 
 def test_rechunking_with_other_params_replaces_the_old_chunks(docs_db):
-    first = chunk(docs_db, ChunkParams("sentences", 160, 1))
-    second = chunk(docs_db, ChunkParams("whole"))
+    first = chunk(docs_db.store, ChunkParams("sentences", 160, 1))
+    second = chunk(docs_db.store, ChunkParams("whole"))
     assert second.documents == 5 and second.removed == first.chunks
     assert docs_db.scalar("SELECT count(*) FROM chunks") == 5
     assert docs_db.scalar("SELECT count(*) FROM chunks WHERE chunker->>'strategy' <> 'whole'") == 0
 
 
 def test_only_new_or_changed_documents_are_rechunked(docs_db):
-    chunk(docs_db, ChunkParams("sentences", 160, 0))
+    chunk(docs_db.store, ChunkParams("sentences", 160, 0))
     insert_docs(docs_db, [("new", "New", "A new star. A new cell.")])
-    docs_db.execute(
+    docs_db.store.execute(
         "UPDATE documents SET text = 'Changed text.', content_hash = ? WHERE doc_id = 'long-cook'",
         [content_hash("Changed text.")],
     )
     untouched = docs_db.sql("SELECT * FROM chunks WHERE doc_id = 'long-bio' ORDER BY ord").rows()
-    summary = chunk(docs_db, ChunkParams("sentences", 160, 0))
+    summary = chunk(docs_db.store, ChunkParams("sentences", 160, 0))
     assert (summary.documents, summary.unchanged) == (2, 4)
     assert docs_db.sql("SELECT text FROM chunks WHERE doc_id = 'long-cook'").rows() == [
         ("Cook review\nChanged text.",)
@@ -221,25 +221,25 @@ def test_only_new_or_changed_documents_are_rechunked(docs_db):
 
 
 def test_doc_ids_restrict_the_run_and_unknown_ids_fail(docs_db):
-    summary = chunk(docs_db, ChunkParams("whole"), ["long-bio", "short"])
+    summary = chunk(docs_db.store, ChunkParams("whole"), ["long-bio", "short"])
     assert summary.documents == 2
     assert sorted(docs_db.sql("SELECT doc_id FROM chunks")["doc_id"]) == ["long-bio", "short"]
     before = db_digest(docs_db)
     with pytest.raises(UnknownIds, match="2 unknown document ids, e.g. nope-1, nope-2"):
-        chunk(docs_db, ChunkParams("sentences", 100, 0), ["long-bio", "nope-1", "nope-2"])
+        chunk(docs_db.store, ChunkParams("sentences", 100, 0), ["long-bio", "nope-1", "nope-2"])
     assert db_digest(docs_db) == before
 
 
 def test_chunks_of_vanished_documents_are_removed(docs_db):
-    chunk(docs_db, ChunkParams("whole"))
-    docs_db.execute("DELETE FROM documents WHERE doc_id = 'short'")
-    summary = chunk(docs_db, ChunkParams("whole"))
+    chunk(docs_db.store, ChunkParams("whole"))
+    docs_db.store.execute("DELETE FROM documents WHERE doc_id = 'short'")
+    summary = chunk(docs_db.store, ChunkParams("whole"))
     assert summary.removed == 1 and summary.unchanged == 4
     assert docs_db.scalar("SELECT count(*) FROM chunks WHERE doc_id = 'short'") == 0
 
 
 def test_failed_write_leaves_previous_chunks(docs_db, monkeypatch):
-    chunk(docs_db, ChunkParams("whole"))
+    chunk(docs_db.store, ChunkParams("whole"))
     before = db_digest(docs_db)
     real = chunk_mod.build_rows
 
@@ -249,7 +249,7 @@ def test_failed_write_leaves_previous_chunks(docs_db, monkeypatch):
 
     monkeypatch.setattr(chunk_mod, "build_rows", broken)
     with pytest.raises(Exception, match="NOT NULL"):
-        chunk(docs_db, ChunkParams("sentences", 100, 0))
+        chunk(docs_db.store, ChunkParams("sentences", 100, 0))
     assert db_digest(docs_db) == before
 
 
@@ -270,18 +270,18 @@ def test_invalid_params_name_the_field(kwargs, message):
 
 
 def test_size_beyond_the_model_fails_and_leaves_db_unchanged(docs_db, tiny_model_dir):
-    chunk(docs_db, ChunkParams("whole"))
+    chunk(docs_db.store, ChunkParams("whole"))
     before = db_digest(docs_db)
     with pytest.raises(InvalidParams, match="size 100 is more than the 62 content tokens"):
-        chunk(docs_db, ChunkParams("tokens", 100, 0, str(tiny_model_dir)))
+        chunk(docs_db.store, ChunkParams("tokens", 100, 0, str(tiny_model_dir)))
     with pytest.raises(InvalidParams, match="overlap must be < size"):
-        chunk(docs_db, ChunkParams("tokens", None, 70, str(tiny_model_dir)))
+        chunk(docs_db.store, ChunkParams("tokens", None, 70, str(tiny_model_dir)))
     assert db_digest(docs_db) == before
 
 
 def test_no_documents_is_an_empty_selection(db):
     with pytest.raises(EmptySelection, match="no documents"):
-        chunk(db, ChunkParams("whole"))
+        chunk(db.store, ChunkParams("whole"))
 
 
 def test_sample_data_is_beir_and_chunks_whole(db):
@@ -306,9 +306,11 @@ def test_sample_data_is_beir_and_chunks_whole(db):
             "content_hash": [content_hash(d["text"]) for d in docs],
         }
     )
-    with db.registered("sample_docs", table):
-        db.execute("INSERT INTO documents (doc_id, title, text, content_hash) SELECT * FROM sample_docs")
-    assert chunk(db, ChunkParams("whole")).chunks == len(docs)
+    with db.store.registered("sample_docs", table):
+        db.store.execute(
+            "INSERT INTO documents (doc_id, title, text, content_hash) SELECT * FROM sample_docs"
+        )
+    assert chunk(db.store, ChunkParams("whole")).chunks == len(docs)
 
 
 def words_tokens(text: str) -> chunk_mod.DocTokens:

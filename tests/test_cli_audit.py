@@ -151,7 +151,7 @@ def test_audit_check_passes_on_a_clean_database(mined_db_path):
 
 def test_audit_check_fails_naming_the_check_and_rows(mined_db_path, digest):
     with hnm_db.open(mined_db_path) as db:
-        db.execute("INSERT INTO qrels VALUES ('q1', 'd5', 1, 'dev')")
+        db.store.execute("INSERT INTO qrels VALUES ('q1', 'd5', 1, 'dev')")
     before = state(mined_db_path, digest)
     result = run(mined_db_path, "audit", "--check")
     assert_error(result, "negative_is_judged_positive (2 rows)", "negative_chunk_id=d5#0")
@@ -163,10 +163,10 @@ def test_reingested_source_is_reported_by_audit_and_fails_check(mined_db_path):
 
     text = "Document 7 now holds different words."
     with hnm_db.open(mined_db_path) as db:
-        db.execute(
+        db.store.execute(
             "UPDATE documents SET text = ?, content_hash = ? WHERE doc_id = 'd7'", [text, content_hash(text)]
         )
-        db.execute(
+        db.store.execute(
             "UPDATE chunks SET text = ?, content_hash = ? WHERE doc_id = 'd7'", [text, content_hash(text)]
         )
     result = invoke(mined_db_path, "audit")

@@ -16,11 +16,13 @@ from hnm_db.sources.text import content_hash
 def path(db_path):
     with hnm_db.open(db_path) as db:
         insert_documents(db)
-        db.execute(
+        db.store.execute(
             "INSERT INTO queries VALUES ('q1', 'a', ?, NULL, now()), ('q2', 'b', ?, NULL, now())",
             [content_hash("a"), content_hash("b")],
         )
-        db.execute("INSERT INTO qrels VALUES ('q1', 'astro-0', 1, 'unsplit'), ('q2', 'bio-0', 1, 'unsplit')")
+        db.store.execute(
+            "INSERT INTO qrels VALUES ('q1', 'astro-0', 1, 'unsplit'), ('q2', 'bio-0', 1, 'unsplit')"
+        )
     return db_path
 
 

@@ -21,7 +21,7 @@ def run(db_path: Path, *args: str):
 def ingest_rows(db_path: Path) -> dict[str, list[tuple]]:
     with hnm_db.open(db_path) as db:
         return {
-            t: sorted(db.execute(f"SELECT * FROM {t}").fetchall(), key=str)
+            t: sorted(db.store.execute(f"SELECT * FROM {t}").fetchall(), key=str)
             for t in ("documents", "queries", "qrels")
         }
 

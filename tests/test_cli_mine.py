@@ -64,7 +64,7 @@ def test_all_three_methods_write_runs_listed_by_runs(path):
     assert all(r["queries"] >= 11 and r["split"] == "train" for r in listed)
     assert "ensemble" in run(path, "runs", "list").output
     with hnm_db.open(path) as db:
-        methods = db.execute(
+        methods = db.store.execute(
             "SELECT method, count(*), count(DISTINCT query_id) FROM triplets "
             "JOIN mining_runs USING (run_id) GROUP BY method ORDER BY method"
         ).fetchall()

@@ -164,7 +164,7 @@ def test_settings_stay_locked_and_extensions_unloaded_whatever_a_query_calls(fil
 
 
 def test_the_api_read_query_refuses_dml_in_a_with_and_restores_extension_loading(db):
-    db.execute("CREATE TABLE t (a INTEGER); INSERT INTO t VALUES (1), (2)")
+    db.store.execute("CREATE TABLE t (a INTEGER); INSERT INTO t VALUES (1), (2)")
     with pytest.raises(WriteRefused, match="runs DELETE inside the query"):
         db.read_query("WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d")
     assert db.scalar("SELECT count(*) FROM t") == 2

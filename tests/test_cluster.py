@@ -14,7 +14,7 @@ from hnm_db.store.vectors import read_vectors
 
 
 def _assignments(db, run_id):
-    return db.execute(
+    return db.store.execute(
         "SELECT role, content_hash, cluster, distance FROM cluster_assignments "
         "WHERE cluster_run_id = ? ORDER BY role, content_hash",
         [run_id],
@@ -22,27 +22,27 @@ def _assignments(db, run_id):
 
 
 def test_same_seed_gives_the_same_assignments(mining_db):
-    a = cluster(mining_db, ClusterParams(ensemble=ENSEMBLE, k=3, seed=11))
+    a = cluster(mining_db.store, ClusterParams(ensemble=ENSEMBLE, k=3, seed=11))
     first = _assignments(mining_db, a.cluster_run_id)
     for table in ("cluster_runs", "cluster_centroids", "cluster_assignments"):
-        mining_db.execute(f"DELETE FROM {table}")
-    b = cluster(mining_db, ClusterParams(ensemble=ENSEMBLE, k=3, seed=11))
+        mining_db.store.execute(f"DELETE FROM {table}")
+    b = cluster(mining_db.store, ClusterParams(ensemble=ENSEMBLE, k=3, seed=11))
     assert not b.reused and b.cluster_run_id == a.cluster_run_id
     assert _assignments(mining_db, b.cluster_run_id) == first
 
 
 def test_repeating_a_cluster_command_reuses_the_stored_run(mining_db):
-    a = cluster(mining_db, ClusterParams(ensemble=ENSEMBLE, k=3, seed=11))
-    b = cluster(mining_db, ClusterParams(ensemble=ENSEMBLE, k=3, seed=11))
+    a = cluster(mining_db.store, ClusterParams(ensemble=ENSEMBLE, k=3, seed=11))
+    b = cluster(mining_db.store, ClusterParams(ensemble=ENSEMBLE, k=3, seed=11))
     assert b.reused and b.cluster_run_id == a.cluster_run_id
     assert (b.k, b.sizes, b.chunks, b.queries) == (a.k, a.sizes, a.chunks, a.queries)
     assert mining_db.scalar("SELECT count(*) FROM cluster_runs") == 1
-    c = cluster(mining_db, ClusterParams(ensemble=ENSEMBLE, k=3, seed=12))
+    c = cluster(mining_db.store, ClusterParams(ensemble=ENSEMBLE, k=3, seed=12))
     assert not c.reused and c.cluster_run_id != a.cluster_run_id
 
 
 def test_run_stores_centroids_sizes_and_every_chunk_text_and_query(mining_db):
-    s = cluster(mining_db, ClusterParams(ensemble=ENSEMBLE, k=4, seed=0))
+    s = cluster(mining_db.store, ClusterParams(ensemble=ENSEMBLE, k=4, seed=0))
     texts = mining_db.scalar("SELECT count(DISTINCT content_hash) FROM chunks")
     assert s.chunks == texts and sum(s.sizes) == texts and s.queries == 16
     assert (
@@ -51,24 +51,24 @@ def test_run_stores_centroids_sizes_and_every_chunk_text_and_query(mining_db):
         )
         == 4
     )
-    sizes = mining_db.execute(
+    sizes = mining_db.store.execute(
         "SELECT size FROM cluster_centroids WHERE cluster_run_id = ? ORDER BY cluster", [s.cluster_run_id]
     ).fetchall()
     assert [r[0] for r in sizes] == s.sizes
-    run = mining_db.execute("SELECT k, seed, algorithm, inertia, params FROM cluster_runs").fetchone()
+    run = mining_db.store.execute("SELECT k, seed, algorithm, inertia, params FROM cluster_runs").fetchone()
     assert run[:3] == (4, 0, "kmeans") and run[3] == pytest.approx(s.inertia)
-    assert latest_cluster_run(mining_db, "ens-1") == s.cluster_run_id
+    assert latest_cluster_run(mining_db.store, "ens-1") == s.cluster_run_id
 
 
 def test_queries_are_assigned_to_the_nearest_centroid(mining_db):
-    s = cluster(mining_db, ClusterParams(ensemble=ENSEMBLE, k=4, seed=0))
+    s = cluster(mining_db.store, ClusterParams(ensemble=ENSEMBLE, k=4, seed=0))
     _, cent = read_vectors(
-        mining_db,
+        mining_db.store,
         "SELECT vec FROM cluster_centroids WHERE cluster_run_id = ? ORDER BY cluster",
         [s.cluster_run_id],
     )
     keys, q = read_vectors(
-        mining_db,
+        mining_db.store,
         "SELECT a.cluster, a.distance, ev.vec FROM cluster_assignments a "
         "JOIN ensemble_vectors ev ON ev.content_hash = a.content_hash AND ev.role = 'query' "
         "WHERE a.role = 'query' ORDER BY a.content_hash",
@@ -79,14 +79,14 @@ def test_queries_are_assigned_to_the_nearest_centroid(mining_db):
 
 
 def test_auto_k_picks_the_four_topics_by_neighbour_retention(mining_db):
-    s = cluster(mining_db, ClusterParams(ensemble=ENSEMBLE, k="auto", seed=0))
+    s = cluster(mining_db.store, ClusterParams(ensemble=ENSEMBLE, k="auto", seed=0))
     assert s.k == 4
     assert s.retention[4] >= 2 / 3 > s.retention[8]
     stored = json.loads(
         mining_db.scalar("SELECT params FROM cluster_runs WHERE cluster_run_id = ?", [s.cluster_run_id])
     )
     assert {int(k): v for k, v in stored["auto_retention_scores"].items()} == s.retention
-    again = cluster(mining_db, ClusterParams(ensemble=ENSEMBLE, k="auto", seed=0))
+    again = cluster(mining_db.store, ClusterParams(ensemble=ENSEMBLE, k="auto", seed=0))
     assert again.reused and again.k == 4 and again.retention == s.retention
 
 
@@ -116,7 +116,7 @@ def test_auto_k_parameters_are_validated():
 
 
 def test_minibatch_algorithm_runs_and_is_recorded(mining_db):
-    s = cluster(mining_db, ClusterParams(ensemble=ENSEMBLE, k=2, seed=0, algorithm="minibatch"))
+    s = cluster(mining_db.store, ClusterParams(ensemble=ENSEMBLE, k=2, seed=0, algorithm="minibatch"))
     assert s.algorithm == "minibatch" and sum(s.sizes) == s.chunks
 
 
@@ -133,28 +133,28 @@ def test_k_larger_than_the_number_of_chunks_is_rejected(mining_db):
     with pytest.raises(
         InvalidParams, match="k: 500 clusters asked for but there are only 54 distinct chunk texts"
     ):
-        cluster(mining_db, ClusterParams(ensemble=ENSEMBLE, k=500))
+        cluster(mining_db.store, ClusterParams(ensemble=ENSEMBLE, k=500))
     assert db_digest(mining_db) == before
 
 
 def test_missing_vectors_name_the_ensemble_models_and_count(mining_db):
-    mining_db.execute(
+    mining_db.store.execute(
         "DELETE FROM ensemble_vectors WHERE role = 'doc' AND content_hash IN "
         "(SELECT content_hash FROM chunks ORDER BY content_hash LIMIT 2)"
     )
-    mining_db.execute(
+    mining_db.store.execute(
         "DELETE FROM embeddings WHERE model_id = 'm-a' AND role = 'doc' AND content_hash IN "
         "(SELECT content_hash FROM chunks ORDER BY content_hash LIMIT 2)"
     )
     before = db_digest(mining_db)
     with pytest.raises(MissingEmbeddings, match="no vectors for 2 of 54 chunk texts.*'model-a' lacks 2"):
-        cluster(mining_db, ClusterParams(ensemble=ENSEMBLE, k=2))
+        cluster(mining_db.store, ClusterParams(ensemble=ENSEMBLE, k=2))
     assert db_digest(mining_db) == before
 
 
 def test_unknown_ensemble_lists_the_known_ones(mining_db):
     with pytest.raises(NotFound, match="no ensemble named 'nope' \\(known: ens;"):
-        cluster(mining_db, ClusterParams(ensemble="nope", k=2))
+        cluster(mining_db.store, ClusterParams(ensemble="nope", k=2))
 
 
 @pytest.mark.parametrize(
@@ -173,10 +173,10 @@ def test_bad_params_name_the_field(kw, field):
 
 @pytest.mark.parametrize("algorithm", ["kmeans", "minibatch", "agglomerative", "gmm"])
 def test_every_algorithm_is_recorded_assigns_everything_and_finds_the_topics(mining_db, algorithm):
-    s = cluster(mining_db, ClusterParams(ensemble=ENSEMBLE, k=4, seed=0, algorithm=algorithm))
+    s = cluster(mining_db.store, ClusterParams(ensemble=ENSEMBLE, k=4, seed=0, algorithm=algorithm))
     texts = mining_db.scalar("SELECT count(DISTINCT content_hash) FROM chunks")
     assert s.algorithm == algorithm and s.chunks == texts and sum(s.sizes) == texts and s.queries == 16
-    row = mining_db.execute(
+    row = mining_db.store.execute(
         "SELECT algorithm, json_extract_string(params, '$.algorithm') FROM cluster_runs "
         "WHERE cluster_run_id = ?",
         [s.cluster_run_id],
@@ -192,7 +192,7 @@ def test_every_algorithm_is_recorded_assigns_everything_and_finds_the_topics(min
         [s.cluster_run_id],
     )
     assert agree == 1.0
-    again = cluster(mining_db, ClusterParams(ensemble=ENSEMBLE, k=4, seed=0, algorithm=algorithm))
+    again = cluster(mining_db.store, ClusterParams(ensemble=ENSEMBLE, k=4, seed=0, algorithm=algorithm))
     assert again.reused and again.sizes == s.sizes
 
 
@@ -235,7 +235,7 @@ def test_agglomerative_k_above_its_fit_sample_is_rejected_before_any_work(mining
     before = db_digest(mining_db)
     with pytest.raises(InvalidParams, match="agglomerative clustering is fitted on at most 10,000"):
         cluster(
-            mining_db,
+            mining_db.store,
             ClusterParams(ensemble=ENSEMBLE, k=AGGLOMERATIVE_FIT_MAX + 1, algorithm="agglomerative"),
         )
     assert db_digest(mining_db) == before

@@ -15,7 +15,7 @@ from fixtures.cli import invoke
 import hnm_db
 from hnm_db import resources
 from hnm_db.errors import InvalidParams, SchemaTooNew
-from hnm_db.store import schema_target
+from hnm_db.store import Store, schema_target
 
 DATA_MODEL = {
     "documents",
@@ -35,7 +35,9 @@ DATA_MODEL = {
 
 
 def ledger(db: hnm_db.Database) -> list[tuple]:
-    return db.execute("SELECT version, name, applied_at FROM schema_version ORDER BY version").fetchall()
+    return db.store.execute(
+        "SELECT version, name, applied_at FROM schema_version ORDER BY version"
+    ).fetchall()
 
 
 def test_fresh_open_creates_every_table_and_records_each_migration(db):
@@ -47,7 +49,7 @@ def test_fresh_open_creates_every_table_and_records_each_migration(db):
 
 
 def test_empty_tables_are_visible_with_show_tables(db):
-    shown = {row[0] for row in db.execute("SHOW TABLES").fetchall()}
+    shown = {row[0] for row in db.store.execute("SHOW TABLES").fetchall()}
     assert DATA_MODEL <= shown
     assert db.scalar("SELECT count(*) FROM triplets") == 0
 
@@ -56,13 +58,13 @@ def test_reopening_applies_nothing(db_path):
     with hnm_db.open(db_path) as db:
         first = ledger(db)
     with hnm_db.open(db_path) as db:
-        assert db.migrate() == []
+        assert db.store.migrate() == []
         assert ledger(db) == first
 
 
 def test_a_newer_schema_is_refused_with_a_clear_message(db_path):
     with hnm_db.open(db_path) as db:
-        db.execute(
+        db.store.execute(
             "INSERT INTO schema_version (version, name) VALUES (?, 'from_the_future')", [schema_target() + 1]
         )
     with pytest.raises(SchemaTooNew) as info:
@@ -114,13 +116,13 @@ def test_a_failing_migration_on_a_fresh_file_leaves_nothing_half_applied(db_path
 
 def test_transaction_rolls_back_on_error_and_nested_use_joins_the_outer_one(db):
     with pytest.raises(RuntimeError):
-        with db.transaction():
-            db.execute("INSERT INTO queries (query_id, text, content_hash) VALUES ('q', 't', 'h')")
-            with db.transaction():
-                db.execute("INSERT INTO queries (query_id, text, content_hash) VALUES ('r', 't', 'h')")
+        with db.store.transaction():
+            db.store.execute("INSERT INTO queries (query_id, text, content_hash) VALUES ('q', 't', 'h')")
+            with db.store.transaction():
+                db.store.execute("INSERT INTO queries (query_id, text, content_hash) VALUES ('r', 't', 'h')")
             raise RuntimeError("boom")
     assert db.scalar("SELECT count(*) FROM queries") == 0
-    assert not db.in_transaction
+    assert not db.store.in_transaction
 
 
 def _cli(db_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -147,7 +149,7 @@ def test_a_second_process_gets_database_is_locked_naming_the_holder_pid(db_path)
 @pytest.fixture
 def filled_path(db_path: Path) -> Path:
     with hnm_db.open(db_path) as db:
-        db.execute(
+        db.store.execute(
             "INSERT INTO queries (query_id, text, content_hash) VALUES ('q1', 'why?', 'h1'), "
             "('q2', 'how, then?', 'h2')"
         )
@@ -236,17 +238,17 @@ def test_views_are_recreated_only_when_their_sql_changed_or_one_is_missing(tmp_p
     with hnm_db.open(path) as db:
         objects = json.loads(db.scalar("SELECT value FROM meta WHERE key = 'views_objects'"))
         assert {"run_summary", "query_splits", "ensemble_similarity", "ensemble_sim"} <= set(objects)
-        assert db.create_views() is False  # unchanged SQL, every object present: no DDL
+        assert db.store.create_views() is False  # unchanged SQL, every object present: no DDL
     with hnm_db.open(path) as db:
-        db.execute("DROP VIEW run_summary")
+        db.store.execute("DROP VIEW run_summary")
     with hnm_db.open(path) as db:  # a missing view is noticed and re-created
         assert db.scalar("SELECT count(*) FROM duckdb_views() WHERE view_name = 'run_summary'") == 1
-        db.execute("UPDATE meta SET value = 'stale' WHERE key = 'views_digest'")
-        db.execute("CREATE OR REPLACE VIEW run_summary AS SELECT 1 AS x")
+        db.store.execute("UPDATE meta SET value = 'stale' WHERE key = 'views_digest'")
+        db.store.execute("CREATE OR REPLACE VIEW run_summary AS SELECT 1 AS x")
     with hnm_db.open(path) as db:  # another hnm-db's SQL (digest differs): re-created from sql/views
         assert "x" not in db.sql("SELECT * FROM run_summary LIMIT 0").columns
-        assert db.create_views() is False
-        assert db.create_views(force=True) is True
+        assert db.store.create_views() is False
+        assert db.store.create_views(force=True) is True
 
 
 def test_a_version_5_database_with_runs_migrates_to_the_current_schema(db_path, monkeypatch):
@@ -254,24 +256,26 @@ def test_a_version_5_database_with_runs_migrates_to_the_current_schema(db_path, 
     each negative is its run's method, none from a fallback; old results have no per-query metrics."""
     real = resources.migrations()
     monkeypatch.setattr(resources, "migrations", lambda: [m for m in real if m[0] <= 5])
-    monkeypatch.setattr(hnm_db.Database, "create_views", lambda self, force=False: False)
+    monkeypatch.setattr(Store, "create_views", lambda self, force=False: False)
     with hnm_db.open(db_path) as old:
         assert old.schema_version() == 5
-        old.execute(
+        old.store.execute(
             "INSERT INTO mining_runs (run_id, name, method, split, params, seed, code_version) "
             "VALUES ('r1', 'bm25-run', 'bm25', 'train', '{}', 0, '0.1.0')"
         )
-        old.execute(
+        old.store.execute(
             "INSERT INTO triplets VALUES ('r1', 'q1', 'd1', 'd1#0', 'd2', 'd2#0', 0, 3.5, 4.0, NULL, NULL, NULL, 'train')"
         )
-        old.execute(
+        old.store.execute(
             "INSERT INTO eval_results (eval_id, split, first_stage, k, model, metrics) "
             "VALUES ('e1', 'test', 'bm25', 10, 'first-stage:bm25', '{\"ndcg@10\": 0.5}')"
         )
     monkeypatch.undo()
     with hnm_db.open(db_path) as db:
         assert db.schema_version() == schema_target() >= 6
-        assert db.execute("SELECT negative_method, fallback FROM triplets").fetchall() == [("bm25", False)]
+        assert db.store.execute("SELECT negative_method, fallback FROM triplets").fetchall() == [
+            ("bm25", False)
+        ]
         assert db.scalar("SELECT per_query FROM eval_results") is None
         summary = db.sql("SELECT fallback_negatives, mixed_random_negatives, triplets FROM run_summary").row(
             0
@@ -305,13 +309,13 @@ def test_a_file_from_duckdb_2_opens_or_gets_a_clear_error(tmp_path):
 
 
 def test_rows_read_through_the_api_duckdb_1_5_and_2_share(db):
-    db.execute("CREATE TABLE t AS SELECT range AS a, 'x' || range AS b FROM range(7)")
+    db.store.execute("CREATE TABLE t AS SELECT range AS a, 'x' || range AS b FROM range(7)")
     assert (
         db.scalar("SELECT count(*) FROM t") == 7
     )  # a half-read result (fetchone) must not block what follows
     assert db.sql("SELECT a, b FROM t ORDER BY a").rows()[:2] == [(0, "x0"), (1, "x1")]
     assert db.arrow("SELECT sum(a) AS s FROM t").to_pylist() == [{"s": 21}]
-    assert [b.num_rows for b in db.arrow_batches("SELECT a FROM t", batch_rows=3)] == [3, 3, 1]
+    assert [b.num_rows for b in db.store.arrow_batches("SELECT a FROM t", batch_rows=3)] == [3, 3, 1]
     assert db.sql("INSERT INTO t VALUES (7, 'x7')").shape == (0, 0)  # a statement gives no rows
     assert db.arrow("SELECT $n AS n", {"n": 5}).to_pylist() == [{"n": 5}]
     intervals = db.sql("SELECT INTERVAL 1 DAY AS i UNION ALL SELECT INTERVAL '14 months 2 hours' ORDER BY 1")

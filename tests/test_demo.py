@@ -18,7 +18,7 @@ def test_demo_builds_every_stage_and_a_second_run_recomputes_nothing(
         counts = dict(first.tables.rows())
         assert counts["documents"] == 280 and counts["chunks"] == counts["documents"]
         assert counts["embeddings"] > 0 and counts["triplets"] > 0
-        methods = {r[0] for r in db.execute("SELECT method FROM mining_runs").fetchall()}
+        methods = {r[0] for r in db.store.execute("SELECT method FROM mining_runs").fetchall()}
         assert methods == {"ensemble", "bm25", "random"}
         assert first.checks_passed >= 4
         card = (tmp_path / "export" / "README.md").read_text(encoding="utf-8")

@@ -37,7 +37,7 @@ def ce(tiny_model_dir):
 
 def _keys(db, run):
     return set(
-        db.execute(
+        db.store.execute(
             "SELECT query_id, positive_chunk_id, negative_chunk_id FROM triplets t JOIN mining_runs r "
             "USING (run_id) WHERE r.name = ?",
             [run],
@@ -48,7 +48,7 @@ def _keys(db, run):
 def _probs(db, run, fingerprint, side="negative"):
     """(query, positive chunk, negative chunk) -> sigmoid of the cached logit of the run's negative (or
     of its positive)."""
-    rows = db.execute(
+    rows = db.store.execute(
         f"""SELECT t.query_id, t.positive_chunk_id, t.negative_chunk_id, s.score
             FROM triplets t JOIN mining_runs r USING (run_id) JOIN queries q USING (query_id)
             JOIN chunks c ON c.chunk_id = t.{side}_chunk_id
@@ -112,10 +112,10 @@ def test_relative_compares_the_negative_with_its_own_positive_on_the_probability
 
 
 def test_the_new_run_records_its_parent_model_and_rule_and_the_parent_is_unchanged(mined, ce, tiny_model_dir):
-    parent_rows = sorted(mined.execute("SELECT * FROM triplets").fetchall(), key=repr)
+    parent_rows = sorted(mined.store.execute("SELECT * FROM triplets").fetchall(), key=repr)
     s = mined.denoise(run="par", model=ce, threshold=0.5, max_length=MAX_LEN, name="clean")
     assert sorted(
-        mined.execute("SELECT * FROM triplets WHERE run_id <> ?", [s.run_id]).fetchall(), key=repr
+        mined.store.execute("SELECT * FROM triplets WHERE run_id <> ?", [s.run_id]).fetchall(), key=repr
     ) == (parent_rows)
     par, child = (mined.run(n) for n in ("par", "clean"))
     d = child["params"].pop("denoise")
@@ -125,7 +125,7 @@ def test_the_new_run_records_its_parent_model_and_rule_and_the_parent_is_unchang
     assert d["scale"] == "sigmoid(logit)" and d["max_length"] == MAX_LEN and d["model"] == ce
     from hnm_db.reranker.evaluate import resolve_model
 
-    assert d["model_fingerprint"] == resolve_model(mined, ce).fingerprint
+    assert d["model_fingerprint"] == resolve_model(mined.store, ce).fingerprint
     assert (child["method"], child["split"], child["seed"]) == (par["method"], par["split"], par["seed"])
     assert child["stats"]["denoise_dropped"] == s.dropped and child["triplets"] == s.triplets
     mined.check()  # every invariant of sql/checks still holds

@@ -43,12 +43,12 @@ def _params(tmp_path, **kw) -> RayParams:
 
 
 def _table(db, sql: str):
-    return db.execute(sql).fetchall()
+    return db.store.execute(sql).fetchall()
 
 
 # -- mining --------------------------------------------------------------------------------------------
 def test_mining_on_1_3_and_7_shards_writes_the_local_triplets(mining_db, tmp_path):
-    cluster(mining_db, ClusterParams(ensemble=ENSEMBLE, k=4, seed=0))
+    cluster(mining_db.store, ClusterParams(ensemble=ENSEMBLE, k=4, seed=0))
     common = dict(
         ensemble=ENSEMBLE,
         num_negatives=3,
@@ -59,12 +59,12 @@ def test_mining_on_1_3_and_7_shards_writes_the_local_triplets(mining_db, tmp_pat
         max_score_ratio=0.9,
         seed=7,
     )
-    mine(mining_db, MiningParams(name="local", **common))
+    mine(mining_db.store, MiningParams(name="local", **common))
     local = run_rows(mining_db, "local")
     assert local
     for shards in (1, 3, 7):
         scorer = engine_ray.mining_scorer(_params(tmp_path, shards=shards, cpus_per_actor=0.25))
-        mine(mining_db, MiningParams(name=f"ray-{shards}", **common), scorer=scorer)
+        mine(mining_db.store, MiningParams(name=f"ray-{shards}", **common), scorer=scorer)
         assert run_rows(mining_db, f"ray-{shards}") == local, shards
     assert not list((tmp_path / "stage" / "mine").iterdir())  # exchange shards are removed
 
@@ -72,23 +72,27 @@ def test_mining_on_1_3_and_7_shards_writes_the_local_triplets(mining_db, tmp_pat
 def test_hybrid_mining_on_ray_writes_the_local_triplets(mining_db, tmp_path):
     # a hybrid's dense top list comes from the shard actors; BM25, the union and the hybrid score stay here
     create_ensemble(
-        mining_db, EnsembleParams("hyb", (("model-a", None), ("model-b", None)), bm25=0.5), progress=False
+        mining_db.store,
+        EnsembleParams("hyb", (("model-a", None), ("model-b", None)), bm25=0.5),
+        progress=False,
     )
     common = dict(
         ensemble="hyb", num_negatives=3, range_max=8, fallback_depth=14, max_score_ratio=0.95, seed=3
     )
-    mine(mining_db, MiningParams(name="hyb-local", **common))
+    mine(mining_db.store, MiningParams(name="hyb-local", **common))
     local = run_rows(mining_db, "hyb-local")
     assert local
     scorer = engine_ray.mining_scorer(_params(tmp_path, shards=3, cpus_per_actor=0.25))
-    mine(mining_db, MiningParams(name="hyb-ray", **common), scorer=scorer)
+    mine(mining_db.store, MiningParams(name="hyb-ray", **common), scorer=scorer)
     assert run_rows(mining_db, "hyb-ray") == local
 
 
 def test_ray_assignment_refuses_algorithms_with_their_own_rule(mining_db, tmp_path):
     assigner = engine_ray.assignment_runner(_params(tmp_path))
     with pytest.raises(InvalidParams, match="nearest centroid"):
-        cluster(mining_db, ClusterParams(ensemble=ENSEMBLE, k=4, seed=0, algorithm="gmm"), assigner=assigner)
+        cluster(
+            mining_db.store, ClusterParams(ensemble=ENSEMBLE, k=4, seed=0, algorithm="gmm"), assigner=assigner
+        )
     assert mining_db.scalar("SELECT count(*) FROM cluster_runs") == 0
 
 
@@ -101,17 +105,17 @@ def test_ray_params_are_validated(tmp_path):
 
 # -- cluster assignment ------------------------------------------------------------------------------
 def test_cluster_assignments_on_ray_equal_local(mining_db, tmp_path):
-    local = cluster(mining_db, ClusterParams(ensemble=ENSEMBLE, k=4, seed=0))
+    local = cluster(mining_db.store, ClusterParams(ensemble=ENSEMBLE, k=4, seed=0))
     rows = _table(
         mining_db,
         f"SELECT role, content_hash, cluster, distance FROM cluster_assignments "
         f"WHERE cluster_run_id = '{local.cluster_run_id}' ORDER BY ALL",
     )
-    mining_db.execute("DELETE FROM cluster_assignments")
-    mining_db.execute("DELETE FROM cluster_centroids")
-    mining_db.execute("DELETE FROM cluster_runs")
+    mining_db.store.execute("DELETE FROM cluster_assignments")
+    mining_db.store.execute("DELETE FROM cluster_centroids")
+    mining_db.store.execute("DELETE FROM cluster_runs")
     again = cluster(
-        mining_db,
+        mining_db.store,
         ClusterParams(ensemble=ENSEMBLE, k=4, seed=0),
         assigner=engine_ray.assignment_runner(_params(tmp_path, buckets=3)),
     )
@@ -130,8 +134,8 @@ def _template(tmp_path_factory, tiny_model_dir, tiny_model_dir_b):
     path = tmp_path_factory.mktemp("engine") / "template.duckdb"
     with hnm_db.open(path) as db:
         insert_texts(db, DOCS, QTEXTS)
-        models.add_model(db, "tiny", str(tiny_model_dir))
-        models.add_model(db, "tiny-b", str(tiny_model_dir_b), query_prompt="query: ")
+        models.add_model(db.store, "tiny", str(tiny_model_dir))
+        models.add_model(db.store, "tiny-b", str(tiny_model_dir_b), query_prompt="query: ")
     return path
 
 
@@ -187,8 +191,8 @@ def test_a_run_with_half_its_output_shards_deleted_resumes_without_duplicates(
             path.unlink()
         # an output shard ingested twice adds nothing
         model_id, role = out[1].parts[-4], out[1].parts[-3]
-        assert engine_ray.ingest_embeddings(db, model_id, role, out[1]) > 0
-        assert engine_ray.ingest_embeddings(db, model_id, role, out[1]) == 0
+        assert engine_ray.ingest_embeddings(db.store, model_id, role, out[1]) > 0
+        assert engine_ray.ingest_embeddings(db.store, model_id, role, out[1]) == 0
         db.embed(models=["tiny"], batch_size=4, threads=1, progress=False, ray=params)
         assert _table(db, EMB) == local
         dup = db.scalar("SELECT count(*) - count(DISTINCT (model_id, role, content_hash)) FROM embeddings")

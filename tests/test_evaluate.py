@@ -26,11 +26,11 @@ def trained(train_db, tiny_model_dir, tmp_path):
         max_steps=2,
         dev_ratio=0.0,
     )
-    return T.train(train_db, params, progress=False)
+    return T.train(train_db.store, params, progress=False)
 
 
 def test_first_stage_alone_is_a_stored_row(train_db):
-    summary = E.evaluate(train_db, E.EvalParams(model=None, k=10), progress=False)
+    summary = E.evaluate(train_db.store, E.EvalParams(model=None, k=10), progress=False)
     assert [r["model"] for r in summary.rows] == ["first-stage:bm25"]
     assert summary.queries == 4  # the test queries only
     assert summary.candidates["query_id"].n_unique() == 4 and summary.candidates.height == 40
@@ -41,7 +41,7 @@ def test_first_stage_alone_is_a_stored_row(train_db):
 
 def test_ensemble_first_stage_retrieves_the_query_topic(train_db):
     summary = E.evaluate(
-        train_db, E.EvalParams(model=None, first_stage="ensemble:onehot", k=10), progress=False
+        train_db.store, E.EvalParams(model=None, first_stage="ensemble:onehot", k=10), progress=False
     )
     cands = summary.candidates
     topics = cands.with_columns(
@@ -53,10 +53,10 @@ def test_ensemble_first_stage_retrieves_the_query_topic(train_db):
 
 def test_repeated_evaluation_scores_no_new_pairs(train_db, trained):
     params = E.EvalParams(model=trained.output_path, k=10, max_length=48)
-    first = E.evaluate(train_db, params, progress=False)
+    first = E.evaluate(train_db.store, params, progress=False)
     assert first.scored_pairs == 40 and first.cached_pairs == 0
     assert [r["model"] for r in first.rows] == ["first-stage:bm25", "ce-a"]  # labelled by its training run
-    again = E.evaluate(train_db, params, progress=False)
+    again = E.evaluate(train_db.store, params, progress=False)
     assert again.scored_pairs == 0 and again.cached_pairs == 40
     assert again.rows == first.rows
     assert train_db.scalar("SELECT count(*) FROM eval_results") == 2  # replaced, not duplicated
@@ -68,12 +68,12 @@ def test_repeated_evaluation_scores_no_new_pairs(train_db, trained):
 
 def test_cached_scores_equal_fresh_scores(train_db, trained):
     params = E.EvalParams(model="ce-a", k=10, max_length=48)  # a training run's name works too
-    summary = E.evaluate(train_db, params, progress=False)
+    summary = E.evaluate(train_db.store, params, progress=False)
     scored = E.attach_scores(
-        train_db, trained.fingerprint, 48, summary.candidates.with_columns(query=None, passage=None)
+        train_db.store, trained.fingerprint, 48, summary.candidates.with_columns(query=None, passage=None)
     ).head(3)
     ce = C.load_cross_encoder(Path(trained.output_path), max_length=48, device="cpu")
-    texts = train_db.execute(
+    texts = train_db.store.execute(
         "SELECT q.text, c.text FROM queries q, chunks c WHERE q.query_id = ? AND c.chunk_id = ?",
         [scored["query_id"][0], scored["chunk_id"][0]],
     ).fetchone()
@@ -82,7 +82,7 @@ def test_cached_scores_equal_fresh_scores(train_db, trained):
 
 def test_interpolation_rows_bracket_first_stage_and_model(train_db, trained):
     params = E.EvalParams(model=trained.output_path, k=10, max_length=48, interpolate=(0.0, 1.0))
-    rows = E.evaluate(train_db, params, progress=False).rows
+    rows = E.evaluate(train_db.store, params, progress=False).rows
     metrics = ["mrr@10", "ndcg@10", "p@1", "p@5", "recall@k"]
     assert [rows[2][m] for m in metrics] == pytest.approx(
         [rows[0][m] for m in metrics]
@@ -93,10 +93,10 @@ def test_interpolation_rows_bracket_first_stage_and_model(train_db, trained):
 
 def test_untuned_base_is_scored_under_its_own_fingerprint(train_db, tiny_model_dir, trained):
     a = E.evaluate(
-        train_db, E.EvalParams(model=f"base:{tiny_model_dir}", k=10, max_length=48), progress=False
+        train_db.store, E.EvalParams(model=f"base:{tiny_model_dir}", k=10, max_length=48), progress=False
     )
     b = E.evaluate(
-        train_db,
+        train_db.store,
         E.EvalParams(model=f"base:{tiny_model_dir}", k=10, max_length=48, head_seed=1),
         progress=False,
     )
@@ -115,10 +115,10 @@ def test_compare_summarises_seeds(train_db, tiny_model_dir, trained, tmp_path):
         seed=7,
         dev_ratio=0.0,
     )
-    other = T.train(train_db, params, progress=False)
+    other = T.train(train_db.store, params, progress=False)
     for model in (trained.output_path, other.output_path):
-        E.evaluate(train_db, E.EvalParams(model=model, k=10, max_length=48), progress=False)
-    results = E.stored_results(train_db, "test")
+        E.evaluate(train_db.store, E.EvalParams(model=model, k=10, max_length=48), progress=False)
+    results = E.stored_results(train_db.store, "test")
     assert set(results["model"]) == {"first-stage:bm25", "ce-a", "ce-b"}
     assert set(results.filter(results["method"].is_not_null())["seed"]) == {0, 7}
     summary = E.seed_summary(results)
@@ -133,7 +133,7 @@ def test_compare_summarises_seeds(train_db, tiny_model_dir, trained, tmp_path):
 def test_a_split_without_qrels_is_refused(train_db):
     before = db_digest(train_db)
     with pytest.raises(EmptySelection, match="split 'dev' has no qrels"):
-        E.evaluate(train_db, E.EvalParams(model=None, split="dev"), progress=False)
+        E.evaluate(train_db.store, E.EvalParams(model=None, split="dev"), progress=False)
     assert db_digest(train_db) == before
 
 
@@ -143,15 +143,15 @@ def test_k_below_ten_is_refused_because_ndcg_at_10_needs_ten():
 
 
 def test_missing_vectors_and_unknown_ensembles_are_named(train_db):
-    train_db.execute(
+    train_db.store.execute(
         "DELETE FROM ensemble_vectors WHERE role = 'doc' AND content_hash IN "
         "(SELECT content_hash FROM chunks WHERE doc_id IN ('astro-1', 'bio-2'))"
     )
     before = db_digest(train_db)
     with pytest.raises(MissingEmbeddings, match="no vector for 2 chunks"):
-        E.evaluate(train_db, E.EvalParams(model=None, first_stage="ensemble:onehot"), progress=False)
+        E.evaluate(train_db.store, E.EvalParams(model=None, first_stage="ensemble:onehot"), progress=False)
     with pytest.raises(NotFound, match="no ensemble named 'nope'"):
-        E.evaluate(train_db, E.EvalParams(model=None, first_stage="ensemble:nope"), progress=False)
+        E.evaluate(train_db.store, E.EvalParams(model=None, first_stage="ensemble:nope"), progress=False)
     assert db_digest(train_db) == before
 
 
@@ -169,7 +169,7 @@ def test_python_api_mirrors_the_commands(train_db, tiny_model_dir, tmp_path):
 
 def test_an_embedding_model_without_head_needs_the_base_prefix(train_db, tiny_model_dir):
     with pytest.raises(InvalidParams, match="base:"):
-        E.evaluate(train_db, E.EvalParams(model=str(tiny_model_dir), k=10), progress=False)
+        E.evaluate(train_db.store, E.EvalParams(model=str(tiny_model_dir), k=10), progress=False)
 
 
 def test_evaluation_reads_the_split_that_hnm_db_split_assigned(db):
@@ -177,19 +177,21 @@ def test_evaluation_reads_the_split_that_hnm_db_split_assigned(db):
     from hnm_db.sources.split import SplitParams, split
 
     for i in range(20):
-        db.execute(
+        db.store.execute(
             "INSERT INTO queries (query_id, text, content_hash) VALUES (?, ?, ?)", [f"q{i}", f"t{i}", f"h{i}"]
         )
-        db.execute("INSERT INTO qrels VALUES (?, ?, 1, 'unsplit')", [f"q{i}", f"d{i}"])
-    split(db, SplitParams(test_ratio=0.3, seed=1))
-    assigned = {r[0] for r in db.execute("SELECT query_id FROM query_splits WHERE split = 'test'").fetchall()}
-    assert assigned and set(load_qrels(db, "test")) == assigned
-    assert not set(load_qrels(db, "train")) & assigned
+        db.store.execute("INSERT INTO qrels VALUES (?, ?, 1, 'unsplit')", [f"q{i}", f"d{i}"])
+    split(db.store, SplitParams(test_ratio=0.3, seed=1))
+    assigned = {
+        r[0] for r in db.store.execute("SELECT query_id FROM query_splits WHERE split = 'test'").fetchall()
+    }
+    assert assigned and set(load_qrels(db.store, "test")) == assigned
+    assert not set(load_qrels(db.store, "train")) & assigned
 
 
 def test_per_query_metrics_are_stored_and_average_to_the_result(train_db, trained):
-    E.evaluate(train_db, E.EvalParams(model="ce-a", k=10, max_length=48), progress=False)
-    for metrics_json, per_query_json in train_db.execute(
+    E.evaluate(train_db.store, E.EvalParams(model="ce-a", k=10, max_length=48), progress=False)
+    for metrics_json, per_query_json in train_db.store.execute(
         "SELECT metrics, per_query FROM eval_results"
     ).fetchall():
         means, per_query = json.loads(metrics_json), json.loads(per_query_json)
@@ -216,12 +218,14 @@ def test_paired_test_over_queries():
 
 
 def test_seeds_average_per_query_before_the_test(train_db, trained, tiny_model_dir, tmp_path):
-    E.evaluate(train_db, E.EvalParams(model="ce-a", k=10, max_length=48), progress=False)
-    E.evaluate(train_db, E.EvalParams(model=f"base:{tiny_model_dir}", k=10, max_length=48), progress=False)
-    ids = dict(train_db.execute("SELECT model, eval_id FROM eval_results").fetchall())
-    one = E.per_query_values(train_db, [ids["ce-a"]])
-    both = E.per_query_values(train_db, [ids["ce-a"], ids[f"base:{tiny_model_dir}"]])
-    base = E.per_query_values(train_db, [ids[f"base:{tiny_model_dir}"]])
+    E.evaluate(train_db.store, E.EvalParams(model="ce-a", k=10, max_length=48), progress=False)
+    E.evaluate(
+        train_db.store, E.EvalParams(model=f"base:{tiny_model_dir}", k=10, max_length=48), progress=False
+    )
+    ids = dict(train_db.store.execute("SELECT model, eval_id FROM eval_results").fetchall())
+    one = E.per_query_values(train_db.store, [ids["ce-a"]])
+    both = E.per_query_values(train_db.store, [ids["ce-a"], ids[f"base:{tiny_model_dir}"]])
+    base = E.per_query_values(train_db.store, [ids[f"base:{tiny_model_dir}"]])
     assert both == {q: pytest.approx((one[q] + base[q]) / 2) for q in one}
     with pytest.raises(NotFound, match="no per-query metrics"):
-        E.per_query_values(train_db, ["nope"])
+        E.per_query_values(train_db.store, ["nope"])

@@ -39,7 +39,7 @@ def load_ids(folder: Path) -> pl.DataFrame:
 
 def test_triplet_export_loads_back_with_the_rows_of_sql(mined_db, tmp_path):
     out = tmp_path / "ens"
-    summary = export(mined_db, ExportParams(runs=("ens-top",), to=out, batch_size=5))
+    summary = export(mined_db.store, ExportParams(runs=("ens-top",), to=out, batch_size=5))
     expected = mined_db.sql(TRIPLETS_SQL, ["ens-top"])
     count = mined_db.scalar("SELECT count(*) FROM triplets WHERE run_id = 'run-ens'")
     assert summary.rows == count == expected.height == 12
@@ -54,7 +54,7 @@ def test_triplet_export_loads_back_with_the_rows_of_sql(mined_db, tmp_path):
 def test_parquet_export_is_a_hub_folder_that_load_dataset_reads(mined_db, tmp_path):
     out = tmp_path / "hub"
     summary = export(
-        mined_db, ExportParams(runs=("ens-top",), to=out, parquet=True, keep_ids=True, batch_size=5)
+        mined_db.store, ExportParams(runs=("ens-top",), to=out, parquet=True, keep_ids=True, batch_size=5)
     )
     expected = mined_db.sql(TRIPLETS_SQL, ["ens-top"])
     assert not (out / "state.json").exists()  # load_dataset refuses a save_to_disk folder
@@ -74,7 +74,7 @@ def test_parquet_export_is_a_hub_folder_that_load_dataset_reads(mined_db, tmp_pa
 
 
 def test_keep_ids_adds_ids_ranks_and_scores_matching_the_triplets(mined_db, tmp_path):
-    summary = export(mined_db, ExportParams(runs=("bm25-top",), to=tmp_path / "b", keep_ids=True))
+    summary = export(mined_db.store, ExportParams(runs=("bm25-top",), to=tmp_path / "b", keep_ids=True))
     assert datasets.load_from_disk(str(tmp_path / "b")).column_names == ["anchor", "positive", "negative"]
     loaded = load_ids(tmp_path / "b")
     assert summary.id_columns == loaded.columns == [
@@ -89,7 +89,7 @@ def test_keep_ids_adds_ids_ranks_and_scores_matching_the_triplets(mined_db, tmp_
 
 def test_ntuple_rows_list_negatives_in_rank_order(mined_db, tmp_path):
     summary = export(
-        mined_db, ExportParams(runs=("ens-top",), to=tmp_path / "n", layout="n-tuple", keep_ids=True)
+        mined_db.store, ExportParams(runs=("ens-top",), to=tmp_path / "n", layout="n-tuple", keep_ids=True)
     )
     assert datasets.load_from_disk(str(tmp_path / "n")).column_names == summary.columns == [
         "anchor", "positive", "negative_1", "negative_2", "negative_3",
@@ -100,7 +100,7 @@ def test_ntuple_rows_list_negatives_in_rank_order(mined_db, tmp_path):
     first = rows[0]
     assert (first["query_id"], first["positive_chunk_id"]) == ("q1", "d1#0")
     assert first["negative_chunk_ids"] == ["d5#0", "d6#0", "d7#0"] and first["ranks"] == [0, 1, 2]
-    texts = dict(mined_db.execute("SELECT chunk_id, text FROM chunks").fetchall())
+    texts = dict(mined_db.store.execute("SELECT chunk_id, text FROM chunks").fetchall())
     assert [first[f"negative_{i}"] for i in (1, 2, 3)] == [texts[c] for c in first["negative_chunk_ids"]]
 
 
@@ -110,18 +110,22 @@ def test_ntuple_needing_more_negatives_than_the_run_has_fails_naming_short_queri
     before = digest(mined_db)
     with pytest.raises(TooFewNegatives, match=r"3 negatives: 1 of 3 queries \(1 query-positive pairs\)"):
         export(
-            mined_db, ExportParams(runs=("bm25-top",), to=tmp_path / "n", layout="n-tuple", num_negatives=3)
+            mined_db.store,
+            ExportParams(runs=("bm25-top",), to=tmp_path / "n", layout="n-tuple", num_negatives=3),
         )
     assert not (tmp_path / "n").exists()
     assert digest(mined_db) == before
-    summary = export(mined_db, ExportParams(runs=("bm25-top",), to=tmp_path / "n", layout="n-tuple",
+    summary = export(mined_db.store, ExportParams(runs=("bm25-top",), to=tmp_path / "n", layout="n-tuple",
                                             num_negatives=3, drop_short=True))  # fmt: skip
     assert (summary.rows, summary.dropped_pairs) == (3, 1)
     assert "q2" not in datasets.load_from_disk(str(tmp_path / "n"))["anchor"][0]
 
 
 def test_labeled_pair_gives_each_positive_once_then_its_negatives(mined_db, tmp_path):
-    export(mined_db, ExportParams(runs=("random",), to=tmp_path / "p", layout="labeled-pair", keep_ids=True))
+    export(
+        mined_db.store,
+        ExportParams(runs=("random",), to=tmp_path / "p", layout="labeled-pair", keep_ids=True),
+    )
     assert datasets.load_from_disk(str(tmp_path / "p")).column_names == ["query", "passage", "label"]
     rows = load_ids(tmp_path / "p").to_dicts()
     pairs = mined_db.scalar(
@@ -135,7 +139,7 @@ def test_labeled_pair_gives_each_positive_once_then_its_negatives(mined_db, tmp_
 
 
 def test_several_runs_export_each_triple_once_first_run_first(mined_db, tmp_path):
-    summary = export(mined_db, ExportParams(runs=("ens-top", "bm25-top"), to=tmp_path / "m", keep_ids=True,
+    summary = export(mined_db.store, ExportParams(runs=("ens-top", "bm25-top"), to=tmp_path / "m", keep_ids=True,
                                             batch_size=2))  # fmt: skip
     distinct = mined_db.scalar(
         "SELECT count(DISTINCT (query_id, positive_chunk_id, negative_chunk_id)) FROM triplets "
@@ -150,7 +154,7 @@ def test_several_runs_export_each_triple_once_first_run_first(mined_db, tmp_path
 
 
 def test_dataset_card_has_hub_front_matter_and_run_provenance(mined_db, tmp_path):
-    export(mined_db, ExportParams(runs=("ens-top",), to=tmp_path / "c", parquet=True))
+    export(mined_db.store, ExportParams(runs=("ens-top",), to=tmp_path / "c", parquet=True))
     meta, body = _front_matter(tmp_path / "c")
     assert meta["license"] == "cc-by-4.0"
     assert meta["size_categories"] == ["n<1K"]
@@ -177,30 +181,30 @@ def test_dataset_card_has_hub_front_matter_and_run_provenance(mined_db, tmp_path
 
 
 def test_card_license_falls_back_to_option_or_unknown(mined_db, tmp_path):
-    mined_db.execute("UPDATE documents SET meta = NULL")
-    export(mined_db, ExportParams(runs=("random",), to=tmp_path / "u"))
+    mined_db.store.execute("UPDATE documents SET meta = NULL")
+    export(mined_db.store, ExportParams(runs=("random",), to=tmp_path / "u"))
     assert _front_matter(tmp_path / "u")[0]["license"] == "unknown"
     assert "configs" not in _front_matter(tmp_path / "u")[0]
-    export(mined_db, ExportParams(runs=("random",), to=tmp_path / "o", license="mit"))
+    export(mined_db.store, ExportParams(runs=("random",), to=tmp_path / "o", license="mit"))
     assert _front_matter(tmp_path / "o")[0]["license"] == "mit"
 
 
 def test_unknown_run_is_not_found_and_lists_known_runs(mined_db, tmp_path, digest):
     before = digest(mined_db)
     with pytest.raises(NotFound, match=r"unknown mining run 'nope'; known runs: bm25-top, ens-top, random"):
-        export(mined_db, ExportParams(runs=("ens-top", "nope"), to=tmp_path / "x"))
+        export(mined_db.store, ExportParams(runs=("ens-top", "nope"), to=tmp_path / "x"))
     assert not (tmp_path / "x").exists() and digest(mined_db) == before
 
 
 def test_existing_target_is_an_error_unless_overwrite(mined_db, tmp_path, digest):
     out = tmp_path / "t"
-    export(mined_db, ExportParams(runs=("random",), to=out))
+    export(mined_db.store, ExportParams(runs=("random",), to=out))
     (out / "marker.txt").write_text("old")
     before = digest(mined_db)
     with pytest.raises(AlreadyExists, match="export folder exists: .*--overwrite"):
-        export(mined_db, ExportParams(runs=("ens-top",), to=out))
+        export(mined_db.store, ExportParams(runs=("ens-top",), to=out))
     assert (out / "marker.txt").exists() and digest(mined_db) == before
-    export(mined_db, ExportParams(runs=("ens-top",), to=out, overwrite=True))
+    export(mined_db.store, ExportParams(runs=("ens-top",), to=out, overwrite=True))
     assert not (out / "marker.txt").exists()
     assert datasets.load_from_disk(str(out)).num_rows == 12
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # old copy and staging removed
@@ -210,19 +214,19 @@ def test_overwrite_refuses_a_folder_that_is_not_an_export(mined_db, tmp_path):
     (tmp_path / "home").mkdir()
     (tmp_path / "home" / "notes.txt").write_text("keep me")
     with pytest.raises(AlreadyExists, match="not an earlier export"):
-        export(mined_db, ExportParams(runs=("random",), to=tmp_path / "home", overwrite=True))
+        export(mined_db.store, ExportParams(runs=("random",), to=tmp_path / "home", overwrite=True))
     assert (tmp_path / "home" / "notes.txt").read_text() == "keep me"
 
 
 def test_split_without_triplets_is_an_empty_selection(mined_db, tmp_path):
     with pytest.raises(EmptySelection, match="no triplets in split 'dev' \\(splits: train\\)"):
-        export(mined_db, ExportParams(runs=("random",), to=tmp_path / "d", split="dev"))
+        export(mined_db.store, ExportParams(runs=("random",), to=tmp_path / "d", split="dev"))
 
 
 def test_triplets_pointing_at_deleted_chunks_block_the_export(mined_db, tmp_path):
-    mined_db.execute("DELETE FROM chunks WHERE chunk_id = 'd7#0'")
+    mined_db.store.execute("DELETE FROM chunks WHERE chunk_id = 'd7#0'")
     with pytest.raises(NotFound, match="triplets of run\\(s\\) random point at queries or chunks"):
-        export(mined_db, ExportParams(runs=("random",), to=tmp_path / "g"))
+        export(mined_db.store, ExportParams(runs=("random",), to=tmp_path / "g"))
     assert not (tmp_path / "g").exists()
 
 
@@ -259,12 +263,13 @@ def test_small_batches_and_query_slices_give_the_same_dataset(mined_db, tmp_path
     runs = ("ens-top", "random")
     args = {"runs": ["run-ens", "run-rnd"], "split": "train"}
     # batch_size=1 reads slices of about 8 triplets: q1 + q2 (5 + 5 rows), then q3
-    assert _slices(mined_db, args, 8) == [("q1", "q2"), ("q3", "q3")]
+    assert _slices(mined_db.store, args, 8) == [("q1", "q2"), ("q3", "q3")]
     kw = {"num_negatives": 3} if fmt == "n-tuple" else {}
     export(
-        mined_db, ExportParams(runs=runs, to=tmp_path / "a", layout=fmt, keep_ids=True, batch_size=1, **kw)
+        mined_db.store,
+        ExportParams(runs=runs, to=tmp_path / "a", layout=fmt, keep_ids=True, batch_size=1, **kw),
     )
-    export(mined_db, ExportParams(runs=runs, to=tmp_path / "b", layout=fmt, keep_ids=True, **kw))
+    export(mined_db.store, ExportParams(runs=runs, to=tmp_path / "b", layout=fmt, keep_ids=True, **kw))
     small, whole = (load_ids(tmp_path / x).to_dicts() for x in "ab")
     assert small == whole and len(small) > 3
 
@@ -280,7 +285,7 @@ def test_folders_a_killed_export_left_behind_are_removed_by_the_next_one(mined_d
     for folder in leftovers + kept:
         folder.mkdir()
         (folder / "rows.arrow").write_bytes(b"partial")
-    export(mined_db, ExportParams(runs=("random",), to=tmp_path / "out"))
+    export(mined_db.store, ExportParams(runs=("random",), to=tmp_path / "out"))
     assert datasets.load_from_disk(str(tmp_path / "out")).num_rows == 8
     assert not [p for p in leftovers if p.exists()]
     assert all(p.exists() for p in kept)  # a running export's folder, another target's, not ours
@@ -289,8 +294,8 @@ def test_folders_a_killed_export_left_behind_are_removed_by_the_next_one(mined_d
 def test_card_carries_license_language_and_dataset_info_is_filled(mined_db, tmp_path):
     import json
 
-    mined_db.execute("""UPDATE documents SET meta = '{"license": "CC-BY-4.0", "language": "en"}'""")
-    export(mined_db, ExportParams(runs=("ens-top",), to=tmp_path / "d"))
+    mined_db.store.execute("""UPDATE documents SET meta = '{"license": "CC-BY-4.0", "language": "en"}'""")
+    export(mined_db.store, ExportParams(runs=("ens-top",), to=tmp_path / "d"))
     meta, body = _front_matter(tmp_path / "d")
     assert (meta["license"], meta["language"]) == ("cc-by-4.0", ["en"]) and "Language: en." in body
     info = json.loads((tmp_path / "d" / "dataset_info.json").read_text())
@@ -299,7 +304,10 @@ def test_card_carries_license_language_and_dataset_info_is_filled(mined_db, tmp_
         info["description"].startswith("12 triplet rows of hard negatives")
         and "tiny-corpus" in info["description"]
     )
-    export(mined_db, ExportParams(runs=("ens-top",), to=tmp_path / "o", language=("de", "fr"), license="mit"))
+    export(
+        mined_db.store,
+        ExportParams(runs=("ens-top",), to=tmp_path / "o", language=("de", "fr"), license="mit"),
+    )
     assert _front_matter(tmp_path / "o")[0]["language"] == ["de", "fr"]
     assert json.loads((tmp_path / "o" / "dataset_info.json").read_text())["license"] == "mit"
 
@@ -313,7 +321,7 @@ def test_two_exports_of_one_run_are_byte_identical(mined_db, tmp_path, parquet):
         params = ExportParams(
             runs=("ens-top", "random"), to=tmp_path / name / "out", keep_ids=True, parquet=parquet
         )
-        export(mined_db, params)
+        export(mined_db.store, params)
     first, second = files(tmp_path / "a" / "out"), files(tmp_path / "b" / "out")
     assert first.keys() == second.keys() and len(first) >= 3
     assert [k for k in first if first[k] != second[k]] == []

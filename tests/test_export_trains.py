@@ -26,7 +26,7 @@ def exported(mined_db, tmp_path):
         params = ExportParams(
             runs=("ens-top", "random"), to=out, layout=layout, keep_ids=True, parquet=True, **LAYOUTS[layout]
         )
-        export(mined_db, params)
+        export(mined_db.store, params)
         assert "query_id" in datasets.load_dataset(str(out), "ids", split="train").column_names
         return datasets.load_dataset(str(out), split="train")
 

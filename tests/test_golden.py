@@ -80,14 +80,14 @@ def demo_digests(tmp_path: Path, models: tuple[str, ...]) -> dict[str, str]:
             progress=False,
         )
         db.export(runs=list(GOLDEN_RUNS), to=out / "labeled-pair", layout="labeled-pair", progress=False)
-        triplets = db.execute(
+        triplets = db.store.execute(
             "SELECT m.name, t.* EXCLUDE (run_id) FROM triplets t JOIN mining_runs m USING (run_id) "
             "ORDER BY ALL"
         ).fetchall()
         rows = {}
         for name in sorted([*DEMO_RUNS, *GOLDEN_RUNS]):
-            pools = load_pools(db, run_id_of(db, name), "train")
-            groups, filled = draw_groups(pools, 4, 2 * len(pools), 42, 0, EasyNegatives(db))
+            pools = load_pools(db.store, run_id_of(db.store, name), "train")
+            groups, filled = draw_groups(pools, 4, 2 * len(pools), 42, 0, EasyNegatives(db.store))
             rows[name] = [
                 filled,
                 [[g.query, g.positive, list(g.negatives), list(g.passage_hashes)] for g in groups],

@@ -26,13 +26,15 @@ W = 0.3
 
 def _hybrid(db, name: str = "hyb", weight: float = W, **kw):
     return create_ensemble(
-        db, EnsembleParams(name, (("model-a", None), ("model-b", None)), bm25=weight, **kw), progress=False
+        db.store,
+        EnsembleParams(name, (("model-a", None), ("model-b", None)), bm25=weight, **kw),
+        progress=False,
     )
 
 
 def _vectors(db, ensemble_id: str, role: str) -> dict[str, np.ndarray]:
     keys, mat = read_vectors(
-        db,
+        db.store,
         "SELECT content_hash, vec FROM ensemble_vectors WHERE ensemble_id = ? AND role = ?",
         [ensemble_id, role],
     )
@@ -85,7 +87,7 @@ def test_hybrid_top_k_is_dense_plus_weighted_minmax_bm25_over_the_union_of_both_
 def test_hybrid_row_records_weights_and_bm25_parameters_and_vectors_are_the_dense_part(mining_db):
     db = mining_db
     s = _hybrid(db, bm25_k1=1.2, bm25_b=0.5, depth=30)
-    ens = get_ensemble(db, "hyb")
+    ens = get_ensemble(db.store, "hyb")
     assert [m["weight"] for m in ens.members] == [0.5, 0.5]
     assert ens.bm25 == {
         "weight": W,
@@ -95,7 +97,7 @@ def test_hybrid_row_records_weights_and_bm25_parameters_and_vectors_are_the_dens
         "tokenizer": bm25_module.TOKENIZER,
         "depth": 30,
     }
-    dense_id = get_ensemble(db, "ens").ensemble_id  # the fixture's ensemble: the same members, 0.5 each
+    dense_id = get_ensemble(db.store, "ens").ensemble_id  # the fixture's ensemble: the same members, 0.5 each
     for role in ("doc", "query"):
         mine, plain = _vectors(db, s.ensemble_id, role), _vectors(db, dense_id, role)
         assert mine.keys() == plain.keys()
@@ -105,7 +107,7 @@ def test_hybrid_row_records_weights_and_bm25_parameters_and_vectors_are_the_dens
     assert (
         s.ensemble_id
         != create_ensemble(
-            db, EnsembleParams("hyb2", (("model-a", None), ("model-b", None))), progress=False
+            db.store, EnsembleParams("hyb2", (("model-a", None), ("model-b", None))), progress=False
         ).ensemble_id
     )
 
@@ -118,7 +120,9 @@ def test_params_defaults_are_the_bm25_modules():
 def test_sql_macro_of_a_hybrid_gives_its_dense_part(mining_db):
     db = mining_db
     _hybrid(db)
-    q, d = db.execute("SELECT q.content_hash, c.content_hash FROM queries q, chunks c LIMIT 1").fetchone()
+    q, d = db.store.execute(
+        "SELECT q.content_hash, c.content_hash FROM queries q, chunks c LIMIT 1"
+    ).fetchone()
     assert db.scalar("SELECT ensemble_sim('hyb', ?, ?)", [q, d]) == pytest.approx(
         db.scalar("SELECT ensemble_sim('ens', ?, ?)", [q, d]), abs=1e-6
     )
@@ -130,7 +134,7 @@ def _brute_force(db, query_ids: list[str]) -> dict[str, dict[str, float]]:
     chunks = db.sql("SELECT chunk_id, text, content_hash FROM chunks ORDER BY chunk_id")
     queries = db.sql("SELECT query_id, text, content_hash FROM queries ORDER BY query_id")
     queries = queries.filter(queries["query_id"].is_in(query_ids))
-    ens = get_ensemble(db, "hyb")
+    ens = get_ensemble(db.store, "hyb")
     docs, qv = _vectors(db, ens.ensemble_id, "doc"), _vectors(db, ens.ensemble_id, "query")
     full = BM25Index.build(chunks["text"].to_list()).scores(queries["text"].to_list())
     out = {}
@@ -170,7 +174,7 @@ def test_mining_with_a_hybrid_scores_by_it_and_records_bm25_in_member_scores(min
     text_of = dict(zip(chunks["chunk_id"], chunks["text"], strict=True))
     distinct = db.sql("SELECT content_hash, min(text) AS text FROM chunks GROUP BY 1 ORDER BY 1")
     index = BM25Index.build(distinct["text"].to_list())  # mining's candidates are distinct texts
-    queries = dict(db.execute("SELECT query_id, text FROM queries").fetchall())
+    queries = dict(db.store.execute("SELECT query_id, text FROM queries").fetchall())
     for r in rows.iter_rows(named=True):
         full = index.scores([queries[r["query_id"]]])[0]
         members = r["member_scores"]
@@ -204,7 +208,7 @@ def test_mining_with_a_hybrid_scores_by_it_and_records_bm25_in_member_scores(min
 def test_bad_members_and_weights_fail_and_change_nothing(mining_db, members, bm25, error, message):
     before = db_digest(mining_db)
     with pytest.raises(error, match=message):
-        create_ensemble(mining_db, EnsembleParams("bad", members, bm25=bm25), progress=False)
+        create_ensemble(mining_db.store, EnsembleParams("bad", members, bm25=bm25), progress=False)
     assert db_digest(mining_db) == before
 
 
@@ -217,7 +221,7 @@ def test_bad_members_and_weights_fail_and_change_nothing(mining_db, members, bm2
 )
 def test_a_hybrid_over_a_corpus_without_bm25_statistics_fails_and_changes_nothing(mining_db, setup, message):
     db = mining_db
-    db.execute(setup)
+    db.store.execute(setup)
     before = db_digest(db)
     with pytest.raises(MissingBM25Statistics, match=message):
         _hybrid(db)
@@ -227,7 +231,7 @@ def test_a_hybrid_over_a_corpus_without_bm25_statistics_fails_and_changes_nothin
 def test_cli_errors_are_one_line_and_change_nothing(db_path):
     with hnm_db.open(db_path) as db:
         populate_mining_db(db)
-        db.execute("UPDATE chunks SET text = 'the of and'")
+        db.store.execute("UPDATE chunks SET text = 'the of and'")
         before = db_digest(db)
     cases = [
         (["-m", "model-a", "-m", "nope", "--bm25", "0.3"], "model 'nope' is not registered"),
@@ -245,7 +249,7 @@ def test_cli_errors_are_one_line_and_change_nothing(db_path):
 
 # -- tune ---------------------------------------------------------------------------------------------
 def _tune(db, **kw):
-    return tune(db, TuneParams("hyb", samples=kw.pop("samples", 12), rounds=kw.pop("rounds", 2), **kw))
+    return tune(db.store, TuneParams("hyb", samples=kw.pop("samples", 12), rounds=kw.pop("rounds", 2), **kw))
 
 
 def test_tune_writes_a_new_ensemble_with_the_best_weights_and_leaves_the_source_alone(mining_db):
@@ -255,13 +259,13 @@ def test_tune_writes_a_new_ensemble_with_the_best_weights_and_leaves_the_source_
     s = _tune(db)
     assert s.name == "hyb-tuned" and s.ensemble_id != src.ensemble_id
     assert sum(s.weights.values()) == pytest.approx(1.0) and set(s.weights) == {"model-a", "model-b", "bm25"}
-    tuned = get_ensemble(db, "hyb-tuned")
+    tuned = get_ensemble(db.store, "hyb-tuned")
     dense = s.weights["model-a"] + s.weights["model-b"]
     assert [m["weight"] for m in tuned.members] == pytest.approx(
         [s.weights["model-a"] / dense, s.weights["model-b"] / dense]
     )
     assert tuned.bm25["weight"] == pytest.approx(s.weights["bm25"] / dense)
-    row = db.execute(
+    row = db.store.execute(
         "SELECT source_ensemble_id, split, dev_queries, dev_score, source_dev_score, trace, weights "
         "FROM ensemble_tunings WHERE ensemble_id = ?",
         [s.ensemble_id],
@@ -272,8 +276,10 @@ def test_tune_writes_a_new_ensemble_with_the_best_weights_and_leaves_the_source_
     assert row[3] == max(t["ndcg@10"] for t in trace) >= row[4] == trace[0]["ndcg@10"]
     assert json.loads(row[6]) == pytest.approx(s.weights)
     # the source and the run mined with it still say which weights they used
-    assert get_ensemble(db, "hyb").bm25["weight"] == W
-    assert db.run("before-tune")["ensemble_id"] == src.ensemble_id == get_ensemble(db, "hyb").ensemble_id
+    assert get_ensemble(db.store, "hyb").bm25["weight"] == W
+    assert (
+        db.run("before-tune")["ensemble_id"] == src.ensemble_id == get_ensemble(db.store, "hyb").ensemble_id
+    )
     # tuned and untuned side by side
     listed = {r["name"]: r for r in db.list_ensembles().iter_rows(named=True)}
     assert listed["hyb-tuned"]["tuned_from"] == "hyb" and listed["hyb-tuned"]["dev_ndcg10"] == row[3]
@@ -300,14 +306,14 @@ def test_tune_never_reads_test_qrels(mining_db, tmp_path):
     db = mining_db
     _hybrid(db)
     path = tmp_path / "other.duckdb"
-    db.execute("CHECKPOINT")
+    db.store.execute("CHECKPOINT")
     shutil.copy(db.path, path)
     trace_sql = "SELECT trace FROM ensemble_tunings"
     outcomes = [(_tune(db, dev_ratio=0.5), json.loads(db.scalar(trace_sql)))]
     with hnm_db.open(path) as other:
-        other.execute("UPDATE qrels SET doc_id = 'cook-9' WHERE split = 'test'")
+        other.store.execute("UPDATE qrels SET doc_id = 'cook-9' WHERE split = 'test'")
         outcomes.append((_tune(other, dev_ratio=0.5), json.loads(other.scalar(trace_sql))))
-        other.execute("DELETE FROM qrels WHERE split = 'test'")
+        other.store.execute("DELETE FROM qrels WHERE split = 'test'")
         outcomes.append((_tune(other, dev_ratio=0.5, replace=True), json.loads(other.scalar(trace_sql))))
     first, first_trace = outcomes[0]
     for summary, trace in outcomes[1:]:
@@ -329,7 +335,7 @@ def test_tune_refuses_the_test_split_and_its_own_name():
 def test_tune_without_train_queries_fails_and_changes_nothing(mining_db):
     db = mining_db
     _hybrid(db)
-    db.execute("DELETE FROM qrels WHERE split = 'train'")
+    db.store.execute("DELETE FROM qrels WHERE split = 'train'")
     before = db_digest(db)
     with pytest.raises(EmptySelection, match="split 'train' has no query with a relevant judgement"):
         _tune(db)
@@ -362,7 +368,7 @@ def test_cli_create_tune_list(db_path):
     )
     assert res.exit_code == 0, res.output
     with hnm_db.open(db_path) as db:
-        db.execute("DELETE FROM qrels WHERE split = 'train'")
+        db.store.execute("DELETE FROM qrels WHERE split = 'train'")
         before = db_digest(db)
     res = invoke(db_path, "ensemble", "tune", "hyb", "--out", "again", quiet=True)
     assert (

@@ -31,7 +31,7 @@ from hnm_db.sources.text import content_hash
 def ingest_rows(db: hnm_db.Database) -> dict[str, list[tuple]]:
     """Every row of the three ingest tables, sorted (timestamps included)."""
     return {
-        t: sorted(db.execute(f"SELECT * FROM {t}").fetchall(), key=str)
+        t: sorted(db.store.execute(f"SELECT * FROM {t}").fetchall(), key=str)
         for t in ("documents", "queries", "qrels")
     }
 
@@ -44,32 +44,32 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 @pytest.fixture
 def loaded(db: hnm_db.Database, beir_dir: Path) -> hnm_db.Database:
     """The tiny BEIR corpus ingested once."""
-    ingest_beir(db, beir_dir)
+    ingest_beir(db.store, beir_dir)
     return db
 
 
 # -- BEIR ---------------------------------------------------------------------------------------------
 def test_beir_folder_gives_documents_queries_and_qrels_split_by_file_name(db, beir_dir):
-    summary = ingest_beir(db, beir_dir)
+    summary = ingest_beir(db.store, beir_dir)
     assert (summary.counts["documents"].new, summary.counts["queries"].new) == (len(CORPUS), len(QUERIES))
-    splits = dict(db.execute("SELECT split, count(*) FROM qrels GROUP BY split").fetchall())
+    splits = dict(db.store.execute("SELECT split, count(*) FROM qrels GROUP BY split").fetchall())
     assert splits == {
         "train": sum(s == "train" for *_, s in QRELS),
         "test": sum(s == "test" for *_, s in QRELS),
     }
-    doc = db.execute(
+    doc = db.store.execute(
         "SELECT title, text, content_hash, source FROM documents WHERE doc_id = 'astro-0'"
     ).fetchone()
     assert doc[0] == "Astro note 0" and doc[1] == CORPUS[0]["text"]
     assert doc[2] == content_hash("Astro note 0\n\n" + CORPUS[0]["text"])
     assert doc[3].endswith("corpus.jsonl")
-    q = db.execute("SELECT text, content_hash FROM queries WHERE query_id = 'q-bio-1'").fetchone()
+    q = db.store.execute("SELECT text, content_hash FROM queries WHERE query_id = 'q-bio-1'").fetchone()
     assert q[1] == content_hash(q[0])
 
 
 def test_reingesting_the_same_data_changes_nothing(loaded, beir_dir):
     before = db_digest(loaded)
-    summary = ingest_beir(loaded, beir_dir)
+    summary = ingest_beir(loaded.store, beir_dir)
     assert {k: (c.new, c.unchanged, c.replaced) for k, c in summary.counts.items()} == {
         "documents": (0, len(CORPUS), 0),
         "queries": (0, len(QUERIES), 0),
@@ -85,7 +85,7 @@ def test_extra_keys_go_to_meta(db, tmp_path):
     write_jsonl(
         folder / "corpus.jsonl", [{"_id": "d1", "title": "T", "text": "x y", "lang": "en", "year": 2020}]
     )
-    ingest_beir(db, folder)
+    ingest_beir(db.store, folder)
     assert json.loads(db.scalar("SELECT meta FROM documents")) == {"lang": "en", "year": 2020}
 
 
@@ -105,14 +105,14 @@ def test_changed_document_fails_by_default_naming_id_and_file(loaded, beir_dir):
         match=r"corpus\.jsonl line 2: 1 known documents ids have different "
         r"content \('astro-1'\); use --on-duplicate skip or replace",
     ):
-        ingest_beir(loaded, beir_dir)
+        ingest_beir(loaded.store, beir_dir)
     assert db_digest(loaded) == before
 
 
 def test_on_duplicate_skip_keeps_the_stored_row(loaded, beir_dir):
     _changed_corpus(beir_dir, text="A completely different text.")
     before = db_digest(loaded)
-    summary = ingest_beir(loaded, beir_dir, on_duplicate="skip")
+    summary = loaded.ingest_beir(beir_dir, on_duplicate="skip")
     assert summary.counts["documents"].skipped_duplicate == 1
     assert summary.counts["documents"].unchanged == len(CORPUS) - 1
     assert db_digest(loaded) == before
@@ -122,9 +122,9 @@ def test_on_duplicate_replace_updates_the_row_and_its_ingested_at(loaded, beir_d
     old_at = loaded.scalar("SELECT ingested_at FROM documents WHERE doc_id = 'astro-1'")
     _changed_corpus(beir_dir, text="A completely different text.\nWith a second line.")
     time.sleep(0.01)
-    summary = ingest_beir(loaded, beir_dir, on_duplicate="replace")
+    summary = loaded.ingest_beir(beir_dir, on_duplicate="replace")
     assert (summary.counts["documents"].replaced, summary.counts["documents"].new) == (1, 0)
-    text, h, at = loaded.execute(
+    text, h, at = loaded.store.execute(
         "SELECT text, content_hash, ingested_at FROM documents WHERE doc_id = 'astro-1'"
     ).fetchone()
     assert text == "A completely different text.\nWith a second line."
@@ -136,26 +136,26 @@ def test_on_duplicate_replace_updates_the_row_and_its_ingested_at(loaded, beir_d
 def test_a_changed_title_counts_as_a_change(loaded, beir_dir):
     _changed_corpus(beir_dir, title="A new title")
     with pytest.raises(DuplicateId, match="astro-1"):
-        ingest_beir(loaded, beir_dir)
-    ingest_beir(loaded, beir_dir, on_duplicate="replace")
+        ingest_beir(loaded.store, beir_dir)
+    loaded.ingest_beir(beir_dir, on_duplicate="replace")
     assert loaded.scalar("SELECT title FROM documents WHERE doc_id = 'astro-1'") == "A new title"
 
 
 def test_stored_text_is_nfc_and_stripped_but_keeps_line_breaks(db, tmp_path):
     path = write_jsonl(tmp_path / "docs.jsonl", [{"id": "d1", "text": "  cafe\u0301\r\n\nsecond  line \n"}])
-    ingest_table(db, path, TableSpec("documents"))
+    ingest_table(db.store, path, TableSpec("documents"))
     assert db.scalar("SELECT text FROM documents") == "caf\u00e9\n\nsecond  line"
 
 
 def test_missing_beir_folder_is_reported(db, tmp_path):
     with pytest.raises(SourceUnavailable, match="nowhere: no such folder"):
-        ingest_beir(db, tmp_path / "nowhere")
+        ingest_beir(db.store, tmp_path / "nowhere")
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match=r"empty: not a BEIR folder"):
-        ingest_beir(db, tmp_path / "empty")
+        ingest_beir(db.store, tmp_path / "empty")
     (tmp_path / "empty" / "queries.jsonl").write_text('{"_id": "q", "text": "t"}\n', encoding="utf-8")
     with pytest.raises(SourceUnavailable, match=r"corpus\.jsonl: no such file"):
-        ingest_beir(db, tmp_path / "empty")
+        ingest_beir(db.store, tmp_path / "empty")
 
 
 # -- bad input ------------------------------------------------------------------------------------------
@@ -165,7 +165,7 @@ def test_malformed_json_line_names_file_and_line(loaded, beir_dir):
     (beir_dir / "queries.jsonl").write_text("\n".join(lines) + "\n")
     before = db_digest(loaded)
     with pytest.raises(InputError, match=r"queries\.jsonl line 5: malformed JSON"):
-        ingest_beir(loaded, beir_dir)
+        ingest_beir(loaded.store, beir_dir)
     assert db_digest(loaded) == before
 
 
@@ -175,7 +175,7 @@ def test_missing_required_field_names_file_line_and_field(loaded, tmp_path):
     )
     before = db_digest(loaded)
     with pytest.raises(InputError, match=r"docs\.jsonl line 2: missing required field 'text'"):
-        ingest_table(loaded, path, TableSpec("documents"))
+        ingest_table(loaded.store, path, TableSpec("documents"))
     assert db_digest(loaded) == before
 
 
@@ -183,7 +183,7 @@ def test_missing_id_column_names_the_field(db, tmp_path):
     path = tmp_path / "q.csv"
     path.write_text("question\nwhat is a star?\n")
     with pytest.raises(InputError, match=r"q\.csv line 2: missing required field '_id'"):
-        ingest_table(db, path, TableSpec("queries", text_column="question"))
+        ingest_table(db.store, path, TableSpec("queries", text_column="question"))
     assert ingest_rows(db) == {"documents": [], "queries": [], "qrels": []}
 
 
@@ -192,7 +192,7 @@ def test_duplicate_ids_in_one_file_name_the_id_and_both_lines(loaded, tmp_path):
     path = write_jsonl(tmp_path / "docs.jsonl", rows)
     before = db_digest(loaded)
     with pytest.raises(DuplicateId, match=r"docs\.jsonl line 3: duplicate id 'x1', first at line 1"):
-        ingest_table(loaded, path, TableSpec("documents"))
+        ingest_table(loaded.store, path, TableSpec("documents"))
     assert db_digest(loaded) == before
 
 
@@ -205,7 +205,7 @@ def test_duplicate_qrel_in_one_file_names_both_lines(loaded, beir_dir):
         match=r"test\.tsv line 6: duplicate query_id 'q-astro-3', doc_id 'astro-3', "
         r"split 'test', first at line 2",
     ):
-        ingest_beir(loaded, beir_dir)
+        ingest_beir(loaded.store, beir_dir)
     assert db_digest(loaded) == before
 
 
@@ -216,7 +216,7 @@ def test_qrels_naming_unknown_ids_fail_with_a_count_and_at_most_five_examples(lo
     path.write_text("\n".join(lines) + "\n")
     before = db_digest(loaded)
     with pytest.raises(UnknownIds) as info:
-        ingest_table(loaded, path, TableSpec("qrels", split="dev"))
+        ingest_table(loaded.store, path, TableSpec("qrels", split="dev"))
     message = str(info.value)
     assert message.startswith("8 qrels name unknown ids (7 unknown queries, 1 unknown documents), e.g. ")
     assert "query 'q-ghost-0' (" in message and "qrels.csv line 3)" in message
@@ -229,12 +229,12 @@ def test_qrels_may_name_ids_from_the_same_ingest_or_already_stored(db, tmp_path)
     write_jsonl(tmp_path / "queries.jsonl", [{"_id": "q1", "text": "which one?"}])
     (tmp_path / "qrels").mkdir()
     (tmp_path / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t2\n")
-    ingest_beir(db, tmp_path)
+    ingest_beir(db.store, tmp_path)
     extra = tmp_path / "more.csv"
     extra.write_text("query-id,corpus-id\nq1,d2\n")
-    summary = ingest_table(db, extra, TableSpec("qrels"))
+    summary = ingest_table(db.store, extra, TableSpec("qrels"))
     assert summary.counts["qrels"].new == 1
-    assert sorted(db.execute("SELECT doc_id, score, split FROM qrels").fetchall()) == [
+    assert sorted(db.store.execute("SELECT doc_id, score, split FROM qrels").fetchall()) == [
         ("d1", 2, "dev"),
         ("d2", 1, "unsplit"),
     ]
@@ -242,11 +242,11 @@ def test_qrels_may_name_ids_from_the_same_ingest_or_already_stored(db, tmp_path)
 
 def test_empty_and_whitespace_texts_are_skipped_counted_and_reported(db, tmp_path):
     rows = [{"_id": "d1", "text": "real text"}, {"_id": "d2", "text": "   \n\t "}, {"_id": "d3", "text": ""}]
-    summary = ingest_table(db, write_jsonl(tmp_path / "d.jsonl", rows), TableSpec("documents"))
+    summary = ingest_table(db.store, write_jsonl(tmp_path / "d.jsonl", rows), TableSpec("documents"))
     assert (summary.counts["documents"].new, summary.counts["documents"].skipped_empty) == (1, 2)
     assert summary.skipped[0].endswith("d.jsonl line 2: empty text, id 'd2' skipped")
     assert "1 new, 0 unchanged, 2 skipped empty" in summary.describe()
-    assert db.execute("SELECT doc_id FROM documents").fetchall() == [("d1",)]
+    assert db.store.execute("SELECT doc_id FROM documents").fetchall() == [("d1",)]
 
 
 def test_invalid_utf8_names_file_line_and_byte_offset(loaded, beir_dir):
@@ -257,20 +257,20 @@ def test_invalid_utf8_names_file_line_and_byte_offset(loaded, beir_dir):
     with pytest.raises(
         InputError, match=r"queries\.jsonl line 3: invalid UTF-8 at byte offset \d+ \(byte 0xe9\)"
     ):
-        ingest_beir(loaded, beir_dir)
+        ingest_beir(loaded.store, beir_dir)
     assert db_digest(loaded) == before
 
 
 def test_missing_or_unreadable_path_is_reported(loaded, tmp_path, monkeypatch):
     before = db_digest(loaded)
     with pytest.raises(SourceUnavailable, match=r"absent\.jsonl: no such file"):
-        ingest_table(loaded, tmp_path / "absent.jsonl", TableSpec("documents"))
+        ingest_table(loaded.store, tmp_path / "absent.jsonl", TableSpec("documents"))
     with pytest.raises(SourceUnavailable, match=r"absent\.parquet: no such file"):
-        ingest_table(loaded, tmp_path / "absent.parquet", TableSpec("documents"))
+        ingest_table(loaded.store, tmp_path / "absent.parquet", TableSpec("documents"))
     folder = tmp_path / "looks-like.jsonl"
     folder.mkdir()
     with pytest.raises(SourceUnavailable, match="is a folder, not a file"):
-        ingest_table(loaded, folder, TableSpec("documents"))
+        ingest_table(loaded.store, folder, TableSpec("documents"))
     locked = write_jsonl(tmp_path / "locked.jsonl", [{"_id": "z", "text": "z"}])
 
     def denied(self: Path) -> bytes:
@@ -278,7 +278,7 @@ def test_missing_or_unreadable_path_is_reported(loaded, tmp_path, monkeypatch):
 
     monkeypatch.setattr(Path, "read_bytes", denied)
     with pytest.raises(SourceUnavailable, match=r"locked\.jsonl: cannot read: Permission denied"):
-        ingest_table(loaded, locked, TableSpec("documents"))
+        ingest_table(loaded.store, locked, TableSpec("documents"))
     assert db_digest(loaded) == before
 
 
@@ -286,7 +286,7 @@ def test_error_in_qrels_rolls_back_documents_and_queries_of_the_same_command(db,
     with open(beir_dir / "qrels" / "train.tsv", "a") as f:
         f.write("q-astro-0\tnot-a-doc\t1\n")
     with pytest.raises(UnknownIds, match="1 qrels name unknown ids"):
-        ingest_beir(db, beir_dir)
+        ingest_beir(db.store, beir_dir)
     assert ingest_rows(db) == {"documents": [], "queries": [], "qrels": []}
 
 
@@ -298,12 +298,12 @@ def test_jsonl_columns_and_meta_are_chosen_by_options(db, tmp_path):
         "documents", id_column="pid", text_column="body", title_column="head", meta_columns=("lang", "src"),
         numbers_as_text=True,
     )  # fmt: skip
-    ingest_table(db, path, spec)
-    row = db.execute("SELECT doc_id, title, text, meta FROM documents").fetchone()
+    ingest_table(db.store, path, spec)
+    row = db.store.execute("SELECT doc_id, title, text, meta FROM documents").fetchone()
     assert row[:3] == ("7", "On stars", "Stars burn.")
     assert json.loads(row[3]) == {"lang": "en", "src": "wiki"}
     ingest_table(
-        db,
+        db.store,
         write_jsonl(tmp_path / "q.jsonl", [{"id": "q", "text": "t", "a": 1, "b": [1]}]),
         TableSpec("queries", all_meta=True),
     )
@@ -313,22 +313,22 @@ def test_jsonl_columns_and_meta_are_chosen_by_options(db, tmp_path):
 def test_a_named_column_that_does_not_exist_is_an_error(db, tmp_path):
     path = write_jsonl(tmp_path / "p.jsonl", [{"id": "1", "text": "x"}])
     with pytest.raises(InputError, match="missing required field 'body'"):
-        ingest_table(db, path, TableSpec("documents", text_column="body"))
+        ingest_table(db.store, path, TableSpec("documents", text_column="body"))
     with pytest.raises(InputError, match="meta column 'lang' is not in the input"):
-        ingest_table(db, path, TableSpec("documents", meta_columns=("lang",)))
+        ingest_table(db.store, path, TableSpec("documents", meta_columns=("lang",)))
 
 
 def test_csv_and_parquet_tables_ingest_queries_and_documents(db, tmp_path):
     csv_path = tmp_path / "docs.csv"
     csv_path.write_text('doc_id,title,text,year\nd1,First,"Line one\nline two",2020\nd2,,Second doc,2021\n')
-    ingest_table(db, csv_path, TableSpec("documents", meta_columns=("year",)))
-    assert db.execute("SELECT doc_id, title, text, meta FROM documents ORDER BY doc_id").fetchall() == [
+    ingest_table(db.store, csv_path, TableSpec("documents", meta_columns=("year",)))
+    assert db.store.execute("SELECT doc_id, title, text, meta FROM documents ORDER BY doc_id").fetchall() == [
         ("d1", "First", "Line one\nline two", '{"year": "2020"}'),
         ("d2", None, "Second doc", '{"year": "2021"}'),
     ]
     pq = tmp_path / "queries.parquet"
     pl.DataFrame({"qid": ["a", "b"], "question": ["why?", "how?"]}).write_parquet(pq)
-    summary = ingest_table(db, pq, TableSpec("queries", id_column="qid", text_column="question"))
+    summary = ingest_table(db.store, pq, TableSpec("queries", id_column="qid", text_column="question"))
     assert summary.counts["queries"].new == 2
 
 
@@ -336,15 +336,15 @@ def test_parquet_errors_name_the_row(db, tmp_path):
     pq = tmp_path / "queries.parquet"
     pl.DataFrame({"id": ["a", None], "text": ["why?", "how?"]}).write_parquet(pq)
     with pytest.raises(InputError, match=r"queries\.parquet row 2: missing required field 'id'"):
-        ingest_table(db, pq, TableSpec("queries"))
+        ingest_table(db.store, pq, TableSpec("queries"))
 
 
 def test_changed_qrel_score_follows_the_duplicate_policy(loaded, tmp_path):
     path = tmp_path / "q.csv"
     path.write_text("query-id,corpus-id,score\nq-astro-0,astro-0,2\n")
     with pytest.raises(DuplicateId, match="known qrels ids have different content"):
-        ingest_table(loaded, path, TableSpec("qrels", split="train"))
-    ingest_table(loaded, path, TableSpec("qrels", split="train", on_duplicate="replace"))
+        ingest_table(loaded.store, path, TableSpec("qrels", split="train"))
+    ingest_table(loaded.store, path, TableSpec("qrels", split="train", on_duplicate="replace"))
     assert loaded.scalar("SELECT score FROM qrels WHERE query_id = 'q-astro-0' AND doc_id = 'astro-0'") == 2
 
 
@@ -354,7 +354,7 @@ def test_non_integer_score_is_an_input_error(db, beir_dir):
     with pytest.raises(
         InputError, match=r"train\.tsv line \d+: field 'score' must be an integer, found 'high'"
     ):
-        ingest_beir(db, beir_dir)
+        ingest_beir(db.store, beir_dir)
     assert ingest_rows(db) == {"documents": [], "queries": [], "qrels": []}
 
 
@@ -385,9 +385,11 @@ def docs_folder(tmp_path: Path) -> Path:
 
 
 def test_files_are_extracted_with_relative_ids_titles_and_paths(db, docs_folder):
-    summary = ingest_files(db, docs_folder)
+    summary = ingest_files(db.store, docs_folder)
     assert (summary.counts["documents"].new, summary.counts["documents"].skipped_empty) == (4, 1)
-    rows = {r[0]: r[1:] for r in db.execute("SELECT doc_id, title, text, source FROM documents").fetchall()}
+    rows = {
+        r[0]: r[1:] for r in db.store.execute("SELECT doc_id, title, text, source FROM documents").fetchall()
+    }
     assert sorted(rows) == ["a.txt", "d.pdf", "sub/b.md", "sub/c.html"]
     assert rows["a.txt"][:2] == ("a", "Plain text about ovens.\nSecond line.")
     assert rows["sub/b.md"][0] == "Dough notes"
@@ -396,7 +398,7 @@ def test_files_are_extracted_with_relative_ids_titles_and_paths(db, docs_folder)
     assert "Home page link" not in rows["sub/c.html"][1]
     assert rows["d.pdf"][:2] == ("PDF Title", "Hello PDF world")
     assert rows["sub/b.md"][2] == str((docs_folder / "sub" / "b.md").resolve())
-    again = ingest_files(db, docs_folder)
+    again = ingest_files(db.store, docs_folder)
     assert (again.counts["documents"].new, again.counts["documents"].unchanged) == (0, 4)
 
 
@@ -404,13 +406,13 @@ def test_invalid_utf8_text_file_fails_the_whole_folder(loaded, docs_folder):
     (docs_folder / "sub" / "bad.txt").write_bytes(b"ok\nbad \xc3\x28 byte")
     before = db_digest(loaded)
     with pytest.raises(InputError, match=r"bad\.txt line 2: invalid UTF-8 at byte offset 7"):
-        ingest_files(loaded, docs_folder)
+        ingest_files(loaded.store, docs_folder)
     assert db_digest(loaded) == before
 
 
 def test_files_from_a_missing_folder_are_reported(db, tmp_path):
     with pytest.raises(SourceUnavailable, match="no such folder"):
-        ingest_files(db, tmp_path / "nope")
+        ingest_files(db.store, tmp_path / "nope")
 
 
 # -- URLs -------------------------------------------------------------------------------------------------
@@ -430,7 +432,7 @@ def test_urls_are_fetched_cleaned_and_failures_reported_per_url(db, local_site, 
         f"{site}/b.html",
         f"{site}/empty.html",
     ]
-    summary = ingest_urls(db, write_urls(tmp_path / "urls.txt", urls), timeout=0.5)
+    summary = db.ingest_urls(write_urls(tmp_path / "urls.txt", urls), timeout=0.5)
     reasons = {f.source.rsplit("/", 1)[1]: f.reason for f in summary.failures}
     assert reasons == {
         "slow": "timed out after 0.5s",
@@ -438,7 +440,7 @@ def test_urls_are_fetched_cleaned_and_failures_reported_per_url(db, local_site, 
         "image.png": "not HTML (content type image/png)",
         "gone.html": "connection refused",
     }
-    docs = dict(db.execute("SELECT doc_id, text FROM documents").fetchall())
+    docs = dict(db.store.execute("SELECT doc_id, text FROM documents").fetchall())
     assert sorted(docs) == [f"{site}/a.html", f"{site}/b.html"]
     assert "Paragraph 0 explains how planets form" in docs[f"{site}/b.html"]
     assert "trackingPixel" not in docs[f"{site}/a.html"]
@@ -452,7 +454,7 @@ def test_all_urls_failing_is_an_error_and_writes_nothing(loaded, local_site, tmp
     before = db_digest(loaded)
     path = write_urls(tmp_path / "urls.txt", [f"{local_site.base}/missing.html", local_site.refused])
     with pytest.raises(SourceUnavailable, match=r"all 2 URLs failed: .*missing\.html \(HTTP 404 Not Found\)"):
-        ingest_urls(loaded, path, timeout=1)
+        loaded.ingest_urls(path, timeout=1)
     assert db_digest(loaded) == before
 
 
@@ -460,25 +462,25 @@ def test_strict_fails_on_any_url_failure_and_writes_nothing(loaded, local_site, 
     before = db_digest(loaded)
     path = write_urls(tmp_path / "urls.txt", [f"{local_site.base}/a.html", f"{local_site.base}/image.png"])
     with pytest.raises(SourceUnavailable, match=r"1 of 2 URLs failed: .*image\.png \(not HTML"):
-        ingest_urls(loaded, path, timeout=1, strict=True)
+        loaded.ingest_urls(path, timeout=1, strict=True)
     assert db_digest(loaded) == before
 
 
 def test_changed_page_follows_the_duplicate_policy(db, local_site, tmp_path):
     path = write_urls(tmp_path / "urls.txt", [f"{local_site.base}/a.html"])
-    ingest_urls(db, path)
+    ingest_urls(db.store, path)
     local_site.pages["/a.html"] = (200, "text/html", article_html("nebulae"))
     before = db_digest(db)
     with pytest.raises(DuplicateId, match=r"urls\.txt line 3: 1 known documents ids"):
-        ingest_urls(db, path)
+        ingest_urls(db.store, path)
     assert db_digest(db) == before
-    assert ingest_urls(db, path, on_duplicate="replace").counts["documents"].replaced == 1
+    assert db.ingest_urls(path, on_duplicate="replace").counts["documents"].replaced == 1
 
 
 def test_duplicate_url_in_the_list_names_both_lines(db, local_site, tmp_path):
     path = write_urls(tmp_path / "urls.txt", [f"{local_site.base}/a.html", f"{local_site.base}/a.html"])
     with pytest.raises(DuplicateId, match=r"urls\.txt line 4: duplicate URL .*, first at line 3"):
-        ingest_urls(db, path)
+        ingest_urls(db.store, path)
     assert ingest_rows(db) == {"documents": [], "queries": [], "qrels": []}
 
 
@@ -503,7 +505,7 @@ def test_lone_surrogate_escape_names_file_line_and_field(loaded, tmp_path, diges
     path.write_text('{"_id": "ok", "text": "fine"}\n' + line + "\n", encoding="utf-8")
     before = digest(loaded)
     with pytest.raises(InputError, match=r"s\.jsonl line 2: .*holds a lone surrogate \\u[0-9a-f]{4}") as exc:
-        ingest_table(loaded, path, TableSpec("documents", all_meta=True))
+        ingest_table(loaded.store, path, TableSpec("documents", all_meta=True))
     assert (field in str(exc.value) or "a key" in str(exc.value)) and "\n" not in str(exc.value)
     assert digest(loaded) == before
 
@@ -525,7 +527,7 @@ def test_values_that_would_be_converted_silently_are_refused(loaded, tmp_path, d
     path.write_text(row + "\n", encoding="utf-8")
     before = digest(loaded)
     with pytest.raises(InputError, match=r"v\.jsonl line 1: ") as exc:
-        ingest_table(loaded, path, TableSpec("documents", all_meta=True))
+        ingest_table(loaded.store, path, TableSpec("documents", all_meta=True))
     assert message in str(exc.value)
     assert digest(loaded) == before
 
@@ -551,7 +553,7 @@ def _write(path: Path, content: str | bytes) -> Path:
 def test_an_empty_input_is_an_error_naming_the_file(loaded, tmp_path, digest, name, content, kind, why):
     before = digest(loaded)
     with pytest.raises(InputError, match=re.escape(f"{name}: no records: {why}") + "$"):
-        ingest_table(loaded, _write(tmp_path / name, content), TableSpec(kind))
+        ingest_table(loaded.store, _write(tmp_path / name, content), TableSpec(kind))
     assert digest(loaded) == before
 
 
@@ -560,20 +562,20 @@ def test_empty_parquet_url_list_folder_and_beir_qrels_are_errors(loaded, tmp_pat
     empty_pq = tmp_path / "z.parquet"
     pl.DataFrame(schema={"_id": pl.String, "text": pl.String}).write_parquet(empty_pq)
     with pytest.raises(InputError, match=r"z\.parquet: no records: the table has no rows"):
-        ingest_table(loaded, empty_pq, TableSpec("documents"))
+        ingest_table(loaded.store, empty_pq, TableSpec("documents"))
     with pytest.raises(InputError, match=r"urls\.txt: no records: no URLs"):
-        ingest_urls(loaded, _write(tmp_path / "urls.txt", "# nothing yet\n\n"))
+        ingest_urls(loaded.store, _write(tmp_path / "urls.txt", "# nothing yet\n\n"))
     (tmp_path / "nofiles").mkdir()
     _write(tmp_path / "nofiles" / "notes.csv", "not a supported suffix")
     with pytest.raises(InputError, match=r"nofiles: no records: no \.txt, \.md"):
-        ingest_files(loaded, tmp_path / "nofiles")
+        ingest_files(loaded.store, tmp_path / "nofiles")
     beir = tmp_path / "beir-empty-qrels"
     beir.mkdir()
     write_jsonl(beir / "corpus.jsonl", [{"_id": "x1", "text": "one"}])
     (beir / "qrels").mkdir()
     _write(beir / "qrels" / "test.tsv", "query-id\tcorpus-id\tscore\n")
     with pytest.raises(InputError, match=r"test\.tsv: no records: no judgements"):
-        ingest_beir(loaded, beir)
+        ingest_beir(loaded.store, beir)
     assert digest(loaded) == before
 
 
@@ -581,15 +583,15 @@ def test_empty_parquet_url_list_folder_and_beir_qrels_are_errors(loaded, tmp_pat
 def test_a_qrels_header_is_recognised_by_its_content_not_its_position(loaded, tmp_path, suffix):
     sep = "\t" if suffix == ".tsv" else ","
     one = _write(tmp_path / f"one{suffix}", sep.join(["q-astro-0", "astro-1", "2"]) + "\n")
-    summary = ingest_table(loaded, one, TableSpec("qrels", split="dev"))
+    summary = ingest_table(loaded.store, one, TableSpec("qrels", split="dev"))
     assert summary.counts["qrels"].new == 1
-    assert loaded.execute("SELECT * FROM qrels WHERE split = 'dev'").fetchall() == [
+    assert loaded.store.execute("SELECT * FROM qrels WHERE split = 'dev'").fetchall() == [
         ("q-astro-0", "astro-1", 2, "dev")
     ]
     named = _write(
         tmp_path / f"named{suffix}", sep.join(["qid", "docid"]) + "\n" + sep.join(["q-bio-0", "bio-2"])
     )
-    assert ingest_table(loaded, named, TableSpec("qrels", split="dev")).counts["qrels"].new == 1
+    assert ingest_table(loaded.store, named, TableSpec("qrels", split="dev")).counts["qrels"].new == 1
 
 
 def test_qrels_naming_an_empty_document_are_skipped_with_a_note(db, beir_dir):
@@ -597,7 +599,7 @@ def test_qrels_naming_an_empty_document_are_skipped_with_a_note(db, beir_dir):
         f.write(json.dumps({"_id": "title-only", "title": "Only a title", "text": ""}) + "\n")
     with open(beir_dir / "qrels" / "train.tsv", "a", encoding="utf-8") as f:
         f.write("q-astro-0\ttitle-only\t1\n")
-    summary = ingest_beir(db, beir_dir)
+    summary = ingest_beir(db.store, beir_dir)
     assert summary.counts["documents"].skipped_empty == 1
     assert (summary.counts["qrels"].new, summary.counts["qrels"].skipped_empty) == (len(QRELS), 1)
     note = next(n for n in summary.skipped if "skipped: document" in n)
@@ -611,18 +613,18 @@ def test_qrels_naming_an_empty_document_are_skipped_with_a_note(db, beir_dir):
 
 def test_license_and_language_come_from_the_folder_card_or_the_options(db, beir_dir, tmp_path):
     (beir_dir / "README.md").write_text("---\nlicense: cc-by-sa-4.0\nlanguage:\n- en\n---\n# A corpus\n")
-    ingest_beir(db, beir_dir)
-    metas = {json.loads(m)["license"] for (m,) in db.execute("SELECT meta FROM documents").fetchall()}
+    ingest_beir(db.store, beir_dir)
+    metas = {json.loads(m)["license"] for (m,) in db.store.execute("SELECT meta FROM documents").fetchall()}
     assert metas == {"cc-by-sa-4.0"}
     assert db.scalar("SELECT DISTINCT meta ->> 'language' FROM documents") == "en"
     other = write_jsonl(
         tmp_path / "more.jsonl", [{"_id": "m1", "text": "more", "license": "mit"}, {"_id": "m2", "text": "x"}]
     )
-    ingest_table(db, other, TableSpec("documents", all_meta=True, license="odc-by", language="de"))
+    ingest_table(db.store, other, TableSpec("documents", all_meta=True, license="odc-by", language="de"))
     rows = dict(
-        db.execute("SELECT doc_id, meta ->> 'license' FROM documents WHERE doc_id LIKE 'm%'").fetchall()
+        db.store.execute("SELECT doc_id, meta ->> 'license' FROM documents WHERE doc_id LIKE 'm%'").fetchall()
     )
     assert rows == {"m1": "mit", "m2": "odc-by"}  # a record's own license wins over the option
     (beir_dir / "README.md").write_text("---\nlicense: [unclosed\n---\n")
     with pytest.raises(InputError, match=r"README\.md: dataset card front matter is not YAML"):
-        ingest_beir(db, beir_dir)
+        ingest_beir(db.store, beir_dir)

@@ -75,14 +75,14 @@ def _check_case(db: hnm_db.Database, tmp_path, digest, case: int) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8", errors="surrogatepass")
     before = digest(db)
     try:
-        ingest_table(db, path, TableSpec("documents", all_meta=True, on_duplicate="replace"))
+        ingest_table(db.store, path, TableSpec("documents", all_meta=True, on_duplicate="replace"))
     except HnmError as exc:
         message = str(exc)
         assert "\n" not in message and message.startswith(str(path)), (case, message)
         assert " line " in message or "no records" in message, (case, message)
         assert digest(db) == before, case
         return
-    for doc_id, title, text in db.execute("SELECT doc_id, title, text FROM documents").fetchall():
+    for doc_id, title, text in db.store.execute("SELECT doc_id, title, text FROM documents").fetchall():
         # whatever was stored is real text: encodable, no NUL in ids, never a Python repr of a non-text
         for value in (doc_id, title, text):
             assert value is None or value.encode("utf-8"), case

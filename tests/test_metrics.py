@@ -76,10 +76,10 @@ def test_bm25_first_stage_ranks_the_matching_chunk_first(db):
         "c6": "bread dough rises in a warm oven",
     }
     for cid, text in texts.items():
-        db.execute(
+        db.store.execute(
             "INSERT INTO chunks VALUES (?, ?, 0, ?, 0, 1, ?, '{}')", [cid, cid, text, content_hash(text)]
         )
-    chunk_ids, idx, scores = bm25_top_k(db, ["comet tail", "tomato pasta"], 6)
+    chunk_ids, idx, scores = bm25_top_k(db.store, ["comet tail", "tomato pasta"], 6)
     assert [chunk_ids[i] for i in idx[0][:2]] == ["c3", "c2"]  # both terms beat one term
     assert scores[0][1] > 0 and scores[0][2] == 0  # documents without a query term score 0
     assert chunk_ids[idx[1][0]] == "c1"

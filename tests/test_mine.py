@@ -253,13 +253,13 @@ def test_bad_params_name_the_field(kw, field):
 
 # -- the stage on the fixture database -----------------------------------------------------------------
 def _check(db, name: str) -> list:
-    return db.execute(resources.sql_file("checks", name)).fetchall()
+    return db.store.execute(resources.sql_file("checks", name)).fetchall()
 
 
 def test_negative_is_never_a_judged_positive(mining_db):
     for method in ("ensemble", "bm25", "random"):
         mine(
-            mining_db,
+            mining_db.store,
             MiningParams(
                 method=method,
                 ensemble=ENSEMBLE,
@@ -282,7 +282,9 @@ def test_negative_is_never_a_judged_positive(mining_db):
 
 def test_duplicate_text_of_a_positive_is_never_its_negative(mining_db):
     # dup-astro-0 repeats astro-0's first chunk, the positive of q-astro-0, and is its nearest text
-    mine(mining_db, MiningParams(ensemble=ENSEMBLE, num_negatives=5, range_max=40, max_score_ratio=None))
+    mine(
+        mining_db.store, MiningParams(ensemble=ENSEMBLE, num_negatives=5, range_max=40, max_score_ratio=None)
+    )
     assert (
         mining_db.scalar(
             "SELECT count(*) FROM triplets WHERE query_id = 'q-astro-0' AND negative_doc_id = ?",
@@ -296,22 +298,24 @@ def test_train_mining_never_reads_test_queries(mining_db):
     # remove everything a test query would need: mining train must not notice
     test_hashes = [
         r[0]
-        for r in mining_db.execute(
+        for r in mining_db.store.execute(
             "SELECT content_hash FROM queries WHERE query_id IN (SELECT query_id FROM qrels WHERE split = 'test')"
         ).fetchall()
     ]
-    mining_db.execute(
+    mining_db.store.execute(
         "DELETE FROM ensemble_vectors WHERE role = 'query' AND content_hash IN (SELECT unnest(?))",
         [test_hashes],
     )
-    summary = mine(mining_db, MiningParams(ensemble=ENSEMBLE, num_negatives=3, range_max=20))
+    summary = mine(mining_db.store, MiningParams(ensemble=ENSEMBLE, num_negatives=3, range_max=20))
     assert summary.queries == 12
-    test_ids = {r[0] for r in mining_db.execute("SELECT query_id FROM qrels WHERE split = 'test'").fetchall()}
-    used = {r[0] for r in mining_db.execute("SELECT DISTINCT query_id FROM triplets").fetchall()}
+    test_ids = {
+        r[0] for r in mining_db.store.execute("SELECT query_id FROM qrels WHERE split = 'test'").fetchall()
+    }
+    used = {r[0] for r in mining_db.store.execute("SELECT DISTINCT query_id FROM triplets").fetchall()}
     assert used and not (used & test_ids)
     assert _check(mining_db, "test_query_in_training_rows") == []
     with pytest.raises(MissingEmbeddings, match="4 of 4 query texts"):
-        mine(mining_db, MiningParams(ensemble=ENSEMBLE, split="test", num_negatives=3, range_max=20))
+        mine(mining_db.store, MiningParams(ensemble=ENSEMBLE, split="test", num_negatives=3, range_max=20))
 
 
 @pytest.mark.parametrize(
@@ -324,10 +328,11 @@ def test_train_mining_never_reads_test_queries(mining_db):
     ],
 )
 def test_same_inputs_and_seed_give_identical_triplets(mining_db, kw):
-    cluster(mining_db, ClusterParams(ensemble=ENSEMBLE, k=4, seed=0))
+    cluster(mining_db.store, ClusterParams(ensemble=ENSEMBLE, k=4, seed=0))
     for name in ("first", "second"):
         mine(
-            mining_db, MiningParams(ensemble=ENSEMBLE, num_negatives=3, range_max=12, seed=7, name=name, **kw)
+            mining_db.store,
+            MiningParams(ensemble=ENSEMBLE, num_negatives=3, range_max=12, seed=7, name=name, **kw),
         )
     first, second = run_rows(mining_db, "first"), run_rows(mining_db, "second")
     assert first and first == second
@@ -341,19 +346,21 @@ def test_failed_write_leaves_no_partial_rows(mining_db, monkeypatch):
     before = db_digest(mining_db)
     monkeypatch.setattr(rows_mod, "record_run_sources", boom)
     with pytest.raises(RuntimeError, match="disk full"):
-        mine(mining_db, MiningParams(ensemble=ENSEMBLE, num_negatives=3, range_max=10))
+        mine(mining_db.store, MiningParams(ensemble=ENSEMBLE, num_negatives=3, range_max=10))
     assert db_digest(mining_db) == before
 
 
 def test_used_run_name_is_rejected_unless_replace(mining_db):
     params = MiningParams(ensemble=ENSEMBLE, num_negatives=3, range_max=10, name="run")
-    first = mine(mining_db, params)
+    first = mine(mining_db.store, params)
     before = db_digest(mining_db)
     with pytest.raises(AlreadyExists, match="'run' already exists"):
-        mine(mining_db, MiningParams(method="random", num_negatives=3, range_max=10, name="run"))
+        mine(mining_db.store, MiningParams(method="random", num_negatives=3, range_max=10, name="run"))
     assert db_digest(mining_db) == before
     second = mine(
-        mining_db, MiningParams(method="random", num_negatives=3, range_max=10, name="run"), replace=True
+        mining_db.store,
+        MiningParams(method="random", num_negatives=3, range_max=10, name="run"),
+        replace=True,
     )
     assert mining_db.scalar("SELECT count(*) FROM mining_runs") == 1
     assert mining_db.scalar("SELECT count(*) FROM triplets WHERE run_id = ?", [first.run_id]) == 0
@@ -365,16 +372,16 @@ def test_used_run_name_is_rejected_unless_replace(mining_db):
 def test_split_without_qrels_is_rejected(mining_db):
     before = db_digest(mining_db)
     with pytest.raises(EmptySelection, match="split 'dev' has no qrels.*test, train"):
-        mine(mining_db, MiningParams(ensemble=ENSEMBLE, split="dev", num_negatives=3, range_max=10))
+        mine(mining_db.store, MiningParams(ensemble=ENSEMBLE, split="dev", num_negatives=3, range_max=10))
     assert db_digest(mining_db) == before
 
 
 def test_missing_chunk_vectors_name_the_ensemble_model_and_count(mining_db):
-    mining_db.execute(
+    mining_db.store.execute(
         "DELETE FROM ensemble_vectors WHERE role = 'doc' AND content_hash IN "
         "(SELECT content_hash FROM chunks ORDER BY content_hash LIMIT 3)"
     )
-    mining_db.execute(
+    mining_db.store.execute(
         "DELETE FROM embeddings WHERE model_id = 'm-b' AND role = 'doc' AND content_hash IN "
         "(SELECT content_hash FROM chunks ORDER BY content_hash LIMIT 3)"
     )
@@ -384,40 +391,43 @@ def test_missing_chunk_vectors_name_the_ensemble_model_and_count(mining_db):
         match=r"ensemble 'ens' has no vectors for 3 of 54 chunk texts.*"
         r"model 'model-a' lacks 0; model 'model-b' lacks 3",
     ):
-        mine(mining_db, MiningParams(ensemble=ENSEMBLE, num_negatives=3, range_max=10))
+        mine(mining_db.store, MiningParams(ensemble=ENSEMBLE, num_negatives=3, range_max=10))
     assert db_digest(mining_db) == before
 
 
 def test_cluster_filter_without_a_cluster_run_is_an_error(mining_db):
     with pytest.raises(NotFound, match="needs a cluster run of ensemble 'ens'.*hnm-db cluster"):
         mine(
-            mining_db, MiningParams(ensemble=ENSEMBLE, cluster_filter="query", num_negatives=3, range_max=10)
+            mining_db.store,
+            MiningParams(ensemble=ENSEMBLE, cluster_filter="query", num_negatives=3, range_max=10),
         )
 
 
 def test_query_cluster_filter_keeps_only_the_query_cluster(mining_db):
-    cluster(mining_db, ClusterParams(ensemble=ENSEMBLE, k=4, seed=0))
+    cluster(mining_db.store, ClusterParams(ensemble=ENSEMBLE, k=4, seed=0))
     s = mine(
-        mining_db,
+        mining_db.store,
         MiningParams(
             ensemble=ENSEMBLE, cluster_filter="query", num_negatives=3, range_max=30, max_score_ratio=None
         ),
     )
-    clusters = mining_db.execute("SELECT query_cluster, negative_cluster FROM triplets").fetchall()
+    clusters = mining_db.store.execute("SELECT query_cluster, negative_cluster FROM triplets").fetchall()
     assert clusters and all(q == n and q is not None for q, n in clusters)
     assert s.stats["dropped_cluster"] > 0
 
 
 def test_scores_ranks_and_member_scores_are_the_recorded_provenance(mining_db):
-    mine(mining_db, MiningParams(ensemble=ENSEMBLE, num_negatives=4, range_max=20, max_score_ratio=None))
+    mine(
+        mining_db.store, MiningParams(ensemble=ENSEMBLE, num_negatives=4, range_max=20, max_score_ratio=None)
+    )
     keys, q = read_vectors(
-        mining_db,
+        mining_db.store,
         "SELECT q.query_id, ev.vec FROM queries q JOIN ensemble_vectors ev "
         "ON ev.content_hash = q.content_hash AND ev.role = 'query' ORDER BY q.query_id",
     )
     qv = dict(zip(keys["query_id"], q, strict=True))
     keys, d = read_vectors(
-        mining_db,
+        mining_db.store,
         "SELECT c.chunk_id, ev.vec FROM chunks c JOIN ensemble_vectors ev "
         "ON ev.content_hash = c.content_hash AND ev.role = 'doc'",
     )
@@ -440,7 +450,7 @@ def test_scores_ranks_and_member_scores_are_the_recorded_provenance(mining_db):
 def test_member_scores_equal_cosines_of_the_member_embeddings(mining_db, monkeypatch):
     """Member scores are read off the ensemble vector slices; they must equal the cosines of the raw
     member embeddings, and the fallback that reads those embeddings must give the same rows."""
-    mine(mining_db, MiningParams(ensemble=ENSEMBLE, num_negatives=3, range_max=10, name="slices"))
+    mine(mining_db.store, MiningParams(ensemble=ENSEMBLE, num_negatives=3, range_max=10, name="slices"))
     rows = mining_db.sql(
         "SELECT q.content_hash AS qh, c.content_hash AS ch, t.member_scores FROM triplets t "
         "JOIN queries q USING (query_id) JOIN chunks c ON c.chunk_id = t.negative_chunk_id "
@@ -449,11 +459,11 @@ def test_member_scores_equal_cosines_of_the_member_embeddings(mining_db, monkeyp
     qh, ch = rows["qh"].to_numpy(), rows["ch"].to_numpy()
     for model in ("m-a", "m-b"):
         member = {"model_id": model, "name": model}
-        expected = inputs_mod.member_cosines(mining_db, member, qh, ch)
+        expected = inputs_mod.member_cosines(mining_db.store, member, qh, ch)
         got = np.array([dict(m)[model] for m in rows["member_scores"].to_list()])
         assert np.allclose(got, expected, atol=1e-5)
     monkeypatch.setattr(rows_mod, "slice_cosines", lambda *a: None)
-    mine(mining_db, MiningParams(ensemble=ENSEMBLE, num_negatives=3, range_max=10, name="raw"))
+    mine(mining_db.store, MiningParams(ensemble=ENSEMBLE, num_negatives=3, range_max=10, name="raw"))
     both = mining_db.sql(
         "SELECT a.member_scores AS a, b.member_scores AS b FROM triplets a JOIN triplets b "
         "USING (query_id, positive_chunk_id, negative_chunk_id) "
@@ -468,14 +478,16 @@ def test_member_scores_equal_cosines_of_the_member_embeddings(mining_db, monkeyp
 
 def test_multi_chunk_positive_uses_its_best_chunk(mining_db):
     # astro-0 has two chunks (every third doc is split): the positive chunk must be the higher-scoring one
-    mine(mining_db, MiningParams(ensemble=ENSEMBLE, num_negatives=2, range_max=10, max_score_ratio=None))
+    mine(
+        mining_db.store, MiningParams(ensemble=ENSEMBLE, num_negatives=2, range_max=10, max_score_ratio=None)
+    )
     keys, q = read_vectors(
-        mining_db,
+        mining_db.store,
         "SELECT ev.vec FROM queries q JOIN ensemble_vectors ev ON ev.content_hash = "
         "q.content_hash AND ev.role = 'query' WHERE q.query_id = 'q-astro-0'",
     )
     keys, d = read_vectors(
-        mining_db,
+        mining_db.store,
         "SELECT c.chunk_id, ev.vec FROM chunks c JOIN ensemble_vectors ev ON "
         "ev.content_hash = c.content_hash AND ev.role = 'doc' WHERE c.doc_id = 'astro-0' "
         "ORDER BY c.chunk_id",
@@ -483,7 +495,7 @@ def test_multi_chunk_positive_uses_its_best_chunk(mining_db):
     best = keys["chunk_id"][int(np.argmax(d @ q[0]))]
     chosen = {
         r[0]
-        for r in mining_db.execute(
+        for r in mining_db.store.execute(
             "SELECT positive_chunk_id FROM triplets WHERE positive_doc_id = 'astro-0'"
         ).fetchall()
     }
@@ -491,15 +503,17 @@ def test_multi_chunk_positive_uses_its_best_chunk(mining_db):
 
 
 def test_short_queries_are_counted_not_padded(mining_db):
-    s = mine(mining_db, MiningParams(ensemble=ENSEMBLE, num_negatives=3, range_max=4, max_score_ratio=0.9))
-    per_pair = mining_db.execute(
+    s = mine(
+        mining_db.store, MiningParams(ensemble=ENSEMBLE, num_negatives=3, range_max=4, max_score_ratio=0.9)
+    )
+    per_pair = mining_db.store.execute(
         "SELECT query_id, positive_doc_id, count(*) FROM triplets GROUP BY ALL"
     ).fetchall()
     assert all(n <= 3 for _, _, n in per_pair)
     short = s.stats["short_query_ids"]
     assert s.short_queries == len(short) > 0 and s.stats["short_pairs"] >= len(short)
     counts = {(q, d): n for q, d, n in per_pair}
-    pairs = mining_db.execute(
+    pairs = mining_db.store.execute(
         "SELECT DISTINCT query_id, doc_id FROM mining_positives WHERE split = 'train'"
     ).fetchall()
     assert set(short) == {q for q, d in pairs if counts.get((q, d), 0) < 3}  # some pair has < 3
@@ -508,11 +522,11 @@ def test_short_queries_are_counted_not_padded(mining_db):
 
 def test_fallback_and_random_mix_cover_every_query_with_provenance(mining_db):
     short = mine(
-        mining_db, MiningParams(ensemble=ENSEMBLE, num_negatives=3, range_max=4, max_score_ratio=0.9)
+        mining_db.store, MiningParams(ensemble=ENSEMBLE, num_negatives=3, range_max=4, max_score_ratio=0.9)
     )
     assert short.short_queries > 0
     s = mine(
-        mining_db,
+        mining_db.store,
         MiningParams(
             ensemble=ENSEMBLE,
             num_negatives=3,
@@ -525,7 +539,7 @@ def test_fallback_and_random_mix_cover_every_query_with_provenance(mining_db):
     )
     assert s.short_queries == 0 and s.stats["short_pairs"] == 0
     assert s.stats["negatives_per_pair"] == {"mean": 3.0, "min": 3, "max": 3}  # hard ones; + 2 mixed each
-    rows = mining_db.execute(
+    rows = mining_db.store.execute(
         "SELECT t.negative_method, t.fallback, count(*), min(t.rank), bool_and(t.score IS NULL) "
         "FROM triplets t JOIN mining_runs r USING (run_id) WHERE r.name = 'covered' GROUP BY ALL ORDER BY ALL"
     ).fetchall()
@@ -542,8 +556,10 @@ def test_fallback_and_random_mix_cover_every_query_with_provenance(mining_db):
 
 
 def test_run_record_keeps_params_seed_models_and_stats(mining_db):
-    s = mine(mining_db, MiningParams(ensemble=ENSEMBLE, num_negatives=3, range_max=10, seed=4, name="prov"))
-    run = mine_mod.show_run(mining_db, "prov")
+    s = mine(
+        mining_db.store, MiningParams(ensemble=ENSEMBLE, num_negatives=3, range_max=10, seed=4, name="prov")
+    )
+    run = mine_mod.show_run(mining_db.store, "prov")
     assert run["params"]["range_max"] == 10 and run["seed"] == 4 and run["code_version"]
     assert [m["fingerprint"] for m in run["models"]] == ["fp-m-a", "fp-m-b"]
     for key in (
@@ -560,24 +576,31 @@ def test_run_record_keeps_params_seed_models_and_stats(mining_db):
 
 def test_duckdb_memory_limit_is_restored_after_mining(mining_db):
     before = mining_db.scalar("SELECT current_setting('memory_limit')")
-    mine(mining_db, MiningParams(ensemble=ENSEMBLE, num_negatives=2, range_max=5))
+    mine(mining_db.store, MiningParams(ensemble=ENSEMBLE, num_negatives=2, range_max=5))
     with pytest.raises(EmptySelection):
-        mine(mining_db, MiningParams(ensemble=ENSEMBLE, split="dev", num_negatives=2, range_max=5))
+        mine(mining_db.store, MiningParams(ensemble=ENSEMBLE, split="dev", num_negatives=2, range_max=5))
     assert mining_db.scalar("SELECT current_setting('memory_limit')") == before
 
 
 def test_documents_judged_in_another_ingest_are_never_negatives(mining_db):
     """Qrels added later without a split still count: their documents are excluded from every run."""
     q = "q-astro-0"
-    judged = {r[0] for r in mining_db.execute("SELECT doc_id FROM qrels WHERE query_id = ?", [q]).fetchall()}
+    judged = {
+        r[0] for r in mining_db.store.execute("SELECT doc_id FROM qrels WHERE query_id = ?", [q]).fetchall()
+    }
     extra = [d for d in ("astro-1", "astro-2", "astro-3", "astro-4", "astro-6") if d not in judged]
     for doc in extra:
-        mining_db.execute("INSERT INTO qrels VALUES (?, ?, 1, 'unsplit')", [q, doc])
+        mining_db.store.execute("INSERT INTO qrels VALUES (?, ?, 1, 'unsplit')", [q, doc])
     for method in ("ensemble", "bm25", "random"):
-        mine(mining_db, MiningParams(method=method, ensemble=ENSEMBLE, num_negatives=5, name=f"x-{method}"))
+        mine(
+            mining_db.store,
+            MiningParams(method=method, ensemble=ENSEMBLE, num_negatives=5, name=f"x-{method}"),
+        )
     negatives = {
         r[0]
-        for r in mining_db.execute("SELECT negative_doc_id FROM triplets WHERE query_id = ?", [q]).fetchall()
+        for r in mining_db.store.execute(
+            "SELECT negative_doc_id FROM triplets WHERE query_id = ?", [q]
+        ).fetchall()
     }
     assert negatives and not negatives & set(extra)
     assert _check(mining_db, "negative_is_judged_positive") == []
@@ -585,27 +608,29 @@ def test_documents_judged_in_another_ingest_are_never_negatives(mining_db):
 
 def test_a_query_judged_in_two_splits_is_refused_before_mining(mining_db):
     before = db_digest(mining_db)
-    mining_db.execute("INSERT INTO qrels VALUES ('q-astro-0', 'astro-7', 1, 'test')")
+    mining_db.store.execute("INSERT INTO qrels VALUES ('q-astro-0', 'astro-7', 1, 'test')")
     with pytest.raises(
         InvalidParams, match=r"1 queries of split 'train' are judged in several splits.*q-astro-0"
     ):
-        mine(mining_db, MiningParams(method="random", ensemble=ENSEMBLE, name="both"))
-    mining_db.execute("DELETE FROM qrels WHERE query_id = 'q-astro-0' AND split = 'test'")
+        mine(mining_db.store, MiningParams(method="random", ensemble=ENSEMBLE, name="both"))
+    mining_db.store.execute("DELETE FROM qrels WHERE query_id = 'q-astro-0' AND split = 'test'")
     assert db_digest(mining_db) == before
 
 
 def test_min_relevance_keeps_strong_judgements_as_positives_and_weak_ones_out_of_negatives(mining_db):
     # grade the fixture: a query's first judged document 2, its second (when there is one) 1
-    mining_db.execute(
+    mining_db.store.execute(
         "UPDATE qrels SET score = 2 WHERE (query_id, doc_id) IN "
         "(SELECT query_id, min(doc_id) FROM qrels GROUP BY query_id)"
     )
     weak = set(
-        mining_db.execute("SELECT query_id, doc_id FROM qrels WHERE score = 1 AND split = 'train'").fetchall()
+        mining_db.store.execute(
+            "SELECT query_id, doc_id FROM qrels WHERE score = 1 AND split = 'train'"
+        ).fetchall()
     )
     assert weak
     mine(
-        mining_db,
+        mining_db.store,
         MiningParams(ensemble=ENSEMBLE, num_negatives=5, range_max=40, min_relevance=2, name="strong"),
     )
     rows = run_rows(mining_db, "strong")

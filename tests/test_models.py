@@ -26,7 +26,7 @@ def _table_counts(db) -> tuple[int, int]:
 
 
 def test_registering_a_folder_records_dim_pooling_length_and_fingerprint(db, tiny_model_dir):
-    reg = models.add_model(db, "tiny", str(tiny_model_dir))
+    reg = models.add_model(db.store, "tiny", str(tiny_model_dir))
     row = reg.row
     assert reg.created
     assert (row.name, row.dim, row.max_seq_length, row.pooling, row.normalize) == (
@@ -41,20 +41,22 @@ def test_registering_a_folder_records_dim_pooling_length_and_fingerprint(db, tin
 
 
 def test_same_folder_and_settings_reuse_the_registered_row(db, tiny_model_dir):
-    first = models.add_model(db, "tiny", str(tiny_model_dir)).row
-    again = models.add_model(db, "tiny", str(tiny_model_dir))
+    first = models.add_model(db.store, "tiny", str(tiny_model_dir)).row
+    again = models.add_model(db.store, "tiny", str(tiny_model_dir))
     assert not again.created and again.row.model_id == first.model_id
     assert db.scalar("SELECT count(*) FROM models") == 1
 
 
 def test_an_identical_model_under_a_second_name_is_refused_naming_the_first(db, tiny_model_dir, digest):
-    first = models.add_model(db, "tiny", str(tiny_model_dir)).row
+    first = models.add_model(db.store, "tiny", str(tiny_model_dir)).row
     before = digest(db)
     with pytest.raises(ModelRegisteredAs, match=rf"model 'copy' would be identical to the registered model "
                        rf"'tiny' \({first.model_id}: .*use the name 'tiny'"):  # fmt: skip
-        models.add_model(db, "copy", str(tiny_model_dir))
+        models.add_model(db.store, "copy", str(tiny_model_dir))
     assert digest(db) == before
-    variant = models.add_model(db, "copy", str(tiny_model_dir), query_prompt="q: ")  # a variant is welcome
+    variant = models.add_model(
+        db.store, "copy", str(tiny_model_dir), query_prompt="q: "
+    )  # a variant is welcome
     assert variant.created and variant.row.name == "copy"
 
 
@@ -63,8 +65,8 @@ def test_an_identical_model_under_a_second_name_is_refused_naming_the_first(db, 
     [{"query_prompt": "query: "}, {"doc_prompt": "passage: "}, {"max_seq_length": 16}, {"normalize": False}],
 )
 def test_changing_a_prompt_length_or_normalize_flag_is_a_new_model(db, tiny_model_dir, change):
-    base = models.add_model(db, "tiny", str(tiny_model_dir)).row
-    other = models.add_model(db, "tiny", str(tiny_model_dir), **change)
+    base = models.add_model(db.store, "tiny", str(tiny_model_dir)).row
+    other = models.add_model(db.store, "tiny", str(tiny_model_dir), **change)
     assert other.created and other.row.fingerprint != base.fingerprint
 
 
@@ -86,16 +88,16 @@ def test_unchanged_files_are_not_rehashed(tmp_path, tiny_model_dir, monkeypatch)
 
 
 def test_resolve_model_path_accepts_registered_name_alias_and_folder(db, tiny_model_dir):
-    models.add_model(db, "tiny", str(tiny_model_dir))
-    assert models.resolve_model_path(db, "tiny") == str(tiny_model_dir.resolve())
+    models.add_model(db.store, "tiny", str(tiny_model_dir))
+    assert models.resolve_model_path(db.store, "tiny") == str(tiny_model_dir.resolve())
     assert models.resolve_model_path(None, str(tiny_model_dir)) == str(tiny_model_dir.resolve())
-    l6 = Path(models.resolve_model_path(db, "minilm-l6"))
+    l6 = Path(models.resolve_model_path(db.store, "minilm-l6"))
     assert (l6 / "tokenizer.json").exists()
 
 
 def test_unknown_alias_lists_known_aliases_and_changes_nothing(db):
     with pytest.raises(UnknownModel) as exc:
-        models.add_model(db, "x", "minilm-l12")
+        models.add_model(db.store, "x", "minilm-l12")
     for alias in models.BUILTIN_ALIASES:
         assert alias in str(exc.value)
     assert _table_counts(db) == (0, 0)
@@ -103,7 +105,7 @@ def test_unknown_alias_lists_known_aliases_and_changes_nothing(db):
 
 def test_hub_id_while_offline_says_offline_and_how_to_pass_a_path(db):
     with pytest.raises(UnknownModel) as exc:
-        models.add_model(db, "x", "sentence-transformers/all-MiniLM-L12-v2")
+        models.add_model(db.store, "x", "sentence-transformers/all-MiniLM-L12-v2")
     msg = str(exc.value)
     assert "offline" in msg and "network" in msg and "--source" in msg
     assert _table_counts(db) == (0, 0)
@@ -114,7 +116,7 @@ def test_folder_that_fails_to_load_is_a_model_load_error_naming_the_path(db, tmp
     bad.mkdir()
     (bad / "modules.json").write_text("this is not json")
     with pytest.raises(ModelLoadError) as exc:
-        models.add_model(db, "broken", str(bad))
+        models.add_model(db.store, "broken", str(bad))
     assert str(bad) in str(exc.value)
     assert _table_counts(db) == (0, 0)
 
@@ -123,17 +125,17 @@ def test_a_file_instead_of_a_folder_is_rejected(db, tmp_path):
     f = tmp_path / "model.bin"
     f.write_bytes(b"0")
     with pytest.raises(UnknownModel, match="is a file"):
-        models.add_model(db, "x", str(f))
+        models.add_model(db.store, "x", str(f))
 
 
 def test_nonpositive_max_seq_length_is_rejected_naming_the_field(db, tiny_model_dir):
     with pytest.raises(InvalidParams, match="max_seq_length"):
-        models.add_model(db, "x", str(tiny_model_dir), max_seq_length=0)
+        models.add_model(db.store, "x", str(tiny_model_dir), max_seq_length=0)
 
 
 def test_get_model_of_unknown_name_is_not_found(db):
     with pytest.raises(NotFound, match="nope"):
-        models.get_model(db, "nope")
+        models.get_model(db.store, "nope")
 
 
 # -- mpnet-base: parts joined, checked, unzipped once (with small fake parts) ------------------------

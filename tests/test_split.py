@@ -13,16 +13,16 @@ from hnm_db.store import UNSPLIT
 
 def add_judged(db, query_ids: list[str], qrel_split: str) -> None:
     """Queries with one qrel each (to a shared document) in ``qrel_split``."""
-    db.execute(
+    db.store.execute(
         "INSERT OR IGNORE INTO documents (doc_id, text, content_hash) VALUES ('d', 'x', ?)",
         [content_hash("x")],
     )
-    db.execute(
+    db.store.execute(
         "INSERT INTO queries (query_id, text, content_hash) "
         "SELECT q, 'query ' || q, md5(q) FROM unnest($ids::VARCHAR[]) t(q)",
         {"ids": query_ids},
     )
-    db.execute(
+    db.store.execute(
         "INSERT INTO qrels SELECT q, 'd', 1, $split FROM unnest($ids::VARCHAR[]) t(q)",
         {"ids": query_ids, "split": qrel_split},
     )
@@ -70,7 +70,7 @@ def test_ratios_are_roughly_honoured():
 
 
 def test_split_stores_assignments_of_unsplit_queries_only(unsplit_db):
-    summary = split(unsplit_db, SplitParams(0.25, seed=3))
+    summary = split(unsplit_db.store, SplitParams(0.25, seed=3))
     rows = assignments(unsplit_db)
     assert summary.queries == len(rows) == 400
     assert summary.test + summary.train == 400 and summary.dev == 0
@@ -83,7 +83,7 @@ def test_view_gives_source_split_else_assignment_else_unsplit(unsplit_db):
     before = effective(unsplit_db)
     assert before["src-train"] == ("train", "source") and before["src-test"] == ("test", "source")
     assert before["u0"] == ("unsplit", "unassigned")
-    split(unsplit_db, SplitParams(0.25, seed=3))
+    split(unsplit_db.store, SplitParams(0.25, seed=3))
     after = effective(unsplit_db)
     assert len(after) == 402
     assert after["src-train"] == ("train", "source")
@@ -93,28 +93,28 @@ def test_view_gives_source_split_else_assignment_else_unsplit(unsplit_db):
 
 def test_qrels_keep_the_split_they_came_with(unsplit_db):
     before = unsplit_db.sql("SELECT * FROM qrels ORDER BY ALL").rows()
-    split(unsplit_db, SplitParams(0.5, seed=1))
+    split(unsplit_db.store, SplitParams(0.5, seed=1))
     assert unsplit_db.sql("SELECT * FROM qrels ORDER BY ALL").rows() == before
 
 
 def test_rerunning_replaces_the_previous_assignment(unsplit_db):
-    split(unsplit_db, SplitParams(0.2, seed=1))
+    split(unsplit_db.store, SplitParams(0.2, seed=1))
     first = assignments(unsplit_db)
-    split(unsplit_db, SplitParams(0.2, seed=2, dev_ratio=0.2))
+    split(unsplit_db.store, SplitParams(0.2, seed=2, dev_ratio=0.2))
     second = assignments(unsplit_db)
     assert len(second) == 400 and {r[2] for r in second} == {2}
     assert "dev" in {r[1] for r in second} and first != second
-    split(unsplit_db, SplitParams(0.2, seed=1))
+    split(unsplit_db.store, SplitParams(0.2, seed=1))
     assert assignments(unsplit_db) == first
 
 
 def test_failed_write_keeps_the_previous_assignment(unsplit_db, monkeypatch):
-    split(unsplit_db, SplitParams(0.2, seed=1))
+    split(unsplit_db.store, SplitParams(0.2, seed=1))
     before = assignments(unsplit_db)
     # a duplicate id violates the primary key after the old rows were deleted
     monkeypatch.setattr(split_mod, "unsplit_queries", lambda db: ["u0", "u0"])
     with pytest.raises(Exception, match="(?i)duplicate key"):
-        split(unsplit_db, SplitParams(0.2, seed=5))
+        split(unsplit_db.store, SplitParams(0.2, seed=5))
     assert assignments(unsplit_db) == before
 
 
@@ -136,7 +136,7 @@ def test_invalid_params_name_the_field(kwargs, message):
 def test_nothing_to_split_is_an_empty_selection_and_changes_nothing(db):
     add_judged(db, ["a", "b"], "train")
     with pytest.raises(EmptySelection, match="already has a split"):
-        split(db, SplitParams(0.2))
+        split(db.store, SplitParams(0.2))
     assert assignments(db) == []
 
 

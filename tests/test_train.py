@@ -103,9 +103,9 @@ def test_a_short_pool_is_filled_with_counted_random_negatives():
 
 
 def test_easy_negatives_are_never_judged_for_the_query(train_db):
-    easy = T.EasyNegatives(train_db)
-    judged = {(q, d) for q, d in train_db.execute("SELECT query_id, doc_id FROM qrels").fetchall()}
-    text_doc = dict(train_db.execute("SELECT text, doc_id FROM chunks").fetchall())
+    easy = T.EasyNegatives(train_db.store)
+    judged = {(q, d) for q, d in train_db.store.execute("SELECT query_id, doc_id FROM qrels").fetchall()}
+    text_doc = dict(train_db.store.execute("SELECT text, doc_id FROM chunks").fetchall())
     rng = np.random.default_rng(0)
     for qid in [q for q, _ in judged]:
         drawn = easy.draw(qid, 3, rng)
@@ -141,7 +141,9 @@ def test_params_name_the_bad_field():
 
 # -- the stage on the fixture database ------------------------------------------------------------------
 def test_training_records_the_run_and_saves_the_model(train_db, tiny_model_dir, tmp_path):
-    summary = T.train(train_db, _params(tmp_path, tiny_model_dir, out="models/deeper/ce"), progress=False)
+    summary = T.train(
+        train_db.store, _params(tmp_path, tiny_model_dir, out="models/deeper/ce"), progress=False
+    )
     row = train_db.sql("SELECT * FROM training_runs").to_dicts()
     assert len(row) == 1 and row[0]["status"] == "finished" and row[0]["name"] == "ce"
     assert row[0]["mining_run_id"] == "run-mined" and row[0]["seed"] == 0 and row[0]["loss"] == "lce"
@@ -163,44 +165,48 @@ def test_the_fresh_head_gets_its_own_learning_rate(tiny_model_dir):
 
 
 def test_same_seed_gives_identical_loss_curve_and_weights(train_db, tiny_model_dir, tmp_path):
-    a = T.train(train_db, _params(tmp_path, tiny_model_dir, out="a", max_steps=4), progress=False)
-    b = T.train(train_db, _params(tmp_path, tiny_model_dir, out="b", max_steps=4), progress=False)
-    c = T.train(train_db, _params(tmp_path, tiny_model_dir, out="c", max_steps=4, seed=1), progress=False)
+    a = T.train(train_db.store, _params(tmp_path, tiny_model_dir, out="a", max_steps=4), progress=False)
+    b = T.train(train_db.store, _params(tmp_path, tiny_model_dir, out="b", max_steps=4), progress=False)
+    c = T.train(
+        train_db.store, _params(tmp_path, tiny_model_dir, out="c", max_steps=4, seed=1), progress=False
+    )
     assert a.loss_curve == b.loss_curve and a.fingerprint == b.fingerprint
     assert a.loss_curve != c.loss_curve and a.fingerprint != c.fingerprint
 
 
 @pytest.mark.parametrize("loss", ["bce", "lambda", "listnet", "mnrl", "triplet"])
 def test_every_loss_trains_on_the_same_budget(train_db, tiny_model_dir, tmp_path, loss):
-    summary = T.train(train_db, _params(tmp_path, tiny_model_dir, loss=loss, max_steps=2), progress=False)
+    summary = T.train(
+        train_db.store, _params(tmp_path, tiny_model_dir, loss=loss, max_steps=2), progress=False
+    )
     assert summary.steps == 2 and all(np.isfinite(summary.loss_curve))
     assert summary.stats["pairs"] == 2 * 4 * 4  # every loss sees batch_size groups of group_size passages
 
 
 def test_the_loss_falls_on_the_fixture(train_db, tiny_model_dir_nodrop, tmp_path):
     # two queries' groups (3 pairs): the loss of softmax over 1 + 2 starts at ln 3 and must fall
-    train_db.execute(
+    train_db.store.execute(
         "INSERT INTO mining_runs (run_id, name, method, split, params, seed, code_version) "
         "SELECT 'run-two', 'two', method, split, params, seed, code_version FROM mining_runs WHERE name = 'mined'"
     )
-    train_db.execute(
+    train_db.store.execute(
         "INSERT INTO triplets SELECT * REPLACE ('run-two' AS run_id) FROM triplets "
         "WHERE run_id = 'run-mined' AND query_id IN ('q-astro-0', 'q-bio-1')"
     )
     params = _params(
         tmp_path, tiny_model_dir_nodrop, run="two", max_steps=30, group_size=3, lr=3e-3, head_lr=3e-2
     )
-    curve = T.train(train_db, params, progress=False).loss_curve
+    curve = T.train(train_db.store, params, progress=False).loss_curve
     assert np.mean(curve[:3]) == pytest.approx(np.log(3), abs=0.01)
     assert np.mean(curve[-5:]) < 0.2
 
 
 def test_dev_queries_never_train_and_the_best_dev_checkpoint_is_kept(train_db, tiny_model_dir, tmp_path):
     params = _params(tmp_path, tiny_model_dir, dev_ratio=0.3, max_steps=6, eval_steps=2, group_size=3)
-    pools = T.load_pools(train_db, "run-mined", "train")
-    dev = held_out(T.judged_queries(train_db, "train"), 0.3, 0, TRAIN_DEV_STREAM, at_least=1)
+    pools = T.load_pools(train_db.store, "run-mined", "train")
+    dev = held_out(T.judged_queries(train_db.store, "train"), 0.3, 0, TRAIN_DEV_STREAM, at_least=1)
     assert dev and dev < {p.query_id for p in pools}
-    summary = T.train(train_db, params, progress=False)
+    summary = T.train(train_db.store, params, progress=False)
     stats = summary.stats
     assert stats["dev_queries"] == len(dev) and stats["train_queries"] == len(
         {p.query_id for p in pools} - dev
@@ -209,7 +215,7 @@ def test_dev_queries_never_train_and_the_best_dev_checkpoint_is_kept(train_db, t
     best_step, best = max(stats["dev_curve"][1:], key=lambda x: (x[1], -x[0]))
     assert stats["best_step"] == best_step and stats["best_dev_ndcg@10"] == pytest.approx(best)
     # the saved model is the kept checkpoint: re-scoring the dev queries gives its dev nDCG@10
-    evaluator = T._dev_evaluator(train_db, params, dev)
+    evaluator = T._dev_evaluator(train_db.store, params, dev)
     ce = load_cross_encoder(Path(summary.output_path), max_length=48, device="cpu")
     assert evaluator(ce)["ndcg@10"] == pytest.approx(best)
 
@@ -223,13 +229,13 @@ def test_dev_qrels_come_from_the_training_split_only(train_db, tiny_model_dir, t
         return real(db, split)
 
     monkeypatch.setattr(T.evaluate, "load_qrels", spy)
-    T.train(train_db, _params(tmp_path, tiny_model_dir, dev_ratio=0.3, max_steps=2), progress=False)
+    T.train(train_db.store, _params(tmp_path, tiny_model_dir, dev_ratio=0.3, max_steps=2), progress=False)
     assert seen and set(seen) == {"train"}
 
 
 def test_warm_starts_come_first_and_are_recorded(train_db, tiny_model_dir, tmp_path):
     summary = T.train(
-        train_db,
+        train_db.store,
         _params(tmp_path, tiny_model_dir, warmup_easy_steps=2, distill_steps=2, distill_ensemble="onehot"),
         progress=False,
     )
@@ -239,36 +245,38 @@ def test_warm_starts_come_first_and_are_recorded(train_db, tiny_model_dir, tmp_p
 
 
 def test_runs_sharing_a_distil_run_share_the_warm_start(train_db, tiny_model_dir, tmp_path):
-    train_db.execute(
+    train_db.store.execute(
         "INSERT INTO mining_runs (run_id, name, method, split, params, seed, code_version) "
         "SELECT 'run-other', 'other', method, split, params, seed, code_version FROM mining_runs WHERE name = 'mined'"
     )
-    train_db.execute(
+    train_db.store.execute(
         "INSERT INTO triplets SELECT * REPLACE ('run-other' AS run_id) FROM triplets "
         "WHERE run_id = 'run-mined' AND query_id NOT LIKE 'q-astro%'"
     )
     warm = {"distill_steps": 2, "distill_ensemble": "onehot", "distill_run": "mined", "max_steps": 2}
-    a = T.train(train_db, _params(tmp_path, tiny_model_dir, out="a", **warm), progress=False)
-    b = T.train(train_db, _params(tmp_path, tiny_model_dir, out="b", run="other", **warm), progress=False)
+    a = T.train(train_db.store, _params(tmp_path, tiny_model_dir, out="a", **warm), progress=False)
+    b = T.train(
+        train_db.store, _params(tmp_path, tiny_model_dir, out="b", run="other", **warm), progress=False
+    )
     assert a.loss_curve[:2] == b.loss_curve[:2]  # the same distil phase
     assert a.loss_curve[2:] != b.loss_curve[2:]  # then each run's own groups
     own = T.train(
-        train_db,
+        train_db.store,
         _params(tmp_path, tiny_model_dir, out="c", run="other", **(warm | {"distill_run": None})),
         progress=False,
     )
     assert own.loss_curve[:2] != a.loss_curve[:2]
     # b reused a's warm start from disk (not trained again) and ends where a fresh one would
     assert b.stats.get("warm_start_reused") and not a.stats.get("warm_start_reused")
-    again = T.train(train_db, _params(tmp_path, tiny_model_dir, out="d", **warm), progress=False)
+    again = T.train(train_db.store, _params(tmp_path, tiny_model_dir, out="d", **warm), progress=False)
     assert again.stats["warm_start_reused"] and again.fingerprint == a.fingerprint
     assert len(list(tmp_path.glob(".hnm-warm-*"))) == 2  # mined's and other's own
 
 
 def test_teacher_scores_are_scaled_ensemble_similarities(train_db):
-    pools = T.load_pools(train_db, "run-mined", "train")
-    groups, _ = T.draw_groups(pools[:2], 3, 2, 0, T._MAIN, T.EasyNegatives(train_db))
-    teacher = T.teacher_scores(train_db, groups, "onehot", 20.0)
+    pools = T.load_pools(train_db.store, "run-mined", "train")
+    groups, _ = T.draw_groups(pools[:2], 3, 2, 0, T._MAIN, T.EasyNegatives(train_db.store))
+    teacher = T.teacher_scores(train_db.store, groups, "onehot", 20.0)
     assert teacher.shape == (2, 3) and (teacher[:, 0] == 20.0).all() and (teacher[:, 1:] == 0.0).all()
 
 
@@ -290,7 +298,7 @@ def test_bad_runs_and_folders_are_refused_before_anything_is_written(train_db, t
     for error, message, kw in cases:
         base = kw.pop("base_dir", tiny_model_dir)
         with pytest.raises(error, match=message):
-            T.train(train_db, _params(tmp_path, base, **kw), progress=False)
+            T.train(train_db.store, _params(tmp_path, base, **kw), progress=False)
     assert db_digest(train_db) == before and not (tmp_path / "ce").exists()
 
 
@@ -319,17 +327,17 @@ def test_an_interrupted_training_is_marked_failed_and_resumes(
     params = _params(tmp_path, tiny_model_dir, max_steps=6, eval_steps=2, dev_ratio=0.3)
     _interrupt_at(monkeypatch, 4)
     with pytest.raises(KeyboardInterrupt):
-        T.train(train_db, params, progress=False)
+        T.train(train_db.store, params, progress=False)
     row = train_db.sql("SELECT status, stats FROM training_runs").to_dicts()
     assert [r["status"] for r in row] == ["failed"]
     partial = Path(json.loads(row[0]["stats"])["resume_from"])
     assert (partial / "main" / "checkpoint-2").exists() and not (tmp_path / "ce").exists()
     monkeypatch.undo()
-    resumed = T.train(train_db, params, progress=False)  # the same command resumes and replaces the row
+    resumed = T.train(train_db.store, params, progress=False)  # the same command resumes and replaces the row
     assert train_db.sql("SELECT status FROM training_runs")["status"].to_list() == ["finished"]
     assert not partial.exists()
     whole = T.train(
-        train_db,
+        train_db.store,
         _params(tmp_path, tiny_model_dir, out="whole", max_steps=6, eval_steps=2, dev_ratio=0.3),
         progress=False,
     )
@@ -348,7 +356,7 @@ def test_a_checkpoint_left_half_written_is_discarded_and_the_one_before_resumes(
     params = _params(tmp_path, tiny_model_dir, max_steps=6, eval_steps=2, dev_ratio=0.3)
     _interrupt_at(monkeypatch, 5)
     with pytest.raises(KeyboardInterrupt):
-        T.train(train_db, params, progress=False)
+        T.train(train_db.store, params, progress=False)
     monkeypatch.undo()
     partial = Path(json.loads(train_db.scalar("SELECT stats FROM training_runs"))["resume_from"])
     assert {p.name for p in (partial / "main").glob("checkpoint-*")} == {"checkpoint-2", "checkpoint-4"}
@@ -356,13 +364,13 @@ def test_a_checkpoint_left_half_written_is_discarded_and_the_one_before_resumes(
     notes: list[str] = []  # a re-run that fails again still tells its caller what it discarded
     _interrupt_at(monkeypatch, 5)
     with pytest.raises(KeyboardInterrupt):
-        T.train(train_db, params, progress=False, notes=notes)
+        T.train(train_db.store, params, progress=False, notes=notes)
     monkeypatch.undo()
     assert len(notes) == 1 and notes[0].startswith("discarded 1 incomplete checkpoint(s)"), notes
     (partial / "main" / "checkpoint-4" / T.TRAINER_STATE).unlink()  # the second kill, at the same place
     other = tmp_path / ".ce-old.partial-0123"  # an unfinished training of other settings
     other.mkdir()
-    resumed = T.train(train_db, params, progress=False)
+    resumed = T.train(train_db.store, params, progress=False)
     assert train_db.sql("SELECT status FROM training_runs")["status"].to_list() == ["finished"]
     assert resumed.notes[0].startswith("1 unfinished training(s) of other settings or outputs")
     assert ".ce-old.partial-0123" in resumed.notes[0] and other.exists()  # listed, never deleted
@@ -371,7 +379,7 @@ def test_a_checkpoint_left_half_written_is_discarded_and_the_one_before_resumes(
         and "checkpoint-4" in resumed.notes[1]
     )
     whole = T.train(
-        train_db,
+        train_db.store,
         _params(tmp_path, tiny_model_dir, out="whole", max_steps=6, eval_steps=2, dev_ratio=0.3),
         progress=False,
     )
@@ -392,11 +400,11 @@ def test_discard_incomplete_checkpoints_keeps_those_with_a_readable_state(tmp_pa
 
 def _copy_run(db, name: str, where: str) -> None:
     """A second mining run: run 'mined' restricted to the triplets matching ``where``."""
-    db.execute(
+    db.store.execute(
         "INSERT INTO mining_runs (run_id, name, method, split, params, seed, code_version) "
         f"SELECT 'run-{name}', '{name}', method, split, params, seed, code_version FROM mining_runs WHERE name = 'mined'"
     )
-    db.execute(
+    db.store.execute(
         f"INSERT INTO triplets SELECT * REPLACE ('run-{name}' AS run_id) FROM triplets "
         f"WHERE run_id = 'run-mined' AND {where}"
     )
@@ -404,34 +412,36 @@ def _copy_run(db, name: str, where: str) -> None:
 
 def test_runs_of_different_coverage_share_dev_queries_and_common_pairs(train_db, tiny_model_dir, tmp_path):
     _copy_run(train_db, "partial", "query_id NOT LIKE 'q-astro%'")
-    judged = T.judged_queries(train_db, "train")
+    judged = T.judged_queries(train_db.store, "train")
     dev = held_out(judged, 0.5, 0, TRAIN_DEV_STREAM, at_least=1)
     covered = {
         q
-        for (q,) in train_db.execute(
+        for (q,) in train_db.store.execute(
             "SELECT DISTINCT query_id FROM triplets WHERE run_id = 'run-mined'"
         ).fetchall()
     }
     partial = {q for q in covered if not q.startswith("q-astro")}
     assert dev & (covered - partial), "the fixture needs a dev query only the full run covers"
     opts = {"dev_ratio": 0.5, "max_steps": 1, "eval_steps": 1}
-    full = T.train(train_db, _params(tmp_path, tiny_model_dir, out="full", **opts), progress=False).stats
+    full = T.train(
+        train_db.store, _params(tmp_path, tiny_model_dir, out="full", **opts), progress=False
+    ).stats
     part = T.train(
-        train_db, _params(tmp_path, tiny_model_dir, out="part", run="partial", **opts), progress=False
+        train_db.store, _params(tmp_path, tiny_model_dir, out="part", run="partial", **opts), progress=False
     ).stats
     # the same dev set whatever the run covers, and the dev nDCG@10 at step 0 (the same base) agrees
     assert full["dev_queries"] == part["dev_queries"] == len(dev)
     assert full["dev_curve"][0] == part["dev_curve"][0]
     assert full["train_queries"] == len(covered - dev) and part["train_queries"] == len(partial - dev)
     # common_pairs trains the full run on the pairs the partial run covers, and says how many it left out
-    pairs = train_db.execute(
+    pairs = train_db.store.execute(
         "SELECT count(DISTINCT (query_id, positive_chunk_id)) FILTER (WHERE query_id LIKE 'q-astro%'), "
         "count(DISTINCT (query_id, positive_chunk_id)) FILTER (WHERE query_id NOT IN (SELECT unnest(?))) "
         "FROM triplets WHERE run_id = 'run-mined'",
         [sorted(dev)],
     ).fetchone()
     common = T.train(
-        train_db,
+        train_db.store,
         _params(tmp_path, tiny_model_dir, out="common", common_pairs=("partial",), **opts),
         progress=False,
     ).stats
@@ -448,5 +458,7 @@ def test_common_pairs_errors_name_the_run(train_db, tiny_model_dir, tmp_path, co
     _copy_run(train_db, "bio", "query_id NOT LIKE 'q-astro%'")
     before = train_db.scalar("SELECT count(*) FROM training_runs")
     with pytest.raises(error, match=message):
-        T.train(train_db, _params(tmp_path, tiny_model_dir, run="bio", common_pairs=common), progress=False)
+        T.train(
+            train_db.store, _params(tmp_path, tiny_model_dir, run="bio", common_pairs=common), progress=False
+        )
     assert train_db.scalar("SELECT count(*) FROM training_runs") == before

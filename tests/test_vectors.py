@@ -44,10 +44,10 @@ def test_null_rows_are_rejected():
 def test_written_vectors_read_back_with_their_keys(db):
     mat = _matrix(6, 8)
     hashes = [f"h{i}" for i in range(6)]
-    n = write_vectors(db, "embeddings", {"model_id": "m", "role": "doc", "content_hash": hashes}, mat)
+    n = write_vectors(db.store, "embeddings", {"model_id": "m", "role": "doc", "content_hash": hashes}, mat)
     assert n == 6
     assert db.scalar("SELECT count(DISTINCT model_id) FROM embeddings") == 1  # scalar key broadcast
-    keys, back = read_vectors(db, "SELECT content_hash, vec FROM embeddings ORDER BY content_hash")
+    keys, back = read_vectors(db.store, "SELECT content_hash, vec FROM embeddings ORDER BY content_hash")
     assert list(keys["content_hash"]) == hashes
     np.testing.assert_array_equal(back, mat)
 
@@ -55,7 +55,7 @@ def test_written_vectors_read_back_with_their_keys(db):
 def test_writing_zero_rows_is_a_no_op(db):
     assert (
         write_vectors(
-            db,
+            db.store,
             "embeddings",
             {"model_id": "m", "role": "doc", "content_hash": []},
             np.zeros((0, 4), np.float32),
@@ -68,7 +68,10 @@ def test_writing_zero_rows_is_a_no_op(db):
 def test_key_column_of_wrong_length_is_rejected_and_nothing_written(db):
     with pytest.raises(ValueError, match="content_hash has 2 values for 3 vectors"):
         write_vectors(
-            db, "embeddings", {"model_id": "m", "role": "doc", "content_hash": ["a", "b"]}, _matrix(3, 4)
+            db.store,
+            "embeddings",
+            {"model_id": "m", "role": "doc", "content_hash": ["a", "b"]},
+            _matrix(3, 4),
         )
     assert db.scalar("SELECT count(*) FROM embeddings") == 0
 
@@ -76,9 +79,11 @@ def test_key_column_of_wrong_length_is_rejected_and_nothing_written(db):
 def test_iter_vectors_yields_bounded_batches_covering_all_rows(db):
     mat = _matrix(25, 3)
     hashes = [f"h{i:02d}" for i in range(25)]
-    write_vectors(db, "embeddings", {"model_id": "m", "role": "doc", "content_hash": hashes}, mat)
+    write_vectors(db.store, "embeddings", {"model_id": "m", "role": "doc", "content_hash": hashes}, mat)
     batches = list(
-        iter_vectors(db, "SELECT content_hash, vec FROM embeddings ORDER BY content_hash", batch_rows=10)
+        iter_vectors(
+            db.store, "SELECT content_hash, vec FROM embeddings ORDER BY content_hash", batch_rows=10
+        )
     )
     assert all(len(k["content_hash"]) <= 10 for k, _ in batches)
     got = np.vstack([m for _, m in batches])

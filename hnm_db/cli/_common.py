@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import decimal
-import inspect
 import json
 import math
 import sys
@@ -25,6 +24,7 @@ import hnm_db
 from hnm_db import options
 from hnm_db.db import JSON_FIELD
 from hnm_db.errors import HnmError
+from hnm_db.params import ENGINES, RayParams
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -52,16 +52,6 @@ class Ctx:
 
 
 pass_ctx = click.make_pass_decorator(Ctx)
-
-
-def default_of(owner: Any, name: str) -> Any:
-    """The default of field ``name`` of a ``*Params`` dataclass, or of keyword ``name`` of a stage
-    function: options take defaults from the library, so the two never disagree."""
-    fields = getattr(owner, "__dataclass_fields__", None)
-    if fields is not None:
-        return fields[name].default
-
-    return inspect.signature(owner).parameters[name].default
 
 
 class _Parsed(click.ParamType):
@@ -349,36 +339,11 @@ def stdin_is_tty() -> bool:
 
 
 def engine_options(*widths: str) -> Callable[[F], F]:
-    """``--engine local|ray``, ``--address``, ``--stage`` and the given width options (``shards``,
-    ``buckets``, ``replicas``) of the Ray engine; defaults come from :class:`hnm_db.engines.ray_engine.RayParams`
-    (a module that imports Ray only when the engine runs)."""
-    from hnm_db.params import ENGINES, RayParams
-
-    helps = {
-        "shards": "Ray: mining actors, each holding one slice of the chunk vectors.",
-        "buckets": "Ray: Parquet shards the work is cut into.",
-        "replicas": "Ray: embedding model replicas (an actor pool).",
-    }
+    """``--engine local|ray`` and the :class:`hnm_db.params.RayParams` options ``--address``, ``--stage`` plus
+    the given widths (``shards``, ``buckets``, ``replicas``), generated from the fields like any other."""
 
     def decorate(fn: F) -> F:
-        for name in reversed(widths):
-            fn = click.option(
-                f"--{name}",
-                type=int,
-                default=default_of(RayParams, name),
-                show_default=True,
-                help=helps[name],
-            )(fn)
-        fn = click.option(
-            "--stage",
-            default=None,
-            help="Ray: the exchange folder every node sees (default: DB.stage beside the database).",
-        )(fn)
-        fn = click.option(
-            "--address",
-            default=None,
-            help="Ray: a running cluster's address (default: RAY_ADDRESS, else a local cluster).",
-        )(fn)
+        fn = params_options(RayParams, only=["address", "stage", *widths])(fn)
         return click.option(
             "--engine",
             type=click.Choice(list(ENGINES)),
@@ -391,12 +356,10 @@ def engine_options(*widths: str) -> Callable[[F], F]:
     return decorate
 
 
-def ray_params(ctx: Ctx, engine: str, address: str | None, stage: str | None, **widths: int) -> Any:
-    """The :class:`hnm_db.engines.ray_engine.RayParams` of ``--engine ray``, or None for ``--engine local``."""
-    from hnm_db.params import RayParams
-
+def ray_params(engine: str, **fields: Any) -> Any:
+    """The :class:`hnm_db.params.RayParams` of ``--engine ray``, or None for ``--engine local``."""
     if engine == "local":
-        if address or stage:
+        if fields.get("address") or fields.get("stage"):
             raise click.UsageError("--address and --stage need --engine ray")
         return None
-    return RayParams(stage=stage or f"{ctx.db_path}.stage", address=address, **widths)
+    return RayParams(**fields)

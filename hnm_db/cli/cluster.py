@@ -38,7 +38,7 @@ def cluster_cmd(
     With --engine ray the centroids are fitted here and the assignment of every chunk and query to its
     nearest centroid runs on Ray workers.
     """
-    ray = ray_params(ctx, engine, address, stage, buckets=buckets)
+    ray = ray_params(engine, address=address, stage=stage, buckets=buckets)
     with ctx.open() as db:
         summary = db.cluster(ray=ray, **fields)
         sizes = db.cluster_sizes(summary.cluster_run_id)

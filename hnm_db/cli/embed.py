@@ -43,7 +43,7 @@ def embed_cmd(
       hnm-db embed -m mpnet-base --what queries --batch-size 32 --threads 2
       hnm-db embed -m minilm-l6 --engine ray --address HEAD:6379 --stage /shared/hnm-stage --replicas 4
     """
-    ray = ray_params(ctx, engine, address, stage, replicas=replicas, buckets=buckets)
+    ray = ray_params(engine, address=address, stage=stage, replicas=replicas, buckets=buckets)
     with ctx.open() as db:
         summary = db.embed(progress=ctx.progress, ray=ray, **fields)
     rows = []

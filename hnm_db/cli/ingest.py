@@ -14,16 +14,10 @@ import polars as pl
 
 from hnm_db.cli._common import Ctx, emit_frame, format_option, info, params_options, pass_ctx
 from hnm_db.errors import InvalidParams
-from hnm_db.params import URL_TIMEOUT, URL_WORKERS, IngestSummary, KindCounts, TableSpec
+from hnm_db.params import BeirParams, FilesParams, IngestSummary, KindCounts, TableSpec, UrlParams
 
 #: Notes about skipped empty texts (and the qrels naming them) printed at most; the counts are complete.
 MAX_NOTES = 10
-
-
-#: The TableSpec fields that the other ingest commands take too, with the same option and help.
-on_duplicate_option = params_options(TableSpec, only=["on_duplicate"])
-numbers_option = params_options(TableSpec, only=["numbers_as_text"])
-source_options = params_options(TableSpec, only=["license", "language"])
 
 
 def report(ctx: Ctx, summary: IngestSummary, fmt: str) -> None:
@@ -60,20 +54,10 @@ def ingest() -> None:
 
 @ingest.command("beir")
 @click.argument("folder", type=click.Path(path_type=Path))
-@on_duplicate_option
-@numbers_option
-@source_options
+@params_options(BeirParams)
 @format_option
 @pass_ctx
-def beir_cmd(
-    ctx: Ctx,
-    folder: Path,
-    on_duplicate: str,
-    numbers_as_text: bool,
-    license: str | None,  # noqa: A002 - the card's word
-    language: str | None,
-    fmt: str,
-) -> None:
+def beir_cmd(ctx: Ctx, folder: Path, fmt: str, **fields: Any) -> None:
     """Ingest a BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv (split = file name).
 
     corpus.jsonl is required; a missing queries.jsonl or qrels/ is named in a warning line on stderr
@@ -88,13 +72,7 @@ def beir_cmd(
       hnm-db ingest beir data/fiqa --on-duplicate replace --license cc-by-sa-4.0 --language en
     """
     with ctx.open() as db:
-        summary = db.ingest_beir(
-            folder,
-            on_duplicate=on_duplicate,
-            license=license,
-            language=language,
-            numbers_as_text=numbers_as_text,
-        )
+        summary = db.ingest_beir(folder, **fields)
     report(ctx, summary, fmt)
 
 
@@ -140,10 +118,10 @@ def _table_command(fmt_name: str) -> click.Command:
 
 @ingest.command("files")
 @click.argument("folder", type=click.Path(path_type=Path))
-@on_duplicate_option
+@params_options(FilesParams)
 @format_option
 @pass_ctx
-def files_cmd(ctx: Ctx, folder: Path, on_duplicate: str, fmt: str) -> None:
+def files_cmd(ctx: Ctx, folder: Path, fmt: str, **fields: Any) -> None:
     """Ingest every .txt, .md, .html, .htm and .pdf file under FOLDER (recursively).
 
     HTML boilerplate (scripts, navigation, footers) is removed; the title comes from <title>, the
@@ -155,33 +133,16 @@ def files_cmd(ctx: Ctx, folder: Path, on_duplicate: str, fmt: str) -> None:
       hnm-db ingest files site-dump/ --on-duplicate skip
     """
     with ctx.open() as db:
-        summary = db.ingest_files(folder, on_duplicate=on_duplicate, progress=ctx.progress)
+        summary = db.ingest_files(folder, progress=ctx.progress, **fields)
     report(ctx, summary, fmt)
 
 
 @ingest.command("urls")
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=URL_TIMEOUT,
-    show_default=True,
-    help="Seconds to wait for each URL.",
-)
-@click.option(
-    "--workers",
-    type=click.IntRange(min=1),
-    default=URL_WORKERS,
-    show_default=True,
-    help="URLs fetched at the same time.",
-)
-@click.option("--strict", is_flag=True, help="Fail (and write nothing) if any URL fails.")
-@on_duplicate_option
+@params_options(UrlParams)
 @format_option
 @pass_ctx
-def urls_cmd(
-    ctx: Ctx, file: Path, timeout: float, workers: int, strict: bool, on_duplicate: str, fmt: str
-) -> None:
+def urls_cmd(ctx: Ctx, file: Path, fmt: str, **fields: Any) -> None:
     """Fetch every URL listed in FILE (one per line, # comments) and ingest its main text.
 
     Failed URLs (timeouts, HTTP errors, non-HTML pages) are reported and the others ingested; the
@@ -193,14 +154,7 @@ def urls_cmd(
       hnm-db ingest urls urls.txt --timeout 5 --workers 4 --strict
     """
     with ctx.open() as db:
-        summary = db.ingest_urls(
-            file,
-            timeout=timeout,
-            workers=workers,
-            strict=strict,
-            on_duplicate=on_duplicate,
-            progress=ctx.progress,
-        )
+        summary = db.ingest_urls(file, progress=ctx.progress, **fields)
     report(ctx, summary, fmt)
 
 

@@ -50,7 +50,7 @@ def mine_cmd(
     With --engine ray (method ensemble) each of --shards Ray actors scores every query against one
     slice of the chunk vectors; the rest runs here, and the triplets are the local path's.
     """
-    ray = ray_params(ctx, engine, address, stage, shards=shards)
+    ray = ray_params(engine, address=address, stage=stage, shards=shards)
     with ctx.open() as db:
         summary = db.mine(replace=replace, progress=ctx.progress, ray=ray, **fields)
     if summary.short_queries:

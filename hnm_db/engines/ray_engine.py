@@ -11,7 +11,7 @@ so its output is the same bits:
   writes the plan as shards of whole batches (batch number modulo ``buckets``): a text's vector
   depends, in the last bits, on the texts padded into its batch, so batches are never split. Ray Data
   ``map_batches`` with an ``ActorPoolStrategy`` of model replicas encodes each shard with the same
-  ``_encode`` call and writes an output shard (write to a temporary name, then rename). The driver
+  ``encode_texts`` call and writes an output shard (write to a temporary name, then rename). The driver
   ingests each output shard in one transaction with ``INSERT ... SELECT ... FROM read_parquet(...)
   WHERE NOT EXISTS``, so ingesting twice adds nothing. A killed run leaves the plan and the finished
   output shards in the stage; the next run reuses that plan (so the batches, and the vectors, stay
@@ -31,6 +31,7 @@ Ray is an optional extra (``pip install 'hnm-db[ray]'``), imported only when thi
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -45,7 +46,8 @@ from hnm_db.errors import HnmError, InvalidParams
 from hnm_db.mining.cluster import nearest_centroid
 from hnm_db.mining.scoring import ScoreJob, Scorer
 from hnm_db.models import registry
-from hnm_db.models.embed import EmbedParams, _encode, iter_missing, set_threads
+from hnm_db.models.embed import EmbedParams, encode_texts, iter_missing, set_threads
+from hnm_db.options import param
 from hnm_db.retrieval.topk import TopK, merge_shard_top_k, score_candidates
 from hnm_db.store import Store, publish
 from hnm_db.store.vectors import from_arrow_list, to_arrow_list
@@ -61,27 +63,29 @@ class RayUnavailable(HnmError):
 class RayParams:
     """Where and how wide the Ray engine runs; results do not depend on any of these.
 
-    address: a running cluster (``ray start --head`` prints it); None: what ``ray.init()`` does
-    (``RAY_ADDRESS``, else the cluster last started here, else a new local instance, which ``num_cpus`` caps). stage: the exchange folder, which every
-    node must see. shards: mining actors (one slice of the chunk vectors each). buckets: exchange shards
-    of embedding and cluster assignment. replicas: embedding model replicas. cpus_per_actor: the CPU share
-    each actor or task asks for (0.5 lets two share a core; whole CPUs can starve a small machine's pool).
-    gpus_per_replica: GPU share of an embedding replica (0: CPU).
+    ``num_cpus`` caps the local instance that ``ray.init()`` starts when no cluster is found;
+    ``cpus_per_actor`` is the CPU share each actor or task asks for (0.5 lets two share a core; whole
+    CPUs can starve a small machine's pool).
     """
 
-    stage: str
-    address: str | None = None
-    shards: int = 4
-    buckets: int = 8
-    replicas: int = 2
-    cpus_per_actor: float = 0.5
-    gpus_per_replica: float = 0.0
-    threads_per_replica: int = 1
-    num_cpus: int | None = None
+    address: str | None = param(
+        None, help="Ray: a running cluster's address (default: RAY_ADDRESS, else a local cluster)."
+    )
+    stage: str | None = param(
+        None,
+        help="Ray: the exchange folder every node sees (default: DB.stage beside the database).",
+    )
+    shards: int = param(4, help="Ray: mining actors, each holding one slice of the chunk vectors.")
+    buckets: int = param(8, help="Ray: Parquet shards the work is cut into.")
+    replicas: int = param(2, help="Ray: embedding model replicas (an actor pool).")
+    cpus_per_actor: float = param(0.5, python_only=True, help="CPU share each actor or task asks for.")
+    gpus_per_replica: float = param(0.0, python_only=True, help="GPU share of an embedding replica (0: CPU).")
+    threads_per_replica: int = param(1, python_only=True, help="Torch threads of an embedding replica.")
+    num_cpus: int | None = param(None, python_only=True, help="CPUs of a local Ray instance started here.")
 
     def __post_init__(self) -> None:
-        if not self.stage:
-            raise InvalidParams("stage: a staging folder is required for --engine ray")
+        if self.stage is not None and not self.stage:
+            raise InvalidParams("stage: an empty folder name (leave it unset for DB.stage)")
         for name in ("shards", "buckets", "replicas", "threads_per_replica"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -90,6 +94,20 @@ class RayParams:
             raise InvalidParams(f"cpus_per_actor: must be in (0, 64], got {self.cpus_per_actor}")
         if self.gpus_per_replica < 0:
             raise InvalidParams(f"gpus_per_replica: must be >= 0, got {self.gpus_per_replica}")
+
+    def staged_beside(self, db_path: str) -> RayParams:
+        """These params with ``stage`` set: the one given, else ``DB.stage`` beside the database file."""
+        if self.stage is not None:
+            return self
+        if db_path == ":memory:":
+            raise InvalidParams("stage: an in-memory database has no folder; give a staging folder")
+        return dataclasses.replace(self, stage=f"{db_path}.stage")
+
+
+def _stage_folder(params: RayParams) -> Path:
+    if params.stage is None:  # the facade sets it (RayParams.staged_beside); a direct caller must
+        raise InvalidParams("stage: the Ray engine needs a staging folder every node sees")
+    return Path(params.stage)
 
 
 def connect(params: RayParams) -> Any:
@@ -204,7 +222,7 @@ def mining_scorer(params: RayParams) -> Scorer:
 
     def score(job: ScoreJob) -> TopK:
         ray = connect(params)
-        folder = Path(params.stage) / "mine" / uuid.uuid4().hex[:12]
+        folder = _stage_folder(params) / "mine" / uuid.uuid4().hex[:12]
         try:
             parts = export_mining_shards(job, folder, params.shards)
             actor = ray.remote(_ShardScorer)
@@ -244,7 +262,7 @@ class _EmbedReplica:
             group = table.column("batch").to_numpy()
             starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
             vecs = [
-                _encode(
+                encode_texts(
                     self.model,
                     texts[s:e],
                     prompt=self.prompt,
@@ -316,7 +334,7 @@ def embed_runner(params: RayParams):
 
 def embed_role(db: Store, row: registry.ModelRow, role: str, params_e: EmbedParams, params: RayParams) -> int:
     """Embed the texts ``role`` lacks for model ``row`` on Ray; returns the vectors added."""
-    folder = Path(params.stage) / "embed" / row.model_id / role
+    folder = _stage_folder(params) / "embed" / row.model_id / role
     plan, out = folder / "plan", folder / "out"
     if not plan.exists():
         _write_plan(db, row, role, params_e, params.buckets, plan)
@@ -384,7 +402,7 @@ def assign_clusters(
     if len(hashes) == 0:
         return np.array([], np.int32), np.array([], np.float64)
     ray = connect(params)
-    folder = Path(params.stage) / "cluster" / uuid.uuid4().hex[:12]
+    folder = _stage_folder(params) / "cluster" / uuid.uuid4().hex[:12]
     vectors, out = folder / "vectors", folder / "out"
     try:
         tmp = _fresh(vectors)

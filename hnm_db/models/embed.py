@@ -133,7 +133,9 @@ def iter_missing(
         cur.close()
 
 
-def _encode(model, texts: list[str], *, prompt: str | None, normalize: bool, batch_size: int) -> np.ndarray:
+def encode_texts(
+    model, texts: list[str], *, prompt: str | None, normalize: bool, batch_size: int
+) -> np.ndarray:
     """One batch through the model (a seam tests replace to simulate a crash)."""
     return model.encode(
         texts,
@@ -169,7 +171,9 @@ def _embed_role(
         dynamic_ncols=True,
     ) as bar:
         for hashes, texts in iter_missing(db, row.model_id, role, params.batch_size):
-            vecs = _encode(model, texts, prompt=prompt, normalize=row.normalize, batch_size=params.batch_size)
+            vecs = encode_texts(
+                model, texts, prompt=prompt, normalize=row.normalize, batch_size=params.batch_size
+            )
             with db.transaction():
                 write_vectors(
                     db, "embeddings", {"model_id": row.model_id, "role": role, "content_hash": hashes}, vecs

@@ -15,6 +15,7 @@ import datetime as _dt
 import hashlib
 import importlib.metadata
 import json
+import logging
 import os
 import re
 import shutil
@@ -284,8 +285,6 @@ def fingerprint(files: dict[str, dict[str, Any]], config: ModelConfig) -> str:
 def quiet_transformers() -> Iterator[None]:
     """Silence transformers' own progress bars and load reports, and sentence-transformers' expected
     "Converting SentenceTransformer model ... to CrossEncoder" warning: hnm-db prints its own progress."""
-    import logging
-
     from transformers.utils import logging as hf_logging
 
     bars, level = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()

@@ -7,6 +7,7 @@ Every extractor returns the same small :class:`Extracted`, so ingest treats all 
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import unicodedata
@@ -174,7 +175,6 @@ def extract_pdf(data: bytes, path: Path) -> Extracted:
 
     pypdf's warnings (``EOF marker not found``, ...) are not printed: a PDF that cannot be read is an
     error whose message carries them; for one that can, they are dropped."""
-    import io
 
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError

@@ -144,6 +144,84 @@ def check_policy(on_duplicate: str) -> str:
     return on_duplicate
 
 
+# The fields every ingest command shares, declared once (each *Params class below calls them).
+def _on_duplicate() -> Any:
+    return param(
+        "error",
+        choices=POLICIES,
+        help="What a known id with different content does: fail, keep the stored row, or replace it.",
+    )
+
+
+def _license() -> Any:
+    return param(
+        None,
+        help="License of the documents (a Hub license id, e.g. cc-by-4.0); kept in each new document's "
+        "meta for the export's dataset card.",
+    )
+
+
+def _language() -> Any:
+    return param(
+        None,
+        help="Language code(s) of the documents, comma-separated (e.g. en); kept in each new document's "
+        "meta for the export's dataset card.",
+    )
+
+
+def _numbers_as_text() -> Any:
+    return param(
+        False,
+        help="Store a number found in an id, text or title field as its text (refused by default: a number"
+        " there is most often the wrong column).",
+    )
+
+
+@dataclass(frozen=True)
+class BeirParams:
+    """``ingest beir``: what a known id with new content does, and the documents' license and language
+    (else the folder's dataset card's)."""
+
+    on_duplicate: str = _on_duplicate()
+    license: str | None = _license()
+    language: str | None = _language()
+    numbers_as_text: bool = _numbers_as_text()
+
+    def __post_init__(self) -> None:
+        check_policy(self.on_duplicate)
+
+
+@dataclass(frozen=True)
+class FilesParams:
+    """``ingest files``: what a known id (a relative path) with new content does."""
+
+    on_duplicate: str = _on_duplicate()
+
+    def __post_init__(self) -> None:
+        check_policy(self.on_duplicate)
+
+
+@dataclass(frozen=True)
+class UrlParams:
+    """``ingest urls``: how long and how wide to fetch, and what a failed URL does."""
+
+    timeout: float = param(10.0, help="Seconds to wait for each URL.")
+    workers: int = param(8, help="URLs fetched at the same time.")
+    strict: bool = param(False, help="Fail (and write nothing) if any URL fails.")
+    on_duplicate: str = _on_duplicate()
+
+    def __post_init__(self) -> None:
+        check_policy(self.on_duplicate)
+        if (
+            isinstance(self.timeout, bool)
+            or not isinstance(self.timeout, (int, float))
+            or not self.timeout > 0
+        ):
+            raise InvalidParams(f"timeout must be a number of seconds > 0, not {self.timeout!r}")
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
+            raise InvalidParams(f"workers must be an integer >= 1, not {self.workers!r}")
+
+
 @dataclass(frozen=True)
 class TableSpec:
     """Which columns of a JSONL/CSV/Parquet table hold what; unset names fall back to the usual ones.
@@ -181,26 +259,10 @@ class TableSpec:
         help="Column to keep in meta (repeatable).",
     )
     all_meta: bool = param(False, help="Keep every other column in meta.")
-    on_duplicate: str = param(
-        "error",
-        choices=POLICIES,
-        help="What a known id with different content does: fail, keep the stored row, or replace it.",
-    )
-    license: str | None = param(
-        None,
-        help="License of the documents (a Hub license id, e.g. cc-by-4.0); kept in each new document's "
-        "meta for the export's dataset card.",
-    )
-    language: str | None = param(
-        None,
-        help="Language code(s) of the documents, comma-separated (e.g. en); kept in each new document's "
-        "meta for the export's dataset card.",
-    )
-    numbers_as_text: bool = param(
-        False,
-        help="Store a number found in an id, text or title field as its text (refused by default: a number"
-        " there is most often the wrong column).",
-    )
+    on_duplicate: str = _on_duplicate()
+    license: str | None = _license()
+    language: str | None = _language()
+    numbers_as_text: bool = _numbers_as_text()
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -782,15 +844,7 @@ def _folder(path: str | Path) -> Path:
 BEIR_PARTS = ("corpus.jsonl", "queries.jsonl", "qrels/")
 
 
-def ingest_beir(
-    db: Store,
-    folder: str | Path,
-    *,
-    on_duplicate: str = "error",
-    license: str | None = None,  # noqa: A002 (the card's word)
-    language: str | None = None,
-    numbers_as_text: bool = False,
-) -> IngestSummary:
+def ingest_beir(db: Store, folder: str | Path, params: BeirParams | None = None) -> IngestSummary:
     """A BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv (split = file stem).
 
     Keys other than _id/title/text go to ``meta``. queries.jsonl and qrels/ may be missing (a corpus
@@ -799,7 +853,8 @@ def ingest_beir(
     language of the documents come from the options, else from the folder's dataset card (README.md
     front matter, as on the Hub), and are kept in each document's meta unless its record has its own.
     """
-    check_policy(on_duplicate)
+    params = params or BeirParams()
+    numbers_as_text = params.numbers_as_text
     root = _folder(folder)
     summary = IngestSummary()
     corpus, queries, qrels = root / "corpus.jsonl", root / "queries.jsonl", root / "qrels"
@@ -815,7 +870,7 @@ def ingest_beir(
     card = read_card_metadata(root / "README.md")
     spec = TableSpec(
         "documents", id_column="_id", text_column="text", all_meta=True, numbers_as_text=numbers_as_text,
-        license=license or card.get("license"), language=language or card.get("language"),
+        license=params.license or card.get("license"), language=params.language or card.get("language"),
     )  # fmt: skip
     frames = {"documents": text_rows(read_jsonl(corpus), spec, str(corpus.resolve()), summary)}
     if queries.exists():
@@ -827,7 +882,7 @@ def ingest_beir(
         spec = TableSpec("qrels", numbers_as_text=numbers_as_text)
         parts = [qrel_rows(read_beir_qrels(p), spec, summary, split=p.stem) for p in qrel_files]
         frames["qrels"] = pl.concat(parts)
-    return store(db, frames, on_duplicate, summary)
+    return store(db, frames, params.on_duplicate, summary)
 
 
 def read_card_metadata(path: Path) -> dict[str, str]:
@@ -919,10 +974,10 @@ def list_files(folder: Path) -> list[Path]:
 
 
 def ingest_files(
-    db: Store, folder: str | Path, *, on_duplicate: str = "error", progress: bool = False
+    db: Store, folder: str | Path, params: FilesParams | None = None, *, progress: bool = False
 ) -> IngestSummary:
     """Every .txt/.md/.html/.htm/.pdf under a folder; doc_id = relative path, source = absolute path."""
-    check_policy(on_duplicate)
+    params = params or FilesParams()
     root = _folder(folder)
     summary = IngestSummary()
     files = list_files(root)
@@ -932,7 +987,7 @@ def ingest_files(
     for path in _progress(files, progress, "extract"):
         rel = path.relative_to(root).as_posix()
         items.append((rel, str(path.resolve()), Loc(str(path)), extract_file(path)))
-    return store(db, {"documents": _extracted_rows(items, summary)}, on_duplicate, summary)
+    return store(db, {"documents": _extracted_rows(items, summary)}, params.on_duplicate, summary)
 
 
 # -- URLs -------------------------------------------------------------------------------------------
@@ -1000,14 +1055,7 @@ def _try_fetch(url: str, timeout: float) -> Extracted | Failure:
 
 
 def ingest_urls(
-    db: Store,
-    path: str | Path,
-    *,
-    timeout: float = 10.0,
-    strict: bool = False,
-    workers: int = 8,
-    on_duplicate: str = "error",
-    progress: bool = False,
+    db: Store, path: str | Path, params: UrlParams | None = None, *, progress: bool = False
 ) -> IngestSummary:
     """Fetch each URL of a list and store its clean text (the paper's step 1); doc_id = source = URL.
 
@@ -1015,17 +1063,15 @@ def ingest_urls(
     are ingested; the command fails (writing nothing) only when every URL failed, or on any failure
     with ``strict``.
     """
-    check_policy(on_duplicate)
-    if timeout <= 0 or workers < 1:
-        raise InvalidParams("timeout must be > 0 and workers >= 1")
+    params = params or UrlParams()
     urls = read_url_list(Path(path))
-    with ThreadPoolExecutor(max_workers=min(workers, max(len(urls), 1))) as pool:
-        results = pool.map(lambda u: _try_fetch(u[1], timeout), urls)
+    with ThreadPoolExecutor(max_workers=min(params.workers, max(len(urls), 1))) as pool:
+        results = pool.map(lambda u: _try_fetch(u[1], params.timeout), urls)
         fetched = list(_progress(results, progress, "fetch", total=len(urls)))
     summary = IngestSummary()
     summary.failures = [f for f in fetched if isinstance(f, Failure)]
     summary.kind("documents").failed = len(summary.failures)
-    if summary.failures and (strict or len(summary.failures) == len(urls)):
+    if summary.failures and (params.strict or len(summary.failures) == len(urls)):
         head = "; ".join(f"{f.source} ({f.reason})" for f in summary.failures[:EXAMPLES])
         label = "all" if len(summary.failures) == len(urls) else f"{len(summary.failures)} of"
         raise SourceUnavailable(f"{label} {len(urls)} URLs failed: {head}")
@@ -1034,4 +1080,4 @@ def ingest_urls(
         for (loc, url), found in zip(urls, fetched, strict=True)
         if isinstance(found, Extracted)
     ]
-    return store(db, {"documents": _extracted_rows(items, summary)}, on_duplicate, summary)
+    return store(db, {"documents": _extracted_rows(items, summary)}, params.on_duplicate, summary)
