@@ -396,11 +396,13 @@ class Database:
         k: int = 30,
         split: str = "test",
         interpolate: float | None = None,
+        aggregate: str = "max",
     ) -> PairedTest:
         """``hnm-db eval --paired A --paired B``: a paired randomization test and a bootstrap 95% interval
         of A - B over the split's queries, from stored results (a system is a training run name or model
         label; several are averaged per query, e.g. one system's seeds). Computes no scores."""
         where = {"first_stage": first_stage, "k": k, "split": split, "interpolate": interpolate}
+        where["aggregate"] = aggregate
         va, vb = (
             per_query_values(self.store, result_ids(self.store, _names(s), **where), metric) for s in (a, b)
         )

@@ -12,7 +12,7 @@ from fixtures.databases import db_digest
 
 from hnm_db.errors import EmptySelection, InvalidParams, UnknownIds
 from hnm_db.sources import chunk as chunk_mod
-from hnm_db.sources.chunk import ChunkParams, chunk, split_sentences
+from hnm_db.sources.chunk import ChunkParams, chunk, split_lines, split_paragraphs, split_sentences
 from hnm_db.sources.text import content_hash
 
 
@@ -261,7 +261,7 @@ def test_failed_write_leaves_previous_chunks(docs_db, monkeypatch):
         ({"strategy": "sentences", "overlap": -1}, "overlap must be >= 0"),
         ({"strategy": "tokens", "size": 10}, "model is required"),
         ({"strategy": "whole", "model": "m"}, "model is not used"),
-        ({"strategy": "paragraphs"}, "strategy must be one of"),
+        ({"strategy": "chapters"}, "strategy must be one of"),
     ],
 )
 def test_invalid_params_name_the_field(kwargs, message):
@@ -363,3 +363,56 @@ def test_checked_windows_equal_the_fast_ones_for_a_wordpiece_tokenizer(docs_db, 
 def test_database_method_mirrors_the_command(docs_db):
     summary = docs_db.chunk(strategy="sentences", size=160, overlap=1, doc_ids=["long-bio"])
     assert summary.documents == 1 and summary.chunks > 1
+
+
+TRANSCRIPT = (
+    "Project Manager: Good morning, everyone. Let us start.\n"
+    "Marketing: The remote should be yellow.\n"
+    "  \n"
+    "Industrial Designer: Rubber buttons cost more. " + "Much more. " * 12 + "\n"
+    "Project Manager: Then we decide on Friday.\n"
+    "\n"
+    "Marketing: Agreed."
+)
+
+
+@pytest.mark.parametrize("strategy", ["lines", "paragraphs"])
+@pytest.mark.parametrize("size", [60, 120, 400])
+def test_structural_chunks_are_whole_lines_or_paragraphs_and_offsets_reproduce_the_text(db, strategy, size):
+    insert_docs(db, [("meeting", None, TRANSCRIPT)])
+    chunk(db.store, ChunkParams(strategy, size, 0, title=False))
+    rows = chunk_rows(db)
+    units = (split_lines if strategy == "lines" else split_paragraphs)(TRANSCRIPT)
+    starts, ends = {a for a, _ in units}, {b for _, b in units}
+    for r in rows:
+        assert r["text"] == TRANSCRIPT[r["start_char"] : r["end_char"]]
+        assert r["start_char"] in starts and r["end_char"] in ends  # never cut inside a unit
+        assert len(r["text"]) <= size or (r["start_char"], r["end_char"]) in set(units)  # an overlong unit
+    # together the chunks cover every unit, in order
+    covered = [u for u in units if any(r["start_char"] <= u[0] and u[1] <= r["end_char"] for r in rows)]
+    assert covered == units
+    assert [r["start_char"] for r in rows] == sorted(r["start_char"] for r in rows)
+
+
+def test_lines_and_paragraphs_split_where_the_text_says():
+    assert [TRANSCRIPT[a:b] for a, b in split_lines(TRANSCRIPT)][:2] == [
+        "Project Manager: Good morning, everyone. Let us start.",
+        "Marketing: The remote should be yellow.",
+    ]
+    paragraphs = [TRANSCRIPT[a:b] for a, b in split_paragraphs(TRANSCRIPT)]
+    assert len(paragraphs) == 3 and paragraphs[-1] == "Marketing: Agreed."
+    assert paragraphs[1].startswith("Industrial Designer:") and paragraphs[1].endswith("on Friday.")
+
+
+def test_line_overlap_carries_the_last_line_and_a_model_budget_counts_tokens(db, tiny_model_dir, tokenizer):
+    insert_docs(db, [("meeting", None, TRANSCRIPT)])
+    chunk(db.store, ChunkParams("lines", 250, 1, title=False))
+    rows = chunk_rows(db)
+    assert len(rows) >= 3
+    for a, b in zip(rows, rows[1:], strict=False):
+        last = split_lines(a["text"])[-1]
+        assert b["text"].startswith(a["text"][last[0] : last[1]])
+    chunk(db.store, ChunkParams("lines", 16, 0, str(tiny_model_dir), title=False))
+    rows = chunk_rows(db)
+    assert all(len(tokenizer(r["text"], add_special_tokens=False)["input_ids"]) <= 16 for r in rows)
+    assert all(r["text"] == TRANSCRIPT[r["start_char"] : r["end_char"]] for r in rows)

@@ -84,3 +84,40 @@ def test_bm25_first_stage_ranks_the_matching_chunk_first(db):
     assert scores[0][1] > 0 and scores[0][2] == 0  # documents without a query term score 0
     assert chunk_ids[idx[1][0]] == "c1"
     assert [chunk_ids[i] for i in idx[0][2:]] == ["c1", "c4", "c5", "c6"]  # zero-score ties by chunk id
+
+
+# -- chunk scores -> document scores (issue 23) -------------------------------------------------------
+AGG_DOCS = ["A", "A", "B", "B", "B", "C"]
+AGG_ORDS = [0, 3, 0, 1, 2, 5]
+AGG_SCORES = [1.0, 5.0, 0.5, 4.0, 3.0, 4.5]
+
+
+@pytest.mark.parametrize(
+    ("aggregate", "expected"),
+    [
+        ("max", ["A", "C", "B"]),  # A 5.0, C 4.5, B 4.0
+        (
+            "first",
+            ["C", "A", "B"],
+        ),  # the earliest retrieved chunk: A ord 0 (1.0), B ord 0 (0.5), C ord 5 (4.5)
+        # shifted by the lowest candidate (0.5): A 0.5 + 4.5 = 5.0, B 3.5 + 2.5 = 6.0 (top 2 of 3), C 4.0
+        ("sum-top-2", ["B", "A", "C"]),
+        ("sum-top-1", ["A", "C", "B"]),  # the max, shifted: the same order
+    ],
+)
+def test_document_scores_from_chunk_scores_by_hand(aggregate, expected):
+    assert metrics.doc_ranking(AGG_DOCS, AGG_SCORES, aggregate, AGG_ORDS) == expected
+
+
+@pytest.mark.parametrize("bad", ["sum", "sum-top-0", "sum-top-x", "mean", "top-3"])
+def test_an_unknown_aggregate_names_the_accepted_forms(bad):
+    with pytest.raises(ValueError, match="first, max or sum-top-K"):
+        metrics.parse_aggregate(bad)
+
+
+def test_passage_metrics_by_hand():
+    got = metrics.passage_metrics(["x", "r1", "y", "r2"], {"r1", "r2", "r3"})
+    ideal = 1 + 1 / math.log2(3) + 1 / math.log2(4)
+    assert got["span_recall@10"] == 1.0
+    assert got["chunk_ndcg@10"] == pytest.approx((1 / math.log2(3) + 1 / math.log2(5)) / ideal)
+    assert metrics.passage_metrics(["x"] * 3, {"r"}) == {"span_recall@10": 0.0, "chunk_ndcg@10": 0.0}

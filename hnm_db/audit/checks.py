@@ -27,8 +27,8 @@ SUMMARY_COLUMNS = [
     "neg_per_query_min", "neg_per_query_median", "neg_per_query_max",
     "neg_score_mean", "neg_score_p10", "neg_score_p50", "neg_score_p90",
     "pos_score_mean", "pos_score_p10", "pos_score_p50", "pos_score_p90",
-    "fallback_negatives", "mixed_random_negatives",
-    "dropped_false_negatives", "short_pairs", "short_queries", "cluster_agreement",
+    "fallback_negatives", "mixed_random_negatives", "same_document_negatives", "positive_rule",
+    "own_best_differs", "dropped_false_negatives", "short_pairs", "short_queries", "cluster_agreement",
 ]  # fmt: skip
 
 CHANGED_CHECK = "negative_doc_changed_since_mining"

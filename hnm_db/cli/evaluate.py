@@ -23,7 +23,7 @@ def _with_spread(frame: pl.DataFrame, metrics: Sequence[str]) -> pl.DataFrame:
             .otherwise(pl.format("{} ± {}", pl.col(m).round(4), pl.col(f"{m} sd").round(4)))
             .alias(m)
         )
-    return frame.with_columns(cols).select("first_stage", "k", "system", "seeds", *metrics)
+    return frame.with_columns(cols).select("first_stage", "k", "aggregate", "system", "seeds", *metrics)
 
 
 @click.command("eval")
@@ -78,6 +78,7 @@ def eval_cmd(
             test = db.paired(
                 *systems, metric=metric, first_stage=fields["first_stage"], k=fields["k"],
                 split=fields["split"], interpolate=fields["interpolate"][0] if fields["interpolate"] else None,
+                aggregate=fields["aggregate"],
             )  # fmt: skip
         emit_mapping({"a": paired[0], "b": paired[1], **asdict(test)}, fmt)
         return
@@ -90,7 +91,17 @@ def eval_cmd(
         elif mean_over_seeds:
             emit_frame(_with_spread(summary, METRIC_NAMES) if fmt == "table" else summary, fmt)
         else:
-            cols = ["model", "first_stage", "k", "method", "loss", "seed", *METRIC_NAMES, "queries"]
+            cols = [
+                "model",
+                "first_stage",
+                "k",
+                "aggregate",
+                "method",
+                "loss",
+                "seed",
+                *METRIC_NAMES,
+                "queries",
+            ]
             emit_frame(results.select(cols), fmt)
         return
     if mean_over_seeds:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import polars as pl
 
 from hnm_db.errors import EmptySelection, InvalidParams, MissingEmbeddings
 from hnm_db.models.ensemble import (
@@ -34,16 +35,60 @@ class SplitData:
     pos_doc: np.ndarray
     pos_chunk: np.ndarray
     pos_ord: np.ndarray
+    # per positive row: whether the chunk overlaps a judged span of the query by min_overlap (None: no
+    # span rule asked for)
+    pos_span: np.ndarray | None = None
+    #: queries of the split left out because no chunk of theirs overlaps a judged span enough
+    no_span_queries: int = 0
 
 
-def read_split(db: Store, split: str, min_relevance: int = 1) -> SplitData:
+#: Chunks of a query's positive documents that may never be negatives under same-document negatives:
+#: all of them for a document without a judged span for the query, else those within ``gap`` characters
+#: of one (overlapping it included).
+_NEAR_SPAN_SQL = """
+SELECT DISTINCT q.query_id, c.content_hash FROM qrels q JOIN chunks c USING (doc_id)
+WHERE q.score > 0 AND q.query_id IN (SELECT query_id FROM mining_queries WHERE split = ?)
+  AND (NOT EXISTS (SELECT 1 FROM qrel_spans s WHERE s.query_id = q.query_id AND s.doc_id = c.doc_id
+                   AND s.score > 0)
+       OR EXISTS (SELECT 1 FROM qrel_spans s WHERE s.query_id = q.query_id AND s.doc_id = c.doc_id
+                  AND s.score > 0 AND c.start_char < s.end_char + ? AND s.start_char - ? < c.end_char))
+"""
+
+
+def read_split(
+    db: Store,
+    split: str,
+    min_relevance: int = 1,
+    *,
+    min_overlap: float | None = None,
+    span_gap: int | None = None,
+) -> SplitData:
     """Queries, positives (qrels score >= ``min_relevance``) and candidate texts of ``split`` (raises
-    EmptySelection for an unknown split or one with no positive at that relevance)."""
+    EmptySelection for an unknown split or one with no positive at that relevance).
+
+    ``min_overlap`` (the span rule): marks the positive chunks that overlap a judged span by that much
+    (view ``chunk_qrels``) and leaves out queries with none. ``span_gap`` (same-document negatives): the
+    chunks of a positive document that lie ``span_gap`` characters or more from every judged span of the
+    query are not excluded from the candidates.
+    """
     q = db.sql(
         "SELECT query_id, text, content_hash FROM mining_queries WHERE split = ? AND query_id IN "
         "(SELECT query_id FROM mining_positives WHERE split = ? AND qrel_score >= ?) ORDER BY query_id",
         [split, split, min_relevance],
     )
+    no_span = 0
+    if min_overlap is not None and q.height:
+        spanned = db.sql(
+            "SELECT DISTINCT query_id FROM chunk_qrels WHERE split = ? AND overlap >= ? AND score >= ?",
+            [split, min_overlap, min_relevance],
+        )
+        kept = q.join(spanned, on="query_id", how="semi", maintain_order="left")
+        no_span, q = q.height - kept.height, kept
+        if q.height == 0:
+            raise EmptySelection(
+                f"split {split!r} has no query with a chunk overlapping a judged span by >= {min_overlap} "
+                "(positive 'span' reads the spans ingested with the qrels: table qrel_spans)"
+            )
     if q.height == 0:
         known = db.sql("SELECT DISTINCT split FROM qrels ORDER BY split")["split"].to_list()
         graded = f" at relevance >= {min_relevance}" if min_relevance > 1 else ""
@@ -56,16 +101,37 @@ def read_split(db: Store, split: str, min_relevance: int = 1) -> SplitData:
         "SELECT content_hash, min(chunk_id) AS chunk_id, arg_min(doc_id, chunk_id) AS doc_id "
         "FROM chunks GROUP BY content_hash ORDER BY content_hash"
     )
-    excl = db.sql(
-        "SELECT DISTINCT q.query_id, c.content_hash FROM qrels q JOIN chunks c USING (doc_id) "
-        "WHERE q.score > 0 AND q.query_id IN (SELECT query_id FROM mining_queries WHERE split = ?)",
-        [split],
-    )
+    if span_gap is None:
+        excl = db.sql(
+            "SELECT DISTINCT q.query_id, c.content_hash FROM qrels q JOIN chunks c USING (doc_id) "
+            "WHERE q.score > 0 AND q.query_id IN (SELECT query_id FROM mining_queries WHERE split = ?)",
+            [split],
+        )
+    else:
+        excl = db.sql(_NEAR_SPAN_SQL, [split, span_gap, span_gap])
+    excl = excl.join(q.select("query_id"), on="query_id", how="semi")
     p = db.sql(
         "SELECT query_id, doc_id, chunk_id, ord, content_hash FROM mining_positives WHERE split = ? "
         "AND qrel_score >= ? ORDER BY query_id, doc_id, ord, chunk_id",
         [split, min_relevance],
     )
+    p = p.join(q.select("query_id"), on="query_id", how="semi", maintain_order="left")
+    pos_span = None
+    if min_overlap is not None:
+        hits = db.sql(
+            "SELECT query_id, chunk_id FROM chunk_qrels WHERE split = ? AND overlap >= ? AND score >= ?",
+            [split, min_overlap, min_relevance],
+        )
+        pos_span = (
+            p.join(
+                hits.with_columns(pl.lit(True).alias("_hit")),
+                on=["query_id", "chunk_id"],
+                how="left",
+                maintain_order="left",
+            )["_hit"]
+            .fill_null(False)
+            .to_numpy()
+        )
     query_ids = q["query_id"].to_numpy()
     item_hashes = items["content_hash"].to_numpy()
     return SplitData(
@@ -82,6 +148,8 @@ def read_split(db: Store, split: str, min_relevance: int = 1) -> SplitData:
         pos_ord=p["ord"].to_numpy(),
         excl_query=np.searchsorted(query_ids, excl["query_id"].to_numpy()).astype(np.int64),
         excl_item=np.searchsorted(item_hashes, excl["content_hash"].to_numpy()).astype(np.int64),
+        pos_span=pos_span,
+        no_span_queries=no_span,
     )
 
 

@@ -188,6 +188,9 @@ def _mine(
     t = time.perf_counter()
     rows = triplet_rows(ranked, chosen)
     stats = _run_stats(data, params, chosen, ranked.pairs, ranked.counts, n_rows=rows.num_rows, k=k)
+    stats["positive_own_best_differs"] = ranked.own_best_differs
+    if params.positive == "span":
+        stats["queries_without_span"] = data.no_span_queries
     if ens is not None and ens.bm25 is not None:
         stats["ensemble_bm25"] = ens.bm25  # the sparse member (weight, k1, b, ...) the run scored with
     run_id = uuid.uuid4().hex

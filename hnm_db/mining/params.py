@@ -21,6 +21,10 @@ SAMPLINGS = ("top", "random")
 GUARDS = ("pair", "query")
 
 
+#: Which chunk of a judged-relevant document is a query's positive (MiningParams.positive).
+POSITIVES = ("method", "best", "first", "all", "span")
+
+
 ENSEMBLE_KEY = "@ensemble"
 
 
@@ -58,6 +62,26 @@ class MiningParams:
         choices=GUARDS,
         help="Which positive --max-score-ratio compares with: the pair's own (as NV-Retriever) or the "
         "query's lowest-scoring one (stricter with several positives).",
+    )
+    positive: str = param(
+        "method",
+        choices=POSITIVES,
+        help="Which chunks of a judged document are positives: method: the one this run's method scores "
+        "highest; best: the one the ensemble scores highest (the same chunks for every method); first: "
+        "the first; all: every chunk; span: those overlapping a judged span by --min-overlap.",
+    )
+    min_overlap: float = param(
+        0.5,
+        help="--positive span: the share of the shorter of chunk and span that they must have in common "
+        "(view chunk_qrels).",
+    )
+    same_document_negatives: bool = param(
+        False,
+        help="Let chunks of a positive document be negatives when they lie --span-gap characters or more "
+        "from every judged span of the query (needs --positive span).",
+    )
+    span_gap: int = param(
+        0, help="Characters between a same-document negative and the nearest judged span of the query."
     )
     min_relevance: int = param(
         1,
@@ -109,6 +133,17 @@ class MiningParams:
             raise InvalidParams(f"sampling: must be one of {', '.join(SAMPLINGS)}, got {self.sampling!r}")
         if self.guard not in GUARDS:
             raise InvalidParams(f"guard: must be one of {', '.join(GUARDS)}, got {self.guard!r}")
+        if self.positive not in POSITIVES:
+            raise InvalidParams(f"positive: must be one of {', '.join(POSITIVES)}, got {self.positive!r}")
+        if self.positive == "best" and not self.ensemble:
+            raise InvalidParams("positive: 'best' is the ensemble's best chunk; give --ensemble")
+        if not 0 < self.min_overlap <= 1:
+            raise InvalidParams(f"min_overlap: must be in (0, 1], got {self.min_overlap}")
+        if self.same_document_negatives and self.positive != "span":
+            raise InvalidParams(
+                "same_document_negatives: needs --positive span (a negative must lie away from the judged spans)"
+            )
+        _check_int("span_gap", self.span_gap, 0)
         _check_int("min_relevance", self.min_relevance, 1)
         if self.fallback_depth is not None:
             _check_int("fallback_depth", self.fallback_depth, 1)

@@ -192,21 +192,50 @@ def pair_scores(
     return out
 
 
-def best_positives(ctx: Context, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Index (into the positive rows) of the best chunk per (query, document), and the per-query floor."""
+def best_positives(ctx: Context, scores: np.ndarray) -> np.ndarray:
+    """Index (into the positive rows) of the best chunk by ``scores`` per (query, document); ties and
+    unscored chunks go to the earlier chunk."""
     d = ctx.data
     key = np.where(np.isnan(scores), -np.inf, scores)
     order = np.lexsort((d.pos_ord, -key, d.pos_doc, d.pos_query))
     pq, pd = d.pos_query[order], d.pos_doc[order]
     first = np.ones(len(order), dtype=bool)
     first[1:] = (pq[1:] != pq[:-1]) | (pd[1:] != pd[:-1])
-    best = order[first]
+    return order[first]
+
+
+def chosen_positives(
+    ctx: Context, rule_scores: np.ndarray, scores: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The positive rows the run's rule (``MiningParams.positive``) picks, and the per-query floor of
+    their ``scores`` (the run's method's, which the guard compares with).
+
+    method and best pick the best chunk per (query, document) by ``rule_scores`` (the method's, or the
+    ensemble's for best); first the lowest ``ord``; all every chunk; span every chunk that overlaps a
+    judged span enough (``SplitData.pos_span``).
+    """
+    d, rule = ctx.data, ctx.params.positive
+    if rule in ("method", "best"):
+        chosen = best_positives(ctx, rule_scores)
+    elif rule == "first":
+        chosen = best_positives(ctx, np.full(len(d.pos_query), np.nan))
+    elif rule == "all":
+        chosen = np.arange(len(d.pos_query))
+    else:
+        assert d.pos_span is not None
+        chosen = np.flatnonzero(d.pos_span)
+    return chosen, positive_floor(ctx, chosen, scores)
+
+
+def positive_floor(ctx: Context, best: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Per query, the lowest score among its chosen positives (NaN: none scored)."""
+    d = ctx.data
     floor = np.full(len(d.query_ids), np.nan)
     bs = scores[best]
     for q, s in zip(d.pos_query[best], bs, strict=True):
         if not np.isnan(s):
             floor[q] = s if np.isnan(floor[q]) else min(floor[q], s)
-    return best, floor
+    return floor
 
 
 def clusters_of(ctx: Context, role: str, hashes: np.ndarray) -> np.ndarray:
@@ -273,6 +302,8 @@ class Ranked:
     item_cluster: np.ndarray
     counts: FilterCounts
     hybrid: Any = None  # the HybridScorer of a hybrid ensemble's run
+    #: (query, positive document)s whose best chunk by the run's method is not a positive it used
+    own_best_differs: int = 0
 
     def keys(self, cands: Candidates) -> np.ndarray:
         """``query_id \x1f positive_chunk_id \x1f negative_chunk_id`` of each candidate row."""
@@ -292,7 +323,12 @@ def filtered(ctx: Context, scored: Scored) -> Ranked:
     # random has no score of its own: pick the best positive chunk by the ensemble when there is one
     scorer = params.method if params.method != "random" or ctx.ens is None else "ensemble"
     pos_scores = pair_scores(ctx, scored, data.pos_query, data.pos_item, method=scorer)
-    best, floor = best_positives(ctx, pos_scores)
+    rule_scores = pos_scores
+    if params.positive == "best" and scorer != "ensemble":
+        rule_scores = pair_scores(ctx, scored, data.pos_query, data.pos_item, method="ensemble")
+    best, floor = chosen_positives(ctx, rule_scores, pos_scores)
+    # (query, document)s where the method's own favourite chunk is not a positive the rule picked
+    own_differs = int(np.isin(best_positives(ctx, pos_scores), best, invert=True).sum())
     if params.method == "random":
         pos_scores = np.full(len(pos_scores), np.nan)
     pairs, pair_rows = pairs_of(ctx, best, pos_scores)
@@ -311,7 +347,18 @@ def filtered(ctx: Context, scored: Scored) -> Ranked:
         item_cluster=item_cluster,
         positive_clusters=(data.pos_query, item_cluster[data.pos_item]),
     )
-    return Ranked(ctx, kept, pairs, pair_rows, pos_scores, query_cluster, item_cluster, counts, scored.hybrid)
+    return Ranked(
+        ctx,
+        kept,
+        pairs,
+        pair_rows,
+        pos_scores,
+        query_cluster,
+        item_cluster,
+        counts,
+        scored.hybrid,
+        own_differs,
+    )
 
 
 def select(ranked: Ranked) -> Candidates:
@@ -333,7 +380,13 @@ def context(
 ) -> Context:
     """Everything a run reads before scoring: the split, the ensemble and its query vectors, clusters."""
     ens = get_ensemble(db, params.ensemble) if params.ensemble else None
-    data = read_split(db, params.split, params.min_relevance)
+    data = read_split(
+        db,
+        params.split,
+        params.min_relevance,
+        min_overlap=params.min_overlap if params.positive == "span" else None,
+        span_gap=params.span_gap if params.same_document_negatives else None,
+    )
     if ens is not None:
         check_chunk_vectors(db, ens)
     return Context(

@@ -61,6 +61,16 @@ class EvalParams:
         (),
         help="Also report alpha*z(model) + (1-alpha)*z(first stage); repeatable.",
     )
+    aggregate: str = param(
+        "max",
+        help="How a document's score comes from its retrieved chunks' scores: max (MaxP), first (its "
+        "earliest chunk, FirstP) or sum-top-K (its K best, SumP).",
+    )
+    min_overlap: float = param(
+        0.5,
+        help="Span metrics: a chunk is relevant when it shares this share of the shorter of itself and a "
+        "judged span (view chunk_qrels).",
+    )
     head_seed: int = param(0, help="Seed of the fresh head of base:.")
     device: str | None = param(None, help="cpu, cuda or cuda:N (default: cuda when available).")
 
@@ -81,6 +91,12 @@ class EvalParams:
                 raise InvalidParams(f"interpolate weights must be in [0, 1], got {alpha}")
         if self.interpolate and self.model is None:
             raise InvalidParams("interpolate needs a model to mix with the first stage")
+        try:
+            metrics.parse_aggregate(self.aggregate)
+        except ValueError as exc:
+            raise InvalidParams(str(exc)) from None
+        if not 0 < self.min_overlap <= 1:
+            raise InvalidParams(f"min_overlap must be in (0, 1], got {self.min_overlap}")
 
 
 @dataclass
@@ -217,7 +233,7 @@ def first_stage_candidates(db: Store, params: EvalParams, queries: pl.DataFrame)
     )
     with db.registered("_hnm_eval_c", frame.to_arrow()):
         return db.sql(
-            "SELECT c.query_id, c.query_hash, c.chunk_id, ch.doc_id, ch.content_hash AS passage_hash, "
+            "SELECT c.query_id, c.query_hash, c.chunk_id, ch.doc_id, ch.ord, ch.content_hash AS passage_hash, "
             "ch.text AS passage, c.rank, c.first_score FROM _hnm_eval_c c JOIN chunks ch USING (chunk_id) "
             "ORDER BY c.query_id, c.rank"
         )
@@ -337,15 +353,50 @@ def attach_scores(
 
 
 # -- metrics and result rows -------------------------------------------------------------------------
-def rankings(cands: pl.DataFrame, scores: np.ndarray) -> dict[str, list[str]]:
-    """query -> documents ranked by their best chunk under ``scores`` (aligned with ``cands`` rows)."""
+def rankings(cands: pl.DataFrame, scores: np.ndarray, aggregate: str = "max") -> dict[str, list[str]]:
+    """query -> documents ranked by ``aggregate`` of their chunks' ``scores`` (aligned with ``cands``
+    rows; see :func:`hnm_db.retrieval.metrics.doc_ranking`)."""
     out: dict[str, list[str]] = {}
     qids = cands["query_id"].to_numpy()
     docs = cands["doc_id"].to_numpy()
+    ords = cands["ord"].to_numpy()
     bounds = np.flatnonzero(np.r_[True, qids[1:] != qids[:-1], True])
     for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-        out[str(qids[a])] = metrics.doc_ranking(docs[a:b], scores[a:b])
+        out[str(qids[a])] = metrics.doc_ranking(docs[a:b], scores[a:b], aggregate, ords[a:b])
     return out
+
+
+def span_chunks(db: Store, split: str, min_overlap: float) -> dict[str, set[str]]:
+    """query -> the chunks that overlap one of its judged spans by ``min_overlap`` (empty: no spans)."""
+    rows = db.execute(
+        "SELECT query_id, chunk_id FROM chunk_qrels WHERE split = ? AND overlap >= ?", [split, min_overlap]
+    ).fetchall()
+    out: dict[str, set[str]] = {}
+    for q, c in rows:
+        out.setdefault(q, set()).add(c)
+    return out
+
+
+def ranked_metrics(
+    cands: pl.DataFrame,
+    scores: np.ndarray,
+    qrels: dict[str, dict[str, int]],
+    params: EvalParams,
+    spans: dict[str, set[str]],
+) -> dict[str, dict[str, float]]:
+    """Per-query document metrics of one scoring, plus the passage metrics of queries with spans."""
+    values = metrics.per_query_metrics(rankings(cands, scores, params.aggregate), qrels, params.k)
+    if spans:
+        qids, chunk_ids = cands["query_id"].to_numpy(), cands["chunk_id"].to_numpy()
+        bounds = np.flatnonzero(np.r_[True, qids[1:] != qids[:-1], True])
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+            q = str(qids[a])
+            if q in spans and q in values:
+                order = np.lexsort((chunk_ids[a:b].astype(str), -scores[a:b]))
+                values[q].update(metrics.passage_metrics(chunk_ids[a:b][order].tolist(), spans[q]))
+        for q in values.keys() & spans.keys() - set(qids.tolist()):  # nothing retrieved: zeros
+            values[q].update(metrics.passage_metrics([], spans[q]))
+    return values
 
 
 def interpolated(cands: pl.DataFrame, alpha: float) -> np.ndarray:
@@ -407,6 +458,10 @@ def evaluate(db: Store, params: EvalParams, *, progress: bool = True) -> EvalSum
         raise EmptySelection(f"no query of split {params.split!r} is in the queries table")
     cands = first_stage_candidates(db, params, queries)
     cands = cands.join(queries.select("query_id", pl.col("text").alias("query")), on="query_id", how="left")
+    spans = span_chunks(db, params.split, params.min_overlap)
+    common: dict[str, Any] = {} if params.aggregate == "max" else {"aggregate": params.aggregate}
+    if spans:
+        common["min_overlap"] = params.min_overlap
     rows = [
         write_result(
             db,
@@ -414,8 +469,8 @@ def evaluate(db: Store, params: EvalParams, *, progress: bool = True) -> EvalSum
             f"first-stage:{params.first_stage}",
             None,
             None,
-            metrics.per_query_metrics(rankings(cands, cands["first_score"].to_numpy()), qrels, params.k),
-            {},
+            ranked_metrics(cands, cands["first_score"].to_numpy(), qrels, params, spans),
+            common,
         )
     ]
     scored = cached = 0
@@ -424,16 +479,14 @@ def evaluate(db: Store, params: EvalParams, *, progress: bool = True) -> EvalSum
         scored = score_missing(db, spec, params, todo, progress=progress)
         cached = _pairs_frame(cands).height - scored
         scored_cands = attach_scores(db, spec.fingerprint, params.max_length, cands)
-        extra = {"head_seed": spec.head_seed} if spec.head_seed is not None else {}
-        values = metrics.per_query_metrics(
-            rankings(scored_cands, scored_cands["model_score"].to_numpy()), qrels, params.k
-        )
+        extra = {**common, **({"head_seed": spec.head_seed} if spec.head_seed is not None else {})}
+        values = ranked_metrics(scored_cands, scored_cands["model_score"].to_numpy(), qrels, params, spans)
         rows.append(
             write_result(db, params, spec.label, spec.fingerprint, spec.training_run_id, values, extra)
         )
         for alpha in params.interpolate:
             mixed = interpolated(scored_cands, alpha)
-            values = metrics.per_query_metrics(rankings(scored_cands, mixed), qrels, params.k)
+            values = ranked_metrics(scored_cands, mixed, qrels, params, spans)
             rows.append(
                 write_result(
                     db,
@@ -488,23 +541,25 @@ def result_ids(
     k: int,
     split: str = "test",
     interpolate: float | None = None,
+    aggregate: str = "max",
 ) -> list[str]:
     """eval_ids of the stored results of ``systems`` (training run names or model labels such as
-    ``base:minilm-l6`` or ``first-stage:bm25``) on one first stage and k, standalone or at one
-    interpolation weight; NotFound names a system with no such result."""
+    ``base:minilm-l6`` or ``first-stage:bm25``) on one first stage, k and aggregate, standalone or at
+    one interpolation weight; NotFound names a system with no such result."""
     rows = db.execute(  # an interpolated row's model label is "<system> + <first stage> (alpha=...)"
         "WITH r AS (SELECT coalesce(training_run, split_part(model, ' + ', 1)) AS system, eval_id, split, "
-        "first_stage, k, interpolate FROM eval_summary) "
-        "SELECT system, eval_id FROM r WHERE split = ? AND first_stage = ? AND k = ? "
+        "first_stage, k, interpolate, aggregate FROM eval_summary) "
+        "SELECT system, eval_id FROM r WHERE split = ? AND first_stage = ? AND k = ? AND aggregate = ? "
         "AND system IN (SELECT unnest(?)) AND (interpolate = ? OR (interpolate IS NULL AND ? IS NULL))",
-        [split, first_stage, k, list(systems), interpolate, interpolate],
+        [split, first_stage, k, aggregate, list(systems), interpolate, interpolate],
     ).fetchall()
     found = {name for name, _ in rows}
     missing = [s for s in systems if s not in found]
     if missing:
         how = "standalone" if interpolate is None else f"interpolated at alpha {interpolate:g}"
         raise NotFound(
-            f"no stored result of {', '.join(map(repr, missing))} on {first_stage} top-{k} ({split}, {how}): "
+            f"no stored result of {', '.join(map(repr, missing))} on {first_stage} top-{k} ({split}, {how}, "
+            f"aggregate {aggregate}): "
             "run hnm-db eval first (hnm-db eval --compare lists what is stored)"
         )
     return [eval_id for _, eval_id in rows]
@@ -581,19 +636,22 @@ def seed_summary(results: pl.DataFrame) -> pl.DataFrame:
     rows = results.to_dicts()
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in rows:
-        key = (r["first_stage"], r["k"], _system(r), _settings(r), r["interpolate"], r["method"], r["loss"])
+        key = (
+            r["first_stage"], r["k"], r["aggregate"], _system(r), _settings(r), r["interpolate"], r["method"], r["loss"]
+        )  # fmt: skip
         groups.setdefault(key, []).append(r)
     variants: dict[str, set[str]] = {}
     for key in groups:
-        variants.setdefault(key[2], set()).add(key[3])
+        variants.setdefault(key[3], set()).add(key[4])
     out = []
-    for (first_stage, k, system, settings, alpha, method, loss), members in groups.items():
+    for (first_stage, k, aggregate, system, settings, alpha, method, loss), members in groups.items():
         label = system if len(variants[system]) == 1 else f"{system}#{settings}"
         if alpha is not None:
             label += f" + {first_stage} (alpha={alpha:g})"
         row: dict[str, Any] = {
             "first_stage": first_stage,
             "k": k,
+            "aggregate": aggregate,
             "system": label,
             "method": method,
             "loss": loss,

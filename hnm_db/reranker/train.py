@@ -167,6 +167,10 @@ class TrainParams:
         help="First stage whose top-k the dev queries re-rank: bm25 or ensemble:NAME.",
     )
     dev_k: int = param(20, help="Chunks re-ranked per dev query.")
+    dev_aggregate: str = param(
+        "max",
+        help="How dev documents are scored from their chunks: max, first or sum-top-K (as eval --aggregate).",
+    )
     common_pairs: tuple[str, ...] = param(
         (),
         metavar="RUN",
@@ -210,6 +214,10 @@ class TrainParams:
                 raise InvalidParams(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.dev_k < 10:
             raise InvalidParams(f"dev_k must be >= 10 (dev nDCG@10 needs the top 10), got {self.dev_k}")
+        try:
+            metrics.parse_aggregate(self.dev_aggregate)
+        except ValueError as exc:
+            raise InvalidParams(f"dev_{exc}") from None
         if self.device not in (None, "cpu", "cuda") and not str(self.device).startswith("cuda:"):
             raise InvalidParams(f"device must be cpu or cuda, not {self.device!r}")
 
@@ -534,7 +542,8 @@ def _dev_evaluator(db: Store, params: TrainParams, dev: set[str]) -> Any:
                 passages,
                 batch_size=64,
             )
-            values = metrics.mean_metrics(evaluate.rankings(cands, scores), qrels, params.dev_k)
+            ranked = evaluate.rankings(cands, scores, params.dev_aggregate)
+            values = metrics.mean_metrics(ranked, qrels, params.dev_k)
             return {"ndcg@10": values["ndcg@10"], "mrr@10": values["mrr@10"]}
 
     return DevEvaluator()

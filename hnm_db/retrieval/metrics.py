@@ -7,7 +7,11 @@ the query, not only the retrieved ones. Queries that have relevant documents but
 count as 0 (they are never dropped from the mean).
 
 Retrieval is over chunks but the metrics are per document: :func:`doc_ranking` turns chunk scores into
-a document ranking with a document's score = the max over its retrieved chunks (MaxP).
+a document ranking by an aggregate of its retrieved chunks' scores (Dai & Callan 2019): ``max`` (MaxP,
+the default), ``first`` (FirstP: the score of its earliest retrieved chunk) or ``sum-top-K`` (SumP over
+its K best chunks, scores shifted per query so the lowest candidate counts 0: more retrieved chunks
+never lower a document). With passage judgements (spans) there are chunk-level metrics too
+(:func:`passage_metrics`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,22 @@ import numpy as np
 
 #: Metric names in the order tables print them; ``recall@k`` uses the evaluation's k.
 METRIC_NAMES = ("mrr@10", "ndcg@10", "p@1", "p@5", "recall@k")
+
+
+#: The chunk-score aggregates of :func:`doc_ranking` (``sum-top-K`` with any K >= 1).
+AGGREGATES = ("first", "max", "sum-top-K")
+#: The chunk-level metrics of queries with judged spans, in the order tables print them.
+PASSAGE_METRIC_NAMES = ("span_recall@10", "chunk_ndcg@10")
+
+
+def parse_aggregate(text: str) -> tuple[str, int]:
+    """``first`` / ``max`` / ``sum-top-K`` -> (kind, K); ValueError naming the accepted forms."""
+    if text in ("first", "max"):
+        return text, 1
+    head, _, tail = text.rpartition("-")
+    if head == "sum-top" and tail.isdigit() and int(tail) >= 1:
+        return "sum", int(tail)
+    raise ValueError(f"aggregate must be first, max or sum-top-K with K >= 1 (e.g. sum-top-3), not {text!r}")
 
 
 def _relevant(qrels: Mapping[str, int]) -> set[str]:
@@ -99,17 +119,51 @@ def summarize(per_query: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
     values = list(per_query.values())
     out = {name: float(np.mean([m[name] for m in values])) for name in METRIC_NAMES}
     out["queries"] = len(values)
+    for name in PASSAGE_METRIC_NAMES:  # over the queries that have judged spans
+        have = [m[name] for m in values if name in m]
+        if have:
+            out[name] = float(np.mean(have))
+            out["span_queries"] = len(have)
     return out
 
 
-def doc_ranking(doc_ids: Sequence[str], scores: Sequence[float] | np.ndarray) -> list[str]:
-    """Documents ordered by their best chunk's score (MaxP); ties broken by doc id for stability."""
-    best: dict[str, float] = {}
-    for doc, s in zip(doc_ids, scores, strict=True):
-        s = float(s)
-        if doc not in best or s > best[doc]:
-            best[doc] = s
-    return [d for d, _ in sorted(best.items(), key=lambda item: (-item[1], item[0]))]
+def doc_ranking(
+    doc_ids: Sequence[str],
+    scores: Sequence[float] | np.ndarray,
+    aggregate: str = "max",
+    ords: Sequence[int] | np.ndarray | None = None,
+) -> list[str]:
+    """Documents ordered by an aggregate of their chunks' scores (see the module docstring); ``first``
+    needs the chunks' ``ords``. Ties are broken by doc id for stability."""
+    kind, top = parse_aggregate(aggregate)
+    values = np.asarray(scores, dtype=np.float64)
+    if kind == "first" and ords is None:
+        raise ValueError("aggregate 'first' needs the chunks' ords")
+    floor = float(values.min()) if kind == "sum" and len(values) else 0.0
+    by_doc: dict[str, list[tuple[float, int]]] = {}
+    for i, doc in enumerate(doc_ids):
+        by_doc.setdefault(doc, []).append((float(values[i]), int(ords[i]) if ords is not None else 0))
+    agg: dict[str, float] = {}
+    for doc, items in by_doc.items():
+        if kind == "max":
+            agg[doc] = max(v for v, _ in items)
+        elif kind == "first":
+            agg[doc] = min(items, key=lambda item: (item[1], -item[0]))[0]
+        else:
+            agg[doc] = sum(sorted((v - floor for v, _ in items), reverse=True)[:top])
+    return [d for d, _ in sorted(agg.items(), key=lambda item: (-item[1], item[0]))]
+
+
+def passage_metrics(ranked_chunks: Sequence[str], relevant: set[str]) -> dict[str, float]:
+    """Chunk-level metrics of one query with judged spans: ``span_recall@10`` (1 when a chunk that
+    overlaps a judged span is among the top 10 chunks) and ``chunk_ndcg@10`` (binary gains; the ideal
+    ranks every such chunk first)."""
+    top = list(ranked_chunks[:10])
+    ideal = dcg([1.0] * min(len(relevant), 10))
+    return {
+        "span_recall@10": float(any(c in relevant for c in top)),
+        "chunk_ndcg@10": dcg([1.0 if c in relevant else 0.0 for c in top]) / ideal if ideal else 0.0,
+    }
 
 
 def zscore(scores: np.ndarray) -> np.ndarray:

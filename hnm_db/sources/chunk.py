@@ -16,6 +16,9 @@ Strategies:
 - ``sentences``: whole sentences packed up to ``size`` characters (tokens when a model is given), with
   ``overlap`` sentences carried into the next chunk. A sentence longer than ``size`` is its own chunk in
   character mode and is split into token windows in token mode (a chunk must fit the model).
+- ``lines`` and ``paragraphs``: the same packing over the text's own structure: its non-blank lines
+  (a meeting transcript's turns, a list's items) or its paragraphs (blocks between blank lines: the
+  sections and paragraphs that HTML, Markdown and PDF extraction leave).
 
 A document too short to split is one chunk with every strategy, so mining always works on chunks.
 A title is prepended only when it takes at most half of ``size`` (``"titled"`` in ``chunker`` says
@@ -41,7 +44,9 @@ from hnm_db.options import MAX, int_or_max, param
 from hnm_db.sources.text import content_hash
 from hnm_db.store import Store
 
-STRATEGIES = ("whole", "tokens", "sentences")
+STRATEGIES = ("whole", "tokens", "sentences", "lines", "paragraphs")
+#: The strategies that pack whole units of the text (sentences, lines, paragraphs) up to ``size``.
+PACKED = ("sentences", "lines", "paragraphs")
 #: Default ``size`` of the sentences strategy in character mode (token modes default to the model's capacity).
 DEFAULT_SENTENCE_CHARS = 1000
 #: Keys of ``chunker`` that describe one document rather than the run's parameters.
@@ -58,7 +63,8 @@ class ChunkParams:
         "whole",
         choices=STRATEGIES,
         help="whole: one chunk per document; tokens: token windows of --model's tokenizer; "
-        "sentences: whole sentences packed up to --size.",
+        "sentences, lines, paragraphs: whole sentences, lines or blank-line separated paragraphs packed up "
+        "to --size.",
     )
     size: int | None = param(
         None,
@@ -71,7 +77,9 @@ class ChunkParams:
         "(max_seq_length 256, 128, 384, minus 2). Default without --model: 1000 characters.",
     )
     overlap: int = param(
-        0, help="Tokens shared by consecutive windows (tokens), or sentences carried over (sentences)."
+        0,
+        help="Tokens shared by consecutive windows (tokens), or sentences, lines or paragraphs carried over "
+        "(the packing strategies).",
     )
     model: str | None = param(
         None,
@@ -258,7 +266,14 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     cuts = {0, len(text)}
     cuts.update(m.end() for m in _SENTENCE_END.finditer(text) if not _is_abbreviation(text, m.start()))
     cuts.update(m.start() for m in _LINE_BREAK.finditer(text))
-    bounds = sorted(cuts)
+    return _trimmed(text, sorted(cuts))
+
+
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
+
+
+def _trimmed(text: str, bounds: Sequence[int]) -> list[tuple[int, int]]:
+    """The non-blank pieces between consecutive ``bounds``, whitespace trimmed."""
     spans = []
     for a, b in zip(bounds, bounds[1:], strict=False):
         seg = text[a:b]
@@ -267,6 +282,24 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
             start = a + (len(seg) - len(seg.lstrip()))
             spans.append((start, start + len(stripped)))
     return spans
+
+
+def split_lines(text: str) -> list[tuple[int, int]]:
+    """Spans of the non-blank lines of ``text``, whitespace trimmed."""
+    return _trimmed(text, sorted({0, len(text), *(m.start() for m in _LINE_BREAK.finditer(text))}))
+
+
+def split_paragraphs(text: str) -> list[tuple[int, int]]:
+    """Spans of the paragraphs of ``text`` (blocks between blank lines), whitespace trimmed."""
+    return _trimmed(text, sorted({0, len(text), *(m.start() for m in _PARAGRAPH_BREAK.finditer(text))}))
+
+
+#: How each packing strategy cuts a text into the units it packs.
+UNITS: dict[str, Callable[[str], list[tuple[int, int]]]] = {
+    "sentences": split_sentences,
+    "lines": split_lines,
+    "paragraphs": split_paragraphs,
+}
 
 
 def pack_sentences(
@@ -340,10 +373,10 @@ def title_prefixes(
     return [(c, u) if u <= config["size"] // 2 else ("", 0) for c, u in zip(cands, units, strict=True)]
 
 
-def _sentence_spans(
-    text: str, budget: int, overlap: int, toks: DocTokens | None, fits: Fits | None
+def _packed_spans(
+    text: str, strategy: str, budget: int, overlap: int, toks: DocTokens | None, fits: Fits | None
 ) -> list[tuple[int, int]]:
-    sentences = split_sentences(text)
+    sentences = UNITS[strategy](text)
     starts = [a for a, _ in toks.offsets] if toks is not None else []
 
     def tok_at(char: int) -> int:
@@ -380,8 +413,10 @@ def chunk_spans(
         spans = token_windows(
             toks, 0, len(toks.offsets), config["size"] - prefix_units, config["overlap"], fits
         )
-    elif config["strategy"] == "sentences":
-        spans = _sentence_spans(text, config["size"] - prefix_units, config["overlap"], toks, fits)
+    elif config["strategy"] in PACKED:
+        spans = _packed_spans(
+            text, config["strategy"], config["size"] - prefix_units, config["overlap"], toks, fits
+        )
     else:
         spans = []
     return spans or [(0, len(text))]

@@ -47,21 +47,44 @@ from hnm_db.sources.extract import (
 from hnm_db.sources.text import content_hash
 from hnm_db.store import UNSPLIT, Store
 
-KINDS = ("documents", "queries", "qrels")
+KINDS = ("documents", "queries", "qrels", "spans")
+#: The table each kind is written to.
+_TABLES = {"documents": "documents", "queries": "queries", "qrels": "qrels", "spans": "qrel_spans"}
+#: Kinds that are judgements (no text, no ingested_at), not texts.
+_JUDGEMENTS = ("qrels", "spans")
 POLICIES = ("error", "skip", "replace")
 
-_KEYS = {"documents": ("doc_id",), "queries": ("query_id",), "qrels": ("query_id", "doc_id", "split")}
-_VERSION = {"documents": "content_hash", "queries": "content_hash", "qrels": "score"}
+_KEYS = {
+    "documents": ("doc_id",),
+    "queries": ("query_id",),
+    "qrels": ("query_id", "doc_id", "split"),
+    "spans": ("query_id", "doc_id", "start_char", "end_char", "split"),
+}
+_VERSION = {"documents": "content_hash", "queries": "content_hash", "qrels": "score", "spans": "score"}
 _COLUMNS = {
     "documents": ("doc_id", "title", "text", "source", "content_hash", "meta"),
     "queries": ("query_id", "text", "content_hash", "meta"),
     "qrels": ("query_id", "doc_id", "score", "split"),
+    "spans": ("query_id", "doc_id", "start_char", "end_char", "score", "split"),
 }
 _LOC_SCHEMA = {"_file": pl.String, "_unit": pl.String, "_line": pl.Int64}
 _SCHEMAS = {
-    "documents": {c: pl.String for c in _COLUMNS["documents"]} | _LOC_SCHEMA,
+    # _lead: where the stored text starts in the source's text (None: cleaning changed more than its
+    # ends); _raw_len: the source text's length (span offsets count in it)
+    "documents": {c: pl.String for c in _COLUMNS["documents"]}
+    | _LOC_SCHEMA
+    | {"_lead": pl.Int64, "_raw_len": pl.Int64},
     "queries": {c: pl.String for c in _COLUMNS["queries"]} | _LOC_SCHEMA,
     "qrels": {"query_id": pl.String, "doc_id": pl.String, "score": pl.Int64, "split": pl.String}
+    | _LOC_SCHEMA,
+    "spans": {
+        "query_id": pl.String,
+        "doc_id": pl.String,
+        "start_char": pl.Int64,
+        "end_char": pl.Int64,
+        "score": pl.Int64,
+        "split": pl.String,
+    }
     | _LOC_SCHEMA,
 }
 #: Column names tried, in order, when an option does not name one.
@@ -73,6 +96,8 @@ _CANDIDATES = {
     "qrels.query_id": ("query-id", "query_id", "qid"),
     "qrels.doc_id": ("corpus-id", "corpus_id", "doc_id", "docid"),
     "score": ("score",),
+    "spans.start": ("start", "start_char", "begin"),
+    "spans.end": ("end", "end_char", "stop"),
     "split": ("split",),
 }
 #: At most this many ids or places are named in one error message.
@@ -228,7 +253,8 @@ class TableSpec:
 
     Documents and queries need an id and a text (title optional); qrels need a query id and a doc id,
     the score defaults to 1 and the split to ``split`` (or a ``split`` column, else ``UNSPLIT``,
-    which ``hnm-db split`` assigns).
+    which ``hnm-db split`` assigns). Spans are qrels with a character range ``[start, end)`` of the
+    document's text.
     Extra columns go to ``meta`` only when named (``meta_columns``) or with ``all_meta``.
     An id, text or title must be a string: a number there (JSON ``"text": 5``, a Parquet Int64 column),
     or a text column whose every value is a number (a CSV's wrong column), is refused unless
@@ -246,12 +272,25 @@ class TableSpec:
     )
     text_column: str | None = param(None, help="Text column (default text).")
     title_column: str | None = param(None, help="Title column (documents; default title if present).")
-    query_id_column: str | None = param(None, help="Query id column (qrels; default query-id or query_id).")
-    doc_id_column: str | None = param(None, help="Document id column (qrels; default corpus-id or doc_id).")
-    score_column: str | None = param(None, help="Relevance score column (qrels; default score, else 1).")
+    query_id_column: str | None = param(
+        None, help="Query id column (qrels, spans; default query-id or query_id)."
+    )
+    doc_id_column: str | None = param(
+        None, help="Document id column (qrels, spans; default corpus-id or doc_id)."
+    )
+    score_column: str | None = param(
+        None, help="Relevance score column (qrels, spans; default score, else 1)."
+    )
+    start_column: str | None = param(
+        None, help="Span start column: a character offset into the document's text (spans; default start)."
+    )
+    end_column: str | None = param(
+        None, help="Span end column: the offset just past the span (spans; default end)."
+    )
     split: str | None = param(
         None,
-        help="Split of these qrels (default: a split column, else 'unsplit', which `hnm-db split` assigns).",
+        help="Split of these qrels or spans (default: a split column, else 'unsplit', which `hnm-db split` "
+        "assigns).",
     )
     meta_columns: tuple[str, ...] = param(
         (),
@@ -273,12 +312,17 @@ class TableSpec:
         if self.split is not None and not self.split.strip():
             raise InvalidParams("split must not be empty")
         only = {
-            "qrels": ("query_id_column", "doc_id_column", "score_column", "split"),
+            "judgements": ("query_id_column", "doc_id_column", "score_column", "split"),
+            "spans": ("start_column", "end_column"),
             "text": ("id_column", "text_column"),
             "documents": ("title_column", "license", "language"),
         }
         for owner, names in only.items():
-            allowed = self.kind == owner or (owner == "text" and self.kind != "qrels")
+            allowed = (
+                self.kind == owner
+                or (owner == "text" and self.kind not in _JUDGEMENTS)
+                or (owner == "judgements" and self.kind in _JUDGEMENTS)
+            )
             for name in names:
                 if getattr(self, name) is not None and not allowed:
                     raise InvalidParams(f"{name} does not apply to kind {self.kind!r}")
@@ -425,6 +469,33 @@ def read_parquet(path: Path) -> list[Record]:
     if not frame.height:
         raise _no_records(path, "the table has no rows")
     return [(Loc(str(path), "row", i + 1), row) for i, row in enumerate(frame.iter_rows(named=True))]
+
+
+#: Column names that mark a spans file's first line as a header.
+SPANS_HEADER_NAMES = QRELS_HEADER_NAMES | {"start", "end", "start_char", "end_char"}
+
+
+def read_beir_spans(path: Path) -> list[Record]:
+    """Span judgements in BEIR's style (QMSum's ``spans/<split>.tsv``): tab-separated query-id,
+    corpus-id, start, end, score; split = file stem; a first line naming a column is a header."""
+    records = []
+    for i, line in enumerate(_lines(path), start=1):
+        if not line.strip():
+            continue
+        loc = Loc(str(path), "line", i)
+        fields = line.rstrip("\r").split("\t")
+        if not records and {f.strip().lower() for f in fields} & SPANS_HEADER_NAMES:
+            continue
+        if len(fields) != 5:
+            raise loc.error(
+                InputError,
+                f"expected 5 tab-separated fields (query-id, corpus-id, start, end, score), found {len(fields)}",
+            )
+        names = ("query-id", "corpus-id", "start", "end", "score")
+        records.append((loc, dict(zip(names, fields, strict=True))))
+    if not records:
+        raise _no_records(path, "no spans (an empty file or a header line only)")
+    return records
 
 
 def read_beir_qrels(path: Path) -> list[Record]:
@@ -597,7 +668,8 @@ def text_rows(
     rows = []
     for loc, rec in records:
         rid = _value(loc, rec, id_col, what="id", numbers=numbers)
-        text = clean_text(_value(loc, rec, text_col, what="text", numbers=numbers))
+        raw = _value(loc, rec, text_col, what="text", numbers=numbers)
+        text = clean_text(raw)
         row = {
             _KEYS[kind][0]: rid,
             "text": text,
@@ -612,6 +684,9 @@ def text_rows(
                 None if raw_title is None else _scalar_text(loc, title_col, raw_title, numbers=numbers)
             )
             row |= {"title": title, "source": source or loc.file, "content_hash": document_hash(title, text)}
+            lead = len(raw) - len(raw.lstrip())
+            row["_lead"] = lead if raw[lead : lead + len(text)] == text else None
+            row["_raw_len"] = len(raw)
         else:
             row["content_hash"] = content_hash(text)
         rows.append(row)
@@ -660,6 +735,53 @@ def qrel_rows(
     return _finish("qrels", rows, summary)
 
 
+def _offset(loc: Loc, value: Any, name: str) -> int:
+    if value is None:
+        raise loc.error(InputError, f"missing required field {name!r}")
+    number = _score(loc, value, name)
+    if number < 0:
+        raise loc.error(InputError, f"field {name!r} must be a character offset >= 0, found {number}")
+    return number
+
+
+def span_rows(
+    records: Sequence[Record], spec: TableSpec, summary: IngestSummary, split: str | None = None
+) -> pl.DataFrame:
+    """Spans from records: query id, doc id, ``[start, end)`` character offsets into the document's text
+    (integers, start < end), integer score (default 1), split (as for qrels)."""
+    q_col = _column(records, spec.query_id_column, _CANDIDATES["qrels.query_id"], "the query id", True)
+    d_col = _column(records, spec.doc_id_column, _CANDIDATES["qrels.doc_id"], "the document id", True)
+    a_col = _column(records, spec.start_column, _CANDIDATES["spans.start"], "the span start", True)
+    b_col = _column(records, spec.end_column, _CANDIDATES["spans.end"], "the span end", True)
+    s_col = _column(records, spec.score_column, _CANDIDATES["score"], "the score", False)
+    split = split or spec.split
+    split_col = None if split else _column(records, None, _CANDIDATES["split"], "the split", False)
+    numbers = spec.numbers_as_text
+    rows = []
+    for loc, rec in records:
+        start, end = _offset(loc, rec.get(a_col), a_col), _offset(loc, rec.get(b_col), b_col)
+        if start >= end:
+            raise loc.error(
+                InputError, f"span start {start} is not before its end {end} (a range is [start, end))"
+            )
+        rows.append(
+            {
+                "query_id": _value(loc, rec, q_col, what="id", numbers=numbers),
+                "doc_id": _value(loc, rec, d_col, what="id", numbers=numbers),
+                "start_char": start,
+                "end_char": end,
+                "score": _score(loc, rec.get(s_col), s_col) if s_col and rec.get(s_col) is not None else 1,
+                "split": _value(loc, rec, split_col, what="id", numbers=numbers)
+                if split_col
+                else (split or UNSPLIT),
+                "_file": loc.file,
+                "_unit": loc.unit,
+                "_line": loc.n,
+            }
+        )
+    return _finish("spans", rows, summary)
+
+
 def _finish(kind: str, rows: list[dict[str, Any]], summary: IngestSummary) -> pl.DataFrame:
     """Frame of validated rows: duplicates inside the input are errors, empty texts are skipped."""
     frame = (
@@ -669,7 +791,7 @@ def _finish(kind: str, rows: list[dict[str, Any]], summary: IngestSummary) -> pl
     )
     _reject_duplicates(kind, frame)
     counts = summary.kind(kind)
-    if kind == "qrels":
+    if kind in _JUDGEMENTS:
         return frame
     empty = frame.filter(pl.col("text") == "")  # texts are stripped: empty means whitespace-only
     counts.skipped_empty += empty.height
@@ -694,7 +816,7 @@ def _reject_duplicates(kind: str, frame: pl.DataFrame) -> None:
     where = Loc(first["_file"][1], first["_unit"][1], first["_line"][1])
     earlier = Loc(first["_file"][0], first["_unit"][0], first["_line"][0])
     earlier_txt = f"{earlier.unit} {earlier.n}" if earlier.file == where.file else str(earlier)
-    what = ", ".join(f"{k} {first[k]!r}" for k in keys) if kind == "qrels" else f"id {first[keys[0]]!r}"
+    what = ", ".join(f"{k} {first[k]!r}" for k in keys) if kind in _JUDGEMENTS else f"id {first[keys[0]]!r}"
     more = f" (and {groups.height - 1} more duplicated)" if groups.height > 1 else ""
     raise where.error(DuplicateId, f"duplicate {what}, first at {earlier_txt}{more}")
 
@@ -706,21 +828,22 @@ def _classify(db: Store, kind: str, frame: pl.DataFrame) -> pl.DataFrame:
     on = " AND ".join(f"t.{k} = i.{k}" for k in keys)
     with db.registered("_hnm_incoming_keys", frame.select(keys).to_arrow()) as name:
         old = db.sql(
-            f"SELECT {', '.join('t.' + k for k in keys)}, t.{version} AS _old FROM {kind} t JOIN {name} i ON {on}"
+            f"SELECT {', '.join('t.' + k for k in keys)}, t.{version} AS _old FROM {_TABLES[kind]} t "
+            f"JOIN {name} i ON {on}"
         )
     old = old.with_columns(pl.col("_old").cast(frame.schema[version]))
     return frame.join(old, on=list(keys), how="left", maintain_order="left")
 
 
 def _check_references(
-    db: Store, qrels: pl.DataFrame, incoming: dict[str, pl.DataFrame], summary: IngestSummary
+    db: Store, kind: str, qrels: pl.DataFrame, incoming: dict[str, pl.DataFrame], summary: IngestSummary
 ) -> pl.DataFrame:
-    """Qrels must name queries and documents in the database or in this same ingest.
+    """Qrels (or spans, ``kind``) must name queries and documents in the database or in this same ingest.
 
-    Returns the qrels to store: one naming a text this same ingest skipped as empty is skipped too,
+    Returns the judgements to store: one naming a text this same ingest skipped as empty is skipped too,
     counted and noted (real collections hold empty documents that their qrels still name).
     """
-    qrels = _skip_qrels_of_empty_texts(db, qrels, incoming, summary)
+    qrels = _skip_qrels_of_empty_texts(db, kind, qrels, incoming, summary)
     unknown = _unknown_references(db, qrels, incoming)
     bad = pl.concat([unknown["query_id"], unknown["doc_id"]]).unique(maintain_order=True)
     if not bad.height:
@@ -730,7 +853,7 @@ def _check_references(
         for r in unknown[col].head(EXAMPLES).iter_rows(named=True):
             examples.append(f"{label} {r[col]!r} ({Loc(r['_file'], r['_unit'], r['_line'])})")
     raise UnknownIds(
-        f"{bad.height} qrels name unknown ids ({unknown['query_id']['query_id'].n_unique()} unknown queries, "
+        f"{bad.height} {kind} name unknown ids ({unknown['query_id']['query_id'].n_unique()} unknown queries, "
         f"{unknown['doc_id']['doc_id'].n_unique()} unknown documents), e.g. {'; '.join(examples[:EXAMPLES])}; "
         "ingest the queries and documents first (or in the same command)"
     )
@@ -752,7 +875,7 @@ def _unknown_references(
 
 
 def _skip_qrels_of_empty_texts(
-    db: Store, qrels: pl.DataFrame, incoming: dict[str, pl.DataFrame], summary: IngestSummary
+    db: Store, judged: str, qrels: pl.DataFrame, incoming: dict[str, pl.DataFrame], summary: IngestSummary
 ) -> pl.DataFrame:
     """Drop (count, note) the unknown-id qrels whose query or document this ingest skipped as empty."""
     unknown = _unknown_references(db, qrels, incoming)
@@ -762,15 +885,65 @@ def _skip_qrels_of_empty_texts(
         for r in unknown[col].filter(pl.col(col).is_in(list(empty))).iter_rows(named=True):
             where = Loc(r["_file"], r["_unit"], r["_line"])
             summary.skipped.append(
-                f"{where}: qrel ({r['query_id']!r}, {r['doc_id']!r}) skipped: {label} {r[col]!r} has an "
+                f"{where}: {judged[:-1]} ({r['query_id']!r}, {r['doc_id']!r}) skipped: {label} {r[col]!r} has an "
                 f"empty text ({empty[r[col]]})"
             )
             skip.append((r["_file"], r["_line"]))
     if not skip:
         return qrels
-    summary.kind("qrels").skipped_empty += len(set(skip))
+    summary.kind(judged).skipped_empty += len(set(skip))
     gone = pl.DataFrame(sorted(set(skip)), schema={"_file": pl.String, "_line": pl.Int64}, orient="row")
     return qrels.join(gone, on=["_file", "_line"], how="anti", maintain_order="left")
+
+
+def _check_span_ranges(db: Store, spans: pl.DataFrame, incoming: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """Spans on the stored texts: every range must lie inside its document's text.
+
+    Offsets count in the text as the source gives it. Stored texts are stripped (and NFC, ``\n`` line
+    ends), so for a document of this same ingest a range is moved by the characters stripped at the
+    start and cut at the stored end (QMSum's last turns end in a space); a span on a document whose
+    cleaning changed more than its ends is refused, as is one outside the text. For a document already
+    stored, offsets count in its stored text.
+    """
+    wanted = spans.select("doc_id").unique()
+    with db.registered("_hnm_wanted", wanted.to_arrow()) as name:
+        docs = db.sql(
+            f"SELECT d.doc_id, length(d.text)::BIGINT AS n, 0::BIGINT AS lead, length(d.text)::BIGINT AS raw_n "
+            f"FROM documents d JOIN {name} w USING (doc_id)"
+        )
+    if "documents" in incoming:
+        new = incoming["documents"].select(
+            "doc_id",
+            pl.col("text").str.len_chars().cast(pl.Int64).alias("n"),
+            pl.col("_lead").alias("lead"),
+            pl.col("_raw_len").alias("raw_n"),
+        )
+        docs = pl.concat([docs.join(new, on="doc_id", how="anti"), new])
+    rows = spans.join(docs, on="doc_id", how="left")
+    unmapped = rows.filter(pl.col("lead").is_null())
+    if unmapped.height:
+        r = unmapped.row(0, named=True)
+        raise Loc(r["_file"], r["_unit"], r["_line"]).error(
+            InputError,
+            f"span of query {r['query_id']!r} names document {r['doc_id']!r}, whose text changed inside when "
+            "stored (Unicode NFC or \\r\\n line ends), so its character offsets cannot be mapped; give spans "
+            "in the stored text's offsets (ingest them after the documents)",
+        )
+    rows = rows.with_columns(
+        (pl.col("start_char") - pl.col("lead")).clip(lower_bound=0).alias("start_char"),
+        pl.min_horizontal(pl.col("end_char") - pl.col("lead"), pl.col("n")).alias("end_char"),
+        pl.col("end_char").alias("_end"),
+    )
+    bad = rows.filter((pl.col("end_char") <= pl.col("start_char")) | (pl.col("_end") > pl.col("raw_n")))
+    if bad.height:
+        r = bad.row(0, named=True)
+        more = f" (and {bad.height - 1} more)" if bad.height > 1 else ""
+        raise Loc(r["_file"], r["_unit"], r["_line"]).error(
+            InputError,
+            f"span of query {r['query_id']!r} lies outside the text of document {r['doc_id']!r} "
+            f"({r['n']} characters){more}",
+        )
+    return rows.select(spans.columns)
 
 
 def _plan(kind: str, frame: pl.DataFrame, on_duplicate: str, counts: KindCounts) -> tuple[pl.DataFrame, ...]:
@@ -803,15 +976,16 @@ def _write(db: Store, kind: str, new: pl.DataFrame, changed: pl.DataFrame) -> No
     select = ", ".join(f"{c}::JSON" if c == "meta" else c for c in cols)
     if new.height:
         with db.registered("_hnm_new_rows", new.select(cols).to_arrow()) as name:
-            db.execute(f"INSERT INTO {kind} ({', '.join(cols)}) SELECT {select} FROM {name}")
+            db.execute(f"INSERT INTO {_TABLES[kind]} ({', '.join(cols)}) SELECT {select} FROM {name}")
     if changed.height:
         keys = _KEYS[kind]
         sets = [f"{c} = r.{c}" + ("::JSON" if c == "meta" else "") for c in cols if c not in keys]
-        if kind != "qrels":
+        if kind not in _JUDGEMENTS:
             sets.append("ingested_at = current_timestamp::TIMESTAMP")
-        on = " AND ".join(f"{kind}.{k} = r.{k}" for k in keys)
+        table = _TABLES[kind]
+        on = " AND ".join(f"{table}.{k} = r.{k}" for k in keys)
         with db.registered("_hnm_changed_rows", changed.select(cols).to_arrow()) as name:
-            db.execute(f"UPDATE {kind} SET {', '.join(sets)} FROM {name} r WHERE {on}")
+            db.execute(f"UPDATE {table} SET {', '.join(sets)} FROM {name} r WHERE {on}")
 
 
 def store(
@@ -820,9 +994,12 @@ def store(
     """Phase 2: classify against the database, check qrels, apply the policy, write; one transaction."""
     check_policy(on_duplicate)
     with db.transaction():
-        if "qrels" in frames and frames["qrels"].height:
-            texts = {k: f for k, f in frames.items() if k != "qrels"}
-            frames = {**frames, "qrels": _check_references(db, frames["qrels"], texts, summary)}
+        texts = {k: f for k, f in frames.items() if k not in _JUDGEMENTS}
+        for kind in _JUDGEMENTS:
+            if kind in frames and frames[kind].height:
+                frames = {**frames, kind: _check_references(db, kind, frames[kind], texts, summary)}
+        if "spans" in frames and frames["spans"].height:
+            frames = {**frames, "spans": _check_span_ranges(db, frames["spans"], texts)}
         classified = {k: _classify(db, k, f) for k, f in frames.items()}
         plans = {k: _plan(k, classified[k], on_duplicate, summary.kind(k)) for k in KINDS if k in classified}
         for kind, (new, changed) in plans.items():
@@ -845,7 +1022,8 @@ BEIR_PARTS = ("corpus.jsonl", "queries.jsonl", "qrels/")
 
 
 def ingest_beir(db: Store, folder: str | Path, params: BeirParams | None = None) -> IngestSummary:
-    """A BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv (split = file stem).
+    """A BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv (split = file stem), and span
+    judgements in spans/<split>.tsv when the folder has them (query-id, corpus-id, start, end, score).
 
     Keys other than _id/title/text go to ``meta``. queries.jsonl and qrels/ may be missing (a corpus
     alone is a valid source), and each missing part is named in ``summary.warnings``; corpus.jsonl
@@ -882,6 +1060,12 @@ def ingest_beir(db: Store, folder: str | Path, params: BeirParams | None = None)
         spec = TableSpec("qrels", numbers_as_text=numbers_as_text)
         parts = [qrel_rows(read_beir_qrels(p), spec, summary, split=p.stem) for p in qrel_files]
         frames["qrels"] = pl.concat(parts)
+    span_files = sorted((root / "spans").glob("*.tsv")) if (root / "spans").is_dir() else []
+    if span_files:
+        spec = TableSpec("spans", numbers_as_text=numbers_as_text)
+        frames["spans"] = pl.concat(
+            [span_rows(read_beir_spans(p), spec, summary, split=p.stem) for p in span_files]
+        )
     return store(db, frames, params.on_duplicate, summary)
 
 
@@ -913,7 +1097,7 @@ def read_card_metadata(path: Path) -> dict[str, str]:
 
 
 def ingest_table(db: Store, path: str | Path, spec: TableSpec, fmt: str | None = None) -> IngestSummary:
-    """A JSONL, CSV or Parquet file of documents, queries or qrels (``spec`` names the columns)."""
+    """A JSONL, CSV or Parquet file of documents, queries, qrels or spans (``spec`` names the columns)."""
     path = Path(path)
     fmt = fmt or {
         ".jsonl": "jsonl",
@@ -928,6 +1112,8 @@ def ingest_table(db: Store, path: str | Path, spec: TableSpec, fmt: str | None =
     summary = IngestSummary()
     if spec.kind == "qrels":
         frame = qrel_rows(records, spec, summary)
+    elif spec.kind == "spans":
+        frame = span_rows(records, spec, summary)
     else:
         frame = text_rows(records, spec, str(path.resolve()), summary, untyped=fmt == "csv")
     return store(db, {spec.kind: frame}, spec.on_duplicate, summary)

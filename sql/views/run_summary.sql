@@ -4,7 +4,10 @@
 -- pair counted once), how many negatives came from the fallback ranks and from the random mix, what
 -- the false-negative guard dropped and how many pairs and queries came up short (from
 -- mining_runs.stats, NULL when the stage did not record them), and cluster agreement: the share of
--- negatives in the query's K-means cluster (NULL when the run has no clusters).
+-- negatives in the query's K-means cluster (NULL when the run has no clusters); positive_rule (mine
+-- --positive), own_best_differs: the (query, positive document)s whose best chunk by the run's own
+-- method is not a positive the rule used (NULL for runs that did not record it), and
+-- same_document_negatives: negatives from the positive's own document (mine --same-document-negatives).
 CREATE OR REPLACE VIEW run_summary AS
 WITH per_query AS (
     SELECT run_id, query_id, count(DISTINCT negative_chunk_id) AS negatives
@@ -23,6 +26,7 @@ negative_scores AS (
            avg(rank) AS mean_rank,
            avg(member_scores['@ensemble']) AS mean_ensemble_sim,
            count(*) FILTER (WHERE fallback) AS fallback_negatives,
+           count(*) FILTER (WHERE negative_doc_id = positive_doc_id) AS same_document_negatives,
            count(*) FILTER (WHERE negative_method = 'random' AND negative_method <> method)
                AS mixed_random_negatives,
            avg(score) AS neg_score_mean,
@@ -56,6 +60,9 @@ summary AS (
            n.mean_rank, n.mean_ensemble_sim,
            coalesce(n.fallback_negatives, 0) AS fallback_negatives,
            coalesce(n.mixed_random_negatives, 0) AS mixed_random_negatives,
+           coalesce(n.same_document_negatives, 0) AS same_document_negatives,
+           coalesce(r.params ->> 'positive', 'method') AS positive_rule,
+           TRY_CAST(r.stats ->> 'positive_own_best_differs' AS BIGINT) AS own_best_differs,
            q.neg_per_query_min, q.neg_per_query_median, q.neg_per_query_max,
            n.neg_score_mean, n.neg_score_p10, n.neg_score_p50, n.neg_score_p90,
            p.pos_score_mean, p.pos_score_p10, p.pos_score_p50, p.pos_score_p90,
