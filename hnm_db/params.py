@@ -21,7 +21,7 @@ from hnm_db.models.registry import ModelParams, Registration
 from hnm_db.models.tune import TuneParams, TuneSummary
 from hnm_db.reranker.evaluate import EvalParams, EvalSummary, PairedTest
 from hnm_db.reranker.train import TrainParams, TrainSummary
-from hnm_db.retrieval.metrics import METRIC_NAMES
+from hnm_db.retrieval.metrics import METRIC_NAMES, PASSAGE_METRIC_NAMES
 from hnm_db.sources.chunk import ChunkParams, ChunkSummary
 from hnm_db.sources.ingest import (
     POLICIES,
@@ -35,7 +35,7 @@ from hnm_db.sources.ingest import (
 from hnm_db.sources.split import SplitParams, SplitSummary
 
 __all__ = [
-    "ENGINES", "LAYOUTS", "METRIC_NAMES", "POLICIES",
+    "ENGINES", "LAYOUTS", "METRIC_NAMES", "PASSAGE_METRIC_NAMES", "POLICIES",
     "AuditParams", "AuditReport", "BeirParams", "ChunkParams", "ChunkSummary", "ClusterParams", "ClusterSummary",
     "DenoiseParams", "DenoiseSummary", "EmbedParams", "EmbedSummary", "EnsembleParams", "EnsembleSummary",
     "EvalParams", "EvalSummary", "ExportParams", "ExportSummary", "FilesParams", "IngestSummary", "KindCounts",

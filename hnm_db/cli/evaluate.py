@@ -10,7 +10,7 @@ import click
 import polars as pl
 
 from hnm_db.cli._common import Ctx, emit_frame, emit_mapping, format_option, info, params_options, pass_ctx
-from hnm_db.params import METRIC_NAMES, EvalParams
+from hnm_db.params import METRIC_NAMES, PASSAGE_METRIC_NAMES, EvalParams
 
 
 def _with_spread(frame: pl.DataFrame, metrics: Sequence[str]) -> pl.DataFrame:
@@ -112,7 +112,10 @@ def eval_cmd(
         ctx,
         f"{summary.queries} queries; scored {summary.scored_pairs} new pairs, {summary.cached_pairs} cached",
     )
-    frame = pl.DataFrame(summary.rows).select("model", "first_stage", "k", *METRIC_NAMES, "queries")
+    frame = pl.DataFrame(summary.rows)
+    passage = [c for c in PASSAGE_METRIC_NAMES if c in frame.columns]  # only when the split has spans
+    spans = ["span_queries"] if passage else []
+    frame = frame.select("model", "first_stage", "k", "aggregate", *METRIC_NAMES, *passage, "queries", *spans)
     emit_frame(frame, fmt)
 
 

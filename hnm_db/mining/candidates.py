@@ -69,7 +69,7 @@ class Pairs:
 
     query: np.ndarray  # int64 query row
     score: np.ndarray  # float64 the positive's score by the method (NaN: none)
-    key: np.ndarray  # str "query_id\x1fpositive_doc_id": seeds a pair's random draws
+    key: np.ndarray  # str "query_id\x1fpositive_doc_id" (+ "\x1fchunk_id" when a document has several positives): seeds a pair's random draws
 
     def __len__(self) -> int:
         return len(self.query)

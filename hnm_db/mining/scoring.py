@@ -285,6 +285,8 @@ def pairs_of(ctx: Context, best: np.ndarray, pos_scores: np.ndarray) -> tuple[Pa
     keys = np.char.add(
         np.char.add(d.query_ids[d.pos_query[order]].astype(str), "\x1f"), d.pos_doc[order].astype(str)
     )
+    if ctx.params.positive in ("all", "span"):  # several positives of one document: each draws its own
+        keys = np.char.add(np.char.add(keys, "\x1f"), d.pos_chunk[order].astype(str))
     return Pairs(d.pos_query[order], pos_scores[order], keys), order
 
 

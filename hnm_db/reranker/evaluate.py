@@ -445,7 +445,13 @@ def write_result(
                 json.dumps(per_query, sort_keys=True),
             ],
         )
-    return {"model": model, "first_stage": params.first_stage, "k": params.k, **values}
+    return {
+        "model": model,
+        "first_stage": params.first_stage,
+        "k": params.k,
+        "aggregate": params.aggregate,
+        **values,
+    }
 
 
 def evaluate(db: Store, params: EvalParams, *, progress: bool = True) -> EvalSummary:
