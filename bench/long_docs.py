@@ -336,12 +336,14 @@ def rerank_report(db, args, setup, chunking, stage, agg, mined, models, first) -
     pairs = [("ensemble", other) for other in ("bm25", "random", "ensemble-samedoc")]
     pairs += [("ensemble-samedoc", "bm25")]
     for a, b in pairs:
-        t = db.paired(models[a], models[b], first_stage=stage, k=k, split=setup.split, metric="ndcg@10")
+        t = db.paired(models[a], models[b], first_stage=stage, k=k, split=setup.split, aggregate=agg)
         lines.append(
             f"| {a} | {b} | {t.queries} | {t.diff:+.3f} | [{t.ci_low:+.3f}, {t.ci_high:+.3f}] | {t.p_value:.3g} |"
         )
     for a in ("ensemble", "ensemble-samedoc"):
-        t = db.paired(models[a], f"first-stage:{stage}", first_stage=stage, k=k, split=setup.split)
+        t = db.paired(
+            models[a], f"first-stage:{stage}", first_stage=stage, k=k, split=setup.split, aggregate=agg
+        )
         lines.append(
             f"| {a} | first stage | {t.queries} | {t.diff:+.3f} | [{t.ci_low:+.3f}, {t.ci_high:+.3f}] | {t.p_value:.3g} |"
         )
