@@ -306,3 +306,49 @@ def test_eval_aggregates_are_stored_apart_and_span_metrics_follow_the_chunk_rank
     assert by_agg["max"]["span_recall@10"] == pytest.approx(np.mean(hits))
     aggs = span_db.sql("SELECT DISTINCT aggregate FROM eval_summary ORDER BY 1")["aggregate"].to_list()
     assert aggs == ["first", "max", "sum-top-2"]
+
+
+def test_a_span_on_a_document_whose_text_changed_inside_is_refused(db, tmp_path):
+    before = db_digest(db)
+    docs = {**DOCS, "d0": DOCS["d0"].replace(". ", ".\r\n", 1)}  # stored with \n: offsets move
+    with pytest.raises(InputError, match="cannot be mapped") as info:
+        db.ingest_beir(write_folder(tmp_path / "beir", ["q0\td0\t0\t10\t1"], docs=docs))
+    assert "spans/train.tsv" in str(info.value)
+    assert db_digest(db) == before
+
+
+def test_the_span_rule_without_spans_is_an_empty_selection_and_writes_nothing(db, tmp_path):
+    from hnm_db.errors import EmptySelection
+
+    db.ingest_beir(write_folder(tmp_path / "beir", ["q0\td0\t0\t10\t1"]))
+    db.store.execute("DELETE FROM qrel_spans")
+    db.chunk(strategy="sentences", size=70)
+    before = db_digest(db)
+    with pytest.raises(EmptySelection, match="judged span"):
+        db.mine(method="bm25", positive="span", name="x", **MINE)
+    assert db_digest(db) == before
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"), [({"timeout": 0}, "timeout must be"), ({"workers": 0}, "workers must be")]
+)
+def test_bad_url_settings_are_refused_before_anything_is_fetched(db, tmp_path, fields, message):
+    path = tmp_path / "urls.txt"
+    path.write_text("http://127.0.0.1:9/x\n")
+    before = db_digest(db)
+    with pytest.raises(InvalidParams, match=message):
+        db.ingest_urls(path, **fields)
+    assert db_digest(db) == before
+
+
+@pytest.mark.parametrize("bad", ["mean", "sum-top-0"])
+def test_a_bad_aggregate_is_refused_by_eval_and_train(bad):
+    with pytest.raises(InvalidParams, match="first, max or sum-top-K"):
+        hnm_db.EvalParams(aggregate=bad)
+    with pytest.raises(InvalidParams, match="first, max or sum-top-K"):
+        hnm_db.TrainParams(run="r", out="o", dev_aggregate=bad)
+
+
+def test_an_in_memory_database_needs_a_ray_stage_folder():
+    with pytest.raises(InvalidParams, match="in-memory"):
+        hnm_db.RayParams().staged_beside(":memory:")

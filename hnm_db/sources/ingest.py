@@ -475,49 +475,39 @@ def read_parquet(path: Path) -> list[Record]:
 SPANS_HEADER_NAMES = QRELS_HEADER_NAMES | {"start", "end", "start_char", "end_char"}
 
 
-def read_beir_spans(path: Path) -> list[Record]:
-    """Span judgements in BEIR's style (QMSum's ``spans/<split>.tsv``): tab-separated query-id,
-    corpus-id, start, end, score; split = file stem; a first line naming a column is a header."""
+def _read_beir_tsv(path: Path, names: tuple[str, ...], header: frozenset[str], what: str) -> list[Record]:
+    """Tab-separated ``names`` per line; the first line is a header when it names a column of ``header``
+    (by what it says, not where it is); ``what`` is what a file without any record lacks."""
     records = []
     for i, line in enumerate(_lines(path), start=1):
         if not line.strip():
             continue
         loc = Loc(str(path), "line", i)
         fields = line.rstrip("\r").split("\t")
-        if not records and {f.strip().lower() for f in fields} & SPANS_HEADER_NAMES:
+        if not records and {f.strip().lower() for f in fields} & header:
             continue
-        if len(fields) != 5:
+        if len(fields) != len(names):
             raise loc.error(
                 InputError,
-                f"expected 5 tab-separated fields (query-id, corpus-id, start, end, score), found {len(fields)}",
+                f"expected {len(names)} tab-separated fields ({', '.join(names)}), found {len(fields)}",
             )
-        names = ("query-id", "corpus-id", "start", "end", "score")
         records.append((loc, dict(zip(names, fields, strict=True))))
     if not records:
-        raise _no_records(path, "no spans (an empty file or a header line only)")
+        raise _no_records(path, f"no {what} (an empty file or a header line only)")
     return records
+
+
+def read_beir_spans(path: Path) -> list[Record]:
+    """Span judgements in BEIR's style (QMSum's ``spans/<split>.tsv``): query-id, corpus-id, start, end,
+    score; split = file stem."""
+    return _read_beir_tsv(
+        path, ("query-id", "corpus-id", "start", "end", "score"), SPANS_HEADER_NAMES, "spans"
+    )
 
 
 def read_beir_qrels(path: Path) -> list[Record]:
-    """BEIR qrels: tab-separated query-id, corpus-id, score, split = file stem; the first line is a
-    header when it names a column (by what it says, not where it is)."""
-    records = []
-    for i, line in enumerate(_lines(path), start=1):
-        if not line.strip():
-            continue
-        loc = Loc(str(path), "line", i)
-        fields = line.rstrip("\r").split("\t")
-        if not records and {f.strip().lower() for f in fields} & QRELS_HEADER_NAMES:
-            continue
-        if len(fields) != 3:
-            raise loc.error(
-                InputError,
-                f"expected 3 tab-separated fields (query-id, corpus-id, score), found {len(fields)}",
-            )
-        records.append((loc, {"query-id": fields[0], "corpus-id": fields[1], "score": fields[2]}))
-    if not records:
-        raise _no_records(path, "no judgements (an empty file or a header line only)")
-    return records
+    """BEIR qrels: query-id, corpus-id, score; split = file stem."""
+    return _read_beir_tsv(path, ("query-id", "corpus-id", "score"), QRELS_HEADER_NAMES, "judgements")
 
 
 READERS: dict[str, Callable[[Path], list[Record]]] = {
